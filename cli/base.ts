@@ -1,0 +1,27 @@
+/** What every extip command shares: error reporting with the documented exit codes. */
+import {Command} from '@oclif/core';
+import {ExitCode, ExtipError, UserError} from './errors.js';
+
+export abstract class BaseCommand extends Command {
+  protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<void> {
+    if (err instanceof ExtipError) {
+      this.logToStderr(`Error: ${err.message}`);
+      if (err instanceof UserError && err.hint) this.logToStderr(`Hint: ${err.hint}`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    // oclif's own parse errors (unknown flag, missing argument) are usage errors.
+    if (err.oclif?.exit !== undefined && err.oclif.exit !== 0 && !(err.name === 'ExitError')) {
+      process.exitCode = ExitCode.usage;
+      this.logToStderr(`Error: ${err.message}`);
+      this.logToStderr(`See: ${this.config.bin} ${this.id ?? ''} --help`);
+      return;
+    }
+    throw err;
+  }
+
+  /** Progress and notes: always stderr, so stdout carries only data. */
+  protected note(message: string): void {
+    this.logToStderr(message);
+  }
+}

@@ -1,0 +1,76 @@
+import {Flags} from '@oclif/core';
+import {BaseCommand} from '../base.js';
+import {UserError} from '../errors.js';
+import {variableFlags, variableInputs} from '../flags.js';
+import {loadVariables} from '../loader.js';
+import {assertValid} from '../validate.js';
+import {applyKargo, planDiff, planKargo, renderWorkspace} from '../workspace.js';
+
+export interface RenderResult {
+  mode: 'workspace' | 'kargo';
+  directory: string;
+  /** Files written (workspace) or changed (kargo), relative to the directory. */
+  files: string[];
+  changed: boolean;
+}
+
+export default class Render extends BaseCommand {
+  static override summary = 'Write the externalip role, playbooks and your variables as an Ansible workspace, or into a Kargo/kubespray checkout.';
+
+  static override description = `Variables are read from the inventory's group_vars, -e and --set (in that order of precedence) and validated first: on any bad value, render exits 2 and writes nothing.
+
+With --out DIR, DIR gets roles/externalip, the playbooks externalip.yml and externalip-uninstall.yml, and group_vars/all/extip.yml holding your values (every variable documented; only the ones you set are active). Run it with ansible-playbook -i <inventory> DIR/externalip.yml.
+
+With --kargo DIR, the role is copied into DIR/roles, the variables into the inventory's group_vars, and a play with the role (tag externalip) is appended to DIR/cluster.yml, so that "ansible-playbook cluster.yml -t externalip" installs it. The diff is shown; a second run changes nothing.`;
+
+  static override examples = [
+    {description: 'A workspace with the ECMP setup of the original docs', command: '<%= config.bin %> <%= command.id %> --out ./extip-ws -e @inventory-examples/ecmp/extip_ecmp.yaml'},
+    {description: 'Add the role to a kubespray checkout', command: '<%= config.bin %> <%= command.id %> --kargo ~/kubespray --set extip_iface=lo --set extip_mask=32'},
+    {description: 'See what --kargo would change without writing', command: '<%= config.bin %> <%= command.id %> --kargo ~/kubespray --dry-run'},
+  ];
+
+  static override enableJsonFlag = true;
+
+  static override flags = {
+    out: Flags.directory({summary: 'Write a self-contained Ansible workspace here.', exactlyOne: ['out', 'kargo']}),
+    kargo: Flags.directory({summary: 'Install into this Kargo/kubespray checkout instead.', exactlyOne: ['out', 'kargo']}),
+    'kargo-inventory': Flags.string({
+      summary: 'With --kargo: the inventory (relative to the checkout) whose group_vars get the variables.',
+      dependsOn: ['kargo'],
+    }),
+    'dry-run': Flags.boolean({summary: 'With --kargo: show the diff, write nothing.', dependsOn: ['kargo']}),
+    ...variableFlags,
+  };
+
+  async run(): Promise<RenderResult> {
+    const {flags} = await this.parse(Render);
+    const vars = await loadVariables(variableInputs(flags));
+    assertValid(vars.given);
+    for (const name of Object.keys(vars.passthrough)) {
+      this.note(`Note: ${name} is not an extip variable; render does not write it (install passes it to Ansible).`);
+    }
+
+    if (flags.out) {
+      const files = await renderWorkspace(flags.out, vars);
+      this.note(`Wrote ${files.length} files to ${flags.out}. Run:\n  ansible-playbook -i <inventory> ${flags.out}/externalip.yml`);
+      return {mode: 'workspace', directory: flags.out, files, changed: true};
+    }
+
+    const root = flags.kargo;
+    if (!root) throw new UserError('give --out DIR or --kargo DIR');
+    const plan = await planKargo(root, vars, flags['kargo-inventory']);
+    const files = [...plan.changes.keys()];
+    if (!files.length) {
+      this.note(`${root} already has the externalip role, the tag and these variables: nothing to change.`);
+      return {mode: 'kargo', directory: root, files, changed: false};
+    }
+    if (!this.jsonEnabled()) this.log(planDiff(plan).trimEnd());
+    if (flags['dry-run']) {
+      this.note(`Dry run: ${files.length} files would change; nothing was written.`);
+      return {mode: 'kargo', directory: root, files, changed: false};
+    }
+    await applyKargo(plan);
+    this.note(`Changed ${files.length} files in ${root}. Install with:\n  ansible-playbook -i ${plan.inventory} ${root}/cluster.yml -t externalip`);
+    return {mode: 'kargo', directory: root, files, changed: true};
+  }
+}

@@ -1,0 +1,57 @@
+/** Checks resolved variables against the catalogue; every problem is reported at once. */
+import {type Value, type Variable, catalogue} from './catalogue.js';
+import {ValidationError, type VariableProblem} from './errors.js';
+import {type RuleContext, nearest} from './rules.js';
+import {stringifyInline} from './yamlio.js';
+
+export const variablesByName: ReadonlyMap<string, Variable> = new Map(catalogue.map((v) => [v.name, v]));
+
+/** Old names that still work, mapped to the variable they set. */
+export const aliases: ReadonlyMap<string, string> = new Map(
+  catalogue.flatMap((v) => (v.aliases ?? []).map((alias) => [alias, v.name] as const)),
+);
+
+/** A value Ansible will template at run time; the role's own checks see it resolved. */
+export function isJinja(value: unknown): boolean {
+  return typeof value === 'string' && (value.includes('{{') || value.includes('{%'));
+}
+
+/** Whether a name belongs to extip: an `extip_*` variable or one of the old aliases. */
+export function isExtipName(name: string): boolean {
+  return name.startsWith('extip_') || aliases.has(name);
+}
+
+/** Returns the problems with `values` (names are extip variables or aliases). */
+export function findProblems(values: Readonly<Record<string, Value>>): VariableProblem[] {
+  const problems: VariableProblem[] = [];
+  const names = [...variablesByName.keys()];
+  const family = values.extip_ip_family;
+  const ctx: RuleContext = {ipFamily: family === 'ipv6' ? 'ipv6' : 'ipv4'};
+  for (const [name, value] of Object.entries(values)) {
+    if (aliases.has(name)) continue;
+    const variable = variablesByName.get(name);
+    if (!variable) {
+      const guess = nearest(name, names);
+      problems.push({
+        name,
+        value,
+        rule: 'not a variable extip knows',
+        hint: guess ? `did you mean ${guess}?` : 'see the variable table in the README, or `extip render --help`',
+        example: guess ? stringifyInline(variablesByName.get(guess)!.example) : '(remove it)',
+      });
+      continue;
+    }
+    if (isJinja(value)) continue;
+    const failure = variable.rule.check(value, ctx);
+    if (failure) {
+      problems.push({name, value, rule: failure.rule, hint: failure.hint, example: stringifyInline(variable.example)});
+    }
+  }
+  return problems;
+}
+
+/** Throws a ValidationError listing every problem. */
+export function assertValid(values: Readonly<Record<string, Value>>): void {
+  const problems = findProblems(values);
+  if (problems.length) throw new ValidationError(problems);
+}

@@ -1,0 +1,241 @@
+"""Filters the externalip role uses to check IP pools and CIDRs.
+
+These mirror poolErrors() and the CIDR rules in the extip CLI (cli/rules.ts),
+message for message; test/rules-parity.test.ts runs the same cases through both.
+"""
+
+import ipaddress
+import re
+
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _cidr(text):
+    """Returns (network, None) or (None, error) like parseCidr() in cli/ipnet.ts."""
+    if "/" not in text:
+        return None, "has no /prefix length"
+    address, prefix = text.split("/", 1)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None, '"%s" is not an IP address' % address
+    if not re.match(r"^[0-9]{1,3}$", prefix):
+        return None, 'prefix length "%s" is not a number' % prefix
+    width = 32 if ip.version == 4 else 128
+    if int(prefix) > width:
+        return None, "prefix length %s is more than %d" % (prefix, width)
+    network = ipaddress.ip_network("%s/%s" % (address, prefix), strict=False)
+    if network.network_address != ip:
+        return None, "host bits are set; the network address is %s" % network
+    return network, None
+
+
+def _ip(text):
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _overlap(a_first, a_last, b_first, b_last):
+    return a_first <= b_last and b_first <= a_last
+
+
+def extip_cidr_errors(value):
+    """Problems with a list of CIDRs: each valid with host bits zero, none overlapping."""
+    if not isinstance(value, (list, tuple)):
+        return ["not a list"]
+    errors = []
+    seen = []
+    for item in value:
+        if not isinstance(item, str):
+            errors.append("%s is not a string" % item)
+            continue
+        network, error = _cidr(item)
+        if error:
+            errors.append('"%s": %s' % (item, error))
+            continue
+        for other in seen:
+            if other.version == network.version and network.overlaps(other):
+                errors.append('"%s" overlaps "%s"' % (item, other))
+                break
+        seen.append(network)
+    return errors
+
+
+def extip_pool_errors(value):
+    """Problems with extip_ip_pools, in the words of poolErrors() in cli/rules.ts."""
+    if not isinstance(value, (list, tuple)):
+        return ["not a list"]
+    errors = []
+    seen = []
+    for index, pool in enumerate(value):
+        where = "pool %d" % (index + 1)
+        if not isinstance(pool, dict):
+            errors.append("%s is not a mapping" % where)
+            continue
+        unknown = [k for k in pool if k not in ("name", "cidr", "ranges")]
+        if unknown:
+            errors.append("%s has unknown keys %s (allowed: name, cidr, ranges)" % (where, ", ".join(unknown)))
+        name = pool.get("name")
+        if not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN.match(name):
+            errors.append("%s: name %s is not a lowercase DNS name" % (where, _json(name)))
+        elif any(s[0] == name for s in seen):
+            errors.append('%s: name "%s" is used twice' % (where, name))
+        cidr = pool.get("cidr")
+        if not isinstance(cidr, str):
+            errors.append("%s: cidr is missing" % where)
+            continue
+        network, error = _cidr(cidr)
+        if error:
+            errors.append('%s: cidr "%s" %s' % (where, cidr, error))
+            continue
+        for other_name, other in seen:
+            if other.version == network.version and network.overlaps(other):
+                errors.append('%s: cidr %s overlaps pool "%s" (%s)' % (where, cidr, other_name, other))
+                break
+        seen.append((str(name), network))
+        ranges = pool.get("ranges")
+        if ranges is None:
+            continue
+        if not isinstance(ranges, (list, tuple)):
+            errors.append("%s: ranges is not a list of [first, last] pairs" % where)
+            continue
+        done = []
+        for pair in ranges:
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(p, str) for p in pair):
+                errors.append("%s: range %s is not a [first, last] pair of addresses" % (where, _json(pair)))
+                continue
+            first, last = _ip(pair[0]), _ip(pair[1])
+            if first is None or last is None:
+                errors.append("%s: range %s has an entry that is not an IP address" % (where, _json(pair)))
+                continue
+            text = "%s-%s" % (pair[0], pair[1])
+            if first.version != network.version or last.version != network.version:
+                errors.append("%s: range %s is not in the address family of %s" % (where, text, cidr))
+            elif first > last:
+                errors.append("%s: range %s ends before it starts" % (where, text))
+            elif first < network.network_address or last > network.broadcast_address:
+                errors.append("%s: range %s is not inside %s" % (where, text, cidr))
+            else:
+                clash = next((d for d in done if _overlap(d[0], d[1], first, last)), None)
+                if clash:
+                    errors.append("%s: range %s overlaps range %s" % (where, text, clash[2]))
+                done.append((first, last, text))
+    return errors
+
+
+def _json(value):
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+def extip_node_names(hosts, hostvars, nodes, lookup="inventory"):
+    """Maps each inventory host to its Kubernetes node name.
+
+    inventory: kube_override_hostname, else inventory_hostname (kubespray's rule).
+    internal_ip: the node whose InternalIP is the host's ip, access_ip or
+    ansible_host (the original role's rule). A host without a match maps to "".
+    """
+    by_ip = {}
+    for node in nodes:
+        for address in node.get("status", {}).get("addresses", []):
+            if address.get("type") == "InternalIP":
+                by_ip[address.get("address")] = node["metadata"]["name"]
+    names = {}
+    for host in hosts:
+        hv = hostvars[host]
+        if lookup == "internal_ip":
+            ip = hv.get("ip") or hv.get("access_ip") or hv.get("ansible_host") or ""
+            names[host] = by_ip.get(str(ip), "")
+        else:
+            names[host] = str(hv.get("kube_override_hostname") or host)
+    return names
+
+
+def extip_addresses(services, claims=None):
+    """Every address the controller may have brought up: Services' externalIPs,
+    LoadBalancer ingress IPs and IpClaims' addresses, sorted, without duplicates."""
+    found = set()
+    for svc in services:
+        for ip in svc.get("spec", {}).get("externalIPs", []) or []:
+            found.add(ip)
+        for ingress in (svc.get("status", {}).get("loadBalancer", {}) or {}).get("ingress", []) or []:
+            if ingress.get("ip"):
+                found.add(ingress["ip"])
+    for claim in claims or []:
+        cidr = claim.get("spec", {}).get("cidr", "")
+        if cidr:
+            found.add(cidr.split("/")[0])
+    valid = [ip for ip in found if _ip(ip) is not None]
+    return sorted(valid, key=lambda ip: (_ip(ip).version, _ip(ip)))
+
+
+def extip_addr_batch(addresses, present, mask, iface):
+    """`ip -batch` lines that delete, from iface, those of addresses (with mask)
+    that `present` (entries of `ip -j addr show dev iface`) holds. Other
+    addresses are never listed."""
+    held = set()
+    for link in present:
+        for info in link.get("addr_info", []):
+            held.add("%s/%s" % (info.get("local"), info.get("prefixlen")))
+    lines = []
+    for ip in addresses:
+        cidr = "%s/%s" % (ip, mask)
+        if cidr in held:
+            lines.append("address del %s dev %s" % (cidr, iface))
+    return lines
+
+
+def extip_label_changes(nodes, names, key, value):
+    """Nodes among `names` whose label `key` is not `value`, mapped to the value
+    they have now (None when they have no such label): what install changes and
+    what uninstall restores."""
+    changes = {}
+    wanted = set(names)
+    for node in nodes:
+        name = node["metadata"]["name"]
+        if name not in wanted:
+            continue
+        labels = node["metadata"].get("labels") or {}
+        if labels.get(key) != value:
+            changes[name] = labels.get(key)
+    return changes
+
+
+def extip_label_restores(ledger_labels, nodes):
+    """From the ledger's {key: {node: previous}}, the kubectl label arguments
+    that put back what was there before, for nodes that still exist and still
+    carry what extip set: a list of {nodes: [...], arg: "key-" or "key=previous"}."""
+    present = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}) for n in nodes}
+    groups = {}
+    for key, entries in sorted((ledger_labels or {}).items()):
+        for node, previous in sorted(entries.items()):
+            if node not in present:
+                continue
+            if previous is None:
+                if key not in present[node]:
+                    continue
+                arg = "%s-" % key
+            else:
+                if present[node].get(key) == previous:
+                    continue
+                arg = "%s=%s" % (key, previous)
+            groups.setdefault(arg, []).append(node)
+    return [{"arg": arg, "nodes": nodes_} for arg, nodes_ in sorted(groups.items())]
+
+
+class FilterModule:
+    """The externalip role's filters."""
+
+    def filters(self):
+        return {
+            "extip_pool_errors": extip_pool_errors,
+            "extip_cidr_errors": extip_cidr_errors,
+            "extip_node_names": extip_node_names,
+            "extip_addresses": extip_addresses,
+            "extip_addr_batch": extip_addr_batch,
+            "extip_label_changes": extip_label_changes,
+            "extip_label_restores": extip_label_restores,
+        }

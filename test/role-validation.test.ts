@@ -1,0 +1,88 @@
+/**
+ * The role rejects what the CLI rejects: every case of the rule table runs
+ * through the role's argument_specs and tasks/validate.yml with real
+ * ansible-playbook (one run, one inventory host per case).
+ */
+import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {readFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {findProblems} from '../cli/validate.js';
+import {repoRoot, runPlaybook, tempDir, writeYaml} from './helpers/ansible.js';
+import {ruleCases} from './fixtures/rule-cases.js';
+
+interface Case {
+  host: string;
+  label: string;
+  vars: Record<string, unknown>;
+  expectBad: boolean;
+}
+
+const cases: Case[] = [];
+for (const c of ruleCases) {
+  for (const [kind, values] of [['bad', c.bad], ['good', c.good]] as const) {
+    values.forEach((value) => {
+      cases.push({
+        host: `case${cases.length}`,
+        label: `${c.name}=${JSON.stringify(value)}${c.with ? ` with ${JSON.stringify(c.with)}` : ''} (${kind})`,
+        vars: {...c.with, [c.name]: value},
+        expectBad: kind === 'bad',
+      });
+    });
+  }
+}
+
+const failedHosts = new Map<string, string>();
+const okHosts = new Set<string>();
+let dir: {path: string; cleanup: () => Promise<void>};
+
+beforeAll(async () => {
+  dir = await tempDir();
+  const hosts = Object.fromEntries(
+    cases.map((c) => [c.host, {ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3', ...c.vars}]),
+  );
+  // An etcd group, so that the etcd variables are checked too.
+  await writeYaml(join(dir.path, 'inventory.yml'), {all: {hosts, children: {etcd: {hosts: {case0: null}}}}});
+  await writeYaml(join(dir.path, 'validate.yml'), [
+    {
+      name: 'Validate',
+      hosts: 'all',
+      gather_facts: false,
+      tasks: [{name: 'Run the role validation', 'ansible.builtin.import_role': {name: 'externalip', tasks_from: 'validate'}}],
+    },
+  ]);
+  const events = join(dir.path, 'events.jsonl');
+  const run = await runPlaybook(['-i', join(dir.path, 'inventory.yml'), join(dir.path, 'validate.yml'), '--forks', '20'], {
+    ANSIBLE_CALLBACK_PLUGINS: join(repoRoot, 'playbooks', 'callback_plugins'),
+    ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
+    EXTIP_EVENTS_FILE: events,
+  });
+  const lines = (await readFile(events, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const stats = lines.find((e) => e.event === 'stats') as {hosts: Record<string, {failed: number}>} | undefined;
+  if (!stats) throw new Error(`ansible-playbook gave no summary (exit ${run.exitCode}): ${run.stderr || run.stdout}`);
+  for (const [host, s] of Object.entries(stats.hosts)) {
+    if (s.failed > 0) failedHosts.set(host, String(lines.find((e) => e.event === 'failed' && e.host === host)?.msg ?? ''));
+    else okHosts.add(host);
+  }
+}, 300_000);
+
+afterAll(async () => dir?.cleanup());
+
+test('the CLI and the role agree on every case of the rule table', () => {
+  const disagreements: string[] = [];
+  for (const c of cases) {
+    const cliBad = findProblems(c.vars as never).length > 0;
+    const roleBad = failedHosts.has(c.host);
+    if (!failedHosts.has(c.host) && !okHosts.has(c.host)) disagreements.push(`${c.label}: ansible did not report the host`);
+    else if (cliBad !== c.expectBad || roleBad !== c.expectBad) {
+      disagreements.push(`${c.label}: CLI ${cliBad ? 'rejects' : 'accepts'}, role ${roleBad ? `rejects (${failedHosts.get(c.host)})` : 'accepts'}`);
+    }
+  }
+  expect(disagreements).toEqual([]);
+});
+
+test('the role names the variable and an example in its failure message', () => {
+  const maskCase = cases.find((c) => c.label.startsWith('extip_mask=33'));
+  expect(failedHosts.get(maskCase!.host)).toMatch(/extip_mask/);
+  const poolCase = cases.find((c) => c.label.startsWith('extip_ip_pools=[{"name":"a","cidr":"10.0.0.0/24","ranges":[["10.0.0.50"'));
+  expect(failedHosts.get(poolCase!.host)).toContain('pool 1: range 10.0.0.50-10.0.0.10 ends before it starts');
+});
