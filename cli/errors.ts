@@ -61,6 +61,8 @@ export interface VariableProblem {
   rule: string;
   example: string;
   hint?: string;
+  /** Where the value came from: a file or a flag. */
+  origin?: string;
 }
 
 /** All the problems with the variables, reported at once. */
@@ -74,7 +76,7 @@ export class ValidationError extends UserError {
 function formatProblems(problems: readonly VariableProblem[]): string {
   const lines = [`${problems.length} invalid variable${problems.length === 1 ? '' : 's'}; nothing was written or run:`];
   for (const p of problems) {
-    lines.push(`  ${p.name}: got ${showValue(p.value)}`);
+    lines.push(`  ${p.name}: got ${showValue(p.value)}${p.origin ? ` (from ${p.origin})` : ''}`);
     lines.push(`    rule: ${p.rule}`);
     if (p.hint) lines.push(`    ${p.hint}`);
     lines.push(`    example: ${p.name}: ${p.example}`);

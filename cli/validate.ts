@@ -22,7 +22,7 @@ export function isExtipName(name: string): boolean {
 }
 
 /** Returns the problems with `values` (names are extip variables or aliases). */
-export function findProblems(values: Readonly<Record<string, Value>>): VariableProblem[] {
+export function findProblems(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>): VariableProblem[] {
   const problems: VariableProblem[] = [];
   const names = [...variablesByName.keys()];
   const family = values.extip_ip_family;
@@ -38,20 +38,21 @@ export function findProblems(values: Readonly<Record<string, Value>>): VariableP
         rule: 'not a variable extip knows',
         hint: guess ? `did you mean ${guess}?` : 'see the variable table in the README, or `extip render --help`',
         example: guess ? stringifyInline(variablesByName.get(guess)!.example) : '(remove it)',
+        origin: origins?.get(name),
       });
       continue;
     }
     if (isJinja(value)) continue;
     const failure = variable.rule.check(value, ctx);
     if (failure) {
-      problems.push({name, value, rule: failure.rule, hint: failure.hint, example: stringifyInline(variable.example)});
+      problems.push({name, value, rule: failure.rule, hint: failure.hint, example: stringifyInline(variable.example), origin: origins?.get(name)});
     }
   }
   return problems;
 }
 
 /** Throws a ValidationError listing every problem. */
-export function assertValid(values: Readonly<Record<string, Value>>): void {
-  const problems = findProblems(values);
+export function assertValid(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>): void {
+  const problems = findProblems(values, origins);
   if (problems.length) throw new ValidationError(problems);
 }

@@ -27,7 +27,7 @@ export async function groupVarsFile(vars: ResolvedVariables): Promise<string> {
         const set = vars.explicit.has(v.name);
         const entry = stringifyEntry(v.name, set ? vars.values[v.name] : v.default);
         return {
-          comment: commentBlock(v.summary + (set ? ` (from ${vars.explicit.get(v.name)})` : '')),
+          commentText: commentBlock(v.summary) + (set ? `\n# (set in ${vars.explicit.get(v.name)})` : ''),
           entry: set ? entry : entry.replace(/^/gm, '# '),
         };
       }),
@@ -65,8 +65,8 @@ export async function renderWorkspace(out: string, vars: ResolvedVariables): Pro
   const staging = join(dirname(out), `.${basename(out)}.tmp-${randomBytes(4).toString('hex')}`);
   try {
     await cp(roleDir, join(staging, 'roles', 'externalip'), {recursive: true, filter: (src) => !src.includes('__pycache__')});
-    for (const playbook of await readdir(playbooksDir)) {
-      await cp(join(playbooksDir, playbook), join(staging, playbook));
+    for (const entry of await readdir(playbooksDir)) {
+      await cp(join(playbooksDir, entry), join(staging, entry), {recursive: true, filter: (src) => !src.includes('__pycache__')});
     }
     await mkdir(join(staging, 'group_vars', 'all'), {recursive: true});
     await writeFile(join(staging, 'group_vars', 'all', 'extip.yml'), groupVars);

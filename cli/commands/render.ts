@@ -45,7 +45,7 @@ With --kargo DIR, the role is copied into DIR/roles, the variables into the inve
   async run(): Promise<RenderResult> {
     const {flags} = await this.parse(Render);
     const vars = await loadVariables(variableInputs(flags));
-    assertValid(vars.given);
+    assertValid(vars.given, vars.explicit);
     for (const name of Object.keys(vars.passthrough)) {
       this.note(`Note: ${name} is not an extip variable; render does not write it (install passes it to Ansible).`);
     }

@@ -1,0 +1,19 @@
+/** Runs the built CLI as a user types it. */
+import {execa} from 'execa';
+import {join} from 'node:path';
+import {repoRoot} from './ansible.js';
+
+export interface CliRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function extip(args: string[], options: {cwd?: string; env?: Record<string, string>} = {}): Promise<CliRun> {
+  const result = await execa(join(repoRoot, 'bin', 'run.js'), args, {
+    reject: false,
+    cwd: options.cwd ?? repoRoot,
+    env: {NO_COLOR: '1', ...options.env},
+  });
+  return {exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr};
+}
