@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash test/setup.sh
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+bash test/setup.sh
 npm run --silent build
 npm run --silent typecheck
 node dist/cli/tools/generate.js --check
