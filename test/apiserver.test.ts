@@ -243,7 +243,7 @@ describe('@kubernetes/client-node', () => {
     await crdApi.createCustomResourceDefinition({body: {
       metadata: {name: 'ipnodes.ipcontroller.ext'},
       spec: {group: 'ipcontroller.ext', scope: 'Cluster', names: {kind: 'IpNode', plural: 'ipnodes', singular: 'ipnode'},
-        versions: [{name: 'v1', served: true, storage: true, schema: {openAPIV3Schema: {type: 'object', xKubernetesPreserveUnknownFields: true}}}]},
+        versions: [{name: 'v1', served: true, storage: true, schema: {openAPIV3Schema: {type: 'object', x_kubernetes_preserve_unknown_fields: true}}}]},
     }});
     const custom = kc.makeApiClient(k8s.CustomObjectsApi);
     await custom.createClusterCustomObject({group: 'ipcontroller.ext', version: 'v1', plural: 'ipnodes', body: {apiVersion: 'ipcontroller.ext/v1', kind: 'IpNode', metadata: {name: 'node1'}, Revision: 1}});
