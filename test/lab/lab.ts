@@ -1,0 +1,283 @@
+/**
+ * The lab: a simulated bare-metal cluster on one machine.
+ *
+ * Hosts are network namespaces (node1..nodeN and a top-of-rack router holding
+ * the bridge that joins them); Ansible reaches them through inventories whose
+ * hosts run modules inside their namespace; a fake API server (the one part
+ * that cannot be real here) is reached from every host at 127.0.0.1:6443
+ * through socat and a unix socket. Each host has its own directory tree for
+ * the files extip writes (/etc/kubernetes, /etc/ssl/etcd/ssl).
+ */
+import {randomBytes} from 'node:crypto';
+import {copyFile, mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {execa} from 'execa';
+import YAML from 'yaml';
+import type {WorkloadStatusProvider} from './apiserver/controllers.js';
+import {setWorkloadStatusProvider} from './apiserver/controllers.js';
+import {type LabApi, startApi} from './kube.js';
+import {type Daemon, reapStaleNamespaces, startDaemon, trackDir, trackNamespace, untrackDir, untrackNamespace} from './procs.js';
+import {kubectlPath} from './tools.js';
+
+export const NS_PREFIX = 'extip';
+let labCount = 0;
+
+export interface LabHost {
+  name: string;
+  /** The host's network namespace. */
+  ns: string;
+  /** Address on the lab segment (eth0). */
+  ip: string;
+  /** The host's own root for files extip writes (its "/"). */
+  root: string;
+}
+
+export interface LabOptions {
+  nodes?: number;
+  /** Number of control-plane hosts (the first N nodes); default 1. */
+  controlPlane?: number;
+}
+
+/**
+ * The seam for a kubelet stand-in: something that, given the lab, starts the
+ * workloads' containers as processes inside the nodes' namespaces and reports
+ * their state. The agent issue fills it; without one, the fake API server's
+ * simulated workload status stands.
+ */
+export interface Kubelet {
+  start(lab: Lab): Promise<WorkloadStatusProvider>;
+  stop(): Promise<void>;
+}
+
+export const SEGMENT = '10.210.1';
+
+export class Lab {
+  readonly id: string;
+  readonly dir: string;
+  readonly hosts: LabHost[];
+  readonly router: {ns: string; ip: string};
+  api!: LabApi;
+  private daemons: Daemon[] = [];
+  private kubelet?: Kubelet;
+  private up = false;
+
+  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number) {
+    this.id = `${process.pid}-${++labCount}${randomBytes(2).toString('hex')}`;
+    this.dir = dir;
+    this.router = {ns: `${NS_PREFIX}-${this.id}-tor`, ip: `${SEGMENT}.1`};
+    this.hosts = Array.from({length: nodes}, (_, i) => {
+      const name = `node${i + 1}`;
+      return {name, ns: `${NS_PREFIX}-${this.id}-${name}`, ip: `${SEGMENT}.${11 + i}`, root: join(dir, 'hosts', name)};
+    });
+  }
+
+  static async start(options: LabOptions = {}): Promise<Lab> {
+    await checkPrerequisites();
+    reapStaleNamespaces(NS_PREFIX);
+    const nodes = options.nodes ?? 3;
+    if (nodes < 1 || nodes > 200) throw new Error('a lab has 1 to 200 nodes');
+    const dir = await mkdtemp(join(tmpdir(), 'extip-lab-'));
+    trackDir(dir);
+    const lab = new Lab(dir, nodes, options.controlPlane ?? 1);
+    try {
+      await lab.bringUp();
+    } catch (err) {
+      await lab.stop();
+      throw err;
+    }
+    return lab;
+  }
+
+  get controlPlane(): LabHost[] {
+    return this.hosts.slice(0, this.controlPlaneCount);
+  }
+
+  host(name: string): LabHost {
+    const h = this.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no host ${name} in the lab`);
+    return h;
+  }
+
+  private async bringUp(): Promise<void> {
+    // Namespaces and the bridge in the router.
+    for (const ns of [this.router.ns, ...this.hosts.map((h) => h.ns)]) {
+      trackNamespace(ns);
+      await execa('ip', ['netns', 'add', ns]);
+    }
+    const routerCmds = ['link set lo up', 'link add br0 type bridge', 'link set br0 up', `address add ${this.router.ip}/24 dev br0`];
+    this.hosts.forEach((h, i) => {
+      routerCmds.push(`link add v${i + 1} type veth peer name eth0 netns ${h.ns}`, `link set v${i + 1} master br0`, `link set v${i + 1} up`);
+    });
+    await execa('ip', ['-n', this.router.ns, '-batch', '-'], {input: routerCmds.join('\n') + '\n'});
+    await execa('ip', ['netns', 'exec', this.router.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await Promise.all(
+      this.hosts.map((h) =>
+        execa('ip', ['-n', h.ns, '-batch', '-'], {
+          input: ['link set lo up', `address add ${h.ip}/24 dev eth0`, 'link set eth0 up', `route add default via ${this.router.ip}`].join('\n') + '\n',
+        }),
+      ),
+    );
+
+    // The API server, the nodes registered with their InternalIP, and a way in from every host.
+    this.api = await startApi(this.dir);
+    const nodes = this.api.server.store.resolve('', 'v1', 'nodes');
+    for (const h of this.hosts) {
+      this.api.server.store.create(nodes, undefined, {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: {name: h.name, labels: {'kubernetes.io/hostname': h.name, 'kubernetes.io/os': 'linux', ...(this.controlPlane.includes(h) ? {'node-role.kubernetes.io/control-plane': ''} : {})}},
+        status: {
+          addresses: [{type: 'InternalIP', address: h.ip}, {type: 'Hostname', address: h.name}],
+          conditions: [{type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status'}],
+          nodeInfo: {kubeletVersion: 'v1.31.0', osImage: 'extip lab', architecture: 'amd64', operatingSystem: 'linux'},
+        },
+      }, {});
+    }
+    for (const h of this.hosts) {
+      this.daemons.push(
+        startDaemon('ip', ['netns', 'exec', h.ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${this.api.socketPath}`]),
+      );
+      await mkdir(join(h.root, 'etc', 'kubernetes'), {recursive: true});
+      await copyFile(this.api.hostKubeconfig, join(h.root, 'etc', 'kubernetes', 'admin.conf'));
+    }
+    await this.writeInventories();
+    await this.waitForApiFromHosts();
+    this.up = true;
+  }
+
+  /** Waits until kubectl answers from the control-plane host (socat listening). */
+  private async waitForApiFromHosts(): Promise<void> {
+    const deadline = Date.now() + 15000;
+    for (const h of this.hosts) {
+      for (;;) {
+        const r = await execa('ip', ['netns', 'exec', h.ns, 'socat', '-u', 'OPEN:/dev/null', 'TCP:127.0.0.1:6443'], {reject: false});
+        if (r.exitCode === 0) break;
+        if (Date.now() > deadline) throw new Error(`the API is not reachable from ${h.name}: ${r.stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  }
+
+  /** Host variables that point the role at the lab's paths on each host. */
+  hostVars(h: LabHost): Record<string, string> {
+    return {
+      ansible_connection: 'local',
+      ansible_python_interpreter: `/usr/sbin/ip netns exec ${h.ns} /usr/bin/python3`,
+      ip: h.ip,
+      access_ip: h.ip,
+      extip_kubectl: kubectlPath,
+      extip_kubeconfig: join(h.root, 'etc/kubernetes/admin.conf'),
+      extip_manifest_dir: join(h.root, 'etc/kubernetes'),
+      extip_etcd_ca_file: join(h.root, 'etc/ssl/etcd/ssl/ca.pem'),
+      extip_etcd_cert_file: join(h.root, `etc/ssl/etcd/ssl/admin-${h.name}.pem`),
+      extip_etcd_key_file: join(h.root, `etc/ssl/etcd/ssl/admin-${h.name}-key.pem`),
+    };
+  }
+
+  /** The Kargo-era inventory (kube-master, kube-node, etcd, k8s-cluster). */
+  get kargoInventory(): string {
+    return join(this.dir, 'inventory-kargo', 'inventory.cfg');
+  }
+
+  /** The kubespray-era inventory (kube_control_plane, kube_node, etcd, k8s_cluster). */
+  get kubesprayInventory(): string {
+    return join(this.dir, 'inventory-kubespray', 'hosts.yaml');
+  }
+
+  private async writeInventories(): Promise<void> {
+    const quote = (v: string) => (/\s/.test(v) ? `"${v}"` : v);
+    const kargo = [
+      '[all]',
+      ...this.hosts.map((h) => `${h.name} ${Object.entries(this.hostVars(h)).map(([k, v]) => `${k}=${quote(v)}`).join(' ')}`),
+      '',
+      '[kube-master]',
+      ...this.controlPlane.map((h) => h.name),
+      '',
+      '[etcd]',
+      this.hosts[0].name,
+      '',
+      '[kube-node]',
+      ...this.hosts.map((h) => h.name),
+      '',
+      '[k8s-cluster:children]',
+      'kube-node',
+      'kube-master',
+      '',
+    ].join('\n');
+    await mkdir(join(this.dir, 'inventory-kargo'), {recursive: true});
+    await writeFile(this.kargoInventory, kargo);
+    const names = (hs: LabHost[]) => Object.fromEntries(hs.map((h) => [h.name, null]));
+    const kubespray = {
+      all: {
+        hosts: Object.fromEntries(this.hosts.map((h) => [h.name, this.hostVars(h)])),
+        children: {
+          kube_control_plane: {hosts: names(this.controlPlane)},
+          etcd: {hosts: names([this.hosts[0]])},
+          kube_node: {hosts: names(this.hosts)},
+          k8s_cluster: {children: {kube_control_plane: null, kube_node: null}},
+        },
+      },
+    };
+    await mkdir(join(this.dir, 'inventory-kubespray'), {recursive: true});
+    await writeFile(this.kubesprayInventory, YAML.stringify(kubespray));
+  }
+
+  /** Runs a command inside a host's namespace. */
+  async exec(host: string, command: string, args: string[], input?: string) {
+    const h = host === 'tor' ? {ns: this.router.ns} : this.host(host);
+    return execa('ip', ['netns', 'exec', h.ns, command, ...args], {reject: false, input});
+  }
+
+  /** kubectl against the lab API from this machine. */
+  async kubectl(args: string[], input?: string) {
+    return execa(kubectlPath, ['--kubeconfig', this.api.kubeconfig, ...args], {
+      reject: false,
+      input,
+      env: {KUBECACHEDIR: join(this.dir, 'kubecache')},
+    });
+  }
+
+  /** Starts a process in a host's namespace, stopped with the lab. */
+  startIn(host: string, command: string, args: string[], env?: NodeJS.ProcessEnv): Daemon {
+    const h = host === 'tor' ? {ns: this.router.ns} : this.host(host);
+    const d = startDaemon('ip', ['netns', 'exec', h.ns, command, ...args], env);
+    this.daemons.push(d);
+    return d;
+  }
+
+  async useKubelet(kubelet: Kubelet): Promise<void> {
+    this.kubelet = kubelet;
+    setWorkloadStatusProvider(this.api.server.store, await kubelet.start(this));
+  }
+
+  async stop(): Promise<void> {
+    this.up = false;
+    await this.kubelet?.stop().catch(() => {});
+    await Promise.all(this.daemons.map((d) => d.stop()));
+    this.daemons = [];
+    await this.api?.stop().catch(() => {});
+    for (const ns of [this.router.ns, ...this.hosts.map((h) => h.ns)]) {
+      await execa('ip', ['netns', 'del', ns], {reject: false});
+      untrackNamespace(ns);
+    }
+    await rm(this.dir, {recursive: true, force: true});
+    untrackDir(this.dir);
+  }
+
+  get running(): boolean {
+    return this.up;
+  }
+}
+
+async function checkPrerequisites(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces); run the tests as root');
+  for (const tool of ['ip', 'socat', 'openssl', 'ansible-playbook']) {
+    const r = await execa('sh', ['-c', `command -v ${tool}`], {reject: false});
+    if (r.exitCode !== 0) throw new Error(`the lab needs ${tool}; run test/setup.sh as root`);
+  }
+  const probe = `extip-probe-${process.pid}`;
+  const r = await execa('ip', ['netns', 'add', probe], {reject: false});
+  if (r.exitCode !== 0) throw new Error(`cannot create network namespaces here: ${r.stderr}`);
+  await execa('ip', ['netns', 'del', probe], {reject: false});
+}

@@ -1,0 +1,124 @@
+/**
+ * A lab's state, for comparing before and after: every API object (minus the
+ * fields that change on their own), each host's addresses and routes, the
+ * files under the hosts' directories, and etcd's keys.
+ */
+import {createHash} from 'node:crypto';
+import {readFile, readdir} from 'node:fs/promises';
+import {join, relative} from 'node:path';
+import type {Json, JsonObject} from './apiserver/types.js';
+import {isObject} from './apiserver/types.js';
+import type {Lab} from './lab.js';
+
+export interface Snapshot {
+  /** "<group>/<plural> <namespace>/<name>" -> object without volatile fields. */
+  objects: Record<string, Json>;
+  /** "<host>" -> sorted "dev address/prefix" strings. */
+  addresses: Record<string, string[]>;
+  /** "<host>" -> sorted route strings. */
+  routes: Record<string, string[]>;
+  /** "<host>/<path>" -> sha256 of the content. */
+  files: Record<string, string>;
+  /** etcd key -> value. */
+  etcd: Record<string, string>;
+}
+
+/** Kinds whose objects come and go on their own (not part of what extip changes). */
+const SKIPPED_TYPES = new Set(['/events', 'coordination.k8s.io/leases']);
+
+function stripVolatile(o: JsonObject): Json {
+  const copy = structuredClone(o);
+  const meta = copy.metadata as JsonObject;
+  for (const k of ['resourceVersion', 'uid', 'creationTimestamp', 'generation', 'managedFields', 'selfLink']) delete meta[k];
+  // Status is written by controllers; keep the nodes' (addresses), drop the rest.
+  if (copy.kind !== 'Node') delete copy.status;
+  // Cluster IPs are allocated anew on every create.
+  if (copy.kind === 'Service' && isObject(copy.spec)) {
+    delete copy.spec.clusterIP;
+    delete copy.spec.clusterIPs;
+  }
+  return copy;
+}
+
+export interface SnapshotOptions {
+  /** Reads etcd's keys with this function (the lab's etcd), if given. */
+  etcdKeys?: () => Promise<Record<string, string>>;
+}
+
+export async function takeSnapshot(lab: Lab, options: SnapshotOptions = {}): Promise<Snapshot> {
+  const objects: Record<string, Json> = {};
+  for (const {type, object} of lab.api.server.store.all()) {
+    const key = `${type.group}/${type.plural}`;
+    if (SKIPPED_TYPES.has(key)) continue;
+    objects[`${key} ${object.metadata.namespace ?? ''}/${object.metadata.name}`] = stripVolatile(object);
+  }
+  const addresses: Record<string, string[]> = {};
+  const routes: Record<string, string[]> = {};
+  for (const host of ['tor', ...lab.hosts.map((h) => h.name)]) {
+    const a = JSON.parse((await lab.exec(host, 'ip', ['-j', 'address', 'show'])).stdout) as Array<{ifname: string; addr_info: Array<{local: string; prefixlen: number; label?: string}>}>;
+    addresses[host] = a.flatMap((l) => l.addr_info.map((i) => `${l.ifname} ${i.local}/${i.prefixlen}${i.label && i.label !== l.ifname ? ` label ${i.label}` : ''}`)).sort();
+    const r = JSON.parse((await lab.exec(host, 'ip', ['-j', 'route', 'show', 'table', 'all'])).stdout) as Array<Record<string, Json>>;
+    routes[host] = r
+      .filter((x) => x.table !== 'local' || !String(x.dst).startsWith('fe80'))
+      .map((x) => [x.type ?? 'unicast', x.dst, x.gateway ? `via ${x.gateway}` : '', x.dev ? `dev ${x.dev}` : '', x.table ? `table ${x.table}` : '', Array.isArray(x.nexthops) ? `nexthops ${(x.nexthops as JsonObject[]).map((n) => n.gateway).join(',')}` : '', x.protocol ? `proto ${x.protocol}` : ''].filter(Boolean).join(' '))
+      .sort();
+  }
+  const files: Record<string, string> = {};
+  for (const h of lab.hosts) {
+    for (const path of await walk(h.root)) {
+      files[`${h.name}/${relative(h.root, path)}`] = createHash('sha256').update(await readFile(path)).digest('hex').slice(0, 16);
+    }
+  }
+  const etcd = options.etcdKeys ? await options.etcdKeys() : {};
+  return {objects, addresses, routes, files, etcd};
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, {withFileTypes: true}).catch(() => [])) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await walk(path)));
+    else out.push(path);
+  }
+  return out;
+}
+
+/** Differences between two snapshots as readable lines; empty when equal. */
+export function diffSnapshots(before: Snapshot, after: Snapshot): string[] {
+  const lines: string[] = [];
+  const compareMaps = (what: string, a: Record<string, Json>, b: Record<string, Json>, detail: (x: Json, y: Json) => string[]) => {
+    for (const key of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+      if (!(key in a)) lines.push(`+ ${what} ${key}`);
+      else if (!(key in b)) lines.push(`- ${what} ${key}`);
+      else {
+        const d = detail(a[key], b[key]);
+        if (d.length) lines.push(`~ ${what} ${key}`, ...d.map((l) => `    ${l}`));
+      }
+    }
+  };
+  compareMaps('object', before.objects, after.objects, (x, y) => jsonDiff(x, y, ''));
+  const listDiff = (x: Json, y: Json) => {
+    const xs = x as string[];
+    const ys = y as string[];
+    return [...ys.filter((v) => !xs.includes(v)).map((v) => `+ ${v}`), ...xs.filter((v) => !ys.includes(v)).map((v) => `- ${v}`)];
+  };
+  compareMaps('addresses of', before.addresses, after.addresses, listDiff);
+  compareMaps('routes of', before.routes, after.routes, listDiff);
+  compareMaps('file', before.files, after.files, (x, y) => (x === y ? [] : ['content changed']));
+  compareMaps('etcd key', before.etcd, after.etcd, (x, y) => (x === y ? [] : [`${JSON.stringify(x)} -> ${JSON.stringify(y)}`]));
+  return lines;
+}
+
+function jsonDiff(a: Json, b: Json, path: string): string[] {
+  if (JSON.stringify(a) === JSON.stringify(b)) return [];
+  if (isObject(a) && isObject(b)) {
+    const out: string[] = [];
+    for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+      if (!(k in a)) out.push(`${path}.${k}: added ${JSON.stringify(b[k])}`);
+      else if (!(k in b)) out.push(`${path}.${k}: removed (was ${JSON.stringify(a[k])})`);
+      else out.push(...jsonDiff(a[k], b[k], `${path}.${k}`));
+    }
+    return out;
+  }
+  return [`${path || '.'}: ${JSON.stringify(a)} -> ${JSON.stringify(b)}`];
+}
