@@ -64,7 +64,7 @@ export async function argumentSpecs(): Promise<string> {
   // old extip_ctrl_hostname default needs facts that the role does not gather).
   const options = Object.fromEntries(catalogue.filter((v) => !v.deprecated).map((v) => [v.name, specOption(v)]));
   return renderTemplate('argument-specs.yml.hbs', {
-    options: stringifyDocument(options).trimEnd(),
+    options: stringifyDocument(options, 110).trimEnd(),
   });
 }
 

@@ -49,6 +49,7 @@ export function stringifyEntry(name: string, value: Value): string {
   return YAML.stringify({[name]: value}, {version: '1.1', lineWidth: 0, blockQuote: 'literal'}).trimEnd();
 }
 
-export function stringifyDocument(value: unknown): string {
-  return YAML.stringify(value, {version: '1.1', lineWidth: 0, blockQuote: 'literal'});
+/** A YAML document; long strings are folded at `lineWidth` (0: never). */
+export function stringifyDocument(value: unknown, lineWidth = 0): string {
+  return YAML.stringify(value, {version: '1.1', lineWidth, minContentWidth: 40, blockQuote: 'literal'});
 }

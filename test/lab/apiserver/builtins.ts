@@ -55,6 +55,12 @@ function defaultPodSpec(spec: JsonObject): void {
       setDefault(c, 'imagePullPolicy', image.endsWith(':latest') || !image.includes(':') ? 'Always' : 'IfNotPresent');
       setDefault(c, 'resources', {});
       if (Array.isArray(c.ports)) for (const p of c.ports) if (isObject(p)) setDefault(p, 'protocol', 'TCP');
+      if (Array.isArray(c.env)) {
+        for (const e of c.env) {
+          const ref = isObject(e) && isObject(e.valueFrom) ? e.valueFrom.fieldRef : undefined;
+          if (isObject(ref)) setDefault(ref, 'apiVersion', 'v1');
+        }
+      }
     }
   }
 }

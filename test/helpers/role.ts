@@ -1,0 +1,60 @@
+/** Runs the role's playbooks against a lab with real ansible-playbook, and reads the result. */
+import {readFile, rm, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import YAML from 'yaml';
+import type {Lab} from '../lab/lab.js';
+import {repoRoot, runPlaybook} from './ansible.js';
+
+export interface RoleRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** Per-host counts from the extip_events callback's summary. */
+  stats: Record<string, {ok: number; changed: number; failed: number; unreachable: number; skipped: number}>;
+  changedTasks: string[];
+  failures: Array<{host: string; task: string; msg: string}>;
+  totalChanged: number;
+}
+
+export interface RoleRunOptions {
+  playbook?: 'externalip.yml' | 'externalip-uninstall.yml' | string;
+  inventory?: string;
+  vars?: Record<string, unknown>;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+let seq = 0;
+
+export async function runRole(lab: Lab, options: RoleRunOptions = {}): Promise<RoleRun> {
+  const n = ++seq;
+  const events = join(lab.dir, `events-${n}.jsonl`);
+  const args = ['-i', options.inventory ?? lab.kubesprayInventory];
+  if (options.vars) {
+    const varsFile = join(lab.dir, `vars-${n}.yml`);
+    await writeFile(varsFile, YAML.stringify(options.vars));
+    args.push('-e', `@${varsFile}`);
+  }
+  const playbook = options.playbook ?? 'externalip.yml';
+  args.push(playbook.startsWith('/') ? playbook : join(repoRoot, 'playbooks', playbook), ...(options.args ?? []));
+  const run = await runPlaybook(args, {
+    ANSIBLE_CALLBACK_PLUGINS: join(repoRoot, 'playbooks', 'callback_plugins'),
+    ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
+    EXTIP_EVENTS_FILE: events,
+    ...options.env,
+  });
+  const lines = (await readFile(events, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  await rm(events, {force: true});
+  const stats = (lines.find((e) => e.event === 'stats')?.hosts ?? {}) as RoleRun['stats'];
+  return {
+    ...run,
+    stats,
+    changedTasks: lines.filter((e) => (e.event === 'ok' || e.event === 'changed') && e.changed).map((e) => `${e.host}: ${e.task}`),
+    failures: lines.filter((e) => e.event === 'failed' && !e.ignored).map((e) => ({host: e.host, task: e.task, msg: e.msg})),
+    totalChanged: Object.values(stats).reduce((sum, s) => sum + s.changed, 0),
+  };
+}
+
+export function explain(run: RoleRun): string {
+  return `exit ${run.exitCode}; failures: ${JSON.stringify(run.failures, null, 1)}; changed: ${run.changedTasks.join(' | ')}\n${run.stdout.slice(-4000)}\n${run.stderr.slice(-2000)}`;
+}

@@ -1,0 +1,226 @@
+/**
+ * The externalip role on the lab, through real ansible-playbook and kubectl:
+ * install in both modes, idempotence, check mode, changed variables,
+ * uninstall back to the exact state before, and both inventory eras.
+ */
+import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
+import {copyFile, mkdir, readFile, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import YAML from 'yaml';
+import {Lab} from './lab/lab.js';
+import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
+import {repoRoot} from './helpers/ansible.js';
+import {extip} from './helpers/cli.js';
+import {runRole} from './helpers/role.js';
+
+const ecmp = YAML.parse(await readFile(join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml'), 'utf8')) as Record<string, unknown>;
+
+async function getJson(lab: Lab, args: string[]): Promise<any> {
+  const r = await lab.kubectl([...args, '-o', 'json']);
+  if (r.exitCode !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+describe('ECMP setup (the seed variables) on a 3-node lab', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await Lab.start({nodes: 3});
+  });
+  afterAll(async () => lab?.stop());
+
+  test('--check on a fresh cluster changes nothing anywhere', async () => {
+    const before = await takeSnapshot(lab);
+    const run = await runRole(lab, {vars: ecmp, args: ['--check', '--diff']});
+    expect(run.exitCode).toBe(0);
+    expect(run.totalChanged).toBeGreaterThan(0); // it reports what it would do
+    expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
+  });
+
+  test('install labels the nodes and deploys the naive controller with least privilege; a second run reports changed=0', async () => {
+    const before = await takeSnapshot(lab);
+    const first = await runRole(lab, {vars: ecmp});
+    expect(first.exitCode).toBe(0);
+    expect(first.totalChanged).toBeGreaterThan(0);
+
+    const nodes = await getJson(lab, ['get', 'nodes', '-l', 'externalip=true']);
+    expect(nodes.items.map((n: any) => n.metadata.name)).toEqual(['node1', 'node2', 'node3']);
+
+    const ds = await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'default']);
+    const pod = ds.spec.template.spec;
+    expect(pod.nodeSelector).toEqual({externalip: 'true'});
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.containers[0].args).toEqual(['naivecontroller', '--iface=lo', '--mask=32', '--resync=20s', '--logtostderr', '--v=5']);
+    expect(pod.containers[0].securityContext).toEqual({capabilities: {add: ['NET_ADMIN']}});
+    expect(pod.containers[0].image).toBe('mirantis/k8s-externalipcontroller:release-0.2.1');
+    expect(ds.metadata.labels).toMatchObject({'app.kubernetes.io/managed-by': 'extip', 'app.kubernetes.io/name': 'externalipcontroller'});
+
+    const role = await getJson(lab, ['get', 'clusterrole', 'extip:claimcontroller']);
+    expect(role.rules).toEqual([{apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch']}]);
+    const bindings = await getJson(lab, ['get', 'clusterrolebindings']);
+    expect(bindings.items.filter((b: any) => b.roleRef.name === 'cluster-admin')).toEqual([]);
+    // Naive mode needs neither the scheduler nor the CRDs.
+    expect((await lab.kubectl(['get', 'crd', 'ipclaims.ipcontroller.ext'])).exitCode).not.toBe(0);
+    expect((await lab.kubectl(['get', 'deployment', 'claimscheduler', '-n', 'default'])).exitCode).not.toBe(0);
+    // The manifests are on the control-plane host, as the original role left them.
+    const written = await readFile(join(lab.host('node1').root, 'etc/kubernetes/extip_controller.yml'), 'utf8');
+    expect(written).toContain('naivecontroller');
+
+    const second = await runRole(lab, {vars: ecmp});
+    expect([second.exitCode, second.totalChanged, second.changedTasks]).toEqual([0, 0, []]);
+
+    // --check with a changed variable reports the change and changes nothing.
+    const installed = await takeSnapshot(lab);
+    const check = await runRole(lab, {vars: {...ecmp, extip_ctrl_verbose: 2}, args: ['--check', '--diff']});
+    expect(check.exitCode).toBe(0);
+    expect(check.changedTasks.some((t) => t.includes('(kubectl diff) the manifest of controller'))).toBe(true);
+    expect(check.stdout).toContain('--v=2');
+    expect(diffSnapshots(installed, await takeSnapshot(lab))).toEqual([]);
+
+    // Changed variables are applied (the original never re-applied).
+    const changed = await runRole(lab, {vars: {...ecmp, extip_ctrl_verbose: 2}});
+    expect(changed.exitCode).toBe(0);
+    expect((await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'default'])).spec.template.spec.containers[0].args).toContain('--v=2');
+
+    // Uninstall, with a Service whose external IPs are up on the nodes, gives back the exact state before.
+    await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'web', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['10.0.0.7', '10.0.0.8']}}));
+    for (const h of ['node1', 'node3']) {
+      await lab.exec(h, 'ip', ['address', 'add', '10.0.0.7/32', 'dev', 'lo']);
+      await lab.exec(h, 'ip', ['address', 'add', '10.0.0.8/32', 'dev', 'lo']);
+    }
+    // An address the operator put there, and one with another mask, are not extip's to remove.
+    await lab.exec('node2', 'ip', ['address', 'add', '10.0.0.9/32', 'dev', 'lo']);
+    await lab.exec('node2', 'ip', ['address', 'add', '10.0.0.8/24', 'dev', 'lo']);
+    const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: ecmp});
+    expect(removal.exitCode).toBe(0);
+    await lab.kubectl(['delete', 'service', 'web', '-n', 'default']);
+    const after = await takeSnapshot(lab);
+    expect(after.addresses.node2).toEqual(expect.arrayContaining(['lo 10.0.0.9/32', 'lo 10.0.0.8/24']));
+    await lab.exec('node2', 'ip', ['address', 'del', '10.0.0.9/32', 'dev', 'lo']);
+    await lab.exec('node2', 'ip', ['address', 'del', '10.0.0.8/24', 'dev', 'lo']);
+    expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
+
+    // Twice is fine.
+    const again = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: ecmp});
+    expect([again.exitCode, again.totalChanged]).toEqual([0, 0]);
+  });
+
+  test('a label the operator set before install stays after uninstall', async () => {
+    await lab.kubectl(['label', 'node', 'node2', 'externalip=true']);
+    const before = await takeSnapshot(lab);
+    expect((await runRole(lab, {vars: ecmp})).exitCode).toBe(0);
+    expect((await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: ecmp})).exitCode).toBe(0);
+    expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
+    await lab.kubectl(['label', 'node', 'node2', 'externalip-']);
+  });
+});
+
+describe('claims mode (balance) on a 3-node lab', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await Lab.start({nodes: 3});
+  });
+  afterAll(async () => lab?.stop());
+
+  const balance = {
+    extip_distribution: 'balance',
+    extip_ctrl_app_kind: 'DaemonSet',
+    extip_namespace: 'extip',
+    extip_ip_pools: [{name: 'pool-a', cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']]}],
+  };
+
+  test('install: CRDs Established, scheduler and controller with the right arguments, pools; uninstall restores everything', async () => {
+    const before = await takeSnapshot(lab);
+    const run = await runRole(lab, {vars: balance, inventory: lab.kargoInventory});
+    expect(run.exitCode).toBe(0);
+    for (const crd of ['ipnodes', 'ipclaims', 'ipclaimpools']) {
+      const c = await getJson(lab, ['get', 'crd', `${crd}.ipcontroller.ext`]);
+      expect(c.status.conditions.find((x: any) => x.type === 'Established').status).toBe('True');
+    }
+    const ctrl = await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'extip']);
+    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--resync=20s', '--hostname=$(NODE_NAME)', '--hb=500ms', '--logtostderr', '--v=5']);
+    expect(ctrl.spec.template.spec.containers[0].env[0]).toEqual({name: 'NODE_NAME', valueFrom: {fieldRef: {apiVersion: 'v1', fieldPath: 'spec.nodeName'}}});
+    const sched = await getJson(lab, ['get', 'deployment', 'claimscheduler', '-n', 'extip']);
+    expect(sched.spec.replicas).toBe(2);
+    expect(sched.spec.template.spec.containers[0].args).toEqual(['scheduler', '--mask=24', '--nodefilter=fair', '--monitor=1s', '--leader-elect=true', '--logtostderr', '--v=5']);
+    const pools = await getJson(lab, ['get', 'ipclaimpools']);
+    expect(pools.items.map((p: any) => [p.metadata.name, p.spec])).toEqual([['pool-a', {cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']]}]]);
+    const role = await getJson(lab, ['get', 'clusterrole', 'extip:claimcontroller']);
+    expect(role.rules.map((r: any) => r.resources[0])).toEqual(['ipnodes', 'ipclaims']);
+
+    // single mode is claims mode packing onto the first live node.
+    const single = await runRole(lab, {vars: {...balance, extip_distribution: 'single'}, inventory: lab.kargoInventory});
+    expect(single.exitCode).toBe(0);
+    expect((await getJson(lab, ['get', 'deployment', 'claimscheduler', '-n', 'extip'])).spec.template.spec.containers[0].args).toContain('--nodefilter=first-alive');
+
+    // Switching to ECMP removes what claims mode needed.
+    const toAll = await runRole(lab, {vars: {...balance, extip_distribution: 'all'}, inventory: lab.kargoInventory});
+    expect(toAll.exitCode).toBe(0);
+    expect((await lab.kubectl(['get', 'deployment', 'claimscheduler', '-n', 'extip'])).exitCode).not.toBe(0);
+    expect((await lab.kubectl(['get', 'crd', 'ipclaims.ipcontroller.ext'])).exitCode).not.toBe(0);
+
+    const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: balance, inventory: lab.kargoInventory});
+    expect(removal.exitCode).toBe(0);
+    expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
+  });
+
+  test('a rollout that does not finish fails with the pods\' state, not a bare timeout', async () => {
+    for (const h of lab.hosts) await lab.kubectl(['patch', 'node', h.name, '--type=merge', '-p', '{"spec":{"unschedulable":true}}']);
+    const run = await runRole(lab, {vars: {...balance, extip_ctrl_app_kind: 'Deployment', extip_rollout_timeout: '2s'}});
+    expect(run.exitCode).not.toBe(0);
+    const failure = run.failures.find((f) => f.task.includes('Report the failed rollout'));
+    expect(failure?.msg).toContain('did not become ready within 2s (extip_rollout_timeout)');
+    expect(failure?.msg).toContain('Pods:');
+    for (const h of lab.hosts) await lab.kubectl(['patch', 'node', h.name, '--type=merge', '-p', '{"spec":{"unschedulable":null}}']);
+    expect((await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: balance})).exitCode).toBe(0);
+  });
+
+  test('preflight: a host that is not a node, and a missing interface, fail with what to change', async () => {
+    const badIface = await runRole(lab, {vars: {extip_iface: 'eth9'}});
+    expect(badIface.exitCode).not.toBe(0);
+    expect(badIface.failures[0].msg).toContain('Interface eth9 does not exist on node1 (it has eth0, lo)');
+    const badLookup = await runRole(lab, {vars: {extip_node_name_lookup: 'internal_ip'}, args: ['-e', 'ip=10.9.9.9']});
+    expect(badLookup.exitCode).not.toBe(0);
+    expect(badLookup.failures[0].msg).toContain('These hosts are not Kubernetes nodes: node1, node2, node3');
+    const badVar = await runRole(lab, {vars: {extip_mask: 40, extip_iface: 'a;b'}});
+    expect(badVar.exitCode).not.toBe(0);
+    expect(badVar.failures[0].msg).toContain('extip_mask = 40 is not valid');
+    expect(badVar.failures[0].msg).toContain('extip_iface = "a;b" is not valid');
+  });
+});
+
+describe('the role inside a Kargo/kubespray checkout, run with -t externalip', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await Lab.start({nodes: 2});
+  });
+  afterAll(async () => lab?.stop());
+
+  test.each(['kargo', 'kubespray'])('%s-era checkout with group_vars', async (era) => {
+    const root = join(lab.dir, `checkout-${era}`);
+    await mkdir(join(root, 'roles/kubernetes/preinstall/tasks'), {recursive: true});
+    await writeFile(join(root, 'roles/kubernetes/preinstall/tasks/main.yml'), '---\n- name: Preinstall\n  ansible.builtin.fail:\n    msg: not with -t externalip\n');
+    await writeFile(join(root, 'cluster.yml'), `---\n- name: Cluster\n  hosts: ${era === 'kargo' ? 'k8s-cluster' : 'k8s_cluster'}\n  gather_facts: false\n  roles:\n    - { role: kubernetes/preinstall, tags: preinstall }\n`);
+    const inv = era === 'kargo' ? join(root, 'inventory') : join(root, 'inventory/mycluster');
+    await mkdir(join(inv, 'group_vars'), {recursive: true});
+    if (era === 'kargo') {
+      await copyFile(lab.kargoInventory, join(inv, 'inventory.cfg'));
+      await writeFile(join(inv, 'group_vars/all.yml'), 'bootstrap_os: ubuntu\n');
+    } else {
+      await copyFile(lab.kubesprayInventory, join(inv, 'hosts.yaml'));
+      await mkdir(join(inv, 'group_vars/all'), {recursive: true});
+      await writeFile(join(inv, 'group_vars/all/all.yml'), 'bin_dir: /usr/local/bin\n');
+    }
+    const render = await extip(['render', '--kargo', root, '-e', `@${join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml')}`]);
+    expect(render.exitCode).toBe(0);
+    const inventory = era === 'kargo' ? join(inv, 'inventory.cfg') : join(inv, 'hosts.yaml');
+    const run = await runRole(lab, {inventory, playbook: join(root, 'cluster.yml'), args: ['-t', 'externalip'], env: {ANSIBLE_ROLES_PATH: join(root, 'roles')}});
+    expect(run.exitCode).toBe(0);
+    const ds = await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'default']);
+    expect(ds.spec.template.spec.containers[0].args.slice(0, 3)).toEqual(['naivecontroller', '--iface=lo', '--mask=32']);
+    const again = await runRole(lab, {inventory, playbook: join(root, 'cluster.yml'), args: ['-t', 'externalip'], env: {ANSIBLE_ROLES_PATH: join(root, 'roles')}});
+    expect([again.exitCode, again.totalChanged]).toEqual([0, 0]);
+    const removal = await runRole(lab, {inventory, playbook: join(root, 'cluster.yml'), args: ['-t', 'externalip', '-e', 'extip_state=absent'], env: {ANSIBLE_ROLES_PATH: join(root, 'roles')}});
+    expect(removal.exitCode).toBe(0);
+    expect((await lab.kubectl(['get', 'daemonset', 'claimcontroller', '-n', 'default'])).exitCode).not.toBe(0);
+  });
+});
