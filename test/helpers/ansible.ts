@@ -5,7 +5,9 @@ import {join} from 'node:path';
 import {execa} from 'execa';
 import YAML from 'yaml';
 
-export const repoRoot = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+import {repoRoot} from './root.js';
+
+export {repoRoot};
 
 export interface PlaybookRun {
   exitCode: number;

@@ -1,7 +1,7 @@
 /** Paths of the programs the lab drives (installed by test/setup.sh). */
 import {join} from 'node:path';
-import {fileURLToPath} from 'node:url';
+import {repoRoot} from '../helpers/root.js';
 
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+export {repoRoot};
 export const labTools = join(repoRoot, 'node_modules', '.cache', 'extip-lab');
 export const kubectlPath = join(labTools, 'kubectl');
