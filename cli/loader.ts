@@ -34,6 +34,8 @@ export interface Layer {
   /** Where the values came from, for messages: a file path or a flag. */
   origin: string;
   values: Record<string, Value>;
+  /** From the inventory's group_vars (which Ansible reads itself), not from flags. */
+  inventory?: boolean;
 }
 
 export interface ResolvedVariables {
@@ -45,6 +47,8 @@ export interface ResolvedVariables {
   given: Record<string, Value>;
   /** Variables that are not extip's (from -e / --set), handed to Ansible unchanged. */
   passthrough: Record<string, Value>;
+  /** The extip variables given by flags (-e, --vars-file, --set), as given: what goes to Ansible as extra vars. */
+  fromFlags: Record<string, Value>;
   layers: Layer[];
 }
 
@@ -65,13 +69,14 @@ export function resolve(layers: Layer[]): ResolvedVariables {
   const given: Record<string, Value> = {};
   const explicit = new Map<string, string>();
   const passthrough: Record<string, Value> = {};
+  const fromFlags: Record<string, Value> = {};
   for (const layer of layers) {
-    const fromFlags = layer.origin.startsWith('-');
     for (const [name, value] of Object.entries(layer.values)) {
       if (isExtipName(name)) {
         given[name] = value;
         explicit.set(name, layer.origin);
-      } else if (fromFlags) {
+        if (!layer.inventory) fromFlags[name] = value;
+      } else if (!layer.inventory) {
         passthrough[name] = value;
       }
     }
@@ -84,7 +89,7 @@ export function resolve(layers: Layer[]): ResolvedVariables {
     }
   }
   for (const [name, value] of Object.entries(given)) if (!aliases.has(name)) values[name] = value;
-  return {values, explicit, given, passthrough, layers};
+  return {values, explicit, given, passthrough, fromFlags, layers};
 }
 
 async function extraVarsLayer(raw: string): Promise<Layer> {
@@ -141,7 +146,7 @@ export async function groupVarsLayers(inventory: string): Promise<Layer[]> {
   for (const names of GROUP_ORDER) {
     for (const name of names) {
       for (const file of await varsFilesFor(base, name)) {
-        layers.push({origin: relative(process.cwd(), file) || file, values: await readVarsFile(file)});
+        layers.push({origin: relative(process.cwd(), file) || file, values: await readVarsFile(file), inventory: true});
       }
     }
   }

@@ -10,7 +10,8 @@ export interface CliRun {
 }
 
 export async function extip(args: string[], options: {cwd?: string; env?: Record<string, string>} = {}): Promise<CliRun> {
-  const result = await execa(join(repoRoot, 'bin', 'run.js'), args, {
+  // Node is named explicitly, so that tests may run the CLI with a PATH that lacks programs.
+  const result = await execa(process.execPath, [join(repoRoot, 'bin', 'run.js'), ...args], {
     reject: false,
     cwd: options.cwd ?? repoRoot,
     env: {NO_COLOR: '1', ...options.env},

@@ -1,0 +1,184 @@
+/**
+ * Runs the shipped playbooks with ansible-playbook and turns its events (one
+ * JSON line each, from the extip_events callback) into progress and a result.
+ */
+import {mkdtemp, open, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import type {Value} from './catalogue.js';
+import {MissingToolError, tail} from './errors.js';
+import {playbooksDir, rolesDir} from './paths.js';
+import {run, spawnProgram} from './run.js';
+import {stringifyDocument} from './yamlio.js';
+
+export const MIN_ANSIBLE = [2, 14] as const;
+export const ANSIBLE_INSTALL_HINT =
+  'install ansible-core 2.14 or newer: "apt-get install ansible-core" on Debian/Ubuntu, or "pipx install ansible-core"';
+
+/** The ansible-playbook version, or a MissingToolError saying how to get one. */
+export async function checkAnsible(binary = 'ansible-playbook'): Promise<string> {
+  const r = await run(binary, ['--version'], {installHint: ANSIBLE_INSTALL_HINT});
+  const m = /\[core (\d+)\.(\d+)\.(\d+)[^\]]*\]/.exec(r.stdout) ?? /ansible-playbook (\d+)\.(\d+)\.(\d+)/.exec(r.stdout);
+  if (r.exitCode !== 0 || !m) throw new MissingToolError(binary, `${binary} --version did not answer as ansible-playbook does; ${ANSIBLE_INSTALL_HINT}`);
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  if (major < MIN_ANSIBLE[0] || (major === MIN_ANSIBLE[0] && minor < MIN_ANSIBLE[1])) {
+    throw new MissingToolError(binary, `${binary} is ansible-core ${m[1]}.${m[2]}.${m[3]}; extip needs ${MIN_ANSIBLE.join('.')} or newer: ${ANSIBLE_INSTALL_HINT}`);
+  }
+  return `${m[1]}.${m[2]}.${m[3]}`;
+}
+
+export type AnsibleEvent =
+  | {event: 'playbook_start'; playbook: string; t: number}
+  | {event: 'play_start'; play: string; t: number}
+  | {event: 'task_start'; task: string; t: number}
+  | {event: 'ok' | 'skipped'; host: string; task: string; changed: boolean; t: number}
+  | {event: 'failed' | 'unreachable'; host: string; task: string; changed: boolean; msg: string; stderr: string; rc: number | null; ignored?: boolean; t: number}
+  | {event: 'stats'; hosts: Record<string, HostCounts>; t: number};
+
+export interface HostCounts {
+  ok: number;
+  changed: number;
+  failed: number;
+  unreachable: number;
+  skipped: number;
+  rescued: number;
+  ignored: number;
+}
+
+export interface Failure {
+  host: string;
+  task: string;
+  message: string;
+  stderr: string;
+  unreachable: boolean;
+}
+
+export interface PlaybookResult {
+  exitCode: number | undefined;
+  interrupted: boolean;
+  hosts: Record<string, HostCounts>;
+  changedTasks: Array<{host: string; task: string}>;
+  failures: Failure[];
+  durationSeconds: number;
+  /** The end of Ansible's own output, for failures that produced no event. */
+  outputTail: string;
+}
+
+export interface PlaybookOptions {
+  playbook: 'externalip.yml' | 'externalip-uninstall.yml';
+  inventory: string;
+  /** Variables handed over in a temporary file, never on the command line. */
+  extraVars: Record<string, Value>;
+  limit?: string;
+  tags?: string;
+  user?: string;
+  become?: boolean;
+  check?: boolean;
+  diff?: boolean;
+  passthrough?: string[];
+  binary?: string;
+  onEvent?: (event: AnsibleEvent) => void;
+  /** Ansible's own output, as it comes (for --verbose). */
+  onOutput?: (chunk: string) => void;
+  /** Aborted by Ctrl-C. */
+  signal?: AbortSignal;
+}
+
+export function playbookArgs(options: PlaybookOptions, varsFile: string): string[] {
+  const args = ['-i', options.inventory, '-e', `@${varsFile}`];
+  if (options.limit) args.push('--limit', options.limit);
+  if (options.tags) args.push('--tags', options.tags);
+  if (options.user) args.push('--user', options.user);
+  if (options.become) args.push('--become');
+  if (options.check) args.push('--check');
+  if (options.diff) args.push('--diff');
+  args.push(...(options.passthrough ?? []), join(playbooksDir, options.playbook));
+  return args;
+}
+
+export async function runPlaybook(options: PlaybookOptions): Promise<PlaybookResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'extip-run-'));
+  const varsFile = join(dir, 'extip-vars.yml');
+  const eventsFile = join(dir, 'events.jsonl');
+  const started = Date.now();
+  try {
+    await writeFile(varsFile, stringifyDocument(options.extraVars), {mode: 0o600});
+    await writeFile(eventsFile, '');
+    let output = '';
+    const spawned = spawnProgram(options.binary ?? 'ansible-playbook', playbookArgs(options, varsFile), {
+      env: {
+        ANSIBLE_ROLES_PATH: [rolesDir, process.env.ANSIBLE_ROLES_PATH].filter(Boolean).join(':'),
+        ANSIBLE_CALLBACK_PLUGINS: join(playbooksDir, 'callback_plugins'),
+        ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
+        EXTIP_EVENTS_FILE: eventsFile,
+        ANSIBLE_NOCOLOR: '1',
+        ANSIBLE_FORCE_COLOR: '0',
+        ANSIBLE_RETRY_FILES_ENABLED: '0',
+      },
+      installHint: ANSIBLE_INSTALL_HINT,
+      onOutput: (chunk) => {
+        output = (output + chunk).slice(-64 * 1024);
+        options.onOutput?.(chunk);
+      },
+    });
+    let interrupted = false;
+    const onAbort = () => {
+      interrupted = true;
+      // Ansible stops cleanly on SIGINT, as on Ctrl-C in a terminal.
+      spawned.child.kill('SIGINT');
+      setTimeout(() => spawned.child.kill('SIGKILL'), 15000).unref();
+    };
+    options.signal?.addEventListener('abort', onAbort, {once: true});
+
+    const events: AnsibleEvent[] = [];
+    const reader = await open(eventsFile, 'r');
+    let offset = 0;
+    let partial = '';
+    const drain = async () => {
+      const buffer = Buffer.alloc(64 * 1024);
+      for (;;) {
+        const {bytesRead} = await reader.read(buffer, 0, buffer.length, offset);
+        if (!bytesRead) break;
+        offset += bytesRead;
+        partial += buffer.subarray(0, bytesRead).toString('utf8');
+        const lines = partial.split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          if (!line.trim()) continue;
+          const event = JSON.parse(line) as AnsibleEvent;
+          events.push(event);
+          options.onEvent?.(event);
+        }
+      }
+    };
+    let finished = false;
+    const poller = (async () => {
+      while (!finished) {
+        await drain();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    const {exitCode} = await spawned.done;
+    finished = true;
+    await poller;
+    await drain();
+    await reader.close();
+    options.signal?.removeEventListener('abort', onAbort);
+    return summarise(events, exitCode, interrupted, (Date.now() - started) / 1000, tail(output, 30));
+  } finally {
+    await rm(dir, {recursive: true, force: true});
+  }
+}
+
+function summarise(events: AnsibleEvent[], exitCode: number | undefined, interrupted: boolean, durationSeconds: number, outputTail: string): PlaybookResult {
+  const stats = events.find((e): e is Extract<AnsibleEvent, {event: 'stats'}> => e.event === 'stats');
+  const changedTasks: Array<{host: string; task: string}> = [];
+  const failures: Failure[] = [];
+  for (const e of events) {
+    if (e.event === 'ok' && e.changed) changedTasks.push({host: e.host, task: e.task});
+    if ((e.event === 'failed' && !e.ignored) || e.event === 'unreachable') {
+      failures.push({host: e.host, task: e.task, message: e.msg, stderr: tail(e.stderr ?? '', 10), unreachable: e.event === 'unreachable'});
+    }
+  }
+  return {exitCode, interrupted, hosts: stats?.hosts ?? {}, changedTasks, failures, durationSeconds, outputTail};
+}

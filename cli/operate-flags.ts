@@ -1,0 +1,21 @@
+/** Flags of `extip install` and `extip uninstall`, in Ansible's own words where it has them. */
+import {Flags} from '@oclif/core';
+import {variableFlags} from './flags.js';
+
+export const operateFlags = {
+  ...variableFlags,
+  inventory: Flags.string({
+    char: 'i',
+    summary: 'Inventory file or directory, as for ansible-playbook; its group_vars are read and validated too.',
+    required: true,
+    helpGroup: 'VARIABLES',
+  }),
+  kubeconfig: Flags.string({summary: 'Kubeconfig on the first control-plane host (sets extip_kubeconfig).', helpGroup: 'ANSIBLE'}),
+  limit: Flags.string({char: 'l', summary: 'Limit the run to these hosts (ansible-playbook --limit).', helpGroup: 'ANSIBLE'}),
+  tags: Flags.string({char: 't', summary: 'Only run tasks with these tags (ansible-playbook --tags).', helpGroup: 'ANSIBLE'}),
+  user: Flags.string({char: 'u', summary: 'Connect as this user (ansible-playbook --user).', helpGroup: 'ANSIBLE'}),
+  become: Flags.boolean({char: 'b', summary: 'Run operations with become (ansible-playbook --become).', helpGroup: 'ANSIBLE'}),
+  'dry-run': Flags.boolean({summary: "Show what would change and change nothing (Ansible's --check --diff; kubectl dry runs).", helpGroup: 'ANSIBLE'}),
+  verbose: Flags.boolean({char: 'v', summary: "Also stream Ansible's own output to stderr."}),
+  'ansible-playbook': Flags.string({summary: 'The ansible-playbook program to run.', default: 'ansible-playbook', hidden: true}),
+};

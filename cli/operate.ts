@@ -1,0 +1,140 @@
+/**
+ * What `extip install` and `extip uninstall` do: validate the variables, check
+ * Ansible, run the shipped playbook with progress, and report the result with
+ * an exit code that says what kind of failure it was.
+ */
+import {type PlaybookResult, checkAnsible, runPlaybook} from './ansible.js';
+import type {Value} from './catalogue.js';
+import {ExitCode, type ExitCodeValue, UserError, indent} from './errors.js';
+import {type VariableInputs, loadVariables} from './loader.js';
+import {createProgress, summaryLines} from './progress.js';
+import {assertValid} from './validate.js';
+
+export interface OperateOptions {
+  action: 'install' | 'uninstall';
+  inputs: VariableInputs;
+  kubeconfig?: string;
+  limit?: string;
+  tags?: string;
+  user?: string;
+  become?: boolean;
+  dryRun?: boolean;
+  passthrough: string[];
+  /** Show progress on stderr (not with --json). */
+  progress: boolean;
+  verbose: boolean;
+  ansiblePlaybook?: string;
+  log: (line: string) => void;
+}
+
+export interface OperateResult {
+  action: 'install' | 'uninstall';
+  dryRun: boolean;
+  ok: boolean;
+  exitCode: number;
+  durationSeconds: number;
+  ansibleVersion: string;
+  hosts: PlaybookResult['hosts'];
+  changedTasks: PlaybookResult['changedTasks'];
+  failures: PlaybookResult['failures'];
+  interrupted: boolean;
+}
+
+export async function operate(options: OperateOptions): Promise<OperateResult> {
+  if (!options.inputs.inventory) throw new UserError('an inventory is needed', 'pass it with -i/--inventory (a file or a directory)');
+  const vars = await loadVariables(options.inputs);
+  if (options.kubeconfig) {
+    vars.given.extip_kubeconfig = options.kubeconfig;
+    vars.explicit.set('extip_kubeconfig', '--kubeconfig');
+  }
+  assertValid(vars.given, vars.explicit);
+  const ansibleVersion = await checkAnsible(options.ansiblePlaybook);
+
+  // Only what came from flags goes to Ansible as extra vars; Ansible reads the group_vars itself.
+  const extraVars: Record<string, Value> = {...vars.passthrough, ...vars.fromFlags};
+  if (options.kubeconfig) extraVars.extip_kubeconfig = options.kubeconfig;
+  if (options.action === 'uninstall') extraVars.extip_state = 'absent';
+
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) return;
+    options.log('\nInterrupted: stopping Ansible (it finishes the task under way)...');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  const progress = options.progress ? createProgress(process.stderr) : undefined;
+  let result: PlaybookResult;
+  try {
+    result = await runPlaybook({
+      playbook: options.action === 'install' ? 'externalip.yml' : 'externalip-uninstall.yml',
+      inventory: options.inputs.inventory,
+      extraVars,
+      limit: options.limit,
+      tags: options.tags,
+      user: options.user,
+      become: options.become,
+      check: options.dryRun,
+      diff: options.dryRun,
+      passthrough: options.passthrough,
+      binary: options.ansiblePlaybook,
+      onEvent: progress ? (e) => progress.onEvent(e) : undefined,
+      onOutput: options.verbose ? (chunk) => process.stderr.write(chunk) : undefined,
+      signal: controller.signal,
+    });
+  } finally {
+    progress?.finish();
+    process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigint);
+  }
+
+  const exitCode = classify(result);
+  if (options.progress) {
+    for (const line of summaryLines(result)) options.log(line);
+    report(options, result, exitCode);
+  }
+  return {
+    action: options.action,
+    dryRun: Boolean(options.dryRun),
+    ok: exitCode === ExitCode.ok,
+    exitCode,
+    durationSeconds: Math.round(result.durationSeconds * 10) / 10,
+    ansibleVersion,
+    hosts: result.hosts,
+    changedTasks: result.changedTasks,
+    failures: result.failures,
+    interrupted: result.interrupted,
+  };
+}
+
+export function classify(result: PlaybookResult): ExitCodeValue {
+  if (result.interrupted) return ExitCode.interrupted;
+  if (result.failures.some((f) => f.unreachable) || Object.values(result.hosts).some((h) => h.unreachable > 0)) return ExitCode.unreachable;
+  if (result.exitCode !== 0 || result.failures.length) return ExitCode.commandFailed;
+  return ExitCode.ok;
+}
+
+function report(options: OperateOptions, result: PlaybookResult, exitCode: number): void {
+  const what = options.action === 'install' ? 'Install' : 'Uninstall';
+  const changed = result.changedTasks.length;
+  if (exitCode === ExitCode.ok) {
+    options.log(`${what}${options.dryRun ? ' (dry run: nothing was changed)' : ''} finished in ${result.durationSeconds.toFixed(1)}s: ${changed} change${changed === 1 ? '' : 's'}.`);
+    return;
+  }
+  if (exitCode === ExitCode.interrupted) {
+    options.log(`${what} was interrupted after ${result.durationSeconds.toFixed(1)}s.`);
+    options.log(`What ran before the interruption may be half-done (${changed} change${changed === 1 ? '' : 's'} were made).`);
+    options.log(`Run the same command again to finish it${options.action === 'install' ? ', or "extip uninstall" to remove what was done' : ''}.`);
+    return;
+  }
+  options.log(`${what} failed after ${result.durationSeconds.toFixed(1)}s.`);
+  for (const f of result.failures) {
+    options.log(`${f.unreachable ? 'Unreachable' : 'Failed'}: host ${f.host}, task "${f.task.replace(/^externalip : /, '')}":`);
+    options.log(indent(f.message.trim() || '(no message)', '    '));
+    if (f.stderr.trim()) options.log(indent(`stderr: ${f.stderr.trim()}`, '    '));
+  }
+  if (!result.failures.length) {
+    options.log(`ansible-playbook exited ${result.exitCode ?? 'abnormally'} without reporting a failed task; its last output:`);
+    options.log(indent(result.outputTail, '    '));
+  }
+}
