@@ -20,12 +20,66 @@ export interface WorkloadCounts {
 /** How many pods of a workload exist and are ready; the kubelet's seam. */
 export type WorkloadStatusProvider = (workload: KubeObject, matchingNodes: KubeObject[]) => WorkloadCounts;
 
+/** Annotating a node with this makes the simulated kubelet on it "down": no pods run there. */
+export const KUBELET_DOWN = 'lab.extip.io/kubelet-down';
+
 export const simulatedWorkloads: WorkloadStatusProvider = (w, nodes) => {
-  if (w.kind === 'DaemonSet') return {desired: nodes.length, updated: nodes.length, ready: nodes.length};
+  const up = nodes.filter((n) => !(n.metadata.annotations as Record<string, string> | undefined)?.[KUBELET_DOWN]);
+  if (w.kind === 'DaemonSet') return {desired: nodes.length, updated: up.length, ready: up.length};
   const replicas = Number((w.spec as JsonObject | undefined)?.replicas ?? 1);
-  const running = nodes.length > 0 ? replicas : 0;
+  const running = up.length > 0 ? replicas : 0;
   return {desired: replicas, updated: running, ready: running};
 };
+
+/**
+ * Where the simulated scheduler puts a workload's pods: a DaemonSet one per
+ * matching node, a Deployment its replicas spread over them.
+ */
+function placements(w: KubeObject, nodes: KubeObject[]): Array<{name: string; node: string}> {
+  const up = nodes.filter((n) => !(n.metadata.annotations as Record<string, string> | undefined)?.[KUBELET_DOWN]);
+  const base = String(w.metadata.name);
+  if (w.kind === 'DaemonSet') return up.map((n) => ({name: `${base}-${n.metadata.name}`, node: String(n.metadata.name)}));
+  const replicas = Number((w.spec as JsonObject | undefined)?.replicas ?? 1);
+  if (!up.length) return [];
+  return Array.from({length: replicas}, (_, i) => ({name: `${base}-${i}`, node: String(up[i % up.length].metadata.name)}));
+}
+
+/** Keeps Pod objects for the simulated workloads: what a scheduler and kubelets would report. */
+function syncSimulatedPods(store: Store): void {
+  const podType = type(store, '', 'pods');
+  const wanted = new Set<string>();
+  for (const plural of ['daemonsets', 'deployments']) {
+    for (const w of store.list(type(store, 'apps', plural), undefined, () => true, () => true)) {
+      if (w.metadata.deletionTimestamp) continue;
+      const template = ((w.spec as JsonObject).template ?? {}) as JsonObject;
+      const templateMeta = (template.metadata ?? {}) as JsonObject;
+      for (const p of placements(w, matchingNodes(store, w))) {
+        wanted.add(`${w.metadata.namespace}/${p.name}`);
+        if (store.tryGet(podType, w.metadata.namespace, p.name)) continue;
+        const pod = store.create(podType, w.metadata.namespace, {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name: p.name,
+            labels: (templateMeta.labels ?? {}) as Json,
+            ownerReferences: [{apiVersion: 'apps/v1', kind: w.kind, name: String(w.metadata.name), uid: String(w.metadata.uid), controller: true}],
+          },
+          spec: {...((template.spec ?? {}) as JsonObject), nodeName: p.node},
+        }, {});
+        store.setStatus(podType, w.metadata.namespace, String(pod.metadata.name), {
+          phase: 'Running',
+          conditions: [{type: 'Ready', status: 'True'}],
+          hostIP: p.node,
+        });
+      }
+    }
+  }
+  for (const pod of store.list(podType, undefined, () => true, () => true)) {
+    const owner = ((pod.metadata.ownerReferences ?? []) as JsonObject[])[0];
+    if (!owner || !['DaemonSet', 'Deployment'].includes(String(owner.kind))) continue;
+    if (!wanted.has(`${pod.metadata.namespace}/${pod.metadata.name}`)) store.removeObject(podType, pod.metadata.namespace, String(pod.metadata.name));
+  }
+}
 
 const providers = new WeakMap<Store, WorkloadStatusProvider>();
 
@@ -84,6 +138,7 @@ function workloadStatus(w: KubeObject, counts: WorkloadCounts): JsonObject {
 
 export function refreshWorkloads(store: Store): void {
   const provider = providers.get(store) ?? simulatedWorkloads;
+  if (!providers.has(store)) syncSimulatedPods(store);
   for (const plural of ['daemonsets', 'deployments']) {
     const t = type(store, 'apps', plural);
     for (const w of store.list(t, undefined, () => true, () => true)) {
