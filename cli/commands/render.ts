@@ -4,10 +4,11 @@ import {UserError} from '../errors.js';
 import {variableFlags, variableInputs} from '../flags.js';
 import {loadVariables} from '../loader.js';
 import {assertValid} from '../validate.js';
+import {renderManifests} from '../manifests.js';
 import {applyKargo, planDiff, planKargo, renderWorkspace} from '../workspace.js';
 
 export interface RenderResult {
-  mode: 'workspace' | 'kargo';
+  mode: 'workspace' | 'kargo' | 'manifests';
   directory: string;
   /** Files written (workspace) or changed (kargo), relative to the directory. */
   files: string[];
@@ -27,6 +28,7 @@ With --kargo DIR, the role is copied into DIR/roles, the variables into the inve
     {description: 'A workspace with the ECMP setup of the original docs', command: '<%= config.bin %> <%= command.id %> --out ./extip-ws -e @inventory-examples/ecmp/extip_ecmp.yaml'},
     {description: 'Add the role to a kubespray checkout', command: '<%= config.bin %> <%= command.id %> --kargo ~/kubespray --set extip_iface=lo --set extip_mask=32'},
     {description: 'See what --kargo would change without writing', command: '<%= config.bin %> <%= command.id %> --kargo ~/kubespray --dry-run'},
+    {description: 'Only the Kubernetes manifests, for GitOps', command: '<%= config.bin %> <%= command.id %> --manifests --out ./manifests -e @extip_ecmp.yaml'},
   ];
 
   static override enableJsonFlag = true;
@@ -39,6 +41,10 @@ With --kargo DIR, the role is copied into DIR/roles, the variables into the inve
       dependsOn: ['kargo'],
     }),
     'dry-run': Flags.boolean({summary: 'With --kargo: show the diff, write nothing.', dependsOn: ['kargo']}),
+    manifests: Flags.boolean({
+      summary: 'With --out: write only the Kubernetes manifests install would apply (rendered by the role\'s templates), for review or GitOps.',
+      dependsOn: ['out'],
+    }),
     ...variableFlags,
   };
 
@@ -48,6 +54,12 @@ With --kargo DIR, the role is copied into DIR/roles, the variables into the inve
     assertValid(vars.given, vars.explicit);
     for (const name of Object.keys(vars.passthrough)) {
       this.note(`Note: ${name} is not an extip variable; render does not write it (install passes it to Ansible).`);
+    }
+
+    if (flags.out && flags.manifests) {
+      const files = await renderManifests(flags.out, vars, flags.inventory);
+      this.note(`Wrote ${files.join(', ')} to ${flags.out}. Apply them with: kubectl apply --server-side --field-manager=extip -f ${flags.out}`);
+      return {mode: 'manifests', directory: flags.out, files, changed: true};
     }
 
     if (flags.out) {
