@@ -31,7 +31,7 @@ export type AnsibleEvent =
   | {event: 'playbook_start'; playbook: string; t: number}
   | {event: 'play_start'; play: string; t: number}
   | {event: 'task_start'; task: string; t: number}
-  | {event: 'ok' | 'skipped'; host: string; task: string; changed: boolean; t: number}
+  | {event: 'ok' | 'skipped'; host: string; task: string; changed: boolean; stdout?: string; t: number}
   | {event: 'failed' | 'unreachable'; host: string; task: string; changed: boolean; msg: string; stderr: string; rc: number | null; ignored?: boolean; t: number}
   | {event: 'stats'; hosts: Record<string, HostCounts>; t: number};
 
@@ -62,10 +62,12 @@ export interface PlaybookResult {
   durationSeconds: number;
   /** The end of Ansible's own output, for failures that produced no event. */
   outputTail: string;
+  /** Every event, in order. */
+  events: AnsibleEvent[];
 }
 
 export interface PlaybookOptions {
-  playbook: 'externalip.yml' | 'externalip-uninstall.yml';
+  playbook: 'externalip.yml' | 'externalip-uninstall.yml' | 'externalip-manifests.yml' | 'externalip-doctor.yml';
   inventory: string;
   /** Variables handed over in a temporary file, never on the command line. */
   extraVars: Record<string, Value>;
@@ -80,6 +82,8 @@ export interface PlaybookOptions {
   onEvent?: (event: AnsibleEvent) => void;
   /** Ansible's own output, as it comes (for --verbose). */
   onOutput?: (chunk: string) => void;
+  /** Include the tasks' stdout in the events. */
+  withStdout?: boolean;
   /** Aborted by Ctrl-C. */
   signal?: AbortSignal;
 }
@@ -111,6 +115,7 @@ export async function runPlaybook(options: PlaybookOptions): Promise<PlaybookRes
         ANSIBLE_CALLBACK_PLUGINS: join(playbooksDir, 'callback_plugins'),
         ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
         EXTIP_EVENTS_FILE: eventsFile,
+        ...(options.withStdout ? {EXTIP_EVENTS_STDOUT: '1'} : {}),
         ANSIBLE_NOCOLOR: '1',
         ANSIBLE_FORCE_COLOR: '0',
         ANSIBLE_RETRY_FILES_ENABLED: '0',
@@ -180,5 +185,5 @@ function summarise(events: AnsibleEvent[], exitCode: number | undefined, interru
       failures.push({host: e.host, task: e.task, message: e.msg, stderr: tail(e.stderr ?? '', 10), unreachable: e.event === 'unreachable'});
     }
   }
-  return {exitCode, interrupted, hosts: stats?.hosts ?? {}, changedTasks, failures, durationSeconds, outputTail};
+  return {exitCode, interrupted, hosts: stats?.hosts ?? {}, changedTasks, failures, durationSeconds, outputTail, events};
 }

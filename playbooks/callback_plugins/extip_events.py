@@ -70,6 +70,8 @@ class CallbackModule(CallbackBase):
             "task": result._task.get_name(),
             "changed": bool(res.get("changed", False)),
         }
+        if status == "ok" and os.environ.get("EXTIP_EVENTS_STDOUT") and "stdout" in res:
+            fields["stdout"] = _tail(res.get("stdout", ""))
         if status in ("failed", "unreachable"):
             fields["msg"] = _tail(res.get("msg", ""))
             fields["stderr"] = _tail(res.get("stderr", "") or res.get("module_stderr", ""))

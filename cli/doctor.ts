@@ -1,0 +1,209 @@
+/**
+ * `extip doctor`: checks before an install, changing nothing. Each check says
+ * pass or fail and, on fail, what to do.
+ */
+import type {KubeConfig} from '@kubernetes/client-node';
+import {type AnsibleEvent, checkAnsible, runPlaybook} from './ansible.js';
+import type {Value} from './catalogue.js';
+import {ExtipError} from './errors.js';
+import {type Cidr, formatIp, isCidr, parseCidr, parseIp} from './ipnet.js';
+import {type ClusterState, readCluster} from './kube.js';
+import {type ResolvedVariables} from './loader.js';
+import {run} from './run.js';
+import {findProblems, isJinja} from './validate.js';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+interface Inventory {
+  groups: Record<string, string[]>;
+  hostvars: Record<string, Record<string, Value>>;
+}
+
+async function readInventory(path: string): Promise<Inventory> {
+  const r = await run('ansible-inventory', ['-i', path, '--list'], {installHint: 'it comes with ansible-core'});
+  if (r.exitCode !== 0) throw new Error(r.stderr.trim().split('\n').slice(-3).join(' '));
+  const data = JSON.parse(r.stdout) as Record<string, {hosts?: string[]; children?: string[]; hostvars?: Record<string, Record<string, Value>>}> & {_meta?: {hostvars?: Record<string, Record<string, Value>>}};
+  const groups: Record<string, string[]> = {};
+  const hostsOf = (g: string, seen = new Set<string>()): string[] => {
+    if (seen.has(g)) return [];
+    seen.add(g);
+    const entry = data[g] ?? {};
+    return [...(entry.hosts ?? []), ...(entry.children ?? []).flatMap((c) => hostsOf(c, seen))];
+  };
+  for (const g of Object.keys(data)) if (g !== '_meta') groups[g] = [...new Set(hostsOf(g))];
+  return {groups, hostvars: data._meta?.hostvars ?? {}};
+}
+
+/** Resolves the `{{ name | default('x') }}` defaults extip uses, against a host's variables. */
+function resolveDefault(value: Value, hostvars: Record<string, Value>): Value {
+  if (!isJinja(value)) return value;
+  const m = /^\{\{\s*(\w+)\s*\|\s*default\('([^']*)'\)\s*\}\}$/.exec(String(value));
+  if (!m) return value;
+  return hostvars[m[1]] ?? m[2];
+}
+
+export interface DoctorOptions {
+  inventory: string;
+  vars: ResolvedVariables;
+  kubeconfig: () => KubeConfig;
+  ansiblePlaybook?: string;
+}
+
+export async function doctor(options: DoctorOptions): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (c: Check) => checks.push(c);
+  const {vars} = options;
+
+  try {
+    const version = await checkAnsible(options.ansiblePlaybook);
+    add({name: 'ansible-playbook', ok: true, detail: `ansible-core ${version}`});
+  } catch (err) {
+    add({name: 'ansible-playbook', ok: false, detail: (err as Error).message, fix: 'install ansible-core 2.14 or newer (apt-get install ansible-core, or pipx install ansible-core)'});
+  }
+
+  let inventory: Inventory | undefined;
+  try {
+    inventory = await readInventory(options.inventory);
+    add({name: 'inventory', ok: true, detail: `${options.inventory} parses (${Object.keys(inventory.hostvars).length} hosts)`});
+  } catch (err) {
+    add({name: 'inventory', ok: false, detail: `ansible-inventory cannot read ${options.inventory}: ${(err as Error).message}`, fix: 'fix the inventory so that ansible-inventory --list reads it'});
+  }
+  const nodesGroup = inventory ? (inventory.groups.kube_node ?? inventory.groups['kube-node'] ?? []) : [];
+  const cpGroup = inventory ? (inventory.groups.kube_control_plane ?? inventory.groups['kube-master'] ?? []) : [];
+  if (inventory) {
+    const ok = nodesGroup.length > 0 && cpGroup.length > 0;
+    add({
+      name: 'groups',
+      ok,
+      detail: ok ? `kube_node: ${nodesGroup.join(', ')}; control plane: ${cpGroup[0]}` : `kube_node/kube-node has ${nodesGroup.length} hosts, kube_control_plane/kube-master ${cpGroup.length}`,
+      fix: ok ? undefined : 'add the hosts that run the controller to kube_node (Kargo: kube-node) and the control-plane hosts to kube_control_plane (Kargo: kube-master)',
+    });
+  }
+
+  const problems = findProblems(vars.given, vars.explicit);
+  add({
+    name: 'variables',
+    ok: problems.length === 0,
+    detail: problems.length ? problems.map((p) => `${p.name}=${JSON.stringify(p.value)}: ${p.rule}`).join('; ') : `${vars.explicit.size} set, all valid`,
+    fix: problems.length ? problems.map((p) => `set ${p.name} like ${p.example}`).join('; ') : undefined,
+  });
+
+  let cluster: ClusterState | undefined;
+  try {
+    cluster = await readCluster(options.kubeconfig());
+    add({name: 'API', ok: true, detail: `${cluster.server} answers (${cluster.nodes.length} nodes)`});
+  } catch (err) {
+    add({name: 'API', ok: false, detail: (err as Error).message, fix: 'pass --kubeconfig with a kubeconfig for the cluster, or set KUBECONFIG'});
+  }
+
+  const hostvarsOf = (h: string) => inventory?.hostvars[h] ?? {};
+  if (cluster && inventory && nodesGroup.length) {
+    const lookup = String(vars.values.extip_node_name_lookup);
+    const byIp = new Map(cluster.nodes.flatMap((n) => (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => [a.address, n.metadata?.name ?? ''] as const)));
+    const names = new Set(cluster.nodes.map((n) => n.metadata?.name ?? ''));
+    const unknown = nodesGroup.filter((h) => {
+      const hv = hostvarsOf(h);
+      const name = lookup === 'internal_ip' ? byIp.get(String(hv.ip ?? hv.access_ip ?? hv.ansible_host ?? '')) : String(hv.kube_override_hostname ?? h);
+      return !name || !names.has(name);
+    });
+    add({
+      name: 'nodes',
+      ok: unknown.length === 0,
+      detail: unknown.length ? `not Kubernetes nodes: ${unknown.join(', ')}` : `all ${nodesGroup.length} target hosts are nodes`,
+      fix: unknown.length ? 'set kube_override_hostname for them, switch extip_node_name_lookup, or leave them out with --limit' : undefined,
+    });
+  }
+
+  if (inventory && nodesGroup.length) {
+    const iface = String(vars.values.extip_iface);
+    const result = await runPlaybook({playbook: 'externalip-doctor.yml', inventory: options.inventory, extraVars: vars.fromFlags, withStdout: true, binary: options.ansiblePlaybook}).catch((err: ExtipError) => err);
+    if (result instanceof Error) {
+      add({name: 'interface', ok: false, detail: result.message, fix: 'make the hosts reachable for Ansible'});
+    } else {
+      const seen = new Map<string, string[]>();
+      for (const e of result.events) {
+        if (e.event !== 'ok') continue;
+        const ok = e as Extract<AnsibleEvent, {event: 'ok' | 'skipped'}>;
+        if (ok.stdout !== undefined) seen.set(ok.host, ok.stdout.split('\n').filter(Boolean));
+      }
+      const missing = nodesGroup.filter((h) => !(seen.get(h) ?? []).includes(iface));
+      const unreachable = result.failures.map((f) => f.host);
+      add({
+        name: 'interface',
+        ok: missing.length === 0,
+        detail: missing.length ? `${iface} is missing on ${missing.join(', ')}${unreachable.length ? ` (could not ask ${unreachable.join(', ')})` : ''}` : `${iface} exists on every target host`,
+        fix: missing.length ? 'set extip_iface to an interface every target host has (lo for ECMP)' : undefined,
+      });
+    }
+  }
+
+  // Address conflicts.
+  const firstHost = nodesGroup[0] ?? '';
+  const cidrs: Array<{what: string; cidr: Cidr}> = [];
+  for (const [name, label] of [['extip_service_cidr', 'the service CIDR'], ['extip_pod_cidr', 'the pod CIDR']] as const) {
+    const value = resolveDefault(vars.values[name], hostvarsOf(firstHost));
+    const c = typeof value === 'string' ? parseCidr(value) : undefined;
+    if (c && isCidr(c)) cidrs.push({what: `${label} ${value}`, cidr: c});
+  }
+  const pools = (Array.isArray(vars.values.extip_ip_pools) ? vars.values.extip_ip_pools : []) as Array<{name?: string; cidr?: string; ranges?: string[][]}>;
+  const poolRanges: Array<{what: string; first: bigint; last: bigint; family: 4 | 6}> = [];
+  for (const p of pools) {
+    const c = typeof p.cidr === 'string' ? parseCidr(p.cidr) : undefined;
+    if (!c || !isCidr(c)) continue;
+    const ranges = p.ranges?.length ? p.ranges : [[formatIp(c.network, c.family), formatIp(c.last, c.family)]];
+    for (const [a, b] of ranges) {
+      const x = parseIp(a);
+      const y = parseIp(b);
+      if (x && y) poolRanges.push({what: `pool ${p.name} ${a}-${b}`, first: x.value, last: y.value, family: x.family});
+    }
+  }
+  const nodeAddrs = new Map<string, string>();
+  for (const n of cluster?.nodes ?? []) for (const a of n.status?.addresses ?? []) if (parseIp(a.address)) nodeAddrs.set(a.address, `node ${n.metadata?.name}`);
+  for (const h of nodesGroup) for (const k of ['ip', 'access_ip', 'ansible_host']) {
+    const v = hostvarsOf(h)[k];
+    if (typeof v === 'string' && parseIp(v)) nodeAddrs.set(v, nodeAddrs.get(v) ?? `host ${h}`);
+  }
+  const externals = new Map<string, string[]>();
+  for (const s of cluster?.services ?? []) {
+    for (const ip of [...(s.spec?.externalIPs ?? []), ...(s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '')]) {
+      if (parseIp(ip)) externals.set(ip, [...(externals.get(ip) ?? []), `${s.metadata?.namespace}/${s.metadata?.name}`]);
+    }
+  }
+  const conflicts: string[] = [];
+  const inCidr = (v: bigint, fam: number, c: Cidr) => fam === c.family && v >= c.network && v <= c.last;
+  for (const [ip, services] of externals) {
+    const v = parseIp(ip)!;
+    if (nodeAddrs.has(ip)) conflicts.push(`external IP ${ip} of ${services.join(', ')} is the address of ${nodeAddrs.get(ip)}`);
+    for (const c of cidrs) if (inCidr(v.value, v.family, c.cidr)) conflicts.push(`external IP ${ip} of ${services.join(', ')} is inside ${c.what}`);
+  }
+  for (const r of poolRanges) {
+    for (const c of cidrs) if (r.family === c.cidr.family && r.first <= c.cidr.last && c.cidr.network <= r.last) conflicts.push(`${r.what} overlaps ${c.what}`);
+    for (const [ip, who] of nodeAddrs) {
+      const v = parseIp(ip)!;
+      if (v.family === r.family && v.value >= r.first && v.value <= r.last) conflicts.push(`${r.what} contains ${ip}, the address of ${who}`);
+    }
+  }
+  add({
+    name: 'addresses',
+    ok: conflicts.length === 0,
+    detail: conflicts.length ? conflicts.join('; ') : `${externals.size} external IPs and ${poolRanges.length} pool ranges clash with no node address, the service or pod CIDR, or each other`,
+    fix: conflicts.length ? 'choose external IPs and pools outside the nodes\' addresses and the cluster\'s service and pod CIDRs (extip_service_cidr, extip_pod_cidr)' : undefined,
+  });
+  return checks;
+}
+
+export function formatChecks(checks: Check[]): string {
+  const lines: string[] = [];
+  for (const c of checks) {
+    lines.push(`${c.ok ? 'pass' : 'FAIL'}  ${c.name.padEnd(10)} ${c.detail}`);
+    if (!c.ok && c.fix) lines.push(`      ${''.padEnd(10)} fix: ${c.fix}`);
+  }
+  const failed = checks.filter((c) => !c.ok).length;
+  lines.push('', failed ? `${failed} check${failed > 1 ? 's' : ''} failed.` : 'All checks passed.');
+  return lines.join('\n');
+}

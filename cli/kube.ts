@@ -1,0 +1,71 @@
+/**
+ * The one module that talks to the Kubernetes API (@kubernetes/client-node).
+ * It loads kubeconfig the standard way (--kubeconfig, else KUBECONFIG, else
+ * ~/.kube/config) and every reader takes the KubeConfig as a parameter, so
+ * tests point it at the lab.
+ */
+import * as k8s from '@kubernetes/client-node';
+import {ExitCode, type ExitCodeValue, ExtipError} from './errors.js';
+
+export class ClusterUnreachableError extends ExtipError {
+  readonly exitCode: ExitCodeValue = ExitCode.unreachable;
+}
+
+export function loadKubeConfig(path?: string): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export interface ClusterState {
+  server: string;
+  nodes: k8s.V1Node[];
+  workloads: Array<k8s.V1DaemonSet | k8s.V1Deployment>;
+  pods: k8s.V1Pod[];
+  services: k8s.V1Service[];
+  claims: Array<{metadata: {name: string}; spec?: {cidr?: string; nodeName?: string}}>;
+  pools: Array<{metadata: {name: string}; spec?: {cidr?: string; ranges?: string[][]; allocated?: Record<string, string>}}>;
+  leases: k8s.V1Lease[];
+}
+
+const EXTIP = 'app.kubernetes.io/managed-by=extip';
+
+/** Reads what status and doctor look at. */
+export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const apps = kc.makeApiClient(k8s.AppsV1Api);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+  const server = kc.getCurrentCluster()?.server ?? '(no server in the kubeconfig)';
+  let nodes: k8s.V1Node[];
+  try {
+    nodes = (await core.listNode()).items;
+  } catch (err) {
+    throw new ClusterUnreachableError(`cannot read the cluster at ${server}: ${describe(err)}`);
+  }
+  const [daemonsets, deployments, services, leases] = await Promise.all([
+    apps.listDaemonSetForAllNamespaces({labelSelector: `${EXTIP},app.kubernetes.io/component=controller`}),
+    apps.listDeploymentForAllNamespaces({labelSelector: EXTIP}),
+    core.listServiceForAllNamespaces(),
+    coordination.listLeaseForAllNamespaces().catch(() => ({items: [] as k8s.V1Lease[]})),
+  ]);
+  const workloads = [...daemonsets.items, ...deployments.items];
+  const namespaces = [...new Set(workloads.map((w) => w.metadata?.namespace ?? 'default'))];
+  const pods = (await Promise.all(namespaces.map((ns) => core.listNamespacedPod({namespace: ns, labelSelector: EXTIP})))).flatMap((l) => l.items);
+  const listCustom = async (plural: string) => {
+    try {
+      const r = (await custom.listClusterCustomObject({group: 'ipcontroller.ext', version: 'v1', plural})) as {items: never[]};
+      return r.items;
+    } catch {
+      return [];
+    }
+  };
+  return {server, nodes, workloads, pods, services: services.items, claims: await listCustom('ipclaims'), pools: await listCustom('ipclaimpools'), leases: leases.items};
+}
+
+function describe(err: unknown): string {
+  const e = err as {code?: number; body?: unknown; message?: string; cause?: {code?: string; message?: string}};
+  if (e.cause?.code) return `${e.cause.code} ${e.cause.message ?? ''}`.trim();
+  return (e.message ?? String(err)).split('\n')[0];
+}

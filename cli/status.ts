@@ -1,0 +1,141 @@
+/**
+ * `extip status`: what runs where, where each external IP is held, and what
+ * looks wrong. Pure assessment over a ClusterState read by cli/kube.ts.
+ */
+import type {ClusterState} from './kube.js';
+
+export interface NodeStatus {
+  name: string;
+  ready: boolean;
+  labelled: boolean;
+  controller: 'ready' | 'not ready' | 'missing' | '-';
+}
+
+export interface IpStatus {
+  ip: string;
+  services: string[];
+  heldBy: string[];
+}
+
+export interface StatusReport {
+  server: string;
+  installed: boolean;
+  mode: 'all' | 'balance' | 'single' | 'unknown';
+  controller?: {kind: string; namespace: string; name: string; image: string; iface: string; mask: string};
+  nodeLabel?: string;
+  schedulerLeader?: string;
+  nodes: NodeStatus[];
+  ips: IpStatus[];
+  pools: Array<{name: string; cidr: string; allocated: number}>;
+  problems: string[];
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const prefix = `--${name}=`;
+  return args.find((a) => a.startsWith(prefix))?.slice(prefix.length);
+}
+
+export function assess(state: ClusterState): StatusReport {
+  const problems: string[] = [];
+  const controller = state.workloads.find((w) => w.metadata?.labels?.['app.kubernetes.io/component'] === 'controller');
+  const scheduler = state.workloads.find((w) => w.metadata?.labels?.['app.kubernetes.io/component'] === 'scheduler');
+  const nodeReady = (name: string) =>
+    state.nodes.find((n) => n.metadata?.name === name)?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+  if (!controller) {
+    return {server: state.server, installed: false, mode: 'unknown', nodes: [], ips: [], pools: [], problems: ['extip is not installed here: no controller workload labelled app.kubernetes.io/managed-by=extip']};
+  }
+  const container = controller.spec?.template.spec?.containers[0];
+  const args = container?.args ?? [];
+  const schedArgs = scheduler?.spec?.template.spec?.containers[0]?.args ?? [];
+  const mode = args[0] === 'naivecontroller' || args[0] === 'n' ? 'all' : args[0] === 'claimcontroller' ? (flag(schedArgs, 'nodefilter') === 'first-alive' ? 'single' : 'balance') : 'unknown';
+  const selector = controller.spec?.template.spec?.nodeSelector ?? {};
+  const [labelKey, labelValue] = Object.entries(selector)[0] ?? [];
+  const selectorLabels = controller.spec?.selector.matchLabels ?? {};
+  const pods = state.pods.filter((p) => Object.entries(selectorLabels).every(([k, v]) => p.metadata?.labels?.[k] === v) && p.metadata?.namespace === controller.metadata?.namespace);
+  const podReady = (p: (typeof pods)[number]) => p.status?.phase === 'Running' && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+
+  const nodes: NodeStatus[] = state.nodes.map((n) => {
+    const name = n.metadata?.name ?? '';
+    const labelled = labelKey !== undefined && n.metadata?.labels?.[labelKey] === labelValue;
+    const onNode = pods.filter((p) => p.spec?.nodeName === name);
+    const controllerState: NodeStatus['controller'] = onNode.some(podReady) ? 'ready' : onNode.length ? 'not ready' : labelled ? 'missing' : '-';
+    return {name, ready: nodeReady(name), labelled, controller: controllerState};
+  });
+  for (const n of nodes) {
+    // A Deployment runs its replicas on some of the labelled nodes only.
+    if (n.labelled && n.controller !== 'ready' && controller.kind !== 'Deployment') {
+      problems.push(`node ${n.name} is labelled ${labelKey}=${labelValue} but its controller is ${n.controller}`);
+    }
+  }
+  const holders = nodes.filter((n) => n.controller === 'ready').map((n) => n.name);
+
+  const byIp = new Map<string, string[]>();
+  for (const svc of state.services) {
+    const name = `${svc.metadata?.namespace}/${svc.metadata?.name}`;
+    const ips = [...(svc.spec?.externalIPs ?? []), ...(svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter((x): x is string => Boolean(x))];
+    for (const ip of ips) byIp.set(ip, [...(byIp.get(ip) ?? []), name]);
+  }
+  const ips: IpStatus[] = [...byIp].sort(([a], [b]) => a.localeCompare(b, undefined, {numeric: true})).map(([ip, services]) => {
+    let heldBy: string[];
+    if (mode === 'all') heldBy = holders;
+    else {
+      const claims = state.claims.filter((c) => (c.spec?.cidr ?? '').split('/')[0] === ip);
+      heldBy = claims.map((c) => c.spec?.nodeName ?? '').filter(Boolean);
+      for (const c of claims) {
+        const node = c.spec?.nodeName;
+        if (node && !holders.includes(node)) problems.push(`claim ${c.metadata.name} for ${ip} is on node ${node}, which has no ready controller`);
+      }
+      heldBy = heldBy.filter((n) => holders.includes(n));
+    }
+    if (!heldBy.length) problems.push(`external IP ${ip} (${services.join(', ')}) is not held by any controller`);
+    return {ip, services, heldBy};
+  });
+
+  const leaseName = scheduler?.metadata?.name;
+  const lease = state.leases.find((l) => l.metadata?.name === leaseName && l.metadata?.namespace === scheduler?.metadata?.namespace);
+  const pools = state.pools.map((p) => ({name: p.metadata.name, cidr: p.spec?.cidr ?? '', allocated: Object.keys(p.spec?.allocated ?? {}).length}));
+  return {
+    server: state.server,
+    installed: true,
+    mode,
+    controller: {
+      kind: controller.kind ?? '',
+      namespace: controller.metadata?.namespace ?? '',
+      name: controller.metadata?.name ?? '',
+      image: container?.image ?? '',
+      iface: flag(args, 'iface') ?? '',
+      mask: flag(args, 'mask') ?? '',
+    },
+    nodeLabel: labelKey ? `${labelKey}=${labelValue}` : undefined,
+    schedulerLeader: scheduler ? (lease?.spec?.holderIdentity ?? '(none)') : undefined,
+    nodes,
+    ips,
+    pools,
+    problems,
+  };
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+export function formatStatus(r: StatusReport): string {
+  const out: string[] = [];
+  if (!r.installed) return [`API: ${r.server}`, ...r.problems.map((p) => `problem: ${p}`)].join('\n');
+  const c = r.controller!;
+  out.push(`API:        ${r.server}`);
+  out.push(`Mode:       ${r.mode}${r.mode === 'all' ? ' (ECMP: every controller holds every IP)' : ' (claims)'}`);
+  out.push(`Controller: ${c.kind} ${c.namespace}/${c.name}, image ${c.image}, on ${c.iface}/${c.mask}`);
+  if (r.nodeLabel) out.push(`Node label: ${r.nodeLabel}`);
+  if (r.schedulerLeader !== undefined) out.push(`Scheduler leader: ${r.schedulerLeader}`);
+  out.push('', ...table([['NODE', 'READY', 'LABELLED', 'CONTROLLER'], ...r.nodes.map((n) => [n.name, n.ready ? 'yes' : 'no', n.labelled ? 'yes' : 'no', n.controller])]));
+  out.push('');
+  if (r.ips.length) out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.heldBy.join(',') || '(nobody)'])]));
+  else out.push('No Service has external IPs or LoadBalancer ingress.');
+  if (r.pools.length) out.push('', ...table([['POOL', 'CIDR', 'ALLOCATED'], ...r.pools.map((p) => [p.name, p.cidr, String(p.allocated)])]));
+  out.push('', r.problems.length ? `${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}:` : 'No problems found.');
+  for (const p of r.problems) out.push(`  - ${p}`);
+  return out.join('\n');
+}
