@@ -6,5 +6,6 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {'^(\\.{1,2}/.*)\\.js$': '$1'},
   transform: {'^.+\\.ts$': ['ts-jest', {useESM: true, tsconfig: 'tsconfig.json'}]},
-  testTimeout: 120000,
+  // Lab tests drive real ansible-playbook runs; the shared machine can be slow.
+  testTimeout: 600000,
 };

@@ -4,7 +4,7 @@
  * uninstall back to the exact state before, and both inventory eras.
  */
 import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
-import {copyFile, mkdir, readFile, writeFile} from 'node:fs/promises';
+import {copyFile, mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import YAML from 'yaml';
 import {Lab} from './lab/lab.js';
@@ -146,6 +146,18 @@ describe('claims mode (balance) on a 3-node lab', () => {
     expect(pools.items.map((p: any) => [p.metadata.name, p.spec])).toEqual([['pool-a', {cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']]}]]);
     const role = await getJson(lab, ['get', 'clusterrole', 'extip:claimcontroller']);
     expect(role.rules.map((r: any) => r.resources[0])).toEqual(['ipnodes', 'ipclaims']);
+
+    // render --manifests writes exactly what install applied (the same templates).
+    const varsFile = join(lab.dir, 'balance.yml');
+    await writeFile(varsFile, YAML.stringify(balance));
+    const out = join(lab.dir, 'manifests');
+    const rendered = await extip(['render', '--manifests', '--out', out, '-e', `@${varsFile}`]);
+    expect(rendered.exitCode).toBe(0);
+    const files = ['extip_namespace.yml', 'extip_rbac.yml', 'extip_crds.yml', 'extip_controller.yml', 'extip_scheduler.yml', 'extip_pools.yml'];
+    expect((await readdir(out)).sort()).toEqual([...files].sort());
+    for (const f of files) {
+      expect([f, await readFile(join(out, f), 'utf8')]).toEqual([f, await readFile(join(lab.host('node1').root, 'etc/kubernetes', f), 'utf8')]);
+    }
 
     // single mode is claims mode packing onto the first live node.
     const single = await runRole(lab, {vars: {...balance, extip_distribution: 'single'}, inventory: lab.kargoInventory});

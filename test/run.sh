@@ -9,6 +9,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 bash test/setup.sh
 npm run --silent build
-npm run --silent typecheck
+npm run --silent build:all
 node dist/cli/tools/generate.js --check
 NODE_OPTIONS=--experimental-vm-modules npx jest "$@"

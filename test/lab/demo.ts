@@ -1,0 +1,68 @@
+/**
+ * The demo: a 3-node lab, `extip install` with the seed's ECMP variables, a
+ * Service with external IPs, and what a user would want to see. Tears the lab
+ * down at the end, or with --keep leaves it up until Ctrl-C.
+ * Run it with `npm run demo` (or `npm run demo -- --keep`).
+ */
+import {join} from 'node:path';
+import {execa} from 'execa';
+import {repoRoot} from '../helpers/root.js';
+import {Lab} from './lab.js';
+import {kubectlPath} from './tools.js';
+
+const keep = process.argv.includes('--keep');
+const say = (text: string) => process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`);
+
+say('Bringing up a lab: 3 nodes and a router in network namespaces, an API server, kubectl');
+const lab = await Lab.start({nodes: 3});
+let failed = false;
+try {
+  for (const h of lab.hosts) console.log(`  ${h.name}  eth0 ${h.ip}  (namespace ${h.ns})`);
+  const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
+  say(`extip install -i <lab inventory> -e @inventory-examples/ecmp/extip_ecmp.yaml`);
+  const install = await execa(process.execPath, [join(repoRoot, 'bin/run.js'), 'install', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`], {reject: false, stdio: 'inherit'});
+  if (install.exitCode !== 0) throw new Error(`extip install exited ${install.exitCode}`);
+
+  say('A Service with external IPs 10.0.0.7 and 10.0.0.8');
+  const svc = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'nginx', namespace: 'default'}, spec: {selector: {app: 'nginx'}, ports: [{port: 80}], externalIPs: ['10.0.0.7', '10.0.0.8']}};
+  console.log((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(svc))).stdout);
+  console.log((await lab.kubectl(['get', 'service', 'nginx', '-n', 'default'])).stdout);
+
+  say('Labelled nodes (kubectl get nodes -l externalip=true)');
+  console.log((await lab.kubectl(['get', 'nodes', '-l', 'externalip=true', '-L', 'externalip'])).stdout);
+  say('The controller DaemonSet and its arguments');
+  console.log((await lab.kubectl(['get', 'daemonset', '-n', 'default', '-l', 'app.kubernetes.io/managed-by=extip'])).stdout);
+  const ds = JSON.parse((await lab.kubectl(['get', 'daemonset', 'claimcontroller', '-n', 'default', '-o', 'json'])).stdout);
+  console.log(`  command: ${[...ds.spec.template.spec.containers[0].command, ...ds.spec.template.spec.containers[0].args].join(' ')}`);
+  console.log(`  nodeSelector: ${JSON.stringify(ds.spec.template.spec.nodeSelector)}  hostNetwork: ${ds.spec.template.spec.hostNetwork}`);
+  say('Addresses on lo of each node');
+  for (const h of lab.hosts) {
+    const a = JSON.parse((await lab.exec(h.name, 'ip', ['-j', 'address', 'show', 'dev', 'lo'])).stdout);
+    console.log(`  ${h.name}: ${a[0].addr_info.map((i: {local: string; prefixlen: number}) => `${i.local}/${i.prefixlen}`).join(', ')}`);
+  }
+  console.log('  (no controller process runs in this lab yet, so the external IPs are not on lo; the role and manifests are what is shown)');
+
+  if (keep) {
+    say('The lab stays up until Ctrl-C');
+    console.log(`  kubectl:   ${kubectlPath} --kubeconfig ${lab.api.kubeconfig} get all -A`);
+    console.log(`  a node:    ip netns exec ${lab.host('node1').ns} ip address`);
+    console.log(`  inventory: ${lab.kubesprayInventory}`);
+    console.log(`  uninstall: ${join(repoRoot, 'bin/run.js')} uninstall -i ${lab.kubesprayInventory} -e @${ecmp} --yes`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+  } else {
+    say('extip uninstall --yes');
+    const removal = await execa(process.execPath, [join(repoRoot, 'bin/run.js'), 'uninstall', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--yes'], {reject: false, stdio: 'inherit'});
+    if (removal.exitCode !== 0) throw new Error(`extip uninstall exited ${removal.exitCode}`);
+    console.log((await lab.kubectl(['get', 'nodes', '--show-labels'])).stdout);
+  }
+} catch (err) {
+  failed = true;
+  console.error(`demo failed: ${(err as Error).message}`);
+} finally {
+  say('Tearing the lab down');
+  await lab.stop();
+}
+process.exitCode = failed ? 1 : 0;

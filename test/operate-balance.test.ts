@@ -1,0 +1,34 @@
+/** `extip install` / `uninstall` of the claims-mode (balance) setup through the built CLI. */
+import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {join} from 'node:path';
+import {Lab} from './lab/lab.js';
+import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
+import {repoRoot} from './helpers/ansible.js';
+import {extip} from './helpers/cli.js';
+
+const balance = join(repoRoot, 'inventory-examples/balance/extip_balance.yaml');
+let lab: Lab;
+beforeAll(async () => {
+  lab = await Lab.start({nodes: 3});
+});
+afterAll(async () => lab?.stop());
+
+test('balance setup: install with progress and summary, status, uninstall back to the state before', async () => {
+  const before = await takeSnapshot(lab);
+  const install = await extip(['install', '-i', lab.kargoInventory, '-e', `@${balance}`, '--set', 'extip_namespace=extip']);
+  expect(install.exitCode).toBe(0);
+  expect(install.stderr).toMatch(/TASK Externalip \| Wait for the CRDs to be Established/);
+  expect(install.stderr).toMatch(/changed: node1: Externalip \| Apply \(server-side\) the manifest of pools/);
+  expect(install.stderr).toMatch(/^node3\s+ok=\d+\s+changed=0\s+failed=0\s+unreachable=0/m);
+  expect((await lab.kubectl(['get', 'ipclaimpools', 'pool-a'])).exitCode).toBe(0);
+
+  const status = await extip(['status', '--kubeconfig', lab.api.kubeconfig, '--json']);
+  const report = JSON.parse(status.stdout);
+  expect(report).toMatchObject({installed: true, mode: 'balance', schedulerLeader: '(none)'});
+  expect(report.pools).toEqual([{name: 'pool-a', cidr: '192.0.2.0/24', allocated: 0}]);
+
+  const removal = await extip(['uninstall', '-i', lab.kargoInventory, '-e', `@${balance}`, '--set', 'extip_namespace=extip', '--yes', '--json']);
+  expect(removal.exitCode).toBe(0);
+  expect(JSON.parse(removal.stdout)).toMatchObject({action: 'uninstall', ok: true, failures: []});
+  expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
+});
