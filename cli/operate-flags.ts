@@ -1,6 +1,7 @@
 /** Flags of `extip install` and `extip uninstall`, in Ansible's own words where it has them. */
 import {Flags} from '@oclif/core';
-import {variableFlags} from './flags.js';
+import {variableFlags, variableInputs} from './flags.js';
+import type {OperateOptions} from './operate.js';
 
 export const operateFlags = {
   ...variableFlags,
@@ -19,3 +20,37 @@ export const operateFlags = {
   verbose: Flags.boolean({char: 'v', summary: "Also stream Ansible's own output to stderr."}),
   'ansible-playbook': Flags.string({summary: 'The ansible-playbook program to run.', default: 'ansible-playbook', hidden: true}),
 };
+
+type OperateFlagValues = {
+  inventory: string;
+  'extra-vars'?: string[];
+  'vars-file'?: string[];
+  set?: string[];
+  kubeconfig?: string;
+  limit?: string;
+  tags?: string;
+  user?: string;
+  become: boolean;
+  'dry-run': boolean;
+  verbose: boolean;
+  'ansible-playbook': string;
+};
+
+/** Maps the parsed flags of install/uninstall to what operate() takes. */
+export function operateOptions(action: OperateOptions['action'], flags: OperateFlagValues, argv: unknown[], json: boolean, log: (line: string) => void): OperateOptions {
+  return {
+    action,
+    inputs: variableInputs(flags),
+    kubeconfig: flags.kubeconfig,
+    limit: flags.limit,
+    tags: flags.tags,
+    user: flags.user,
+    become: flags.become,
+    dryRun: flags['dry-run'],
+    passthrough: argv.map(String),
+    progress: !json,
+    verbose: flags.verbose,
+    ansiblePlaybook: flags['ansible-playbook'],
+    log,
+  };
+}

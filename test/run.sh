@@ -1,14 +1,8 @@
 #!/usr/bin/env bash
-# The test command (README quick start, .ci/run): installs what the tests need
-# on a fresh machine, builds, checks the generated files, lints and runs jest.
+# The test command (README quick start, .ci/run): prepares the machine and the
+# build, checks the generated files, and runs every test with jest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
-bash test/setup.sh
-npm run --silent build
-npm run --silent build:all
+bash test/prepare.sh
 node dist/cli/tools/generate.js --check
 NODE_OPTIONS=--experimental-vm-modules npx jest "$@"

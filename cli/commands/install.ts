@@ -1,6 +1,5 @@
 import {BaseCommand} from '../base.js';
-import {variableInputs} from '../flags.js';
-import {operateFlags} from '../operate-flags.js';
+import {operateFlags, operateOptions} from '../operate-flags.js';
 import {type OperateResult, operate} from '../operate.js';
 
 export default class Install extends BaseCommand {
@@ -22,21 +21,7 @@ Running it again applies changed variables and reports changed=0 when nothing di
 
   async run(): Promise<OperateResult> {
     const {flags, argv} = await this.parse(Install);
-    const result = await operate({
-      action: 'install',
-      inputs: variableInputs(flags),
-      kubeconfig: flags.kubeconfig,
-      limit: flags.limit,
-      tags: flags.tags,
-      user: flags.user,
-      become: flags.become,
-      dryRun: flags['dry-run'],
-      passthrough: argv as string[],
-      progress: !this.jsonEnabled(),
-      verbose: flags.verbose,
-      ansiblePlaybook: flags['ansible-playbook'],
-      log: (line) => this.note(line),
-    });
+    const result = await operate(operateOptions('install', flags, argv, this.jsonEnabled(), (line) => this.note(line)));
     process.exitCode = result.exitCode;
     return result;
   }

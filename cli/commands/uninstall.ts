@@ -2,8 +2,7 @@ import {createInterface} from 'node:readline/promises';
 import {Flags} from '@oclif/core';
 import {BaseCommand} from '../base.js';
 import {UserError} from '../errors.js';
-import {variableInputs} from '../flags.js';
-import {operateFlags} from '../operate-flags.js';
+import {operateFlags, operateOptions} from '../operate-flags.js';
 import {type OperateResult, operate} from '../operate.js';
 
 export default class Uninstall extends BaseCommand {
@@ -39,21 +38,7 @@ Asks for confirmation on a terminal unless --yes; without a terminal it needs --
         return {action: 'uninstall', dryRun: false, ok: false, exitCode: 0, durationSeconds: 0, ansibleVersion: '', hosts: {}, changedTasks: [], failures: [], interrupted: false};
       }
     }
-    const result = await operate({
-      action: 'uninstall',
-      inputs: variableInputs(flags),
-      kubeconfig: flags.kubeconfig,
-      limit: flags.limit,
-      tags: flags.tags,
-      user: flags.user,
-      become: flags.become,
-      dryRun: flags['dry-run'],
-      passthrough: argv as string[],
-      progress: !this.jsonEnabled(),
-      verbose: flags.verbose,
-      ansiblePlaybook: flags['ansible-playbook'],
-      log: (line) => this.note(line),
-    });
+    const result = await operate(operateOptions('uninstall', flags, argv, this.jsonEnabled(), (line) => this.note(line)));
     process.exitCode = result.exitCode;
     return result;
   }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# What the test command and the demo need first, on a fresh machine or not:
+# npm packages from the lockfile, the lab's programs (test/setup.sh), a build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+bash test/setup.sh
+npm run --silent build
+npm run --silent build:all
