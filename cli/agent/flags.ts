@@ -1,0 +1,75 @@
+/**
+ * The upstream ipmanager command line (Go pflag style): `--name=value` or
+ * `--name value`, a single dash accepted too, booleans as `--flag` or
+ * `--flag=true|false`.
+ */
+
+export interface AgentFlags {
+  iface: string;
+  mask: number;
+  kubeconfig?: string;
+  resyncMs: number;
+  hostname?: string;
+  verbosity: number;
+  healthPort: number;
+  keepOnExit: boolean;
+  stateDir: string;
+}
+
+const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit']);
+const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'stderrthreshold', 'log_dir', 'vmodule']);
+
+export class FlagError extends Error {}
+
+/** Go's time.ParseDuration, to milliseconds. */
+export function parseDuration(text: string): number {
+  if (text === '0') return 0;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/gy;
+  const units: Record<string, number> = {ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000};
+  let total = 0;
+  let consumed = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * units[m[2]];
+    consumed = re.lastIndex;
+  }
+  if (consumed !== text.length || consumed === 0) throw new FlagError(`invalid duration "${text}" (a Go duration such as 500ms, 20s, 1m)`);
+  return total;
+}
+
+export function parseAgentFlags(args: string[]): AgentFlags {
+  const values = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const m = /^--?([A-Za-z][A-Za-z0-9_-]*)(?:=(.*))?$/.exec(arg);
+    if (!m) throw new FlagError(`unexpected argument "${arg}"`);
+    const [, name, inline] = m;
+    if (BOOLEAN.has(name)) {
+      if (inline !== undefined && !['true', 'false', '1', '0'].includes(inline)) throw new FlagError(`invalid boolean value "${inline}" for --${name}`);
+      values.set(name, inline ?? 'true');
+    } else if (VALUED.has(name)) {
+      const value = inline ?? args[++i];
+      if (value === undefined) throw new FlagError(`flag needs an argument: --${name}`);
+      values.set(name, value);
+    } else {
+      throw new FlagError(`unknown flag: --${name}`);
+    }
+  }
+  const mask = Number(values.get('mask') ?? '32');
+  if (!Number.isInteger(mask) || mask < 1 || mask > 128) throw new FlagError(`invalid --mask "${values.get('mask')}" (1 to 32, or to 128 for IPv6)`);
+  const iface = values.get('iface') ?? 'eth0';
+  if (!/^(?![.]{1,2}$)[A-Za-z0-9_.-]{1,15}$/.test(iface)) throw new FlagError(`invalid --iface "${iface}"`);
+  const healthPort = Number(values.get('health-port') ?? '0');
+  if (!Number.isInteger(healthPort) || healthPort < 0 || healthPort > 65535) throw new FlagError(`invalid --health-port "${values.get('health-port')}"`);
+  const truthy = (name: string) => ['true', '1'].includes(values.get(name) ?? 'false');
+  return {
+    iface,
+    mask,
+    kubeconfig: values.get('kubeconfig') || undefined,
+    resyncMs: parseDuration(values.get('resync') ?? '20s'),
+    hostname: values.get('hostname'),
+    verbosity: Number(values.get('v') ?? '0') || 0,
+    healthPort,
+    keepOnExit: truthy('keep-on-exit'),
+    stateDir: values.get('state-dir') ?? '/run/extip',
+  };
+}

@@ -1,0 +1,35 @@
+/** The agent's counters, served as Prometheus text on /metrics. */
+export class Metrics {
+  desired = 0;
+  applied = 0;
+  skipped = 0;
+  reconciles = 0;
+  errors = 0;
+  apiErrors = 0;
+  durationSum = 0;
+
+  observe(seconds: number): void {
+    this.reconciles++;
+    this.durationSum += seconds;
+  }
+
+  text(): string {
+    const lines = [
+      ['extip_desired_addresses', 'gauge', 'Addresses the Services ask for.', this.desired],
+      ['extip_applied_addresses', 'gauge', 'Addresses up on the interface after the last reconcile.', this.applied],
+      ['extip_skipped_entries', 'gauge', 'Service entries skipped: not an IP, or already on another interface.', this.skipped],
+      ['extip_reconciles_total', 'counter', 'Reconciles run.', this.reconciles],
+      ['extip_reconcile_errors_total', 'counter', 'Reconciles that failed, fully or in part.', this.errors],
+      ['extip_api_errors_total', 'counter', 'Failed lists and watches of Services.', this.apiErrors],
+    ] as const;
+    const out: string[] = [];
+    for (const [name, type, help, value] of lines) out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
+    out.push(
+      '# HELP extip_reconcile_duration_seconds Time spent reconciling.',
+      '# TYPE extip_reconcile_duration_seconds summary',
+      `extip_reconcile_duration_seconds_sum ${this.durationSum.toFixed(6)}`,
+      `extip_reconcile_duration_seconds_count ${this.reconciles}`,
+    );
+    return out.join('\n') + '\n';
+  }
+}

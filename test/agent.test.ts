@@ -1,0 +1,109 @@
+/** The ipmanager agent (naive mode) in a lab node, against the lab API, with real iproute2. */
+import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {join} from 'node:path';
+import {Lab} from './lab/lab.js';
+import {waitFor} from './lab/bgp.js';
+import type {Daemon} from './lab/procs.js';
+import {repoRoot} from './helpers/ansible.js';
+
+let lab: Lab;
+beforeAll(async () => {
+  lab = await Lab.start({nodes: 1});
+});
+afterAll(async () => lab?.stop());
+
+function startAgent(extra: string[] = []): Daemon {
+  return lab.startIn('node1', process.execPath, [
+    join(repoRoot, 'bin/ipmanager.js'), 'n', '--iface=lo', '--mask=32', `--kubeconfig=${join(lab.host('node1').root, 'etc/kubernetes/admin.conf')}`,
+    '--resync=1s', '--health-port=9100', `--state-dir=${join(lab.dir, 'state-node1')}`, '--logtostderr', '--v=2', ...extra,
+  ]);
+}
+
+async function lo(): Promise<string[]> {
+  const a = JSON.parse((await lab.exec('node1', 'ip', ['-j', 'address', 'show', 'dev', 'lo'])).stdout);
+  return a[0].addr_info.map((i: {local: string; prefixlen: number; label?: string}) => `${i.local}/${i.prefixlen}${i.label && i.label !== 'lo' ? ` ${i.label}` : ''}`);
+}
+
+async function service(name: string, ips: string[] | null) {
+  if (ips === null) return lab.kubectl(['delete', 'service', name, '-n', 'default']);
+  return lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name, namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ips}}));
+}
+
+async function get(path: string): Promise<{code: number; body: string}> {
+  const r = await lab.exec('node1', process.execPath, ['-e', `fetch('http://127.0.0.1:9100${path}').then(async r => console.log(r.status + ' ' + await r.text()))`]);
+  const [code, ...body] = r.stdout.split(' ');
+  return {code: Number(code), body: body.join(' ')};
+}
+
+test('brings Service IPs up with its label, follows edits, skips bad entries, and never touches other addresses', async () => {
+  await lab.exec('node1', 'ip', ['address', 'add', '10.0.0.50/32', 'dev', 'lo']); // the operator's
+  await service('web', ['10.0.0.7', '10.0.0.8', 'not-an-ip', '10.210.1.11']);
+  const agent = startAgent();
+  await waitFor('10.0.0.7 and 10.0.0.8 on lo', async () => {
+    const a = await lo();
+    return a.includes('10.0.0.7/32 lo:extip') && a.includes('10.0.0.8/32 lo:extip');
+  });
+  await waitFor('ready', async () => (await get('/readyz')).code === 200);
+  expect(agent.output()).toContain('skip not-an-ip of Service default/web: not an IP address');
+  expect(agent.output()).toContain('skip 10.210.1.11/32 of Service default/web: the address is already on eth0');
+
+  await service('web', ['10.0.0.7']);
+  await waitFor('10.0.0.8 removed', async () => !(await lo()).some((a) => a.startsWith('10.0.0.8/')));
+  await service('other', ['10.0.0.7', '10.0.0.9']);
+  await waitFor('10.0.0.9 up', async () => (await lo()).includes('10.0.0.9/32 lo:extip'));
+  await service('web', null);
+  await new Promise((r) => setTimeout(r, 300));
+  expect(await lo()).toContain('10.0.0.7/32 lo:extip'); // still wanted by "other"
+
+  const metrics = await get('/metrics');
+  expect(metrics.body).toMatch(/^extip_desired_addresses 2$/m);
+  expect(metrics.body).toMatch(/^extip_reconciles_total [1-9]\d*$/m);
+
+  // SIGTERM withdraws its addresses, promptly, and only its own.
+  const start = Date.now();
+  await agent.stop('SIGTERM');
+  expect(Date.now() - start).toBeLessThan(5000);
+  expect(agent.child.exitCode).toBe(0);
+  const after = await lo();
+  expect(after.filter((a) => a.includes('lo:extip'))).toEqual([]);
+  expect(after).toContain('10.0.0.50/32');
+  await service('other', null);
+});
+
+test('--keep-on-exit leaves the addresses up; the next start removes the stale ones', async () => {
+  await service('keep', ['10.0.0.21', '10.0.0.22']);
+  const first = startAgent(['--keep-on-exit']);
+  await waitFor('both up', async () => (await lo()).filter((a) => a.includes('lo:extip')).length === 2);
+  await first.stop('SIGTERM');
+  expect((await lo()).filter((a) => a.includes('lo:extip')).length).toBe(2);
+  await service('keep', ['10.0.0.21']);
+  const second = startAgent();
+  await waitFor('the stale 10.0.0.22 removed', async () => {
+    const a = await lo();
+    return a.includes('10.0.0.21/32 lo:extip') && !a.some((x) => x.startsWith('10.0.0.22/'));
+  });
+  await second.stop('SIGTERM');
+  await service('keep', null);
+  expect((await lo()).filter((a) => a.includes('lo:extip'))).toEqual([]);
+});
+
+test('IPv6: the addresses it adds are recorded and withdrawn; others stay', async () => {
+  await lab.exec('node1', 'ip', ['-6', 'address', 'add', 'fd00::99/128', 'dev', 'lo']);
+  await service('v6', ['fd00::7']);
+  const agent = lab.startIn('node1', process.execPath, [
+    join(repoRoot, 'bin/ipmanager.js'), 'n', '--iface=lo', '--mask=128', `--kubeconfig=${join(lab.host('node1').root, 'etc/kubernetes/admin.conf')}`, `--state-dir=${join(lab.dir, 'state-v6')}`, '--v=2',
+  ]);
+  await waitFor('fd00::7 up', async () => (await lo()).includes('fd00::7/128'));
+  await agent.stop('SIGTERM');
+  const after = await lo();
+  if (after.includes('fd00::7/128')) console.log(`AGENT OUTPUT exit=${agent.child.exitCode} signal=${agent.child.signalCode}\n${agent.output()}`);
+  expect(after).not.toContain('fd00::7/128');
+  expect(after).toContain('fd00::99/128');
+  await service('v6', null);
+});
+
+test('claims-mode subcommands say they are not implemented yet (exit 2)', async () => {
+  const r = await lab.exec('node1', process.execPath, [join(repoRoot, 'bin/ipmanager.js'), 'claimcontroller', '--iface=lo']);
+  expect(r.exitCode).toBe(2);
+  expect(r.stderr).toContain('not implemented yet');
+});
