@@ -5,7 +5,7 @@
  * so the ones it adds are recorded in a state file. It never removes an
  * address it did not add.
  */
-import {mkdir, readFile, rename, writeFile} from 'node:fs/promises';
+import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {isIPv4, isIPv6} from 'node:net';
 import {run} from '../run.js';
@@ -51,6 +51,11 @@ export class Ownership {
   }
 
   private async save(): Promise<void> {
+    // Nothing recorded, nothing left behind.
+    if (!this.recorded.size) {
+      await rm(this.file, {force: true});
+      return;
+    }
     await mkdir(this.stateDir, {recursive: true});
     const temp = `${this.file}.tmp`;
     await writeFile(temp, JSON.stringify([...this.recorded].sort()));

@@ -7,17 +7,23 @@
 import {join} from 'node:path';
 import {execa} from 'execa';
 import {repoRoot} from '../helpers/root.js';
+import {startBird} from './bird.js';
+import {nodeBird2Config, routerBird2Config, routerNexthops, waitFor} from './bgp.js';
+import {LabKubelet} from './kubelet.js';
 import {Lab} from './lab.js';
 import {kubectlPath} from './tools.js';
 
 const keep = process.argv.includes('--keep');
 const say = (text: string) => process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`);
 
-say('Bringing up a lab: 3 nodes and a router in network namespaces, an API server, kubectl');
+say('Bringing up a lab: 3 nodes and a router in network namespaces, an API server, a kubelet, BIRD');
 const lab = await Lab.start({nodes: 3});
 let failed = false;
 try {
-  for (const h of lab.hosts) console.log(`  ${h.name}  eth0 ${h.ip}  (namespace ${h.ns})`);
+  await lab.useKubelet(new LabKubelet());
+  await startBird(lab, 'tor', routerBird2Config(lab));
+  for (const h of lab.hosts) await startBird(lab, h.name, nodeBird2Config(lab, h));
+  for (const h of lab.hosts) console.log(`  ${h.name}  eth0 ${h.ip}  (namespace ${h.ns}), BIRD exporting the /32s on lo to the router`);
   const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
   say(`extip install -i <lab inventory> -e @inventory-examples/ecmp/extip_ecmp.yaml`);
   const install = await execa(process.execPath, [join(repoRoot, 'bin/run.js'), 'install', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`], {reject: false, stdio: 'inherit'});
@@ -35,12 +41,14 @@ try {
   const ds = JSON.parse((await lab.kubectl(['get', 'daemonset', 'claimcontroller', '-n', 'default', '-o', 'json'])).stdout);
   console.log(`  command: ${[...ds.spec.template.spec.containers[0].command, ...ds.spec.template.spec.containers[0].args].join(' ')}`);
   console.log(`  nodeSelector: ${JSON.stringify(ds.spec.template.spec.nodeSelector)}  hostNetwork: ${ds.spec.template.spec.hostNetwork}`);
-  say('Addresses on lo of each node');
+  say('Addresses on lo of each node (brought up by ipmanager, started by the lab kubelet)');
+  await waitFor('10.0.0.7 routed to every node', async () => (await routerNexthops(lab, '10.0.0.7')).length === lab.hosts.length, 30000).catch(() => {});
   for (const h of lab.hosts) {
     const a = JSON.parse((await lab.exec(h.name, 'ip', ['-j', 'address', 'show', 'dev', 'lo'])).stdout);
     console.log(`  ${h.name}: ${a[0].addr_info.map((i: {local: string; prefixlen: number}) => `${i.local}/${i.prefixlen}`).join(', ')}`);
   }
-  console.log('  (no controller process runs in this lab yet, so the external IPs are not on lo; the role and manifests are what is shown)');
+  say("The router's routes to the external IPs (ECMP)");
+  for (const ip of ['10.0.0.7', '10.0.0.8']) console.log((await lab.exec('tor', 'ip', ['route', 'show', ip])).stdout);
 
   if (keep) {
     say('The lab stays up until Ctrl-C');

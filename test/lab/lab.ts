@@ -52,6 +52,13 @@ export interface Kubelet {
 
 export const SEGMENT = '10.210.1';
 
+export interface LabClient {
+  ns: string;
+  ip: string;
+  /** Opens `count` TCP connections one after another; counts the answers. */
+  connectMany(ip: string, port: number, count: number): Promise<{byAnswer: Record<string, number>; failures: number}>;
+}
+
 export class Lab {
   readonly id: string;
   readonly dir: string;
@@ -59,6 +66,7 @@ export class Lab {
   readonly router: {ns: string; ip: string};
   api!: LabApi;
   private daemons: Daemon[] = [];
+  private extraNamespaces: string[] = [];
   private kubelet?: Kubelet;
   private up = false;
 
@@ -246,6 +254,37 @@ export class Lab {
     return d;
   }
 
+  /**
+   * A client host behind the router (its own segment, 10.99.0.0/24), for traffic
+   * to the external IPs. The router hashes multipath routes on L4, so separate
+   * connections spread over the nexthops.
+   */
+  async addClient(): Promise<LabClient> {
+    const ns = `${NS_PREFIX}-${this.id}-client`;
+    trackNamespace(ns);
+    this.extraNamespaces.push(ns);
+    await execa('ip', ['netns', 'add', ns]);
+    await execa('ip', ['-n', this.router.ns, '-batch', '-'], {
+      input: [`link add vc type veth peer name eth0 netns ${ns}`, 'address add 10.99.0.1/24 dev vc', 'link set vc up'].join('\n') + '\n',
+    });
+    await execa('ip', ['-n', ns, '-batch', '-'], {input: ['link set lo up', 'address add 10.99.0.2/24 dev eth0', 'link set eth0 up', 'route add default via 10.99.0.1'].join('\n') + '\n'});
+    await execa('ip', ['netns', 'exec', this.router.ns, 'sysctl', '-qw', 'net.ipv4.fib_multipath_hash_policy=1']);
+    return {
+      ns,
+      ip: '10.99.0.2',
+      connectMany: async (ip: string, port: number, count: number) => {
+        const script = `const net = require('net'); const out = {byAnswer: {}, failures: 0};
+          (async () => { for (let i = 0; i < ${count}; i++) { await new Promise((resolve) => {
+            const s = net.connect({host: '${ip}', port: ${port}, timeout: 2000}); let data = '';
+            s.on('data', (d) => (data += d)); s.on('end', () => { const a = data.trim(); out.byAnswer[a] = (out.byAnswer[a] || 0) + 1; resolve(); });
+            s.on('error', () => { out.failures++; resolve(); }); s.on('timeout', () => { out.failures++; s.destroy(); resolve(); }); }); }
+            console.log(JSON.stringify(out)); })();`;
+        const r = await execa('ip', ['netns', 'exec', ns, process.execPath, '-e', script], {reject: false});
+        return JSON.parse(r.stdout || '{"byAnswer":{},"failures":-1}') as {byAnswer: Record<string, number>; failures: number};
+      },
+    };
+  }
+
   async useKubelet(kubelet: Kubelet): Promise<void> {
     this.kubelet = kubelet;
     setWorkloadStatusProvider(this.api.server.store, await kubelet.start(this));
@@ -257,7 +296,7 @@ export class Lab {
     await Promise.all(this.daemons.map((d) => d.stop()));
     this.daemons = [];
     await this.api?.stop().catch(() => {});
-    for (const ns of [this.router.ns, ...this.hosts.map((h) => h.ns)]) {
+    for (const ns of [this.router.ns, ...this.hosts.map((h) => h.ns), ...this.extraNamespaces]) {
       await execa('ip', ['netns', 'del', ns], {reject: false});
       untrackNamespace(ns);
     }

@@ -217,7 +217,9 @@ function onDeleted(store: Store, event: WatchEvent): void {
   const uid = event.object.metadata.uid;
   for (const {type: t, object} of store.all()) {
     const owners = (object.metadata.ownerReferences ?? []) as JsonObject[];
-    if (owners.some((o) => o.uid === uid)) store.removeObject(t, object.metadata.namespace, String(object.metadata.name));
+    if (!owners.some((o) => o.uid === uid)) continue;
+    // Graceful deletion: a pod with a finalizer (the lab kubelet's) stays until its container has stopped.
+    store.delete(t, object.metadata.namespace, String(object.metadata.name), {});
   }
 }
 
