@@ -1,7 +1,8 @@
 /** Starter inventories for `extip init`, copied from inventory-examples/. */
-import {copyFile, mkdir, readdir, stat} from 'node:fs/promises';
+import {copyFile, mkdir, stat} from 'node:fs/promises';
 import {dirname, join, relative} from 'node:path';
 import {UserError} from './errors.js';
+import {listFiles} from './files.js';
 import {inventoryExamplesDir} from './paths.js';
 
 export const ERAS = ['kubespray', 'kargo'] as const;
@@ -15,7 +16,7 @@ const presetFile: Record<Preset, string> = {ecmp: 'ecmp/extip_ecmp.yaml', balanc
 export async function initInventory(out: string, era: Era, preset: Preset): Promise<string[]> {
   const plan: Array<{from: string; to: string}> = [];
   const eraDir = join(inventoryExamplesDir, era);
-  for (const file of await walk(eraDir)) {
+  for (const file of await listFiles(eraDir)) {
     // The example's own variables are replaced by the preset's.
     if (file.startsWith('group_vars')) continue;
     plan.push({from: join(eraDir, file), to: join(out, file)});
@@ -34,14 +35,4 @@ export async function initInventory(out: string, era: Era, preset: Preset): Prom
     await copyFile(from, to);
   }
   return plan.map((p) => relative(out, p.to)).sort();
-}
-
-async function walk(dir: string, base = dir): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, {withFileTypes: true})) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await walk(path, base)));
-    else out.push(relative(base, path));
-  }
-  return out;
 }

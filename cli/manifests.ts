@@ -9,7 +9,6 @@ import {basename, dirname, join, resolve} from 'node:path';
 import {checkAnsible, runPlaybook} from './ansible.js';
 import {CommandError, UserError, tail} from './errors.js';
 import type {ResolvedVariables} from './loader.js';
-import {parseYaml} from './yamlio.js';
 import YAML from 'yaml';
 
 export async function renderManifests(out: string, vars: ResolvedVariables, inventory: string | undefined, ansiblePlaybook?: string): Promise<string[]> {
@@ -40,7 +39,6 @@ export async function renderManifests(out: string, vars: ResolvedVariables, inve
         if (obj === null) continue;
         if (!obj.apiVersion || !obj.kind || !obj.metadata?.name) throw new Error(`internal: ${file} holds a document that is not a Kubernetes object`);
       }
-      void parseYaml;
     }
     if (existing) await rm(target, {recursive: true, force: true});
     await mkdir(dirname(target), {recursive: true});

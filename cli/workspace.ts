@@ -9,6 +9,7 @@ import {type Value, catalogue} from './catalogue.js';
 import {sectionTitles} from './generate.js';
 import {UserError} from './errors.js';
 import {playbooksDir, roleDir} from './paths.js';
+import {listFiles} from './files.js';
 import {commentBlock, renderTemplate} from './templating.js';
 import type {ResolvedVariables} from './loader.js';
 import {parseYaml, stringifyEntry} from './yamlio.js';
@@ -86,15 +87,6 @@ export async function renderWorkspace(out: string, vars: ResolvedVariables): Pro
   return listFiles(out);
 }
 
-async function listFiles(dir: string, base = dir): Promise<string[]> {
-  const files: string[] = [];
-  for (const entry of await readdir(dir, {withFileTypes: true})) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...(await listFiles(path, base)));
-    else files.push(relative(base, path));
-  }
-  return files.sort();
-}
 
 // --- Kargo / kubespray checkouts ------------------------------------------------
 

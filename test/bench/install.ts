@@ -8,7 +8,7 @@ import {chmod, readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {Lab} from '../lab/lab.js';
 import {kubectlPath} from '../lab/tools.js';
-import {repoRoot, runPlaybook} from '../helpers/ansible.js';
+import {runPlaybook} from '../helpers/ansible.js';
 import {runRole} from '../helpers/role.js';
 
 const ecmp = {extip_ctrl_app_kind: 'DaemonSet', extip_distribution: 'all', extip_mask: 32, extip_iface: 'lo'};
@@ -57,4 +57,3 @@ for (const nodes of [3, 30]) {
 console.log('seconds (ratio to the baseline play over the same hosts); kubectl = invocations');
 console.log('nodes  lab-up  baseline  install          re-run           uninstall        kubectl: inst  re-run  uninst  lab-down');
 for (const r of rows) console.log(r);
-void repoRoot;

@@ -9,7 +9,7 @@
  */
 import {join} from 'node:path';
 import type {WorkloadStatusProvider} from './apiserver/controllers.js';
-import {matchingNodes, refreshWorkloads} from './apiserver/controllers.js';
+import {matchingNodes, placements, refreshWorkloads, simulatedWorkloads} from './apiserver/controllers.js';
 import type {Store, WatchEvent} from './apiserver/store.js';
 import type {JsonObject, KubeObject} from './apiserver/types.js';
 import type {Daemon} from './procs.js';
@@ -30,12 +30,6 @@ interface Container {
 /** Pods the kubelet runs carry this finalizer: deleting them waits until the container stopped. */
 export const KUBELET_FINALIZER = 'lab.extip.io/kubelet';
 
-function placements(w: KubeObject, nodes: KubeObject[]): string[] {
-  if (w.kind === 'DaemonSet') return nodes.map((n) => String(n.metadata.name));
-  const replicas = Number((w.spec as JsonObject).replicas ?? 1);
-  if (!nodes.length) return [];
-  return Array.from({length: replicas}, (_, i) => String(nodes[i % nodes.length].metadata.name));
-}
 
 function expand(text: string, env: Record<string, string>): string {
   return text.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string) => env[name] ?? m);
@@ -66,7 +60,7 @@ export class LabKubelet implements Kubelet {
     this.store.hooks.push(this.hook);
     await this.sync();
     return (w, nodes) => {
-      const want = placements(w, nodes).length;
+      const want = simulatedWorkloads(w, nodes).desired;
       const mine = [...this.containers.values()].filter((c) => c.workload === `${w.metadata.namespace}/${w.metadata.name}` && !c.exited);
       const current = mine.filter((c) => c.generation === Number(w.metadata.generation ?? 1)).length;
       return {desired: want, updated: current, ready: current};
@@ -85,10 +79,9 @@ export class LabKubelet implements Kubelet {
       const t = this.store.types.get(`apps/${plural}`)!;
       for (const w of this.store.list(t, undefined, () => true, () => true)) {
         if (w.metadata.deletionTimestamp) continue;
-        placements(w, matchingNodes(this.store, w)).forEach((node, i) => {
-          const pod = w.kind === 'DaemonSet' ? `${w.metadata.name}-${node}` : `${w.metadata.name}-${i}`;
+        for (const {name: pod, node} of placements(w, matchingNodes(this.store, w))) {
           wanted.set(`${w.metadata.namespace}/${pod}`, {w, node, pod});
-        });
+        }
       }
     }
     // Stop what is no longer wanted, or runs an old template.

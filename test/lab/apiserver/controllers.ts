@@ -35,7 +35,7 @@ export const simulatedWorkloads: WorkloadStatusProvider = (w, nodes) => {
  * Where the simulated scheduler puts a workload's pods: a DaemonSet one per
  * matching node, a Deployment its replicas spread over them.
  */
-function placements(w: KubeObject, nodes: KubeObject[]): Array<{name: string; node: string}> {
+export function placements(w: KubeObject, nodes: KubeObject[]): Array<{name: string; node: string}> {
   const up = nodes.filter((n) => !(n.metadata.annotations as Record<string, string> | undefined)?.[KUBELET_DOWN]);
   const base = String(w.metadata.name);
   if (w.kind === 'DaemonSet') return up.map((n) => ({name: `${base}-${n.metadata.name}`, node: String(n.metadata.name)}));

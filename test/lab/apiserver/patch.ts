@@ -64,7 +64,7 @@ export function mergePatch(target: Json, patch: Json): Json {
 
 // --- strategic merge patch -----------------------------------------------------
 
-export function strategicMergePatch(target: Json, patch: Json, field = ''): Json {
+export function strategicMergePatch(target: Json, patch: Json): Json {
   if (!isObject(patch)) return clone(patch);
   const result: JsonObject = isObject(target) ? clone(target) : {};
   if (patch.$patch === 'replace') {
@@ -91,12 +91,11 @@ export function strategicMergePatch(target: Json, patch: Json, field = ''): Json
       result[k] = mergeList(k, result[k], v);
       continue;
     }
-    result[k] = strategicMergePatch(result[k] ?? null, v, k);
+    result[k] = strategicMergePatch(result[k] ?? null, v);
   }
   if (Array.isArray(retain)) {
     for (const k of Object.keys(result)) if (!retain.includes(k)) delete result[k];
   }
-  void field;
   return result;
 }
 

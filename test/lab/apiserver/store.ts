@@ -159,13 +159,13 @@ export class Store {
 
   // --- writes -----------------------------------------------------------------
 
-  private checkNamespace(t: ResourceType, namespace: string | undefined): void {
+  private checkNamespace(t: ResourceType, namespace: string | undefined, name = ''): void {
     if (!t.namespaced) return;
     if (!namespace) throw new ApiError(400, 'BadRequest', `${t.kind} is namespaced: a namespace is required`);
     const ns = this.bucket('/namespaces').get(Store.id(undefined, namespace));
     if (!ns) throw new ApiError(404, 'NotFound', `namespaces "${namespace}" not found`, {name: namespace, kind: 'namespaces'});
     if (ns.object.metadata.deletionTimestamp) {
-      throw new ApiError(403, 'Forbidden', `${t.kind.toLowerCase()} "${''}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`);
+      throw new ApiError(403, 'Forbidden', `${t.plural} "${name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`);
     }
   }
 
@@ -191,8 +191,8 @@ export class Store {
   }
 
   create(t: ResourceType, namespace: string | undefined, body: Json, opts: WriteOptions): KubeObject {
-    this.checkNamespace(t, namespace);
     const o = this.checkBody(t, body, namespace);
+    this.checkNamespace(t, namespace, String(o.metadata.name ?? ''));
     if (!o.metadata.name && typeof o.metadata.generateName === 'string') {
       o.metadata.name = o.metadata.generateName + randomUUID().slice(0, 5);
     }
@@ -258,7 +258,7 @@ export class Store {
       if (!isObject(body)) throw new ApiError(400, 'BadRequest', 'the applied configuration must be an object');
       const config = this.checkBody(t, body, namespace, name);
       if (!current) {
-        this.checkNamespace(t, namespace);
+        this.checkNamespace(t, namespace, name);
         validateName(t, name);
         config.metadata.name = name;
         const result = serverSideApply(undefined, [], config, opts.fieldManager, true, now());
