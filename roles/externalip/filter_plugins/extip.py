@@ -226,6 +226,122 @@ def extip_label_restores(ledger_labels, nodes):
     return [{"arg": arg, "nodes": nodes_} for arg, nodes_ in sorted(groups.items())]
 
 
+CALICO_FILTERS = "/calico/bgp/v1/global/custom_filters"
+
+
+def extip_etcd_want(mode, name, v4, v6_enabled, v6):
+    """The Calico v2 filter keys this install wants, key -> text (none unless mode is etcd-v2-filter)."""
+    if mode != "etcd-v2-filter":
+        return {}
+    want = {"%s/v4/%s" % (CALICO_FILTERS, name): v4}
+    if v6_enabled:
+        want["%s/v6/%s" % (CALICO_FILTERS, name)] = v6
+    return want
+
+
+def extip_etcd_plan(ledger, want, current, missing_dirs=None):
+    """Reconciles the etcd keys extip wrote before (ledger: key -> {previous, written, made_dir})
+    with the keys wanted now (want: key -> text), given what etcd holds (current: key -> text|None).
+
+    Returns the ledger to record before writing (ahead, so an interrupted run can still be
+    undone), the writes (writes/expect for extip_etcd_v2), which of them are restores (soft:
+    a conflict there is a warning), the directories to prune, and the ledger after.
+    """
+    ledger = ledger or {}
+    missing_dirs = missing_dirs or {}
+    ahead, after, writes, expect, soft, prune = {}, {}, {}, {}, [], {}
+    for key, text in sorted(want.items()):
+        entry = ledger.get(key)
+        if entry is None:
+            entry = {"previous": current.get(key), "written": text, "made_dir": missing_dirs.get(key)}
+        else:
+            entry = dict(entry, written=text)
+        ahead[key] = after[key] = entry
+        if current.get(key) != text:
+            writes[key], expect[key] = text, current.get(key)
+    for key, entry in sorted(ledger.items()):
+        if key in want:
+            continue
+        ahead[key] = entry
+        now = current.get(key)
+        if now == entry.get("previous"):
+            continue
+        # Compare-and-swap against what extip wrote: a value someone else changed since is
+        # left alone (extip_etcd_v2 warns about it instead of failing).
+        writes[key], expect[key] = entry.get("previous"), entry.get("written")
+        soft.append(key)
+        if entry.get("previous") is None and entry.get("made_dir"):
+            prune[key] = entry["made_dir"]
+    return {"ahead": ahead, "after": after, "writes": writes, "expect": expect, "soft": soft, "prune": prune}
+
+
+def _norm_cidr(text):
+    try:
+        return str(ipaddress.ip_network(str(text), strict=False))
+    except ValueError:
+        return str(text)
+
+
+def extip_bgp_plan(ledger, want, current, labels=None):
+    """Reconciles Calico v3's default BGPConfiguration (current: the object or None) with the
+    CIDRs wanted in spec.serviceExternalIPs, given what extip did before (ledger: {created,
+    added}). Adds only what is missing, removes only what extip added and no longer wants, and
+    deletes the object only if extip created it and nothing else is left in its spec.
+    """
+    ledger = ledger or {}
+    added = [_norm_cidr(c) for c in ledger.get("added", [])]
+    created = bool(ledger.get("created"))
+    wanted = []
+    for c in want or []:
+        if _norm_cidr(c) not in wanted:
+            wanted.append(_norm_cidr(c))
+    plan = {"create": None, "patch": [], "delete": False, "before": [], "after": []}
+    if current is None:
+        if wanted:
+            plan["create"] = {
+                "apiVersion": "crd.projectcalico.org/v1",
+                "kind": "BGPConfiguration",
+                "metadata": dict({"name": "default"}, **({"labels": labels} if labels else {})),
+                "spec": {"serviceExternalIPs": [{"cidr": c} for c in wanted]},
+            }
+            plan["after"] = wanted
+            ledger_ahead = {"created": True, "added": wanted}
+            plan["ahead"], plan["after_ledger"] = ledger_ahead, ledger_ahead
+        else:
+            plan["ahead"], plan["after_ledger"] = ledger or {}, {}
+        plan["changed"] = plan["create"] is not None
+        return plan
+    spec = current.get("spec") or {}
+    entries = spec.get("serviceExternalIPs") or []
+    present = [_norm_cidr(e.get("cidr")) for e in entries]
+    add = [c for c in wanted if c not in present]
+    drop = [c for c in added if c not in wanted]
+    remaining = [e for e, c in zip(entries, present) if c not in drop]
+    others = [k for k in spec if k != "serviceExternalIPs"]
+    plan["before"] = present
+    plan["after"] = [_norm_cidr(e.get("cidr")) for e in remaining] + add
+    if created and not wanted and not others and not remaining:
+        plan["delete"] = True
+    else:
+        ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": current["metadata"].get("resourceVersion")}]
+        if "spec" not in current:
+            ops.append({"op": "add", "path": "/spec", "value": {}})
+        if "serviceExternalIPs" not in spec and add:
+            ops.append({"op": "add", "path": "/spec/serviceExternalIPs", "value": []})
+        for i in range(len(entries) - 1, -1, -1):
+            if present[i] in drop:
+                ops.append({"op": "test", "path": "/spec/serviceExternalIPs/%d" % i, "value": entries[i]})
+                ops.append({"op": "remove", "path": "/spec/serviceExternalIPs/%d" % i})
+        ops.extend({"op": "add", "path": "/spec/serviceExternalIPs/-", "value": {"cidr": c}} for c in add)
+        plan["patch"] = ops if len(ops) > 1 else []
+    ahead_added = added + [c for c in add if c not in added]
+    plan["ahead"] = {"created": created, "added": ahead_added}
+    after_added = [c for c in ahead_added if c not in drop]
+    plan["after_ledger"] = {} if plan["delete"] or (not created and not after_added) else {"created": created, "added": after_added}
+    plan["changed"] = plan["delete"] or bool(plan["patch"])
+    return plan
+
+
 class FilterModule:
     """The externalip role's filters."""
 
@@ -238,4 +354,7 @@ class FilterModule:
             "extip_addr_batch": extip_addr_batch,
             "extip_label_changes": extip_label_changes,
             "extip_label_restores": extip_label_restores,
+            "extip_etcd_want": extip_etcd_want,
+            "extip_etcd_plan": extip_etcd_plan,
+            "extip_bgp_plan": extip_bgp_plan,
         }
