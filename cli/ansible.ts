@@ -31,7 +31,7 @@ export type AnsibleEvent =
   | {event: 'playbook_start'; playbook: string; t: number}
   | {event: 'play_start'; play: string; t: number}
   | {event: 'task_start'; task: string; t: number}
-  | {event: 'ok' | 'skipped'; host: string; task: string; changed: boolean; stdout?: string; t: number}
+  | {event: 'ok' | 'skipped'; host: string; task: string; changed: boolean; stdout?: string; warnings?: string[]; t: number}
   | {event: 'failed' | 'unreachable'; host: string; task: string; changed: boolean; msg: string; stderr: string; rc: number | null; ignored?: boolean; t: number}
   | {event: 'stats'; hosts: Record<string, HostCounts>; t: number};
 
@@ -59,6 +59,8 @@ export interface PlaybookResult {
   hosts: Record<string, HostCounts>;
   changedTasks: Array<{host: string; task: string}>;
   failures: Failure[];
+  /** Warnings tasks returned (Ansible's [WARNING] lines), e.g. "auto found no Calico". */
+  warnings: Array<{host: string; task: string; message: string}>;
   durationSeconds: number;
   /** The end of Ansible's own output, for failures that produced no event. */
   outputTail: string;
@@ -179,11 +181,13 @@ function summarise(events: AnsibleEvent[], exitCode: number | undefined, interru
   const stats = events.find((e): e is Extract<AnsibleEvent, {event: 'stats'}> => e.event === 'stats');
   const changedTasks: Array<{host: string; task: string}> = [];
   const failures: Failure[] = [];
+  const warnings: PlaybookResult['warnings'] = [];
   for (const e of events) {
     if (e.event === 'ok' && e.changed) changedTasks.push({host: e.host, task: e.task});
+    if (e.event === 'ok') for (const message of e.warnings ?? []) warnings.push({host: e.host, task: e.task, message});
     if ((e.event === 'failed' && !e.ignored) || e.event === 'unreachable') {
       failures.push({host: e.host, task: e.task, message: e.msg, stderr: tail(e.stderr ?? '', 10), unreachable: e.event === 'unreachable'});
     }
   }
-  return {exitCode, interrupted, hosts: stats?.hosts ?? {}, changedTasks, failures, durationSeconds, outputTail, events};
+  return {exitCode, interrupted, hosts: stats?.hosts ?? {}, changedTasks, failures, warnings, durationSeconds, outputTail, events};
 }

@@ -5,6 +5,7 @@
 import type {KubeConfig} from '@kubernetes/client-node';
 import {type AnsibleEvent, checkAnsible, runPlaybook} from './ansible.js';
 import type {Value} from './catalogue.js';
+import {checkCalicoFilters} from './bird.js';
 import {ExtipError} from './errors.js';
 import {type Cidr, formatIp, isCidr, parseCidr, parseIp} from './ipnet.js';
 import {type ClusterState, readCluster} from './kube.js';
@@ -92,6 +93,16 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
     detail: problems.length ? problems.map((p) => `${p.name}=${JSON.stringify(p.value)}: ${p.rule}`).join('; ') : `${vars.explicit.size} set, all valid`,
     fix: problems.length ? problems.map((p) => `set ${p.name} like ${p.example}`).join('; ') : undefined,
   });
+
+  const filters = await checkCalicoFilters(vars.values, vars.explicit);
+  if (filters.problems.length || filters.notes.length) {
+    add({
+      name: 'calico filter',
+      ok: filters.problems.length === 0,
+      detail: filters.problems.length ? filters.problems.map((p) => `${p.name}: ${p.hint}`).join('; ') : filters.notes.join('; '),
+      fix: filters.problems.length ? 'fix the filter text so that BIRD parses it (it goes into calico/node\'s function custom_filters())' : undefined,
+    });
+  }
 
   let cluster: ClusterState | undefined;
   try {

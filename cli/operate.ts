@@ -5,7 +5,8 @@
  */
 import {type PlaybookResult, checkAnsible, runPlaybook} from './ansible.js';
 import type {Value} from './catalogue.js';
-import {ExitCode, type ExitCodeValue, UserError, indent} from './errors.js';
+import {checkCalicoFilters} from './bird.js';
+import {ExitCode, type ExitCodeValue, UserError, ValidationError, indent} from './errors.js';
 import {type VariableInputs, loadVariables} from './loader.js';
 import {createProgress, summaryLines} from './progress.js';
 import {assertValid} from './validate.js';
@@ -37,6 +38,7 @@ export interface OperateResult {
   hosts: PlaybookResult['hosts'];
   changedTasks: PlaybookResult['changedTasks'];
   failures: PlaybookResult['failures'];
+  warnings: PlaybookResult['warnings'];
   interrupted: boolean;
 }
 
@@ -48,6 +50,11 @@ export async function operate(options: OperateOptions): Promise<OperateResult> {
     vars.explicit.set('extip_kubeconfig', '--kubeconfig');
   }
   assertValid(vars.given, vars.explicit);
+  if (options.action === 'install') {
+    // A filter BIRD cannot parse would break BGP on every node: refuse it before anything runs.
+    const filters = await checkCalicoFilters(vars.values, vars.explicit);
+    if (filters.problems.length) throw new ValidationError(filters.problems);
+  }
   const ansibleVersion = await checkAnsible(options.ansiblePlaybook);
 
   // Only what came from flags goes to Ansible as extra vars; Ansible reads the group_vars itself.
@@ -103,6 +110,7 @@ export async function operate(options: OperateOptions): Promise<OperateResult> {
     hosts: result.hosts,
     changedTasks: result.changedTasks,
     failures: result.failures,
+    warnings: result.warnings,
     interrupted: result.interrupted,
   };
 }
@@ -117,6 +125,7 @@ export function classify(result: PlaybookResult): ExitCodeValue {
 function report(options: OperateOptions, result: PlaybookResult, exitCode: number): void {
   const what = options.action === 'install' ? 'Install' : 'Uninstall';
   const changed = result.changedTasks.length;
+  for (const message of new Set(result.warnings.map((w) => w.message))) options.log(`Warning: ${message}`);
   if (exitCode === ExitCode.ok) {
     options.log(`${what}${options.dryRun ? ' (dry run: nothing was changed)' : ''} finished in ${result.durationSeconds.toFixed(1)}s: ${changed} change${changed === 1 ? '' : 's'}.`);
     return;

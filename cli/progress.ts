@@ -50,6 +50,7 @@ export function createProgress(stream: NodeJS.WriteStream, live = Boolean(stream
           break;
         case 'ok':
           counts.ok++;
+          for (const w of e.warnings ?? []) log(`WARNING: ${e.host}: ${w}`);
           if (e.changed) {
             counts.changed++;
             log(`changed: ${e.host}: ${e.task.replace(/^externalip : /, '')}`);

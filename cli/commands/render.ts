@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core';
 import {BaseCommand} from '../base.js';
-import {UserError} from '../errors.js';
+import {UserError, ValidationError} from '../errors.js';
 import {variableFlags, variableInputs} from '../flags.js';
 import {loadVariables} from '../loader.js';
 import {assertValid} from '../validate.js';
+import {checkCalicoFilters} from '../bird.js';
 import {renderManifests} from '../manifests.js';
 import {applyKargo, planDiff, planKargo, renderWorkspace} from '../workspace.js';
 
@@ -52,6 +53,8 @@ With --kargo DIR, the role is copied into DIR/roles, the variables into the inve
     const {flags} = await this.parse(Render);
     const vars = await loadVariables(variableInputs(flags));
     assertValid(vars.given, vars.explicit);
+    const filters = await checkCalicoFilters(vars.values, vars.explicit);
+    if (filters.problems.length) throw new ValidationError(filters.problems);
     for (const name of Object.keys(vars.passthrough)) {
       this.note(`Note: ${name} is not an extip variable; render does not write it (install passes it to Ansible).`);
     }

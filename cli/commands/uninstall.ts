@@ -35,7 +35,7 @@ Asks for confirmation on a terminal unless --yes; without a terminal it needs --
       rl.close();
       if (!/^y(es)?$/i.test(answer.trim())) {
         this.note('Nothing was changed.');
-        return {action: 'uninstall', dryRun: false, ok: false, exitCode: 0, durationSeconds: 0, ansibleVersion: '', hosts: {}, changedTasks: [], failures: [], interrupted: false};
+        return {action: 'uninstall', dryRun: false, ok: false, exitCode: 0, durationSeconds: 0, ansibleVersion: '', hosts: {}, changedTasks: [], failures: [], warnings: [], interrupted: false};
       }
     }
     const result = await operate(operateOptions('uninstall', flags, argv, this.jsonEnabled(), (line) => this.note(line)));

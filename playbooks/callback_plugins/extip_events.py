@@ -72,6 +72,8 @@ class CallbackModule(CallbackBase):
         }
         if status == "ok" and os.environ.get("EXTIP_EVENTS_STDOUT") and "stdout" in res:
             fields["stdout"] = _tail(res.get("stdout", ""))
+        if status == "ok" and res.get("warnings"):
+            fields["warnings"] = [_tail(w) for w in res["warnings"]]
         if status in ("failed", "unreachable"):
             fields["msg"] = _tail(res.get("msg", ""))
             fields["stderr"] = _tail(res.get("stderr", "") or res.get("module_stderr", ""))
