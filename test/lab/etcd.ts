@@ -14,7 +14,7 @@ export interface LabEtcd {
   daemon: Daemon;
   /** Runs etcdctl (v2 API, TLS) on a host; the client certificate is that host's. */
   etcdctl(args: string[], host?: string, input?: string): Promise<{exitCode: number; stdout: string; stderr: string}>;
-  /** Every key and value (for snapshots). */
+  /** Every key and value, and every directory (for snapshots). */
   keys(): Promise<Record<string, string>>;
 }
 
@@ -78,8 +78,9 @@ export async function startEtcd(lab: Lab): Promise<LabEtcd> {
     async keys() {
       const list = await etcdctl(['ls', '--recursive', '-p', '/']);
       const out: Record<string, string> = {};
-      for (const key of list.stdout.split('\n').filter((k) => k && !k.endsWith('/'))) {
-        out[key] = (await etcdctl(['get', key])).stdout;
+      for (const key of list.stdout.split('\n').filter(Boolean)) {
+        // Directories count too: an empty one left behind is something left behind.
+        out[key] = key.endsWith('/') ? '(directory)' : (await etcdctl(['get', key])).stdout;
       }
       return out;
     },

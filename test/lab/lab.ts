@@ -169,6 +169,7 @@ export class Lab {
 
   /** Host variables that point the role at the lab's paths on each host. */
   hostVars(h: LabHost): Record<string, string> {
+    const etcdHost = this.hosts[0];
     return {
       ansible_connection: 'local',
       ansible_python_interpreter: `/usr/sbin/ip netns exec ${h.ns} /usr/bin/python3`,
@@ -177,9 +178,12 @@ export class Lab {
       extip_kubectl: kubectlPath,
       extip_kubeconfig: join(h.root, 'etc/kubernetes/admin.conf'),
       extip_manifest_dir: join(h.root, 'etc/kubernetes'),
-      extip_etcd_ca_file: join(h.root, 'etc/ssl/etcd/ssl/ca.pem'),
-      extip_etcd_cert_file: join(h.root, `etc/ssl/etcd/ssl/admin-${h.name}.pem`),
-      extip_etcd_key_file: join(h.root, `etc/ssl/etcd/ssl/admin-${h.name}-key.pem`),
+      // Paths on the etcd host (node1), where Kargo puts the admin certificates; etcdctl
+      // runs there. The lab's hosts share one filesystem, each under its own root.
+      extip_etcdctl: '/usr/bin/etcdctl',
+      extip_etcd_ca_file: join(etcdHost.root, 'etc/ssl/etcd/ssl/ca.pem'),
+      extip_etcd_cert_file: join(etcdHost.root, `etc/ssl/etcd/ssl/admin-${etcdHost.name}.pem`),
+      extip_etcd_key_file: join(etcdHost.root, `etc/ssl/etcd/ssl/admin-${etcdHost.name}-key.pem`),
     };
   }
 

@@ -1,0 +1,278 @@
+/**
+ * The Calico export of issue 5, against real etcd (v2 API, TLS), BIRD 1.6 as
+ * calico/node v2's BGP speaker on every node (test/lab/calico.ts) and a BIRD 2
+ * router: extip writes the seed's filter, the router learns the /32s on lo with
+ * ECMP and nothing else, and uninstall takes it all back.
+ */
+import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {execa} from 'execa';
+import {routerBird2Config, routerNexthops, waitFor} from './lab/bgp.js';
+import {startBird} from './lab/bird.js';
+import {CUSTOM_FILTERS, type CalicoNode, startCalicoNode} from './lab/calico.js';
+import {type LabEtcd, startEtcd} from './lab/etcd.js';
+import {Lab} from './lab/lab.js';
+import {type Snapshot, diffSnapshots, takeSnapshot} from './lab/snapshot.js';
+import {repoRoot} from './helpers/ansible.js';
+import {extip} from './helpers/cli.js';
+import {runRole} from './helpers/role.js';
+import {SEED_FILTER_V4, SEED_FILTER_V6} from '../cli/catalogue.js';
+
+const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
+const V4 = `${CUSTOM_FILTERS}/v4/lo_iface`;
+const V6 = `${CUSTOM_FILTERS}/v6/lo_iface`;
+
+let lab: Lab;
+let etcd: LabEtcd;
+let calico: CalicoNode[];
+
+beforeAll(async () => {
+  lab = await Lab.start({nodes: 3});
+  etcd = await startEtcd(lab);
+  await startBird(lab, 'tor', routerBird2Config(lab));
+  calico = [];
+  for (const h of lab.hosts) calico.push(await startCalicoNode(lab, etcd, h.name));
+});
+afterAll(async () => lab?.stop());
+
+const snapshot = () => takeSnapshot(lab, {etcdKeys: () => etcd.keys()});
+async function expectSameState(before: Snapshot): Promise<void> {
+  await waitFor('the state before install', async () => diffSnapshots(before, await snapshot()).length === 0, 20000).catch(async () => {
+    expect(diffSnapshots(before, await snapshot())).toEqual([]);
+  });
+}
+async function key(k: string): Promise<string | null> {
+  const r = await etcd.etcdctl(['-o', 'json', 'get', k]);
+  return r.exitCode === 0 ? (JSON.parse(r.stdout).node.value as string) : null;
+}
+/** Routes the router learned over BGP. */
+async function birdRoutes(): Promise<string[]> {
+  const r = JSON.parse((await lab.exec('tor', 'ip', ['-j', 'route', 'show', 'proto', 'bird'])).stdout || '[]') as Array<{dst: string}>;
+  return r.map((x) => x.dst).sort();
+}
+async function sessionsUp(): Promise<void> {
+  for (const c of calico) {
+    await waitFor(`BGP session of ${c.host.name}`, async () => /Established/.test(await c.bird.birdc('show protocols')), 30000);
+  }
+}
+
+describe('etcd-v2-filter, the seed 000 way, through the CLI', () => {
+  test('install exports 10.0.0.7 from node1 and node3 with ECMP and nothing else; uninstall takes it back', async () => {
+    await sessionsUp();
+    // By hand, as in this issue: the /32 on lo of node1 and node3.
+    for (const n of ['node1', 'node3']) expect((await lab.exec(n, 'ip', ['address', 'add', '10.0.0.7/32', 'dev', 'lo'])).exitCode).toBe(0);
+    // Without the filter calico_pools exports nothing (no pod routes in the lab).
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // one scan time of BIRD's device protocol
+    expect(await birdRoutes()).toEqual([]);
+    const before = await snapshot();
+
+    const install = await extip(['install', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--limit', 'node1,node3']);
+    expect(install.exitCode).toBe(0);
+    expect(await key(V4)).toBe(SEED_FILTER_V4);
+    await waitFor('10.0.0.7 with two nexthops', async () => (await routerNexthops(lab, '10.0.0.7')).length === 2, 30000);
+    expect(await routerNexthops(lab, '10.0.0.7')).toEqual(['10.210.1.11', '10.210.1.13']);
+    // The filter let only lo's /32 through: no 127.0.0.0/8, no eth0 subnet, nothing else.
+    expect(await birdRoutes()).toEqual(['10.0.0.7']);
+    for (const c of calico) expect(c.filters()).toContain('if net != 127.0.0.0/8 then accept;');
+
+    // A second install changes nothing.
+    const again = await extip(['install', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--limit', 'node1,node3', '--json']);
+    expect(again.exitCode).toBe(0);
+    expect(JSON.parse(again.stdout).changedTasks).toEqual([]);
+
+    const removal = await extip(['uninstall', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--limit', 'node1,node3', '--yes']);
+    expect(removal.exitCode).toBe(0);
+    expect(await key(V4)).toBeNull();
+    await waitFor('no route for 10.0.0.7', async () => (await routerNexthops(lab, '10.0.0.7')).length === 0, 30000);
+    for (const c of calico) expect(c.filters()).not.toContain('accept');
+    await expectSameState(before);
+    for (const n of ['node1', 'node3']) await lab.exec(n, 'ip', ['address', 'del', '10.0.0.7/32', 'dev', 'lo']);
+  });
+});
+
+describe('etcd-v2-filter through the role (no CLI)', () => {
+  const mode = {extip_iface: 'lo', extip_calico_export: 'etcd-v2-filter'};
+
+  test('--check --diff shows the old and new value and writes nothing; v6 key; uninstall puts back the previous value', async () => {
+    const OLD = 'if ( net = 10.0.0.9/32 ) then accept;\n';
+    expect((await etcd.etcdctl(['set', V4], 'node1', OLD)).exitCode).toBe(0);
+    const before = await snapshot();
+    const vars = {...mode, extip_calico_filter_v6_enabled: true};
+
+    const check = await runRole(lab, {vars, args: ['--limit', 'node1', '--check', '--diff']});
+    expect(check.exitCode).toBe(0);
+    expect(check.stdout).toContain(`--- before: ${V4}`);
+    expect(check.stdout).toContain('-if ( net = 10.0.0.9/32 ) then accept;');
+    expect(check.stdout).toContain('+  if net != 127.0.0.0/8 then accept;');
+    expect(check.stdout).toContain(`+++ after: ${V6}`);
+    expect(await key(V4)).toBe(OLD);
+    expect(await key(V6)).toBeNull();
+
+    const install = await runRole(lab, {vars, args: ['--limit', 'node1']});
+    expect(install.exitCode).toBe(0);
+    expect(await key(V4)).toBe(SEED_FILTER_V4);
+    expect(await key(V6)).toBe(SEED_FILTER_V6);
+    expect(install.changedTasks.some((t) => t.includes('Write the export filter in etcd'))).toBe(true);
+    // The calico/node stand-ins took the new filter (and BIRD 1.6 accepted it).
+    await Promise.all(calico.map((c) => waitFor(`${c.host.name} reloads`, async () => c.filters().includes('127.0.0.0/8'))));
+
+    const again = await runRole(lab, {vars, args: ['--limit', 'node1']});
+    expect(again.exitCode).toBe(0);
+    expect(again.changedTasks).toEqual([]);
+
+    const removal = await runRole(lab, {vars, playbook: 'externalip-uninstall.yml', args: ['--limit', 'node1']});
+    expect(removal.exitCode).toBe(0);
+    expect(await key(V4)).toBe(OLD);
+    expect(await key(V6)).toBeNull();
+    await expectSameState(before); // also: the v6 directory extip made is gone
+    await etcd.etcdctl(['rm', V4]);
+  });
+
+  test('a filter changed by someone else after install is left alone by uninstall, with a warning', async () => {
+    const before = await snapshot();
+    expect((await runRole(lab, {vars: mode, args: ['--limit', 'node1']})).exitCode).toBe(0);
+    const THEIRS = 'if ( ifname = "lo" ) then accept;\n';
+    await etcd.etcdctl(['set', V4], 'node1', THEIRS);
+    const removal = await runRole(lab, {vars: mode, playbook: 'externalip-uninstall.yml', args: ['--limit', 'node1']});
+    expect(removal.exitCode).toBe(0);
+    expect(`${removal.stdout}\n${removal.stderr}`).toMatch(/\[WARNING\]: \/calico\S+ changed in etcd\s+since extip wrote it; left as it is/);
+    expect(await key(V4)).toBe(THEIRS);
+    await etcd.etcdctl(['rm', V4]);
+    // The empty directories (extip's to remove, had the key been its own); rmdir fails on a non-empty one.
+    for (const dir of [`${CUSTOM_FILTERS}/v4`, CUSTOM_FILTERS, '/calico/bgp/v1/global']) await etcd.etcdctl(['rmdir', dir]);
+    await expectSameState(before);
+  });
+});
+
+describe('bad input: nothing is written', () => {
+  const base = ['install', '-i', '', '-e', `@${ecmp}`, '--set', 'extip_calico_export=etcd-v2-filter', '--limit', 'node1'];
+  const args = (...more: string[]) => [...base.map((a) => (a === '' ? lab.kubesprayInventory : a)), ...more];
+
+  test('a filter BIRD cannot parse is refused with BIRD\'s message (exit 2)', async () => {
+    const before = await snapshot();
+    const r = await extip(args('--set', 'extip_calico_filter_v4="if net ~ then accept;"'));
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('extip_calico_filter_v4');
+    expect(r.stderr).toMatch(/BIRD says: line 1, column \d+: syntax error/);
+    expect(diffSnapshots(before, await snapshot())).toEqual([]);
+  });
+
+  test('unreachable etcd fails in preflight, naming the endpoint (exit 4)', async () => {
+    const before = await snapshot();
+    const r = await extip(args('--set', 'extip_etcd_endpoints=https://127.0.0.1:2399'));
+    expect(r.exitCode).toBe(4);
+    expect(`${r.stdout}\n${r.stderr}`).toMatch(/etcd at https:\/\/127\.0\.0\.1:2399.*connection refused/);
+    expect(diffSnapshots(before, await snapshot())).toEqual([]);
+  });
+
+  test('a missing client certificate fails naming the file (exit 4)', async () => {
+    const before = await snapshot();
+    const r = await extip(args('--set', 'extip_etcd_cert_file=/etc/ssl/etcd/ssl/admin-nowhere.pem'));
+    expect(r.exitCode).toBe(4);
+    expect(`${r.stdout}\n${r.stderr}`).toContain('cert file /etc/ssl/etcd/ssl/admin-nowhere.pem does not exist');
+    expect(diffSnapshots(before, await snapshot())).toEqual([]);
+  });
+
+  test('a CA that did not sign etcd\'s certificate fails on TLS, naming the endpoint (exit 4)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'extip-ca-'));
+    try {
+      const ca = join(dir, 'other-ca.pem');
+      await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', ca, '-days', '1', '-subj', '/CN=other-ca']);
+      const before = await snapshot();
+      const r = await extip(args('--set', `extip_etcd_ca_file=${ca}`));
+      expect(r.exitCode).toBe(4);
+      expect(`${r.stdout}\n${r.stderr}`).toMatch(/etcd at https:\/\/127\.0\.0\.1:2379.*certificate/);
+      expect(diffSnapshots(before, await snapshot())).toEqual([]);
+    } finally {
+      await rm(dir, {recursive: true, force: true});
+    }
+  });
+
+  test('the etcd TLS defaults are where Kargo puts them, on the first etcd host', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'extip-defaults-'));
+    try {
+      await writeFile(join(dir, 'hosts.ini'), '[etcd]\netcd1\netcd2\n');
+      const r = await execa('ansible', ['localhost', '-c', 'local', '-i', join(dir, 'hosts.ini'), '-m', 'ansible.builtin.debug',
+        '-a', 'msg={{ [extip_etcd_host, extip_etcd_endpoints, extip_etcdctl, extip_etcd_ca_file, extip_etcd_cert_file, extip_etcd_key_file] | to_json }}',
+        '-e', `@${join(repoRoot, 'roles/externalip/defaults/main.yml')}`], {reject: false});
+      expect(r.exitCode).toBe(0);
+      const msg = JSON.parse(JSON.parse(r.stdout.slice(r.stdout.indexOf('=>') + 2)).msg);
+      expect(msg).toEqual(['etcd1', 'https://127.0.0.1:2379', '/usr/local/bin/etcdctl', '/etc/ssl/etcd/ssl/ca.pem', '/etc/ssl/etcd/ssl/admin-etcd1.pem', '/etc/ssl/etcd/ssl/admin-etcd1-key.pem']);
+    } finally {
+      await rm(dir, {recursive: true, force: true});
+    }
+  });
+});
+
+describe('bgpconfiguration (Calico v3) against the lab API', () => {
+  const crd = {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {name: 'bgpconfigurations.crd.projectcalico.org'},
+    spec: {
+      group: 'crd.projectcalico.org',
+      scope: 'Cluster',
+      names: {kind: 'BGPConfiguration', plural: 'bgpconfigurations', singular: 'bgpconfiguration', listKind: 'BGPConfigurationList'},
+      versions: [{name: 'v1', served: true, storage: true, schema: {openAPIV3Schema: {type: 'object', 'x-kubernetes-preserve-unknown-fields': true}}}],
+    },
+  };
+  const claims = {
+    extip_iface: 'lo',
+    extip_distribution: 'balance',
+    extip_calico_service_cidrs: ['10.0.0.0/24', '192.0.2.0/24'],
+    extip_ip_pools: [{name: 'pool-a', cidr: '10.1.0.0/24'}],
+  };
+  const bgp = async () => {
+    const r = await lab.kubectl(['get', 'bgpconfigurations.crd.projectcalico.org', 'default', '-o', 'json', '--ignore-not-found']);
+    return r.stdout.trim() ? JSON.parse(r.stdout) : null;
+  };
+
+  beforeAll(async () => {
+    expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(crd))).exitCode).toBe(0);
+    await lab.kubectl(['wait', '--for=condition=Established', 'crd/bgpconfigurations.crd.projectcalico.org']);
+  });
+
+  test('auto finds Calico v3; install adds exactly the missing CIDRs, a re-run changes nothing, uninstall gives the object back', async () => {
+    const mine = {apiVersion: 'crd.projectcalico.org/v1', kind: 'BGPConfiguration', metadata: {name: 'default'},
+      spec: {asNumber: 64512, nodeToNodeMeshEnabled: false, serviceExternalIPs: [{cidr: '192.0.2.0/24'}], serviceLoadBalancerIPs: [{cidr: '198.51.100.0/24'}]}};
+    expect((await lab.kubectl(['create', '-f', '-'], JSON.stringify(mine))).exitCode).toBe(0);
+    const before = await snapshot();
+    const keysBefore = await etcd.keys();
+
+    const check = await runRole(lab, {vars: claims, args: ['--check', '--diff']});
+    expect(check.exitCode).toBe(0);
+    expect(check.stdout).toContain('serviceExternalIPs after:  192.0.2.0/24, 10.0.0.0/24, 10.1.0.0/24');
+    expect((await bgp()).spec).toEqual(mine.spec);
+
+    const install = await runRole(lab, {vars: claims});
+    expect(install.exitCode).toBe(0);
+    const after = (await bgp()).spec;
+    expect(after.serviceExternalIPs).toEqual([{cidr: '192.0.2.0/24'}, {cidr: '10.0.0.0/24'}, {cidr: '10.1.0.0/24'}]);
+    expect(after.serviceLoadBalancerIPs).toEqual(mine.spec.serviceLoadBalancerIPs);
+    expect(after.asNumber).toBe(64512);
+    expect(await etcd.keys()).toEqual(keysBefore); // auto chose Calico v3, not the etcd filter
+
+    const again = await runRole(lab, {vars: claims});
+    expect(again.exitCode).toBe(0);
+    expect(again.changedTasks).toEqual([]);
+
+    const removal = await runRole(lab, {vars: claims, playbook: 'externalip-uninstall.yml'});
+    expect(removal.exitCode).toBe(0);
+    expect((await bgp()).spec).toEqual(mine.spec);
+    await expectSameState(before);
+    await lab.kubectl(['delete', 'bgpconfigurations.crd.projectcalico.org', 'default']);
+  });
+
+  test('with no default BGPConfiguration, install creates it and uninstall deletes it', async () => {
+    const before = await snapshot();
+    const vars = {extip_iface: 'lo', extip_calico_export: 'bgpconfiguration', extip_calico_service_cidrs: ['10.0.0.0/24']};
+    expect((await runRole(lab, {vars})).exitCode).toBe(0);
+    expect((await bgp()).spec).toEqual({serviceExternalIPs: [{cidr: '10.0.0.0/24'}]});
+    const removal = await runRole(lab, {vars, playbook: 'externalip-uninstall.yml'});
+    expect(removal.exitCode).toBe(0);
+    expect(await bgp()).toBeNull();
+    await expectSameState(before);
+  });
+});
