@@ -8,7 +8,9 @@ import {join} from 'node:path';
 import {execa} from 'execa';
 import {repoRoot} from '../helpers/root.js';
 import {startBird} from './bird.js';
-import {nodeBird2Config, routerBird2Config, routerNexthops, waitFor} from './bgp.js';
+import {routerBird2Config, routerNexthops, waitFor} from './bgp.js';
+import {CUSTOM_FILTERS, startCalicoNode} from './calico.js';
+import {startEtcd} from './etcd.js';
 import {LabKubelet} from './kubelet.js';
 import {Lab} from './lab.js';
 import {kubectlPath} from './tools.js';
@@ -16,18 +18,28 @@ import {kubectlPath} from './tools.js';
 const keep = process.argv.includes('--keep');
 const say = (text: string) => process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`);
 
-say('Bringing up a lab: 3 nodes and a router in network namespaces, an API server, a kubelet, BIRD');
+say('Bringing up a lab: 3 nodes and a router in network namespaces, an API server, a kubelet, etcd, calico/node v2 (BIRD 1.6)');
 const lab = await Lab.start({nodes: 3});
 let failed = false;
 try {
   await lab.useKubelet(new LabKubelet());
+  const etcd = await startEtcd(lab);
   await startBird(lab, 'tor', routerBird2Config(lab));
-  for (const h of lab.hosts) await startBird(lab, h.name, nodeBird2Config(lab, h));
-  for (const h of lab.hosts) console.log(`  ${h.name}  eth0 ${h.ip}  (namespace ${h.ns}), BIRD exporting the /32s on lo to the router`);
+  for (const h of lab.hosts) await startCalicoNode(lab, etcd, h.name);
+  for (const h of lab.hosts) console.log(`  ${h.name}  eth0 ${h.ip}  (namespace ${h.ns}), calico/node's BIRD peering with the router`);
+  console.log(`  etcd (v2 API, TLS) on node1 at ${etcd.endpoint}; the router ${lab.router.ip} merges equal paths (ECMP)`);
+  const filterKey = `${CUSTOM_FILTERS}/v4/lo_iface`;
+  const showFilter = async () => {
+    const r = await etcd.etcdctl(['get', filterKey]);
+    console.log(r.exitCode === 0 ? `  ${filterKey}:\n${r.stdout.trimEnd().replace(/^/gm, '    ')}` : `  ${filterKey}: (none)`);
+  };
   const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
   say(`extip install -i <lab inventory> -e @inventory-examples/ecmp/extip_ecmp.yaml`);
   const install = await execa(process.execPath, [join(repoRoot, 'bin/run.js'), 'install', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`], {reject: false, stdio: 'inherit'});
   if (install.exitCode !== 0) throw new Error(`extip install exited ${install.exitCode}`);
+
+  say("Calico's BGP export filter in etcd (extip_calico_export auto found Calico v2 and wrote it)");
+  await showFilter();
 
   say('A Service with external IPs 10.0.0.7 and 10.0.0.8');
   const svc = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'nginx', namespace: 'default'}, spec: {selector: {app: 'nginx'}, ports: [{port: 80}], externalIPs: ['10.0.0.7', '10.0.0.8']}};
@@ -65,6 +77,9 @@ try {
     const removal = await execa(process.execPath, [join(repoRoot, 'bin/run.js'), 'uninstall', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--yes'], {reject: false, stdio: 'inherit'});
     if (removal.exitCode !== 0) throw new Error(`extip uninstall exited ${removal.exitCode}`);
     console.log((await lab.kubectl(['get', 'nodes', '--show-labels'])).stdout);
+    await showFilter();
+    await waitFor('no route for 10.0.0.7', async () => (await routerNexthops(lab, '10.0.0.7')).length === 0, 30000).catch(() => {});
+    console.log(`  the router's route to 10.0.0.7: ${(await lab.exec('tor', 'ip', ['route', 'show', '10.0.0.7'])).stdout.trim() || '(none)'}`);
   }
 } catch (err) {
   failed = true;
