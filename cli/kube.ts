@@ -27,6 +27,16 @@ export interface ClusterState {
   claims: Array<{metadata: {name: string}; spec?: {cidr?: string; nodeName?: string}}>;
   pools: Array<{metadata: {name: string}; spec?: {cidr?: string; ranges?: string[][]; allocated?: Record<string, string>}}>;
   leases: k8s.V1Lease[];
+  /** The install ledger (kube-system/extip-ledger), when there is one. */
+  ledger?: Ledger;
+}
+
+/** What install recorded (roles/externalip/tasks/ledger-write.yml); only what status reads. */
+export interface Ledger {
+  calico?: {
+    etcd?: Record<string, {previous: string | null; written: string}>;
+    bgpconfiguration?: {created?: boolean; added?: string[]};
+  };
 }
 
 const EXTIP = 'app.kubernetes.io/managed-by=extip';
@@ -61,7 +71,11 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
       return [];
     }
   };
-  return {server, nodes, workloads, pods, services: services.items, claims: await listCustom('ipclaims'), pools: await listCustom('ipclaimpools'), leases: leases.items};
+  const ledger = await core
+    .readNamespacedConfigMap({name: 'extip-ledger', namespace: 'kube-system'})
+    .then((cm) => JSON.parse(cm.data?.['ledger.json'] ?? '{}') as Ledger)
+    .catch(() => undefined);
+  return {server, nodes, workloads, pods, services: services.items, claims: await listCustom('ipclaims'), pools: await listCustom('ipclaimpools'), leases: leases.items, ledger};
 }
 
 function describe(err: unknown): string {

@@ -27,6 +27,8 @@ export interface StatusReport {
   nodes: NodeStatus[];
   ips: IpStatus[];
   pools: Array<{name: string; cidr: string; allocated: number}>;
+  /** What install did to Calico's BGP export, from the install ledger. */
+  calico: {etcdKeys: string[]; serviceExternalIPs: string[]; createdBgpConfiguration: boolean};
   problems: string[];
 }
 
@@ -43,7 +45,7 @@ export function assess(state: ClusterState): StatusReport {
     state.nodes.find((n) => n.metadata?.name === name)?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
   if (!controller) {
-    return {server: state.server, installed: false, mode: 'unknown', nodes: [], ips: [], pools: [], problems: ['extip is not installed here: no controller workload labelled app.kubernetes.io/managed-by=extip']};
+    return {server: state.server, installed: false, mode: 'unknown', nodes: [], ips: [], pools: [], calico: {etcdKeys: [], serviceExternalIPs: [], createdBgpConfiguration: false}, problems: ['extip is not installed here: no controller workload labelled app.kubernetes.io/managed-by=extip']};
   }
   const container = controller.spec?.template.spec?.containers[0];
   const args = container?.args ?? [];
@@ -112,6 +114,11 @@ export function assess(state: ClusterState): StatusReport {
     nodes,
     ips,
     pools,
+    calico: {
+      etcdKeys: Object.keys(state.ledger?.calico?.etcd ?? {}).sort(),
+      serviceExternalIPs: state.ledger?.calico?.bgpconfiguration?.added ?? [],
+      createdBgpConfiguration: Boolean(state.ledger?.calico?.bgpconfiguration?.created),
+    },
     problems,
   };
 }
@@ -119,6 +126,15 @@ export function assess(state: ClusterState): StatusReport {
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+function calicoLine(c: StatusReport['calico']): string {
+  const parts: string[] = [];
+  if (c.etcdKeys.length) parts.push(`Calico v2 filter in etcd at ${c.etcdKeys.join(', ')}`);
+  if (c.serviceExternalIPs.length || c.createdBgpConfiguration) {
+    parts.push(`Calico v3 BGPConfiguration default${c.createdBgpConfiguration ? ' (created by extip)' : ''}, serviceExternalIPs added: ${c.serviceExternalIPs.join(', ') || '(none)'}`);
+  }
+  return parts.join('; ') || 'none by extip (extip_calico_export none, or auto found no Calico)';
 }
 
 export function formatStatus(r: StatusReport): string {
@@ -130,6 +146,7 @@ export function formatStatus(r: StatusReport): string {
   out.push(`Controller: ${c.kind} ${c.namespace}/${c.name}, image ${c.image}, on ${c.iface}/${c.mask}`);
   if (r.nodeLabel) out.push(`Node label: ${r.nodeLabel}`);
   if (r.schedulerLeader !== undefined) out.push(`Scheduler leader: ${r.schedulerLeader}`);
+  out.push(`BGP export: ${calicoLine(r.calico)}`);
   out.push('', ...table([['NODE', 'READY', 'LABELLED', 'CONTROLLER'], ...r.nodes.map((n) => [n.name, n.ready ? 'yes' : 'no', n.labelled ? 'yes' : 'no', n.controller])]));
   out.push('');
   if (r.ips.length) out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.heldBy.join(',') || '(nobody)'])]));

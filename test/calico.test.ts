@@ -76,6 +76,8 @@ describe('etcd-v2-filter, the seed 000 way, through the CLI', () => {
     // The filter let only lo's /32 through: no 127.0.0.0/8, no eth0 subnet, nothing else.
     expect(await birdRoutes()).toEqual(['10.0.0.7']);
     for (const c of calico) expect(c.filters()).toContain('if net != 127.0.0.0/8 then accept;');
+    const status = await extip(['status', '--kubeconfig', lab.api.kubeconfig]);
+    expect(status.stdout).toContain(`BGP export: Calico v2 filter in etcd at ${V4}`);
 
     // A second install changes nothing.
     const again = await extip(['install', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--limit', 'node1,node3', '--json']);
@@ -254,6 +256,8 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
     expect(after.asNumber).toBe(64512);
     expect(await etcd.keys()).toEqual(keysBefore); // auto chose Calico v3, not the etcd filter
 
+    const status = await extip(['status', '--kubeconfig', lab.api.kubeconfig]);
+    expect(status.stdout).toContain('BGP export: Calico v3 BGPConfiguration default, serviceExternalIPs added: 10.0.0.0/24, 10.1.0.0/24');
     const again = await runRole(lab, {vars: claims});
     expect(again.exitCode).toBe(0);
     expect(again.changedTasks).toEqual([]);
