@@ -5,7 +5,7 @@
  * ECMP and nothing else, and uninstall takes it all back.
  */
 import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
-import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
@@ -103,8 +103,12 @@ describe('etcd-v2-filter through the role (no CLI)', () => {
     const before = await snapshot();
     const vars = {...mode, extip_calico_filter_v6_enabled: true};
 
-    const check = await runRole(lab, {vars, args: ['--limit', 'node1', '--check', '--diff']});
+    const check = await runRole(lab, {vars, args: ['--limit', 'node1', '--check', '--diff', '-vvv']});
     expect(check.exitCode).toBe(0);
+    // Even at -vvv, the client key's material never shows (only its path does).
+    const keyLines = (await readFile(String(lab.hostVars(lab.hosts[0]).extip_etcd_key_file), 'utf8')).split('\n').filter((l) => l && !l.startsWith('-----'));
+    expect(keyLines.length).toBeGreaterThan(0);
+    for (const line of keyLines) expect(`${check.stdout}${check.stderr}`).not.toContain(line);
     expect(check.stdout).toContain(`--- before: ${V4}`);
     expect(check.stdout).toContain('-if ( net = 10.0.0.9/32 ) then accept;');
     expect(check.stdout).toContain('+  if net != 127.0.0.0/8 then accept;');
