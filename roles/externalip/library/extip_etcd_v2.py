@@ -214,7 +214,9 @@ def main():
             module.exit_json(changed=False, current=current, missing_dirs=dirs)
 
         # apply
-        plan = [(k, v, p["expect"].get(k)) for k, v in sorted(p["writes"].items()) if v != p["expect"].get(k)]
+        # Writes before deletions: a deletion may prune directories a write still needs.
+        plan = [(k, v, p["expect"].get(k)) for k, v in sorted(p["writes"].items(), key=lambda kv: (kv[1] is None, kv[0]))
+                if v != p["expect"].get(k)]
         diff = [{"before_header": k, "after_header": k, "before": show(old), "after": show(new)} for k, new, old in plan]
         if not plan or module.check_mode:
             module.exit_json(changed=bool(plan), diff=diff, written=[], conflicts=[])
