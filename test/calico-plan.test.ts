@@ -51,7 +51,8 @@ describe('extip_etcd_plan', () => {
     expect(renamed.expect).toEqual({[K]: null, [OTHER]: 'F'});
     expect(renamed.soft).toEqual([OTHER]);
     expect(renamed.prune).toEqual({[OTHER]: '/calico/bgp/v1/global'});
-    expect(Object.keys(renamed.after)).toEqual([K]);
+    // The new key takes over the directory extip made for the old one.
+    expect(renamed.after).toEqual({[K]: {previous: null, written: 'F', made_dir: '/calico/bgp/v1/global'}});
 
     const uninstall = await call('extip_etcd_plan', {[K]: {previous: 'OLD', written: 'F', made_dir: null}}, {}, {[K]: 'F'}, {});
     expect(uninstall.writes).toEqual({[K]: 'OLD'});

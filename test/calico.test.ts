@@ -136,6 +136,20 @@ describe('etcd-v2-filter through the role (no CLI)', () => {
     await etcd.etcdctl(['rm', V4]);
   });
 
+  test('renaming the filter moves the key; switching to none removes it; nothing is left', async () => {
+    const before = await snapshot();
+    const OLD_NAME = `${CUSTOM_FILTERS}/v4/a_first`;
+    const NEW_NAME = `${CUSTOM_FILTERS}/v4/z_second`;
+    expect((await runRole(lab, {vars: {...mode, extip_calico_filter_name: 'a_first'}, args: ['--limit', 'node1']})).exitCode).toBe(0);
+    expect(await key(OLD_NAME)).toBe(SEED_FILTER_V4);
+    expect((await runRole(lab, {vars: {...mode, extip_calico_filter_name: 'z_second'}, args: ['--limit', 'node1']})).exitCode).toBe(0);
+    expect([await key(OLD_NAME), await key(NEW_NAME)]).toEqual([null, SEED_FILTER_V4]);
+    expect((await runRole(lab, {vars: {...mode, extip_calico_export: 'none'}, args: ['--limit', 'node1']})).exitCode).toBe(0);
+    expect(await key(NEW_NAME)).toBeNull();
+    expect((await runRole(lab, {vars: mode, playbook: 'externalip-uninstall.yml', args: ['--limit', 'node1']})).exitCode).toBe(0);
+    await expectSameState(before);
+  });
+
   test('a filter changed by someone else after install is left alone by uninstall, with a warning', async () => {
     const before = await snapshot();
     expect((await runRole(lab, {vars: mode, args: ['--limit', 'node1']})).exitCode).toBe(0);

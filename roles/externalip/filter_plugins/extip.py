@@ -250,10 +250,14 @@ def extip_etcd_plan(ledger, want, current, missing_dirs=None):
     ledger = ledger or {}
     missing_dirs = missing_dirs or {}
     ahead, after, writes, expect, soft, prune = {}, {}, {}, {}, [], {}
+    # Directories extip made for keys it no longer wants: a wanted key under one of them
+    # takes it over, so that the directory still goes when that key goes.
+    dropped_dirs = sorted({e.get("made_dir") for k, e in ledger.items() if k not in want and e.get("made_dir")}, key=len)
     for key, text in sorted(want.items()):
         entry = ledger.get(key)
         if entry is None:
-            entry = {"previous": current.get(key), "written": text, "made_dir": missing_dirs.get(key)}
+            made = missing_dirs.get(key) or next((d for d in dropped_dirs if key.startswith(d.rstrip("/") + "/")), None)
+            entry = {"previous": current.get(key), "written": text, "made_dir": made}
         else:
             entry = dict(entry, written=text)
         ahead[key] = after[key] = entry
