@@ -17,7 +17,6 @@ import {execa} from 'execa';
 import {LAB_AS} from './bgp.js';
 import {type Bird, startBird} from './bird.js';
 import type {LabEtcd} from './etcd.js';
-import {certDir} from './etcd.js';
 import type {Lab, LabHost} from './lab.js';
 import type {Daemon} from './procs.js';
 import {bird16Path, birdc16Path} from './tools.js';
@@ -27,13 +26,10 @@ export const CUSTOM_FILTERS = '/calico/bgp/v1/global/custom_filters';
 export interface CalicoNode {
   host: LabHost;
   bird: Bird;
+  /** The confd stand-in: an etcdctl watch on the custom filters. */
   watch: Daemon;
-  /** How many times the filters were regenerated and BIRD reloaded. */
-  reloads: number;
   /** The custom_filters() function BIRD runs now. */
   filters(): string;
-  /** Resolves when pending regenerations are done. */
-  settled(): Promise<void>;
 }
 
 /** calico/node's custom_filters.cfg: each value of the v4 keys, verbatim, in key order. */
@@ -109,15 +105,6 @@ export async function startCalicoNode(lab: Lab, etcd: LabEtcd, host: string): Pr
   await writeFile(filtersFile, current);
   const bird = await startBird(lab, host, calicoBirdConfig(lab, h, filtersFile), bird16Path, birdc16Path);
 
-  let chain: Promise<void> = Promise.resolve();
-  const node: CalicoNode = {
-    host: h,
-    bird,
-    watch: undefined as unknown as Daemon,
-    reloads: 0,
-    filters: () => current,
-    settled: () => chain,
-  };
   const regenerate = async () => {
     const next = customFiltersConfig(await readFilters());
     if (next === current) return;
@@ -131,18 +118,14 @@ export async function startCalicoNode(lab: Lab, etcd: LabEtcd, host: string): Pr
     await writeFile(filtersFile, next);
     current = next;
     await bird.birdc('configure');
-    node.reloads++;
   };
-  const d = certDir(etcd.host);
-  node.watch = lab.startIn(host, 'env', [
-    'ETCDCTL_API=2', 'etcdctl', '--endpoints', etcd.endpoint,
-    '--ca-file', join(d, 'ca.pem'), '--cert-file', join(d, `admin-${etcd.host.name}.pem`), '--key-file', join(d, `admin-${etcd.host.name}-key.pem`),
-    'watch', '--forever', '--recursive', CUSTOM_FILTERS,
-  ]);
-  node.watch.child.stdout?.on('data', () => {
+  // Regenerations run one after another; each change to the keys queues one.
+  let chain: Promise<void> = Promise.resolve();
+  const queue = () => {
     chain = chain.then(regenerate).catch(() => {});
-  });
-  // Changes between the first read and the watch starting are picked up here.
-  chain = chain.then(regenerate).catch(() => {});
-  return node;
+  };
+  const watch = lab.startIn(host, 'env', [...etcd.etcdctlArgv(host), 'watch', '--forever', '--recursive', CUSTOM_FILTERS]);
+  watch.child.stdout?.on('data', queue);
+  queue(); // changes between the first read and the watch starting
+  return {host: h, bird, watch, filters: () => current};
 }

@@ -12,6 +12,8 @@ export interface LabEtcd {
   host: LabHost;
   endpoint: string;
   daemon: Daemon;
+  /** etcdctl's argv up to the command (v2 API, endpoint, TLS with `on`'s client certificate). */
+  etcdctlArgv(on?: string): string[];
   /** Runs etcdctl (v2 API, TLS) on a host; the client certificate is that host's. */
   etcdctl(args: string[], host?: string, input?: string): Promise<{exitCode: number; stdout: string; stderr: string}>;
   /** Every key and value, and every directory (for snapshots). */
@@ -55,10 +57,12 @@ export async function startEtcd(lab: Lab): Promise<LabEtcd> {
     '--log-level', 'warn',
   ]);
 
+  const etcdctlArgv = (on = host.name) => {
+    const d = certDir(lab.host(on));
+    return ['ETCDCTL_API=2', 'etcdctl', '--endpoints', endpoint, '--ca-file', join(d, 'ca.pem'), '--cert-file', join(d, `admin-${on}.pem`), '--key-file', join(d, `admin-${on}-key.pem`)];
+  };
   const etcdctl = async (args: string[], on = host.name, input?: string) => {
-    const h = lab.host(on);
-    const d = certDir(h);
-    const r = await lab.exec(on, 'env', ['ETCDCTL_API=2', 'etcdctl', '--endpoints', endpoint, '--ca-file', join(d, 'ca.pem'), '--cert-file', join(d, `admin-${h.name}.pem`), '--key-file', join(d, `admin-${h.name}-key.pem`), ...args], input);
+    const r = await lab.exec(on, 'env', [...etcdctlArgv(on), ...args], input);
     return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr};
   };
 
@@ -74,6 +78,7 @@ export async function startEtcd(lab: Lab): Promise<LabEtcd> {
     host,
     endpoint,
     daemon,
+    etcdctlArgv,
     etcdctl,
     async keys() {
       const list = await etcdctl(['ls', '--recursive', '-p', '/']);
