@@ -1,11 +1,17 @@
 /**
  * The addresses the agent owns on its interface, and the one `ip -batch` that
- * changes them. IPv4 addresses it adds carry a label (`<iface>:extip`); IPv6
- * addresses cannot carry labels (and iproute2 here has no address protocol),
- * so the ones it adds are recorded in a state file. It never removes an
- * address it did not add.
+ * changes them.
+ *
+ * Ownership is recorded per workload: each agent (`--owner`) keeps a record
+ * `<state-dir>/owners/<iface>/<owner>.json` of the addresses it added, written
+ * before it adds them and rewritten after with only those that came up. An
+ * address leaves the interface only when its owner no longer wants it and no
+ * other live owner's record lists it, so two agents on one node (a renamed
+ * DaemonSet, two installs) never take down each other's addresses. IPv4
+ * addresses it adds also carry the label `<iface>:extip`, so that people and
+ * the role's uninstall can tell extip's addresses from the node's own.
  */
-import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
+import {mkdir, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {isIPv4, isIPv6} from 'node:net';
 import {run} from '../run.js';
@@ -17,10 +23,26 @@ export interface HostAddress {
   label?: string;
 }
 
+/** A record older than this belongs to an owner that is gone (records are rewritten every few seconds). */
+export const OWNER_LIVE_MS = 60000;
+
 /** The label marking the agent's IPv4 addresses: `<iface>:extip`, shortened to fit 15 characters. */
 export function ownLabel(iface: string): string | undefined {
   const room = 15 - iface.length - 1;
   return room >= 1 ? `${iface}:${'extip'.slice(0, room)}` : undefined;
+}
+
+/**
+ * An address in the one spelling `ip` reports (IPv6 compressed, lower case),
+ * or a reason it is refused. IPv4-mapped IPv6 addresses are refused: the
+ * kernel would bring up an IPv6 address that no IPv4 client ever reaches.
+ */
+export function canonicalIp(text: string): {ip: string; family: 4 | 6} | {refused: string} {
+  if (isIPv4(text)) return {ip: text, family: 4};
+  if (!isIPv6(text)) return {refused: 'not an IP address'};
+  const ip = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(ip)) return {refused: 'an IPv4-mapped IPv6 address; write the IPv4 address instead'};
+  return {ip, family: 6};
 }
 
 /** Every address on the host, from `ip -j address show`. */
@@ -31,61 +53,195 @@ export async function readAddresses(): Promise<HostAddress[]> {
   return links.flatMap((l) => (l.addr_info ?? []).map((a) => ({iface: l.ifname, ip: a.local, prefix: a.prefixlen, label: a.label})));
 }
 
+/** `ip -batch` reports a failed line as "Command failed -:N"; the 1-based numbers of those lines. */
+export function failedBatchLines(stderr: string): Set<number> {
+  return new Set([...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1])));
+}
+
+interface OwnerRecord {
+  owner: string;
+  iface: string;
+  /** When the owner last wrote it (ms since the epoch). */
+  updated: number;
+  addresses: string[];
+}
+
+export interface ApplyResult {
+  /** The lines `ip` refused, with its message. */
+  failed: string[];
+  /** Addresses that another address's removal took down (no promote_secondaries) and that were put back. */
+  restored: string[];
+}
+
 export class Ownership {
-  private recorded = new Set<string>();
+  private mine = new Set<string>();
+  private readonly dir: string;
   private readonly file: string;
+  readonly label: string | undefined;
 
   constructor(
     private readonly stateDir: string,
     readonly iface: string,
+    readonly owner: string,
   ) {
-    this.file = join(stateDir, `owned-${iface}.json`);
+    this.dir = join(stateDir, 'owners', iface);
+    this.file = join(this.dir, `${owner}.json`);
+    this.label = ownLabel(iface);
   }
 
+  /** Reads this owner's record (and the single-owner file of earlier versions, which it takes over). */
   async load(): Promise<void> {
+    const record = await readRecord(this.file);
+    this.mine = new Set(record?.addresses ?? []);
+    const legacy = join(this.stateDir, `owned-${this.iface}.json`);
     try {
-      this.recorded = new Set(JSON.parse(await readFile(this.file, 'utf8')) as string[]);
+      for (const cidr of JSON.parse(await readFile(legacy, 'utf8')) as string[]) {
+        const [ip, prefix] = cidr.split('/');
+        const c = canonicalIp(ip);
+        if ('ip' in c) this.mine.add(`${c.ip}/${prefix}`);
+      }
+      await this.save();
+      await rm(legacy, {force: true});
     } catch {
-      this.recorded = new Set();
+      // No file of an earlier version.
     }
   }
 
-  private async save(): Promise<void> {
-    // Nothing recorded, nothing left behind.
-    if (!this.recorded.size) {
-      await rm(this.file, {force: true});
-      return;
+  owns(cidr: string): boolean {
+    return this.mine.has(cidr);
+  }
+
+  get addresses(): string[] {
+    return [...this.mine].sort();
+  }
+
+  /** The addresses other live owners of this interface have recorded. */
+  async othersWant(now = Date.now()): Promise<Set<string>> {
+    const wanted = new Set<string>();
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return wanted;
     }
-    await mkdir(this.stateDir, {recursive: true});
+    for (const name of names) {
+      if (!name.endsWith('.json') || name === `${this.owner}.json`) continue;
+      const record = await readRecord(join(this.dir, name));
+      if (!record || now - record.updated > OWNER_LIVE_MS) continue;
+      for (const cidr of record.addresses) wanted.add(cidr);
+    }
+    return wanted;
+  }
+
+  /** Rewrites the record (also as a sign of life: other owners ignore records older than OWNER_LIVE_MS). */
+  async save(): Promise<void> {
+    await mkdir(this.dir, {recursive: true});
+    const record: OwnerRecord = {owner: this.owner, iface: this.iface, updated: Date.now(), addresses: this.addresses};
     const temp = `${this.file}.tmp`;
-    await writeFile(temp, JSON.stringify([...this.recorded].sort()));
+    await writeFile(temp, JSON.stringify(record));
     await rename(temp, this.file);
   }
 
-  /** Whether an address on the interface is one the agent added. */
-  owns(a: HostAddress): boolean {
-    if (a.iface !== this.iface) return false;
-    if (isIPv4(a.ip)) {
-      const label = ownLabel(this.iface);
-      return label !== undefined ? a.label === label : this.recorded.has(`${a.ip}/${a.prefix}`);
-    }
-    return this.recorded.has(`${a.ip}/${a.prefix}`);
+  /** Forgets the record entirely (the owner is leaving and holds nothing). */
+  async drop(): Promise<void> {
+    this.mine.clear();
+    await rm(this.file, {force: true});
   }
 
-  /** Applies the changes with one `ip -batch`, records the unlabelled ones, and returns the lines that failed. */
-  async apply(add: string[], remove: string[]): Promise<string[]> {
-    if (!add.length && !remove.length) return [];
-    const label = ownLabel(this.iface);
+  /** Takes addresses into, or out of, the record without touching the interface. */
+  async adopt(add: readonly string[], release: readonly string[]): Promise<void> {
+    if (!add.length && !release.length) return;
+    for (const cidr of add) this.mine.add(cidr);
+    for (const cidr of release) this.mine.delete(cidr);
+    await this.save();
+  }
+
+  /**
+   * Applies the changes with one `ip -batch`. Additions are recorded before
+   * they are made (a crash in between leaves nothing unrecorded) and dropped
+   * from the record again when `ip` refused them. `before` is the interface as
+   * read for the plan: an IPv4 removal that took other addresses of its subnet
+   * with it (the kernel does that to secondaries of a removed primary unless
+   * promote_secondaries is on) is repaired by adding them back.
+   */
+  async apply(add: string[], remove: string[], before: readonly HostAddress[]): Promise<ApplyResult> {
+    if (!add.length && !remove.length) return {failed: [], restored: []};
     const lines = [
       ...remove.map((cidr) => `address del ${cidr} dev ${this.iface}`),
-      ...add.map((cidr) => `address add ${cidr} dev ${this.iface}${label && isIPv4(cidr.split('/')[0]) ? ` label ${label}` : ''}`),
+      ...add.map((cidr) => this.addLine(cidr)),
     ];
-    for (const cidr of add) if (isIPv6(cidr.split('/')[0]) || !label) this.recorded.add(cidr);
+    for (const cidr of add) this.mine.add(cidr);
     await this.save();
     const r = await run('ip', ['-force', '-batch', '-'], {input: lines.join('\n') + '\n'});
-    for (const cidr of remove) this.recorded.delete(cidr);
+    const failedLines = r.exitCode === 0 ? new Set<number>() : failedBatchLines(r.stderr);
+    // A removal that failed because the address is gone is as good as done.
+    for (const cidr of remove) this.mine.delete(cidr);
+    add.forEach((cidr, i) => {
+      if (failedLines.has(remove.length + i + 1)) this.mine.delete(cidr);
+    });
     await this.save();
-    if (r.exitCode === 0) return [];
-    return r.stderr.split('\n').filter((l) => l.trim());
+    const failed = r.exitCode === 0 ? [] : r.stderr.split('\n').filter((l) => l.trim());
+    const restored = (await this.cascadePossible(remove, before)) ? await this.restoreCascade(remove, before) : [];
+    return {failed, restored};
+  }
+
+  private addLine(cidr: string, label?: string): string {
+    const own = label ?? (isIPv4(cidr.split('/')[0]) ? this.label : undefined);
+    return `address add ${cidr} dev ${this.iface}${own ? ` label ${own}` : ''}`;
+  }
+
+  /** Whether removing these could have taken other IPv4 addresses of the same subnet along. */
+  private async cascadePossible(remove: readonly string[], before: readonly HostAddress[]): Promise<boolean> {
+    const v4 = before.filter((a) => a.iface === this.iface && isIPv4(a.ip));
+    return remove.some((cidr) => {
+      const [ip, prefix] = cidr.split('/');
+      if (!isIPv4(ip) || Number(prefix) >= 32) return false;
+      return v4.some((a) => a.ip !== ip && a.prefix === Number(prefix) && sameSubnet(a.ip, ip, a.prefix));
+    });
+  }
+
+  private async restoreCascade(remove: readonly string[], before: readonly HostAddress[]): Promise<string[]> {
+    const now = new Set((await readAddresses()).filter((a) => a.iface === this.iface).map((a) => `${a.ip}/${a.prefix}`));
+    const gone = before.filter((a) => a.iface === this.iface && isIPv4(a.ip) && !remove.includes(`${a.ip}/${a.prefix}`) && !now.has(`${a.ip}/${a.prefix}`));
+    if (!gone.length) return [];
+    await run('ip', ['-force', '-batch', '-'], {
+      input: gone.map((a) => this.addLine(`${a.ip}/${a.prefix}`, a.label && a.label !== this.iface ? a.label : undefined)).join('\n') + '\n',
+    });
+    return gone.map((a) => `${a.ip}/${a.prefix}`);
+  }
+}
+
+async function readRecord(file: string): Promise<OwnerRecord | undefined> {
+  try {
+    const data = JSON.parse(await readFile(file, 'utf8')) as Partial<OwnerRecord>;
+    if (!Array.isArray(data.addresses) || typeof data.updated !== 'number') return undefined;
+    return {owner: String(data.owner), iface: String(data.iface), updated: data.updated, addresses: data.addresses.map(String)};
+  } catch {
+    return undefined;
+  }
+}
+
+function ipv4Number(ip: string): number {
+  return ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+function sameSubnet(a: string, b: string, prefix: number): boolean {
+  const size = 2 ** (32 - prefix);
+  return Math.floor(ipv4Number(a) / size) === Math.floor(ipv4Number(b) / size);
+}
+
+/**
+ * Turns on promote_secondaries for the interface, so that removing the
+ * primary address of a subnet promotes the next one instead of deleting every
+ * address of that subnet. Returns why it could not (a read-only /proc/sys).
+ */
+export async function promoteSecondaries(iface: string): Promise<string | undefined> {
+  const file = `/proc/sys/net/ipv4/conf/${iface}/promote_secondaries`;
+  try {
+    if ((await readFile(file, 'utf8')).trim() === '1') return undefined;
+    await writeFile(file, '1');
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? String(err);
   }
 }

@@ -6,7 +6,12 @@
 
 export interface AgentFlags {
   iface: string;
+  /** Prefix length of IPv4 addresses (`--mask`, upstream's flag). */
   mask: number;
+  /** Prefix length of IPv6 addresses (`--mask-v6`; default 128, or `--mask` when that is above 32). */
+  mask6: number;
+  /** The workload that owns the addresses this agent adds (`--owner`), so that two agents on a node keep apart. */
+  owner: string;
   kubeconfig?: string;
   resyncMs: number;
   hostname?: string;
@@ -17,7 +22,7 @@ export interface AgentFlags {
 }
 
 const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit']);
-const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'stderrthreshold', 'log_dir', 'vmodule']);
+const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'stderrthreshold', 'log_dir', 'vmodule']);
 
 export class FlagError extends Error {}
 
@@ -56,6 +61,11 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   }
   const mask = Number(values.get('mask') ?? '32');
   if (!Number.isInteger(mask) || mask < 1 || mask > 128) throw new FlagError(`invalid --mask "${values.get('mask')}" (1 to 32, or to 128 for IPv6)`);
+  // Upstream had one --mask for both families; above 32 it can only have meant IPv6.
+  const mask6 = Number(values.get('mask-v6') ?? (mask > 32 ? String(mask) : '128'));
+  if (!Number.isInteger(mask6) || mask6 < 1 || mask6 > 128) throw new FlagError(`invalid --mask-v6 "${values.get('mask-v6')}" (1 to 128)`);
+  const owner = values.get('owner') ?? 'ipmanager';
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/.test(owner)) throw new FlagError(`invalid --owner "${owner}" (letters, digits, "_", "." and "-", such as kube-system.externalipcontroller)`);
   const iface = values.get('iface') ?? 'eth0';
   if (!/^(?![.]{1,2}$)[A-Za-z0-9_.-]{1,15}$/.test(iface)) throw new FlagError(`invalid --iface "${iface}"`);
   const healthPort = Number(values.get('health-port') ?? '0');
@@ -63,7 +73,9 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   const truthy = (name: string) => ['true', '1'].includes(values.get(name) ?? 'false');
   return {
     iface,
-    mask,
+    mask: Math.min(mask, 32),
+    mask6,
+    owner,
     kubeconfig: values.get('kubeconfig') || undefined,
     resyncMs: parseDuration(values.get('resync') ?? '20s'),
     hostname: values.get('hostname'),

@@ -18,10 +18,14 @@ Commands:
   claimcontroller      claims-mode agent (not implemented yet)
   scheduler            claims-mode scheduler (not implemented yet)
 
-Flags: --iface=eth0 --mask=32 --kubeconfig=PATH (default: in-cluster) --resync=20s
+Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
+       --kubeconfig=PATH (default: in-cluster) --resync=20s
        --hostname=NAME --v=N --logtostderr --alsologtostderr
-       --health-port=0 (serve /healthz /readyz /metrics on 127.0.0.1:PORT)
+       --health-port=0 (serve /healthz /readyz /metrics on 127.0.0.1:PORT;
+         /readyz answers 503 until the Services are listed and while the API is away)
        --keep-on-exit (leave the addresses up on SIGTERM) --state-dir=/run/extip
+       --owner=ipmanager (the workload whose addresses these are; agents with
+         different owners on one node never take down each other's addresses)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -53,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
   if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
   else kc.loadFromDefault();
   const metrics = new Metrics();
-  const controller = new NaiveController(kc, flags, new Ownership(flags.stateDir, flags.iface), log, metrics);
+  const controller = new NaiveController(kc, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics);
 
   const server = flags.healthPort
     ? createServer((req, res) => {
@@ -83,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
-  log.info(0, `naivecontroller on ${flags.iface} with mask ${flags.mask}, resync ${flags.resyncMs} ms`);
+  log.info(0, `naivecontroller on ${flags.iface} with masks /${flags.mask} (IPv4) and /${flags.mask6} (IPv6), owner ${flags.owner}, resync ${flags.resyncMs} ms`);
   await controller.start();
   return done;
 }

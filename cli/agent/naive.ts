@@ -1,35 +1,39 @@
 /**
  * Naive mode: every Service external IP up on the interface, as IP/mask; an
  * address no Service uses any more comes down. Service events are coalesced,
- * so a burst of them costs one reconcile.
+ * so a burst of them costs one reconcile. Nothing on the interface is touched
+ * before the first successful list of the Services, and an API outage keeps
+ * the addresses as they are.
  */
-import {isIP} from 'node:net';
 import * as k8s from '@kubernetes/client-node';
-import {type HostAddress, Ownership, readAddresses} from './addresses.js';
+import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
 import type {AgentFlags} from './flags.js';
 import type {Logger} from './log.js';
 import {Metrics} from './metrics.js';
+import {ServiceWatcher} from './services.js';
 
 export interface Desired {
-  /** "ip/mask" -> the Services that want it. */
+  /** "ip/prefix" (the address in canonical form) -> the Services that want it. */
   wanted: Map<string, string[]>;
-  /** Entries that are not IP addresses, with their Service. */
-  invalid: Array<{service: string; value: string}>;
+  /** Entries that are refused, with their Service and why. */
+  invalid: Array<{service: string; value: string; reason: string}>;
 }
 
-export function desiredFrom(services: readonly k8s.V1Service[], mask: number): Desired {
+export function desiredFrom(services: readonly k8s.V1Service[], mask: number, mask6 = 128): Desired {
   const wanted = new Map<string, string[]>();
   const invalid: Desired['invalid'] = [];
   for (const s of services) {
     const name = `${s.metadata?.namespace}/${s.metadata?.name}`;
-    for (const ip of s.spec?.externalIPs ?? []) {
-      const family = isIP(ip);
-      if (!family || (family === 4 && mask > 32)) {
-        invalid.push({service: name, value: ip});
+    for (const entry of s.spec?.externalIPs ?? []) {
+      const c = canonicalIp(String(entry));
+      if ('refused' in c) {
+        invalid.push({service: name, value: String(entry), reason: c.refused});
         continue;
       }
-      const cidr = `${ip}/${mask}`;
-      wanted.set(cidr, [...(wanted.get(cidr) ?? []), name]);
+      const cidr = `${c.ip}/${c.family === 4 ? mask : mask6}`;
+      const users = wanted.get(cidr);
+      if (users) users.push(name);
+      else wanted.set(cidr, [name]);
     }
   }
   return {wanted, invalid};
@@ -38,36 +42,56 @@ export function desiredFrom(services: readonly k8s.V1Service[], mask: number): D
 export interface Plan {
   add: string[];
   remove: string[];
+  /** Wanted addresses already on the interface, made by an extip agent, that this owner takes into its record. */
+  adopt: string[];
+  /** Addresses this owner no longer wants that stay up (another owner wants them, or they are gone): out of its record. */
+  release: string[];
   /** Wanted addresses already present on another interface. */
   conflicts: Array<{cidr: string; iface: string; services: string[]}>;
 }
 
-export function plan(desired: Desired, host: HostAddress[], owned: Ownership): Plan {
-  const onIface = new Set(host.filter((a) => a.iface === owned.iface).map((a) => `${a.ip}/${a.prefix}`));
-  const mine = new Set(host.filter((a) => owned.owns(a)).map((a) => `${a.ip}/${a.prefix}`));
+export interface OwnedView {
+  iface: string;
+  label?: string;
+  owns(cidr: string): boolean;
+  addresses: readonly string[];
+}
+
+export function plan(desired: Desired, host: readonly HostAddress[], owned: OwnedView, othersWant: ReadonlySet<string> = new Set()): Plan {
+  const onIface = new Map(host.filter((a) => a.iface === owned.iface).map((a) => [`${a.ip}/${a.prefix}`, a]));
   const elsewhere = new Map(host.filter((a) => a.iface !== owned.iface).map((a) => [a.ip, a.iface]));
-  const add: string[] = [];
-  const conflicts: Plan['conflicts'] = [];
+  const p: Plan = {add: [], remove: [], adopt: [], release: [], conflicts: []};
   for (const [cidr, services] of desired.wanted) {
-    if (onIface.has(cidr)) continue;
+    const present = onIface.get(cidr);
+    if (present) {
+      // Someone else's extip address that this owner wants too: share it. An address
+      // without extip's label that no owner recorded is the operator's, never taken.
+      if (!owned.owns(cidr) && ((owned.label && present.label === owned.label) || othersWant.has(cidr))) p.adopt.push(cidr);
+      continue;
+    }
     const other = elsewhere.get(cidr.split('/')[0]);
-    if (other) conflicts.push({cidr, iface: other, services});
-    else add.push(cidr);
+    if (other) p.conflicts.push({cidr, iface: other, services});
+    else p.add.push(cidr);
   }
-  const remove = [...mine].filter((cidr) => !desired.wanted.has(cidr));
-  return {add: add.sort(), remove: remove.sort(), conflicts};
+  for (const cidr of owned.addresses) {
+    if (desired.wanted.has(cidr)) continue;
+    if (othersWant.has(cidr) || !onIface.has(cidr)) p.release.push(cidr);
+    else p.remove.push(cidr);
+  }
+  p.add.sort();
+  p.remove.sort();
+  return p;
 }
 
 export class NaiveController {
-  private informer?: k8s.Informer<k8s.V1Service> & k8s.ObjectCache<k8s.V1Service>;
+  private watcher?: ServiceWatcher;
+  private loop?: Promise<void>;
   private scheduled?: NodeJS.Timeout;
   private running = false;
   private again = false;
   private stopped = false;
   private resync?: NodeJS.Timeout;
-  private backoffMs = 500;
   private warned = new Set<string>();
-  ready = false;
 
   constructor(
     private readonly kc: k8s.KubeConfig,
@@ -77,46 +101,33 @@ export class NaiveController {
     readonly metrics: Metrics,
   ) {}
 
-  async start(): Promise<void> {
-    await this.owned.load();
-    const core = this.kc.makeApiClient(k8s.CoreV1Api);
-    this.informer = k8s.makeInformer(this.kc, '/api/v1/services', () => core.listServiceForAllNamespaces());
-    for (const event of ['add', 'update', 'delete'] as const) this.informer.on(event, () => this.schedule());
-    this.informer.on('connect', () => {
-      this.backoffMs = 500;
-      this.schedule();
-    });
-    this.informer.on('error', (err: unknown) => {
-      // The API is away: keep the addresses as they are, and try again with backoff.
-      this.metrics.apiErrors++;
-      this.log.warn(`watching Services failed (${describe(err)}); keeping the current addresses, retrying in ${this.backoffMs} ms`);
-      const delay = this.backoffMs;
-      this.backoffMs = Math.min(this.backoffMs * 2, 30000);
-      setTimeout(() => {
-        if (!this.stopped) this.informer?.start().catch(() => {});
-      }, delay).unref();
-    });
-    await this.startInformer();
-    this.resync = setInterval(() => this.schedule(), Math.max(this.flags.resyncMs, 100));
-    this.resync.unref();
+  /** Ready once the Services were listed, and while their watch is open. */
+  get ready(): boolean {
+    return Boolean(this.watcher?.synced && this.watcher.connected);
   }
 
-  private async startInformer(): Promise<void> {
-    for (;;) {
-      try {
-        await this.informer!.start();
-        if (this.stopped) return;
-        await this.reconcileNow();
-        this.ready = true;
-        return;
-      } catch (err) {
-        if (this.stopped) return;
+  async start(): Promise<void> {
+    await this.owned.load();
+    const why = await promoteSecondaries(this.flags.iface);
+    if (why) this.log.warn(`cannot turn on promote_secondaries for ${this.flags.iface} (${why}); addresses that a removal takes along are put back instead`);
+    const server = this.kc.getCurrentCluster()?.server ?? 'the API server';
+    let failing = false;
+    this.watcher = new ServiceWatcher(this.kc, {
+      onChange: () => this.schedule(),
+      onSynced: (count) => {
+        if (failing) this.log.info(0, `${server} answers again; ${count} Services listed`);
+        failing = false;
+      },
+      onError: (what, err, retryMs) => {
+        failing = true;
         this.metrics.apiErrors++;
-        this.log.warn(`listing Services failed (${describe(err)}); retrying in ${this.backoffMs} ms`);
-        await new Promise((resolve) => setTimeout(resolve, this.backoffMs));
-        this.backoffMs = Math.min(this.backoffMs * 2, 30000);
-      }
-    }
+        const state = this.watcher?.synced ? 'keeping the current addresses' : 'no address is touched until the Services are listed';
+        this.log.warn(`${what} failed (${describe(err)}); waiting for ${server}: ${state}; next try in ${(retryMs / 1000).toFixed(1)} s`);
+      },
+    });
+    this.loop = this.watcher.run();
+    // Rewrites the ownership record too, the sign of life other owners look for.
+    this.resync = setInterval(() => this.schedule(), Math.min(Math.max(this.flags.resyncMs, 100), 10000));
   }
 
   /** Coalesces bursts of events into one reconcile. */
@@ -134,8 +145,9 @@ export class NaiveController {
   }
 
   async reconcileNow(): Promise<void> {
-    // After stop() nothing may add addresses again (stop withdraws them).
-    if (this.stopped) return;
+    // After stop() nothing may add addresses again (stop withdraws them), and
+    // before the first list there is nothing to reconcile against.
+    if (this.stopped || !this.watcher?.synced) return;
     if (this.running) {
       this.again = true;
       return;
@@ -143,15 +155,19 @@ export class NaiveController {
     this.running = true;
     const started = process.hrtime.bigint();
     try {
-      const desired = desiredFrom(this.informer?.list() ?? [], this.flags.mask);
-      for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of Service ${bad.service}: not an IP address (or not one for --mask=${this.flags.mask})`);
-      const host = await readAddresses();
-      const p = plan(desired, host, this.owned);
+      const desired = desiredFrom(this.watcher.list(), this.flags.mask, this.flags.mask6);
+      for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of Service ${bad.service}: ${bad.reason}`);
+      const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
+      const p = plan(desired, host, this.owned, others);
       for (const c of p.conflicts) this.warnOnce(`skip ${c.cidr} of Service ${c.services.join(', ')}: the address is already on ${c.iface}`);
-      const failed = await this.owned.apply(p.add, p.remove);
-      for (const line of failed) this.log.warn(`ip: ${line}`);
-      if (failed.length) this.metrics.errors++;
+      await this.owned.adopt(p.adopt, p.release);
+      const result = await this.owned.apply(p.add, p.remove, host);
+      if (!p.add.length && !p.remove.length && !p.adopt.length && !p.release.length) await this.owned.save();
+      for (const line of result.failed) this.log.warn(`ip: ${line}`);
+      if (result.restored.length) this.log.warn(`put back ${result.restored.join(' ')}: removing another address of their subnet took them down`);
+      if (result.failed.length) this.metrics.errors++;
       if (p.add.length || p.remove.length) this.log.info(1, `added ${p.add.join(' ') || 'nothing'}; removed ${p.remove.join(' ') || 'nothing'}`);
+      if (p.release.length) this.log.info(2, `left up for other owners: ${p.release.join(' ')}`);
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
       this.metrics.skipped = desired.invalid.length + p.conflicts.length;
@@ -174,22 +190,30 @@ export class NaiveController {
     this.log.warn(message);
   }
 
-  /** Stops watching; unless told to keep them, takes down every address it added. */
+  /**
+   * Stops watching; unless told to keep them, takes down every address it
+   * added that no other live owner wants (those stay, out of its record).
+   */
   async stop(withdraw: boolean): Promise<void> {
     this.stopped = true;
     if (this.scheduled) clearTimeout(this.scheduled);
     if (this.resync) clearInterval(this.resync);
-    // Withdraw first: stopping the watch may take a while, and a drain must not wait for it.
+    this.watcher?.stop();
+    // Withdraw first: the watch may take a while to close, and a drain must not wait for it.
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
     if (withdraw) {
-      const host = await readAddresses();
-      const mine = host.filter((a) => this.owned.owns(a)).map((a) => `${a.ip}/${a.prefix}`);
-      this.log.info(2, `withdrawing: own ${mine.join(' ') || 'nothing'} of ${host.filter((a) => a.iface === this.owned.iface).map((a) => `${a.ip}/${a.prefix}`).join(' ')}`);
-      const failed = await this.owned.apply([], mine);
-      for (const line of failed) this.log.warn(`ip: ${line}`);
-      if (mine.length) this.log.info(0, `withdrew ${mine.join(' ')}`);
+      const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
+      const onIface = new Set(host.filter((a) => a.iface === this.owned.iface).map((a) => `${a.ip}/${a.prefix}`));
+      const mine = this.owned.addresses;
+      const remove = mine.filter((cidr) => onIface.has(cidr) && !others.has(cidr));
+      const shared = mine.filter((cidr) => others.has(cidr));
+      const result = await this.owned.apply([], remove, host);
+      for (const line of result.failed) this.log.warn(`ip: ${line}`);
+      if (remove.length) this.log.info(0, `withdrew ${remove.join(' ')}`);
+      if (shared.length) this.log.info(0, `left up, other owners want them: ${shared.join(' ')}`);
+      await this.owned.drop();
     }
-    await Promise.race([this.informer?.stop().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    await Promise.race([this.loop, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
   }
 }
 

@@ -54,7 +54,8 @@ export class FakeApiServer {
     }
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     const tcp = createServer({cert: this.options.cert, key: this.options.key}, handler);
-    await new Promise<void>((resolve, reject) => tcp.once('error', reject).listen(0, '127.0.0.1', resolve));
+    // A restart keeps the port, so that kubeconfigs written at the first start stay right.
+    await new Promise<void>((resolve, reject) => tcp.once('error', reject).listen(this.port, '127.0.0.1', resolve));
     this.port = (tcp.address() as AddressInfo).port;
     this.servers.push(tcp);
     if (this.options.socketPath) {
