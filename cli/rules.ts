@@ -94,7 +94,7 @@ export function choice(values: readonly string[]): Rule {
 /** Ansible's int conversion accepts integers and strings of digits. */
 export function toInt(value: unknown): number | undefined {
   if (typeof value === 'number' && Number.isInteger(value)) return value;
-  if (typeof value === 'string' && /^-?[0-9]+$/.test(value.trim())) return Number(value.trim());
+  if (typeof value === 'string' && /^-?[0-9]+$/.test(value)) return Number(value);
   return undefined;
 }
 
@@ -109,7 +109,7 @@ export function integer(min: number, max?: number): Rule {
       return undefined;
     },
     jinja: [
-      `VAR | string is match('^-?[0-9]+$')`,
+      `VAR | string is regex('^-?[0-9]+$', match_type='fullmatch')`,
       `VAR | int >= ${min}`,
       ...(max === undefined ? [] : [`VAR | int <= ${max}`]),
     ],
@@ -127,7 +127,7 @@ export const mask: Rule = {
     return undefined;
   },
   jinja: [
-    `VAR | string is match('^[0-9]+$')`,
+    `VAR | string is regex('^[0-9]+$', match_type='fullmatch')`,
     `VAR | int >= 1`,
     `VAR | int <= (128 if extip_ip_family == 'ipv6' else 32)`,
   ],
@@ -164,7 +164,7 @@ export function pattern(name: keyof typeof patterns, describe: string, maxLength
       if (typeof value !== 'string' || value.length > maxLength || !re.test(value)) return fail(describe);
       return undefined;
     },
-    jinja: [`VAR is string`, `VAR | length <= ${maxLength}`, `VAR is match(${pyString(patterns[name])})`],
+    jinja: [`VAR is string`, `VAR | length <= ${maxLength}`, `VAR is regex(${pyString(patterns[name])}, match_type='fullmatch')`],
   };
 }
 
