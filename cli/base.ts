@@ -5,8 +5,12 @@ import {ExitCode, ExtipError, UserError} from './errors.js';
 export abstract class BaseCommand extends Command {
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<void> {
     if (err instanceof ExtipError) {
-      this.logToStderr(`Error: ${err.message}`);
-      if (err instanceof UserError && err.hint) this.logToStderr(`Hint: ${err.hint}`);
+      // Written directly: oclif's logToStderr says nothing under --json, and a script
+      // must still learn what went wrong (as JSON on stdout, the text on stderr).
+      process.stderr.write(`Error: ${err.message}\n`);
+      const hint = err instanceof UserError ? err.hint : undefined;
+      if (hint) process.stderr.write(`Hint: ${hint}\n`);
+      if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({error: {kind: err.name, message: err.message, ...(hint ? {hint} : {}), exitCode: err.exitCode}})}\n`);
       process.exitCode = err.exitCode;
       return;
     }

@@ -4,7 +4,15 @@ import YAML from 'yaml';
 import type {Value} from './catalogue.js';
 import {UserError} from './errors.js';
 
-const parseOptions = {version: '1.1', merge: true, uniqueKeys: false} as const;
+// Duplicate keys are an error: Ansible keeps the last one silently, which hides typos.
+const parseOptions = {version: '1.1', merge: true, uniqueKeys: true} as const;
+/** Aliases a document may expand; more is an alias bomb (a few lines that expand to gigabytes). */
+const MAX_ALIASES = 100;
+
+function at(err: {linePos?: Array<{line: number; col: number}>}): string {
+  const pos = err.linePos?.[0];
+  return pos ? `:${pos.line}:${pos.col}` : '';
+}
 
 /** Parses YAML 1.1; `origin` names the file or flag in error messages. */
 export function parseYaml(text: string, origin: string): unknown {
@@ -13,21 +21,28 @@ export function parseYaml(text: string, origin: string): unknown {
   for (const doc of list) {
     if (doc.errors.length) {
       const err = doc.errors[0];
-      throw new UserError(`${origin}: not valid YAML: ${err.message.split('\n')[0]}`, 'fix the YAML syntax and run again');
+      const hint = err.code === 'DUPLICATE_KEY' ? 'keep one of the keys: Ansible would silently use the last one' : 'fix the YAML syntax and run again';
+      throw new UserError(`${origin}${at(err)}: not valid YAML: ${err.message.split('\n')[0]}`, hint);
     }
   }
   if (list.length > 1) throw new UserError(`${origin}: holds ${list.length} YAML documents; a variables file holds one mapping`);
-  return list.length ? list[0].toJS() : null;
+  if (!list.length) return null;
+  try {
+    return list[0].toJS({maxAliasCount: MAX_ALIASES});
+  } catch (err) {
+    throw new UserError(`${origin}: not accepted: ${(err as Error).message} (more than ${MAX_ALIASES} alias expansions)`, 'write the values out instead of nesting aliases');
+  }
 }
 
 /** Reads a variables file: one mapping (or nothing). */
 export async function readVarsFile(path: string, origin = path): Promise<Record<string, Value>> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (err) {
     throw new UserError(`${origin}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'check the path');
   }
+  const text = decodeUtf8(bytes, origin);
   return asMapping(parseYaml(text, origin), origin);
 }
 
@@ -52,4 +67,16 @@ export function stringifyEntry(name: string, value: Value): string {
 /** A YAML document; long strings are folded at `lineWidth` (0: never). */
 export function stringifyDocument(value: unknown, lineWidth = 0): string {
   return YAML.stringify(value, {version: '1.1', lineWidth, minContentWidth: 40, blockQuote: 'literal'});
+}
+
+/** UTF-8 text, or a UserError naming the line of the first byte that is not UTF-8 (never a silent U+FFFD). */
+export function decodeUtf8(bytes: Buffer, origin: string): string {
+  try {
+    return new TextDecoder('utf-8', {fatal: true}).decode(bytes);
+  } catch {
+    const loose = new TextDecoder('utf-8').decode(bytes);
+    const bad = loose.indexOf('\uFFFD');
+    const line = loose.slice(0, bad).split('\n').length;
+    throw new UserError(`${origin}:${line}: not UTF-8 text`, 'save the file as UTF-8 (Ansible would read the bad bytes as U+FFFD)');
+  }
 }

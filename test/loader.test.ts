@@ -4,6 +4,7 @@ import {join} from 'node:path';
 import {loadVariables} from '../cli/loader.js';
 import {execa} from 'execa';
 import {ansibleEnv, tempDir} from './helpers/ansible.js';
+import {extip} from './helpers/cli.js';
 
 let dir: {path: string; cleanup: () => Promise<void>};
 beforeEach(async () => (dir = await tempDir()));
@@ -122,4 +123,19 @@ test('group_vars are read as real Ansible reads them (checked with ansible-inven
   const run = await execa('ansible-inventory', ['-i', join(dir.path, 'inv/hosts.ini'), '--host', 'node1'], {env: ansibleEnv()});
   const theirs = JSON.parse(run.stdout) as Record<string, unknown>;
   expect(ours.given).toEqual(theirs);
+});
+
+test.each([
+  ['an alias bomb', 'a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n', /bomb\.yml: not accepted: .*alias/],
+  ['a duplicate key', 'extip_iface: lo\nextip_mask: 32\nextip_iface: eth0\n', /dup\.yml:3:1: not valid YAML: Map keys must be unique/],
+  ['bytes that are not UTF-8', Buffer.from('extip_namespace: ok\nextip_iface: l\xe9\n', 'latin1'), /latin\.yml:2: not UTF-8 text/],
+])('%s is refused with the file and line, not read differently', async (label, content, message) => {
+  const name = label.includes('alias') ? 'bomb.yml' : label.includes('duplicate') ? 'dup.yml' : 'latin.yml';
+  const path = join(dir.path, name);
+  await writeFile(path, content);
+  await expect(loadVariables({varsFiles: [path]})).rejects.toThrow(message);
+  // The CLI as a user types it: exit 2 and the same message, also under --json.
+  const r = await extip(['render', '--manifests', '--out', join(dir.path, 'out'), '-e', `@${path}`, '--json']);
+  expect(r.exitCode).toBe(2);
+  expect(`${r.stdout}${r.stderr}`).toMatch(message);
 });
