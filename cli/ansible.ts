@@ -153,6 +153,10 @@ export async function runPlaybook(options: PlaybookOptions): Promise<PlaybookRes
         for (const line of lines) {
           if (!line.trim()) continue;
           const event = JSON.parse(line) as AnsibleEvent;
+          // Ansible has read the extra vars by the time the playbook starts: the file
+          // (which may hold passwords given with -e) goes now, so that not even a
+          // SIGKILL of extip later can leave it behind.
+          if (event.event === 'playbook_start') await rm(varsFile, {force: true});
           events.push(event);
           options.onEvent?.(event);
         }

@@ -531,7 +531,7 @@ export const catalogue: readonly Variable[] = [
     default: '/etc/ssl/etcd/ssl/admin-{{ extip_etcd_host }}-key.pem',
     rule: absPath,
     summary: 'etcd client key.',
-    description: 'Never printed: tasks that use it run with no_log.',
+    description: 'A path on the etcd host: etcdctl reads the key there, so its material never enters Ansible\'s variables or output.',
     example: '/etc/ssl/etcd/ssl/admin-node1-key.pem',
     since: '0.1.0',
   },

@@ -68,8 +68,10 @@ export async function operate(options: OperateOptions): Promise<OperateResult> {
     options.log('\nInterrupted: stopping Ansible (it finishes the task under way)...');
     controller.abort();
   };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  // A dropped SSH session (SIGHUP) stops Ansible as Ctrl-C does: ansible-playbook runs in
+  // its own process group and would go on orphaned, and the vars file must not stay behind.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSigint);
   const progress = options.progress ? createProgress(process.stderr) : undefined;
   let result: PlaybookResult;
   try {
@@ -91,8 +93,7 @@ export async function operate(options: OperateOptions): Promise<OperateResult> {
     });
   } finally {
     progress?.finish();
-    process.removeListener('SIGINT', onSigint);
-    process.removeListener('SIGTERM', onSigint);
+    for (const s of signals) process.removeListener(s, onSigint);
   }
 
   const exitCode = classify(result);

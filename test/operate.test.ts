@@ -1,6 +1,7 @@
 /** `extip install` and `extip uninstall`, built, run as a user types them, on the lab. */
 import {afterAll, beforeAll, expect, test} from '@jest/globals';
-import {writeFile} from 'node:fs/promises';
+import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import {Lab} from './lab/lab.js';
@@ -96,4 +97,32 @@ test('Ctrl-C stops Ansible cleanly, exits 130 and says how to finish', async () 
   // Uninstall after the half-finished install gives back the state before it.
   expect((await extip(['uninstall', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--yes'])).exitCode).toBe(0);
   expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
+});
+
+test('SIGHUP (a dropped SSH session) stops Ansible too, and no vars file is left at any point after the playbook started', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'extip-hup-'));
+  try {
+    const child = execa(join(repoRoot, 'bin/run.js'), ['install', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '-e', 'site_secret=hunter2'], {reject: false, env: {NO_COLOR: '1', TMPDIR: tmp}});
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const deadline = Date.now() + 60000;
+    while (!err.includes('TASK Externalip | Label the target nodes') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Ansible runs; the file with the -e values is already gone.
+    const during = await readdir(tmp, {recursive: true});
+    expect(during.filter((f) => String(f).endsWith('extip-vars.yml'))).toEqual([]);
+    child.kill('SIGHUP');
+    const r = await child;
+    expect(r.exitCode).toBe(130);
+    expect(err).toContain('was interrupted');
+    // ansible-playbook ended with extip, not orphaned.
+    const ps = await execa('ps', ['-eo', 'args'], {reject: false});
+    expect(ps.stdout.split('\n').filter((l) => l.includes('ansible-playbook') && l.includes(tmp))).toEqual([]);
+    // extip's run directory (vars and events files) is gone; what Ansible itself leaves there is its own.
+    expect((await readdir(tmp)).filter((f) => f.startsWith('extip-'))).toEqual([]);
+  } finally {
+    await rm(tmp, {recursive: true, force: true});
+    expect((await extip(['uninstall', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--yes'])).exitCode).toBe(0);
+  }
 });

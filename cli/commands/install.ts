@@ -12,7 +12,7 @@ Running it again applies changed variables and reports changed=0 when nothing di
   static override examples = [
     {description: 'ECMP setup of the original docs on a kubespray inventory', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster/hosts.yaml -e @extip_ecmp.yaml'},
     {description: 'See what would change', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster --dry-run --set extip_ctrl_verbose=2'},
-    {description: 'Pass options to ansible-playbook', command: '<%= config.bin %> <%= command.id %> -i inventory.cfg -u vagrant -b -- --forks 20 -e ansible_ssh_pass=vagrant'},
+    {description: 'Pass options to ansible-playbook', command: '<%= config.bin %> <%= command.id %> -i inventory.cfg -u vagrant -b -- --forks 20 --ask-become-pass'},
   ];
 
   static override strict = false;
