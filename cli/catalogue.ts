@@ -6,7 +6,7 @@
  * are all generated from this list (see generate.ts); test/generated.test.ts
  * fails when a committed file drifts from it.
  */
-import {type Rule, bool, choice, cidr, cidrList, integer, mask, pattern, pools, text} from './rules.js';
+import {type Rule, bool, choice, cidr, cidrList, integer, mask, pattern, pools, text, birdBody} from './rules.js';
 
 export type Value = string | number | boolean | null | Value[] | {[key: string]: Value};
 
@@ -439,7 +439,7 @@ export const catalogue: readonly Variable[] = [
     name: 'extip_calico_filter_v4',
     section: 'calico',
     default: SEED_FILTER_V4,
-    rule: text,
+    rule: birdBody,
     summary: 'BIRD filter text pasted into Calico\'s custom_filters() for IPv4.',
     description: 'The default exports every route of lo except 127.0.0.0/8. Checked with BIRD before anything is written when a bird binary is available.',
     example: SEED_FILTER_V4,
@@ -459,7 +459,7 @@ export const catalogue: readonly Variable[] = [
     name: 'extip_calico_filter_v6',
     section: 'calico',
     default: SEED_FILTER_V6,
-    rule: text,
+    rule: birdBody,
     summary: 'BIRD filter text for IPv6 (bird6).',
     description: 'Used when extip_calico_filter_v6_enabled is true. The default exports every route of lo except ::1/128.',
     example: SEED_FILTER_V6,

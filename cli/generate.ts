@@ -91,7 +91,9 @@ export async function validateTasks(): Promise<string> {
       const guard = validationWhen(v);
       const problems = v.rule.jinja.some((c) => c.includes('extip_pool_errors'))
         ? ` ~ ' Problems: ' ~ (${v.name} | extip_pool_errors | join('; '))`
-        : v.rule.jinja.some((c) => c.includes('extip_cidr_errors'))
+        : v.rule.jinja.some((c) => c.includes('extip_bird_body_errors'))
+          ? ` ~ ' Problems: ' ~ (${v.name} | extip_bird_body_errors | join('; '))`
+          : v.rule.jinja.some((c) => c.includes('extip_cidr_errors'))
           ? ` ~ ' Problems: ' ~ (${v.rule.specType === 'str' ? `[${v.name}]` : v.name} | extip_cidr_errors | join('; '))`
           : '';
       const message =

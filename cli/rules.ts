@@ -176,6 +176,57 @@ export const text: Rule = {
   jinja: [`VAR is string`, `VAR | trim | length > 0`],
 };
 
+/** Largest filter text accepted: far above any real filter, well below etcd v2's value limit and one argv string (128 KiB). */
+export const BIRD_BODY_MAX_BYTES = 16384;
+
+/**
+ * Problems with a text that calico/node pastes into the body of BIRD's
+ * `function custom_filters()`: it must be non-empty, at most
+ * BIRD_BODY_MAX_BYTES, and its braces must balance outside strings and
+ * comments, so that it cannot close the function and declare protocols or
+ * filters of its own. The role's `extip_bird_body_errors` filter says the same.
+ */
+export function birdBodyErrors(value: unknown): string[] {
+  if (typeof value !== 'string') return ['not a string'];
+  if (!value.trim()) return ['empty'];
+  const size = Buffer.byteLength(value, 'utf8');
+  if (size > BIRD_BODY_MAX_BYTES) return [`${size} bytes; at most ${BIRD_BODY_MAX_BYTES}`];
+  let depth = 0;
+  let line = 1;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '\n') line++;
+    else if (c === '#') {
+      while (i + 1 < value.length && value[i + 1] !== '\n') i++;
+    } else if (c === '/' && value[i + 1] === '*') {
+      const end = value.indexOf('*/', i + 2);
+      if (end < 0) return [`a comment opened on line ${line} is not closed`];
+      line += value.slice(i, end).split('\n').length - 1;
+      i = end + 1;
+    } else if (c === '"') {
+      const start = line;
+      for (i++; i < value.length && value[i] !== '"'; i++) {
+        if (value[i] === '\\') i++;
+        else if (value[i] === '\n') line++;
+      }
+      if (i >= value.length) return [`a string opened on line ${start} is not closed`];
+    } else if (c === '{') depth++;
+    else if (c === '}' && --depth < 0) return [`the "}" on line ${line} would close custom_filters() itself`];
+  }
+  return depth > 0 ? [`${depth} "{" not closed`] : [];
+}
+
+/** A BIRD filter body for calico/node's custom_filters(). */
+export const birdBody: Rule = {
+  specType: 'str',
+  describe: `BIRD statements for the body of the custom_filters() function of calico/node: balanced braces, at most ${BIRD_BODY_MAX_BYTES} bytes`,
+  check(value) {
+    const errors = birdBodyErrors(value);
+    return errors.length ? fail(birdBody.describe, errors.join('; ')) : undefined;
+  },
+  jinja: [`VAR is string`, `(VAR | extip_bird_body_errors) == []`],
+};
+
 /** A list of CIDRs, each a network address with its prefix. */
 export const cidrList: Rule = {
   specType: 'list',

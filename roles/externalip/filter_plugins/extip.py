@@ -279,6 +279,55 @@ def extip_etcd_plan(ledger, want, current, missing_dirs=None):
     return {"ahead": ahead, "after": after, "writes": writes, "expect": expect, "soft": soft, "prune": prune}
 
 
+BIRD_BODY_MAX_BYTES = 16384
+
+
+def extip_bird_body_errors(value):
+    """Problems with a text calico/node pastes into BIRD's function custom_filters(), in the
+    words of birdBodyErrors() in cli/rules.ts: non-empty, at most BIRD_BODY_MAX_BYTES, braces
+    balanced outside strings and comments (so it cannot close the function)."""
+    if not isinstance(value, str):
+        return ["not a string"]
+    if not value.strip():
+        return ["empty"]
+    size = len(value.encode("utf-8"))
+    if size > BIRD_BODY_MAX_BYTES:
+        return ["%d bytes; at most %d" % (size, BIRD_BODY_MAX_BYTES)]
+    depth, line, i, n = 0, 1, 0, len(value)
+    while i < n:
+        c = value[i]
+        if c == "\n":
+            line += 1
+        elif c == "#":
+            while i + 1 < n and value[i + 1] != "\n":
+                i += 1
+        elif c == "/" and value[i + 1 : i + 2] == "*":
+            end = value.find("*/", i + 2)
+            if end < 0:
+                return ["a comment opened on line %d is not closed" % line]
+            line += value[i:end].count("\n")
+            i = end + 1
+        elif c == '"':
+            start = line
+            i += 1
+            while i < n and value[i] != '"':
+                if value[i] == "\\":
+                    i += 1
+                elif value[i] == "\n":
+                    line += 1
+                i += 1
+            if i >= n:
+                return ["a string opened on line %d is not closed" % start]
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth < 0:
+                return ['the "}" on line %d would close custom_filters() itself' % line]
+        i += 1
+    return ['%d "{" not closed' % depth] if depth > 0 else []
+
+
 def _norm_cidr(text):
     try:
         return str(ipaddress.ip_network(str(text), strict=False))
@@ -361,4 +410,5 @@ class FilterModule:
             "extip_etcd_want": extip_etcd_want,
             "extip_etcd_plan": extip_etcd_plan,
             "extip_bgp_plan": extip_bgp_plan,
+            "extip_bird_body_errors": extip_bird_body_errors,
         }
