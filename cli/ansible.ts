@@ -9,7 +9,7 @@ import type {Value} from './catalogue.js';
 import {MissingToolError, tail} from './errors.js';
 import {playbooksDir, rolesDir} from './paths.js';
 import {run, spawnProgram} from './run.js';
-import {stringifyDocument} from './yamlio.js';
+import YAML from 'yaml';
 
 export const MIN_ANSIBLE = [2, 14] as const;
 export const ANSIBLE_INSTALL_HINT =
@@ -73,6 +73,12 @@ export interface PlaybookOptions {
   inventory: string;
   /** Variables handed over in a temporary file, never on the command line. */
   extraVars: Record<string, Value>;
+  /**
+   * Variables that are data, not templates: written with Ansible's `!unsafe`
+   * tag, so that a value such as "{{ lookup('pipe', ...) }}" given to the CLI
+   * is never evaluated on the control machine. Wins over `extraVars`.
+   */
+  dataVars?: Record<string, Value>;
   limit?: string;
   tags?: string;
   user?: string;
@@ -102,13 +108,31 @@ export function playbookArgs(options: PlaybookOptions, varsFile: string): string
   return args;
 }
 
+/** The extra-vars file: `data` values carry `!unsafe` on every string inside them. */
+export function varsDocument(extraVars: Record<string, Value>, data: Record<string, Value>): string {
+  const doc = new YAML.Document({...extraVars, ...data}, {version: '1.1'});
+  const dataNames = new Set(Object.keys(data));
+  YAML.visit(doc, {
+    Pair(_key, pair) {
+      if (!YAML.isScalar(pair.key) || !dataNames.has(String(pair.key.value))) return;
+      const mark = (node: unknown) => {
+        if (YAML.isScalar(node) && typeof node.value === 'string') node.tag = '!unsafe';
+        else if (YAML.isCollection(node)) for (const item of node.items) YAML.isPair(item) ? mark(item.value) : mark(item);
+      };
+      mark(pair.value);
+      return YAML.visit.SKIP;
+    },
+  });
+  return doc.toString({lineWidth: 0, blockQuote: 'literal'});
+}
+
 export async function runPlaybook(options: PlaybookOptions): Promise<PlaybookResult> {
   const dir = await mkdtemp(join(tmpdir(), 'extip-run-'));
   const varsFile = join(dir, 'extip-vars.yml');
   const eventsFile = join(dir, 'events.jsonl');
   const started = Date.now();
   try {
-    await writeFile(varsFile, stringifyDocument(options.extraVars), {mode: 0o600});
+    await writeFile(varsFile, varsDocument(options.extraVars, options.dataVars ?? {}), {mode: 0o600});
     await writeFile(eventsFile, '');
     let output = '';
     const spawned = spawnProgram(options.binary ?? 'ansible-playbook', playbookArgs(options, varsFile), {

@@ -86,7 +86,7 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
     });
   }
 
-  const problems = findProblems(vars.given, vars.explicit);
+  const problems = findProblems(vars.given, vars.explicit, vars.templated);
   add({
     name: 'variables',
     ok: problems.length === 0,
@@ -132,7 +132,7 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
 
   if (inventory && nodesGroup.length) {
     const iface = String(vars.values.extip_iface);
-    const result = await runPlaybook({playbook: 'externalip-doctor.yml', inventory: options.inventory, extraVars: vars.fromFlags, withStdout: true, binary: options.ansiblePlaybook}).catch((err: ExtipError) => err);
+    const result = await runPlaybook({playbook: 'externalip-doctor.yml', inventory: options.inventory, extraVars: {}, dataVars: vars.fromFlags, withStdout: true, binary: options.ansiblePlaybook}).catch((err: ExtipError) => err);
     if (result instanceof Error) {
       add({name: 'interface', ok: false, detail: result.message, fix: 'make the hosts reachable for Ansible'});
     } else {

@@ -49,6 +49,8 @@ export interface ResolvedVariables {
   passthrough: Record<string, Value>;
   /** The extip variables given by flags (-e, --vars-file, --set), as given: what goes to Ansible as extra vars. */
   fromFlags: Record<string, Value>;
+  /** The extip variables whose value comes from the inventory's group_vars: Ansible templates those; values from flags are data. */
+  templated: Set<string>;
   layers: Layer[];
 }
 
@@ -70,11 +72,14 @@ export function resolve(layers: Layer[]): ResolvedVariables {
   const explicit = new Map<string, string>();
   const passthrough: Record<string, Value> = {};
   const fromFlags: Record<string, Value> = {};
+  const templated = new Set<string>();
   for (const layer of layers) {
     for (const [name, value] of Object.entries(layer.values)) {
       if (isExtipName(name)) {
         given[name] = value;
         explicit.set(name, layer.origin);
+        if (layer.inventory) templated.add(name);
+        else templated.delete(name);
         if (!layer.inventory) fromFlags[name] = value;
       } else if (!layer.inventory) {
         passthrough[name] = value;
@@ -86,10 +91,11 @@ export function resolve(layers: Layer[]): ResolvedVariables {
     if (alias in given && !(target in given)) {
       given[target] = given[alias];
       explicit.set(target, `${explicit.get(alias)} (as ${alias})`);
+      if (templated.has(alias)) templated.add(target);
     }
   }
   for (const [name, value] of Object.entries(given)) if (!aliases.has(name)) values[name] = value;
-  return {values, explicit, given, passthrough, fromFlags, layers};
+  return {values, explicit, given, passthrough, fromFlags, templated, layers};
 }
 
 async function extraVarsLayer(raw: string): Promise<Layer> {

@@ -23,7 +23,8 @@ export async function renderManifests(out: string, vars: ResolvedVariables, inve
     const result = await runPlaybook({
       playbook: 'externalip-manifests.yml',
       inventory: inventory ?? 'localhost,',
-      extraVars: {...vars.passthrough, ...vars.fromFlags, extip__render_dir: staging},
+      extraVars: {...vars.passthrough, extip__render_dir: staging},
+      dataVars: vars.fromFlags,
       binary: ansiblePlaybook,
     });
     if (result.exitCode !== 0 || result.failures.length) {

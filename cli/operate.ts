@@ -49,7 +49,7 @@ export async function operate(options: OperateOptions): Promise<OperateResult> {
     vars.given.extip_kubeconfig = options.kubeconfig;
     vars.explicit.set('extip_kubeconfig', '--kubeconfig');
   }
-  assertValid(vars.given, vars.explicit);
+  assertValid(vars.given, vars.explicit, vars.templated);
   if (options.action === 'install') {
     // A filter BIRD cannot parse would break BGP on every node: refuse it before anything runs.
     const filters = await checkCalicoFilters(vars.values, vars.explicit);
@@ -58,9 +58,11 @@ export async function operate(options: OperateOptions): Promise<OperateResult> {
   const ansibleVersion = await checkAnsible(options.ansiblePlaybook);
 
   // Only what came from flags goes to Ansible as extra vars; Ansible reads the group_vars itself.
-  const extraVars: Record<string, Value> = {...vars.passthrough, ...vars.fromFlags};
-  if (options.kubeconfig) extraVars.extip_kubeconfig = options.kubeconfig;
-  if (options.action === 'uninstall') extraVars.extip_state = 'absent';
+  // extip's own values from flags are data (never templated); other -e values are Ansible's business.
+  const extraVars: Record<string, Value> = {...vars.passthrough};
+  const dataVars: Record<string, Value> = {...vars.fromFlags};
+  if (options.kubeconfig) dataVars.extip_kubeconfig = options.kubeconfig;
+  if (options.action === 'uninstall') dataVars.extip_state = 'absent';
 
   const controller = new AbortController();
   const onSigint = () => {
@@ -79,6 +81,7 @@ export async function operate(options: OperateOptions): Promise<OperateResult> {
       playbook: options.action === 'install' ? 'externalip.yml' : 'externalip-uninstall.yml',
       inventory: options.inputs.inventory,
       extraVars,
+      dataVars,
       limit: options.limit,
       tags: options.tags,
       user: options.user,

@@ -22,7 +22,14 @@ export function isExtipName(name: string): boolean {
 }
 
 /** Returns the problems with `values` (names are extip variables or aliases). */
-export function findProblems(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>): VariableProblem[] {
+/**
+ * Every problem with the given values. A value with Jinja is left to the role
+ * (which checks it after Ansible templated it) only when Ansible will template
+ * it: when `templated` names it (values from the inventory), or when no
+ * `templated` set is given. Values given to the CLI itself are data, checked
+ * as they are.
+ */
+export function findProblems(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>, templated?: ReadonlySet<string>): VariableProblem[] {
   const problems: VariableProblem[] = [];
   const names = [...variablesByName.keys()];
   const family = values.extip_ip_family;
@@ -42,17 +49,21 @@ export function findProblems(values: Readonly<Record<string, Value>>, origins?: 
       });
       continue;
     }
-    if (isJinja(value)) continue;
+    const jinja = isJinja(value);
+    if (jinja && (!templated || templated.has(name))) continue;
     const failure = variable.rule.check(value, ctx);
     if (failure) {
-      problems.push({name, value, rule: failure.rule, hint: failure.hint, example: stringifyInline(variable.example), origin: origins?.get(name)});
+      const hint = jinja
+        ? 'values given with -e, --vars-file or --set are data: Jinja in them is not evaluated; put the expression in the inventory\'s group_vars instead'
+        : failure.hint;
+      problems.push({name, value, rule: failure.rule, hint, example: stringifyInline(variable.example), origin: origins?.get(name)});
     }
   }
   return problems;
 }
 
 /** Throws a ValidationError listing every problem. */
-export function assertValid(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>): void {
-  const problems = findProblems(values, origins);
+export function assertValid(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>, templated?: ReadonlySet<string>): void {
+  const problems = findProblems(values, origins, templated);
   if (problems.length) throw new ValidationError(problems);
 }

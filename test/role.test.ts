@@ -49,7 +49,7 @@ describe('ECMP setup (the seed variables) on a 3-node lab', () => {
     const pod = ds.spec.template.spec;
     expect(pod.nodeSelector).toEqual({externalip: 'true'});
     expect(pod.hostNetwork).toBe(true);
-    expect(pod.containers[0].args).toEqual(['naivecontroller', '--iface=lo', '--mask=32', '--resync=20s', '--logtostderr', '--v=5']);
+    expect(pod.containers[0].args).toEqual(['naivecontroller', '--iface=lo', '--mask=32', '--mask-v6=128', '--owner=default.claimcontroller', '--resync=20s', '--logtostderr', '--v=5']);
     expect(pod.containers[0].securityContext).toEqual({capabilities: {add: ['NET_ADMIN']}});
     expect(pod.containers[0].image).toBe('mirantis/k8s-externalipcontroller:release-0.2.1');
     expect(ds.metadata.labels).toMatchObject({'app.kubernetes.io/managed-by': 'extip', 'app.kubernetes.io/name': 'externalipcontroller'});
@@ -137,7 +137,7 @@ describe('claims mode (balance) on a 3-node lab', () => {
       expect(c.status.conditions.find((x: any) => x.type === 'Established').status).toBe('True');
     }
     const ctrl = await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'extip']);
-    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--resync=20s', '--hostname=$(NODE_NAME)', '--hb=500ms', '--logtostderr', '--v=5']);
+    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--mask-v6=128', '--owner=extip.claimcontroller', '--resync=20s', '--hostname=$(NODE_NAME)', '--hb=500ms', '--logtostderr', '--v=5']);
     expect(ctrl.spec.template.spec.containers[0].env[0]).toEqual({name: 'NODE_NAME', valueFrom: {fieldRef: {apiVersion: 'v1', fieldPath: 'spec.nodeName'}}});
     const sched = await getJson(lab, ['get', 'deployment', 'claimscheduler', '-n', 'extip']);
     expect(sched.spec.replicas).toBe(2);

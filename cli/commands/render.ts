@@ -52,7 +52,7 @@ With --kargo DIR, the role is copied into DIR/roles, the variables into the inve
   async run(): Promise<RenderResult> {
     const {flags} = await this.parse(Render);
     const vars = await loadVariables(variableInputs(flags));
-    assertValid(vars.given, vars.explicit);
+    assertValid(vars.given, vars.explicit, vars.templated);
     const filters = await checkCalicoFilters(vars.values, vars.explicit);
     if (filters.problems.length) throw new ValidationError(filters.problems);
     for (const name of Object.keys(vars.passthrough)) {
