@@ -374,6 +374,16 @@ export const catalogue: readonly Variable[] = [
     since: '0.1.0',
   },
   {
+    name: 'extip_state_dir',
+    section: 'cluster',
+    default: '/run/extip',
+    rule: absPath,
+    summary: 'Where the controller records, on each node, the addresses it brought up (a hostPath).',
+    description: 'Uninstall reads these records (and the IPv4 label <iface>:extip) to remove exactly the addresses the controller added.',
+    example: '/run/extip',
+    since: '0.2.0',
+  },
+  {
     name: 'extip_manifest_dir',
     section: 'cluster',
     default: '/etc/kubernetes',

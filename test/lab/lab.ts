@@ -178,6 +178,8 @@ export class Lab {
       extip_kubectl: kubectlPath,
       extip_kubeconfig: join(h.root, 'etc/kubernetes/admin.conf'),
       extip_manifest_dir: join(h.root, 'etc/kubernetes'),
+      // The lab kubelet starts each node's agent with --state-dir under the node's root.
+      extip_state_dir: join(h.root, 'run/extip'),
       // Paths on the etcd host (node1), where Kargo puts the admin certificates; etcdctl
       // runs there. The lab's hosts share one filesystem, each under its own root.
       extip_etcdctl: '/usr/bin/etcdctl',

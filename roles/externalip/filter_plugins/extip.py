@@ -154,37 +154,37 @@ def extip_node_names(hosts, hostvars, nodes, lookup="inventory"):
     return names
 
 
-def extip_addresses(services, claims=None):
-    """Every address the controller may have brought up: Services' externalIPs,
-    LoadBalancer ingress IPs and IpClaims' addresses, sorted, without duplicates."""
-    found = set()
-    for svc in services:
-        for ip in svc.get("spec", {}).get("externalIPs", []) or []:
-            found.add(ip)
-        for ingress in (svc.get("status", {}).get("loadBalancer", {}) or {}).get("ingress", []) or []:
-            if ingress.get("ip"):
-                found.add(ingress["ip"])
-    for claim in claims or []:
-        cidr = claim.get("spec", {}).get("cidr", "")
-        if cidr:
-            found.add(cidr.split("/")[0])
-    valid = [ip for ip in found if _ip(ip) is not None]
-    return sorted(valid, key=lambda ip: (_ip(ip).version, _ip(ip)))
+def _own_label(iface):
+    room = 15 - len(iface) - 1
+    return "%s:%s" % (iface, "extip"[:room]) if room >= 1 else None
 
 
-def extip_addr_batch(addresses, present, mask, iface):
-    """`ip -batch` lines that delete, from iface, those of addresses (with mask)
-    that `present` (entries of `ip -j addr show dev iface`) holds. Other
-    addresses are never listed."""
-    held = set()
-    for link in present:
-        for info in link.get("addr_info", []):
-            held.add("%s/%s" % (info.get("local"), info.get("prefixlen")))
+def extip_owned_addr_batch(present, records, iface, protected=None):
+    """`ip -batch` lines that delete, from iface, the addresses the controller added:
+    those with its IPv4 label (<iface>:extip) or listed in its owner records (records:
+    the base64 contents of <state_dir>/owners/<iface>/*.json). An address in `protected`
+    (the nodes' own addresses) is never listed, whatever marks it carries."""
+    import base64
+    import json
+
+    own = set()
+    for content in records or []:
+        try:
+            data = json.loads(base64.b64decode(content).decode("utf-8"))
+            own.update(str(a) for a in data.get("addresses", []))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    keep = set(str(p) for p in (protected or []) if p)
+    label = _own_label(iface)
     lines = []
-    for ip in addresses:
-        cidr = "%s/%s" % (ip, mask)
-        if cidr in held:
-            lines.append("address del %s dev %s" % (cidr, iface))
+    for link in present or []:
+        for info in link.get("addr_info", []):
+            local = info.get("local")
+            cidr = "%s/%s" % (local, info.get("prefixlen"))
+            if local in keep:
+                continue
+            if (label and info.get("label") == label) or cidr in own:
+                lines.append("address del %s dev %s" % (cidr, iface))
     return lines
 
 
@@ -403,8 +403,7 @@ class FilterModule:
             "extip_pool_errors": extip_pool_errors,
             "extip_cidr_errors": extip_cidr_errors,
             "extip_node_names": extip_node_names,
-            "extip_addresses": extip_addresses,
-            "extip_addr_batch": extip_addr_batch,
+            "extip_owned_addr_batch": extip_owned_addr_batch,
             "extip_label_changes": extip_label_changes,
             "extip_label_restores": extip_label_restores,
             "extip_etcd_want": extip_etcd_want,
