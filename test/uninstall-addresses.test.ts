@@ -50,3 +50,40 @@ test('a Service naming node1\'s InternalIP does not cost node1 its address; only
   await lab.exec('node1', 'ip', ['address', 'del', '10.0.0.99/24', 'dev', 'eth0']);
   await lab.kubectl(['delete', 'service', 'takes-node1', '-n', 'default']);
 });
+
+async function setLedger(text: string) {
+  const r = await lab.kubectl(['-n', 'kube-system', 'patch', 'configmap', 'extip-ledger', '--type=merge', '-p', JSON.stringify({data: {'ledger.json': text}})]);
+  expect(r.stderr).toBe('');
+}
+
+async function nodeLabels(name: string): Promise<Record<string, string>> {
+  return JSON.parse((await lab.kubectl(['get', 'node', name, '-o', 'json'])).stdout).metadata.labels;
+}
+
+test('a corrupted or tampered ledger stops uninstall before anything changes, saying what is wrong', async () => {
+  expect((await runRole(lab, {vars: {extip_ip_pools: []}})).exitCode).toBe(0);
+  expect((await nodeLabels('node2')).externalip).toBe('true');
+
+  await setLedger('{not json');
+  const corrupted = await runRole(lab, {playbook: 'externalip-uninstall.yml'});
+  expect(corrupted.exitCode).not.toBe(0);
+  expect(corrupted.failures.map((f) => f.msg).join('\n')).toMatch(/install ledger .* is damaged: ledger\.json is not JSON/);
+  expect((await nodeLabels('node2')).externalip).toBe('true');
+
+  // Steered at Kubernetes' own label and a system namespace.
+  await setLedger(JSON.stringify({version: 1, labels: {'node-role.kubernetes.io/control-plane': {node1: null}, externalip: {node1: null, node2: null}}, namespaces_created: ['kube-system']}));
+  const tampered = await runRole(lab, {playbook: 'externalip-uninstall.yml'});
+  expect(tampered.exitCode).not.toBe(0);
+  const msg = tampered.failures.map((f) => f.msg).join('\n');
+  expect(msg).toContain('labels names node-role.kubernetes.io/control-plane, a Kubernetes label extip never sets');
+  expect(msg).toContain('namespaces_created names kube-system, which extip never creates');
+  expect(Object.keys(await nodeLabels('node1'))).toContain('node-role.kubernetes.io/control-plane');
+  expect((await nodeLabels('node2')).externalip).toBe('true');
+
+  // Put right, uninstall finishes.
+  await setLedger(JSON.stringify({version: 1, labels: {externalip: {node1: null, node2: null}}, namespaces_created: ['extip']}));
+  const fixed = await runRole(lab, {playbook: 'externalip-uninstall.yml'});
+  expect(fixed.exitCode).toBe(0);
+  expect((await nodeLabels('node2')).externalip).toBeUndefined();
+  expect(Object.keys(await nodeLabels('node1'))).toContain('node-role.kubernetes.io/control-plane');
+});
