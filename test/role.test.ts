@@ -81,11 +81,12 @@ describe('ECMP setup (the seed variables) on a 3-node lab', () => {
     expect(changed.exitCode).toBe(0);
     expect((await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'default'])).spec.template.spec.containers[0].args).toContain('--v=2');
 
-    // Uninstall, with a Service whose external IPs are up on the nodes, gives back the exact state before.
+    // Uninstall, with a Service whose external IPs are up on the nodes (as the controller
+    // brings them up: with its label), gives back the exact state before.
     await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'web', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['10.0.0.7', '10.0.0.8']}}));
     for (const h of ['node1', 'node3']) {
-      await lab.exec(h, 'ip', ['address', 'add', '10.0.0.7/32', 'dev', 'lo']);
-      await lab.exec(h, 'ip', ['address', 'add', '10.0.0.8/32', 'dev', 'lo']);
+      await lab.exec(h, 'ip', ['address', 'add', '10.0.0.7/32', 'dev', 'lo', 'label', 'lo:extip']);
+      await lab.exec(h, 'ip', ['address', 'add', '10.0.0.8/32', 'dev', 'lo', 'label', 'lo:extip']);
     }
     // An address the operator put there, and one with another mask, are not extip's to remove.
     await lab.exec('node2', 'ip', ['address', 'add', '10.0.0.9/32', 'dev', 'lo']);
@@ -151,7 +152,8 @@ describe('claims mode (balance) on a 3-node lab', () => {
     const varsFile = join(lab.dir, 'balance.yml');
     await writeFile(varsFile, YAML.stringify(balance));
     const out = join(lab.dir, 'manifests');
-    const rendered = await extip(['render', '--manifests', '--out', out, '-e', `@${varsFile}`]);
+    // The lab inventory gives each node its own state directory; the render has no inventory.
+    const rendered = await extip(['render', '--manifests', '--out', out, '-e', `@${varsFile}`, '--set', `extip_state_dir=${join(lab.host('node1').root, 'run/extip')}`]);
     expect(rendered.exitCode).toBe(0);
     const files = ['extip_namespace.yml', 'extip_rbac.yml', 'extip_crds.yml', 'extip_controller.yml', 'extip_scheduler.yml', 'extip_pools.yml'];
     expect((await readdir(out)).sort()).toEqual([...files].sort());
