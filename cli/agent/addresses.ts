@@ -181,7 +181,7 @@ export class Ownership {
     });
     await this.save();
     const failed = r.exitCode === 0 ? [] : r.stderr.split('\n').filter((l) => l.trim());
-    const restored = (await this.cascadePossible(remove, before)) ? await this.restoreCascade(remove, before) : [];
+    const restored = this.cascadePossible(remove, before) ? await this.restoreCascade(remove, before) : [];
     return {failed, restored};
   }
 
@@ -191,7 +191,7 @@ export class Ownership {
   }
 
   /** Whether removing these could have taken other IPv4 addresses of the same subnet along. */
-  private async cascadePossible(remove: readonly string[], before: readonly HostAddress[]): Promise<boolean> {
+  private cascadePossible(remove: readonly string[], before: readonly HostAddress[]): boolean {
     const v4 = before.filter((a) => a.iface === this.iface && isIPv4(a.ip));
     return remove.some((cidr) => {
       const [ip, prefix] = cidr.split('/');
