@@ -404,6 +404,17 @@ export const catalogue: readonly Variable[] = [
     since: '0.1.0',
   },
   {
+    name: 'extip_break_lock',
+    section: 'cluster',
+    default: false,
+    rule: bool,
+    summary: 'Take the run lock even when another run holds it (extip --break-lock).',
+    description:
+      'Every run holds a lock (Lease kube-system/extip-lock) from preflight to its end, so that two runs never change the cluster at once. A lock whose run is gone goes stale and is taken over by itself; set this for one run only, when a run on another machine was killed and you cannot wait for its lock to expire.',
+    example: true,
+    since: '0.2.0',
+  },
+  {
     name: 'extip_service_cidr',
     section: 'cluster',
     default: "{{ kube_service_addresses | default('10.233.0.0/18') }}",

@@ -17,6 +17,11 @@ export const operateFlags = {
   user: Flags.string({char: 'u', summary: 'Connect as this user (ansible-playbook --user).', helpGroup: 'ANSIBLE'}),
   become: Flags.boolean({char: 'b', summary: 'Run operations with become (ansible-playbook --become).', helpGroup: 'ANSIBLE'}),
   'dry-run': Flags.boolean({summary: "Show what would change and change nothing (Ansible's --check --diff; kubectl dry runs).", helpGroup: 'ANSIBLE'}),
+  'break-lock': Flags.boolean({
+    summary: 'Take the run lock even if another run holds it (sets extip_break_lock).',
+    description: 'Only when that run is known to be gone, on another machine: a lock whose run died on this machine, or that was not renewed for 15 minutes, is taken over without it.',
+    helpGroup: 'ANSIBLE',
+  }),
   verbose: Flags.boolean({char: 'v', summary: "Also stream Ansible's own output to stderr."}),
   'ansible-playbook': Flags.string({summary: 'The ansible-playbook program to run.', default: 'ansible-playbook', hidden: true}),
 };
@@ -32,6 +37,7 @@ type OperateFlagValues = {
   user?: string;
   become: boolean;
   'dry-run': boolean;
+  'break-lock': boolean;
   verbose: boolean;
   'ansible-playbook': string;
 };
@@ -47,6 +53,7 @@ export function operateOptions(action: OperateOptions['action'], flags: OperateF
     user: flags.user,
     become: flags.become,
     dryRun: flags['dry-run'],
+    breakLock: flags['break-lock'],
     passthrough: argv.map(String),
     progress: !json,
     verbose: flags.verbose,

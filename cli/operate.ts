@@ -20,6 +20,8 @@ export interface OperateOptions {
   user?: string;
   become?: boolean;
   dryRun?: boolean;
+  /** Take the run lock whoever holds it (extip_break_lock). */
+  breakLock?: boolean;
   passthrough: string[];
   /** Show progress on stderr (not with --json). */
   progress: boolean;
@@ -63,6 +65,7 @@ export async function operate(options: OperateOptions): Promise<OperateResult> {
   const dataVars: Record<string, Value> = {...vars.fromFlags};
   if (options.kubeconfig) dataVars.extip_kubeconfig = options.kubeconfig;
   if (options.action === 'uninstall') dataVars.extip_state = 'absent';
+  if (options.breakLock) dataVars.extip_break_lock = true;
 
   const controller = new AbortController();
   const onSigint = () => {

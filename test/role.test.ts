@@ -11,7 +11,7 @@ import {Lab} from './lab/lab.js';
 import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
-import {runRole} from './helpers/role.js';
+import {explain, runRole} from './helpers/role.js';
 
 const ecmp = YAML.parse(await readFile(join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml'), 'utf8')) as Record<string, unknown>;
 
@@ -168,6 +168,7 @@ describe('claims mode (balance) on a 3-node lab', () => {
 
     // Switching to ECMP removes what claims mode needed.
     const toAll = await runRole(lab, {vars: {...balance, extip_distribution: 'all'}, inventory: lab.kargoInventory});
+    if (toAll.exitCode !== 0) console.log(explain(toAll));
     expect(toAll.exitCode).toBe(0);
     expect((await lab.kubectl(['get', 'deployment', 'claimscheduler', '-n', 'extip'])).exitCode).not.toBe(0);
     expect((await lab.kubectl(['get', 'crd', 'ipclaims.ipcontroller.ext'])).exitCode).not.toBe(0);

@@ -83,6 +83,7 @@ test('a corrupted or tampered ledger stops uninstall before anything changes, sa
   // Put right, uninstall finishes.
   await setLedger(JSON.stringify({version: 1, labels: {externalip: {node1: null, node2: null}}, namespaces_created: ['extip']}));
   const fixed = await runRole(lab, {playbook: 'externalip-uninstall.yml'});
+  if (fixed.exitCode !== 0) console.log(explain(fixed));
   expect(fixed.exitCode).toBe(0);
   expect((await nodeLabels('node2')).externalip).toBeUndefined();
   expect(Object.keys(await nodeLabels('node1'))).toContain('node-role.kubernetes.io/control-plane');

@@ -13,6 +13,8 @@ export interface RoleRun {
   stats: Record<string, {ok: number; changed: number; failed: number; unreachable: number; skipped: number}>;
   changedTasks: string[];
   failures: Array<{host: string; task: string; msg: string}>;
+  /** What tasks reported as Ansible warnings (extip_warn among them). */
+  warnings: string[];
   totalChanged: number;
 }
 
@@ -51,6 +53,7 @@ export async function runRole(lab: Lab, options: RoleRunOptions = {}): Promise<R
     stats,
     changedTasks: lines.filter((e) => (e.event === 'ok' || e.event === 'changed') && e.changed).map((e) => `${e.host}: ${e.task}`),
     failures: lines.filter((e) => e.event === 'failed' && !e.ignored).map((e) => ({host: e.host, task: e.task, msg: e.msg})),
+    warnings: lines.flatMap((e) => (e.event === 'ok' ? ((e.warnings as string[] | undefined) ?? []) : [])),
     totalChanged: Object.values(stats).reduce((sum, s) => sum + s.changed, 0),
   };
 }

@@ -191,6 +191,9 @@ def extip_ledger_parse(text):
         for name in namespaces:
             if name in _SYSTEM_NAMESPACES:
                 problems.append("namespaces_created names %s, which extip never creates" % name)
+    objects = ledger.get("objects", [])
+    if not isinstance(objects, list) or not all(isinstance(o, str) and o.count("/") == 2 for o in objects):
+        problems.append("objects is not a list of namespace/kind/name")
     for part in ("calico", "agent"):
         if not isinstance(ledger.get(part, {}), dict):
             problems.append("%s is not an object" % part)
@@ -250,6 +253,11 @@ def extip_label_changes(nodes, names, key, value):
         if labels.get(key) != value:
             changes[name] = labels.get(key)
     return changes
+
+
+def extip_nodes_labelled(nodes, key):
+    """Names of the nodes that carry label `key`, whatever its value."""
+    return sorted(n["metadata"]["name"] for n in nodes or [] if key in (n["metadata"].get("labels") or {}))
 
 
 def extip_label_restores(ledger_labels, nodes):
@@ -443,6 +451,168 @@ def extip_bgp_plan(ledger, want, current, labels=None):
     return plan
 
 
+# --- The run lock (a Lease) --------------------------------------------------
+
+LOCK_SECONDS = 900
+
+
+def _micro_now():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _process(pid):
+    """The start time (clock ticks since boot) of a process, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % int(pid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def extip_lock_holder(_unused=None):
+    """This run's name in the lock: user@host pid P start S, where P is the
+    ansible-playbook process (the parent of the worker that templates this) and
+    S its start time, so that a later run on the same host can tell it is gone."""
+    import getpass
+    import os
+    import socket
+
+    pid = os.getppid()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return "%s@%s pid %d start %s" % (user, socket.gethostname(), pid, _process(pid) or "0")
+
+
+def extip_lease(holder, name, namespace, labels, acquired=None, resource_version=None):
+    """The Lease manifest of the run lock, renewed now."""
+    now = _micro_now()
+    meta = {"name": name, "namespace": namespace, "labels": labels}
+    if resource_version:
+        meta["resourceVersion"] = str(resource_version)
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": meta,
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": LOCK_SECONDS, "acquireTime": acquired or now, "renewTime": now},
+    }
+
+
+def _parse_time(text):
+    import datetime
+
+    text = str(text or "").replace("Z", "+00:00")
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def extip_lock_verdict(lease, holder, break_lock=False):
+    """What to do about a lock someone holds: {state, holder, acquired, renewed,
+    expires, why}. state is mine, stale (its lease ran out, or its holder ran on
+    this host and is gone), broken (extip_break_lock) or held."""
+    import datetime
+    import re
+    import socket
+
+    spec = (lease or {}).get("spec") or {}
+    other = str(spec.get("holderIdentity") or "")
+    renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
+    duration = int(spec.get("leaseDurationSeconds") or LOCK_SECONDS)
+    expires = renewed + datetime.timedelta(seconds=duration) if renewed else None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    out = {
+        "holder": other or "(nobody)",
+        "acquired": str(spec.get("acquireTime") or "?"),
+        "renewed": str(spec.get("renewTime") or "?"),
+        "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires else "?",
+    }
+    if other == holder:
+        return dict(out, state="mine", why="")
+    if not other:
+        return dict(out, state="stale", why="the lock names no holder")
+    if expires is None or expires <= now:
+        return dict(out, state="stale", why="its lease ran out at %s" % out["expires"])
+    m = re.match(r"^[^@]*@(\S+) pid (\d+) start (\S+)$", other)
+    if m and m.group(1) == socket.gethostname() and _process(m.group(2)) != m.group(3):
+        return dict(out, state="stale", why="its process (pid %s on %s) is gone" % (m.group(2), m.group(1)))
+    if break_lock:
+        return dict(out, state="broken", why="extip_break_lock is set")
+    return dict(out, state="held", why="")
+
+
+# --- What extip applied, and what a re-install prunes ------------------------
+
+def _ref(obj):
+    api = str(obj.get("apiVersion") or "")
+    group = api.split("/", 1)[0] if "/" in api else ""
+    kind = str(obj.get("kind") or "").lower() + ("." + group if group else "")
+    meta = obj.get("metadata") or {}
+    return "%s/%s/%s" % (meta.get("namespace") or "", kind, meta.get("name") or "")
+
+
+def extip_object_refs(docs):
+    """namespace/kind.group/name of every object in the rendered manifests (a list
+    of lists of documents), Namespaces left out: the ledger keeps these, and the
+    namespaces extip created, separately."""
+    refs = set()
+    for group in docs or []:
+        for doc in group if isinstance(group, list) else [group]:
+            if isinstance(doc, dict) and doc.get("kind") and doc.get("kind") != "Namespace":
+                refs.add(_ref(doc))
+    return sorted(refs)
+
+
+def extip_prune_refs(wanted, live_items):
+    """What an earlier install applied that this one does not want: the objects
+    that carry extip's labels now (listed by kind: extip's own kinds and those the
+    ledger recorded), less the wanted ones. An object without the labels is never
+    deleted, whatever the ledger says. Each as {ref, namespace, target} for
+    `kubectl delete target [-n namespace]`."""
+    keep = set(wanted or [])
+    out = []
+    # CRDs last: deleting one deletes its objects, which would then fail to delete.
+    refs = set(_ref(item) for item in live_items or []) - keep
+    for ref in sorted(refs, key=lambda r: (r.split("/")[1].startswith("customresourcedefinition."), r)):
+        namespace, kind, name = ref.split("/")
+        if not kind or not name or kind == "namespace":
+            continue
+        out.append({"ref": ref, "namespace": namespace, "target": "%s/%s" % (kind, name)})
+    return out
+
+
+def extip_ref_kinds(refs):
+    """The kind.group of each namespace/kind.group/name, once each."""
+    return sorted(set(r.split("/")[1] for r in refs or [] if isinstance(r, str) and r.count("/") == 2 and r.split("/")[1]))
+
+
+_NAMESPACE_NOISE = {("configmap", "kube-root-ca.crt"), ("serviceaccount", "default")}
+
+
+def extip_foreign_objects(items, selector_labels):
+    """Objects in a namespace that are not extip's: without its labels, not made
+    by Kubernetes for every namespace (kube-root-ca.crt, the default
+    ServiceAccount), not events, not owned by another object (they go with it).
+    A namespace extip created is deleted only when this is empty."""
+    want = dict(selector_labels or {})
+    out = []
+    for item in items or []:
+        meta = item.get("metadata") or {}
+        kind = str(item.get("kind") or "").lower()
+        labels = meta.get("labels") or {}
+        if all(labels.get(k) == v for k, v in want.items()):
+            continue
+        if kind == "event" or (kind, meta.get("name")) in _NAMESPACE_NOISE or meta.get("ownerReferences"):
+            continue
+        out.append("%s/%s" % (kind, meta.get("name")))
+    return sorted(out)
+
+
 class FilterModule:
     """The externalip role's filters."""
 
@@ -455,8 +625,16 @@ class FilterModule:
             "extip_ledger_parse": extip_ledger_parse,
             "extip_label_changes": extip_label_changes,
             "extip_label_restores": extip_label_restores,
+            "extip_nodes_labelled": extip_nodes_labelled,
             "extip_etcd_want": extip_etcd_want,
             "extip_etcd_plan": extip_etcd_plan,
             "extip_bgp_plan": extip_bgp_plan,
             "extip_bird_body_errors": extip_bird_body_errors,
+            "extip_lock_holder": extip_lock_holder,
+            "extip_lease": extip_lease,
+            "extip_lock_verdict": extip_lock_verdict,
+            "extip_object_refs": extip_object_refs,
+            "extip_prune_refs": extip_prune_refs,
+            "extip_ref_kinds": extip_ref_kinds,
+            "extip_foreign_objects": extip_foreign_objects,
         }
