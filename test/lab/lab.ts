@@ -9,14 +9,16 @@
  * the files extip writes (/etc/kubernetes, /etc/ssl/etcd/ssl).
  */
 import {randomBytes} from 'node:crypto';
-import {copyFile, mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {copyFile, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import YAML from 'yaml';
 import type {WorkloadStatusProvider} from './apiserver/controllers.js';
 import {setWorkloadStatusProvider} from './apiserver/controllers.js';
+import {type ControlPlane, startControlPlane} from './controlplane.js';
 import {type LabApi, startApi} from './kube.js';
+import {NodeKubelet} from './nodekubelet.js';
 import {type Daemon, reapStaleNamespaces, startDaemon, trackDir, trackNamespace, untrackDir, untrackNamespace} from './procs.js';
 import {kubectlPath} from './tools.js';
 
@@ -35,6 +37,12 @@ export interface LabHost {
 
 export interface LabOptions {
   nodes?: number;
+  /**
+   * The API server: `real` runs etcd, kube-apiserver, kube-controller-manager,
+   * kube-scheduler and a lab kubelet per node (test/lab/controlplane.ts,
+   * nodekubelet.ts); `fake` the in-process stand-in. Default: EXTIP_LAB_API, else fake.
+   */
+  api?: 'real' | 'fake';
   /** Number of control-plane hosts (the first N nodes); default 1. */
   controlPlane?: number;
 }
@@ -65,12 +73,17 @@ export class Lab {
   readonly hosts: LabHost[];
   readonly router: {ns: string; ip: string};
   api!: LabApi;
+  /** The real control plane and the nodes' kubelets, when the lab runs them. */
+  k8s?: ControlPlane;
+  nodeKubelets: NodeKubelet[] = [];
+  readonly apiKind: 'real' | 'fake';
   private daemons: Daemon[] = [];
   private extraNamespaces: string[] = [];
   private kubelet?: Kubelet;
   private up = false;
 
-  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number) {
+  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number, apiKind: 'real' | 'fake') {
+    this.apiKind = apiKind;
     this.id = `${process.pid}-${++labCount}${randomBytes(2).toString('hex')}`;
     this.dir = dir;
     this.router = {ns: `${NS_PREFIX}-${this.id}-tor`, ip: `${SEGMENT}.1`};
@@ -87,7 +100,8 @@ export class Lab {
     if (nodes < 1 || nodes > 200) throw new Error('a lab has 1 to 200 nodes');
     const dir = await mkdtemp(join(tmpdir(), 'extip-lab-'));
     trackDir(dir);
-    const lab = new Lab(dir, nodes, options.controlPlane ?? 1);
+    const apiKind = options.api ?? (process.env.EXTIP_LAB_API === 'real' ? 'real' : 'fake');
+    const lab = new Lab(dir, nodes, options.controlPlane ?? 1, apiKind);
     try {
       await lab.bringUp();
     } catch (err) {
@@ -127,6 +141,8 @@ export class Lab {
       ),
     );
 
+    if (this.apiKind === 'real') return this.bringUpControlPlane();
+
     // The API server, the nodes registered with their InternalIP, and a way in from every host.
     this.api = await startApi(this.dir);
     const nodes = this.api.server.store.resolve('', 'v1', 'nodes');
@@ -154,6 +170,52 @@ export class Lab {
     this.up = true;
   }
 
+  /** The real control plane, a kubelet per node registering itself, and the way in from every host. */
+  private async bringUpControlPlane(): Promise<void> {
+    const cp = await startControlPlane(join(this.dir, 'controlplane'));
+    this.k8s = cp;
+    this.api = new RealApiView(cp);
+    const admin = await readFile(cp.hostKubeconfig, 'utf8');
+    for (const h of this.hosts) {
+      this.daemons.push(startDaemon('ip', ['netns', 'exec', h.ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${cp.socketPath}`]));
+      await mkdir(join(h.root, 'etc', 'kubernetes'), {recursive: true});
+      await writeFile(join(h.root, 'etc', 'kubernetes', 'admin.conf'), admin, {mode: 0o600});
+      const kubelet = new NodeKubelet({
+        name: h.name, ns: h.ns, ip: h.ip, root: h.root, url: cp.url,
+        kubeconfig: await cp.nodeKubeconfig(h.name),
+        dir: join(this.dir, 'kubelet', h.name),
+      });
+      this.nodeKubelets.push(kubelet);
+    }
+    await Promise.all(this.nodeKubelets.map((k) => k.start()));
+    // As kubeadm does: the control-plane role label is set by an admin (NodeRestriction keeps kubelets from it).
+    // Nodes that are also in kube_node are not tainted, as kubespray leaves them.
+    await this.kubectl(['label', 'nodes', ...this.controlPlane.map((h) => h.name), 'node-role.kubernetes.io/control-plane=', '--overwrite']);
+    const ready = await this.kubectl(['wait', '--for=condition=Ready', 'nodes', '--all', '--timeout=60s']);
+    if (ready.exitCode !== 0) throw new Error(`the lab's nodes did not become Ready: ${ready.stderr}`);
+    await this.waitUntil('the default ServiceAccount exists', async () => (await this.kubectl(['-n', 'default', 'get', 'serviceaccount', 'default'])).exitCode === 0);
+    await this.waitUntil('the nodes lost their not-ready taints', async () => {
+      const nodes = JSON.parse((await this.kubectl(['get', 'nodes', '-o', 'json'])).stdout).items as Array<{spec: {taints?: unknown[]}}>;
+      return nodes.every((n) => !n.spec.taints?.length);
+    });
+    await this.writeInventories();
+    await this.waitForApiFromHosts();
+    this.up = true;
+  }
+
+  private async waitUntil(what: string, check: () => Promise<boolean>, ms = 60000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`lab: timed out waiting until ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** The kubectl the lab drives: the control plane's own with the real API server. */
+  get kubectlPath(): string {
+    return this.k8s?.kubectlPath ?? kubectlPath;
+  }
+
   /** Waits until kubectl answers from the control-plane host (socat listening). */
   private async waitForApiFromHosts(): Promise<void> {
     const deadline = Date.now() + 15000;
@@ -175,7 +237,7 @@ export class Lab {
       ansible_python_interpreter: `/usr/sbin/ip netns exec ${h.ns} /usr/bin/python3`,
       ip: h.ip,
       access_ip: h.ip,
-      extip_kubectl: kubectlPath,
+      extip_kubectl: this.kubectlPath,
       extip_kubeconfig: join(h.root, 'etc/kubernetes/admin.conf'),
       extip_manifest_dir: join(h.root, 'etc/kubernetes'),
       // The lab kubelet starts each node's agent with --state-dir under the node's root.
@@ -245,7 +307,7 @@ export class Lab {
 
   /** kubectl against the lab API from this machine. */
   async kubectl(args: string[], input?: string) {
-    return execa(kubectlPath, ['--kubeconfig', this.api.kubeconfig, ...args], {
+    return execa(this.kubectlPath, ['--kubeconfig', this.api.kubeconfig, ...args], {
       reject: false,
       input,
       env: {KUBECACHEDIR: join(this.dir, 'kubecache')},
@@ -299,6 +361,7 @@ export class Lab {
   async stop(): Promise<void> {
     this.up = false;
     await this.kubelet?.stop().catch(() => {});
+    await Promise.all(this.nodeKubelets.map((k) => k.stop().catch(() => {})));
     await Promise.all(this.daemons.map((d) => d.stop()));
     this.daemons = [];
     await this.api?.stop().catch(() => {});
@@ -325,4 +388,34 @@ async function checkPrerequisites(): Promise<void> {
   const r = await execa('ip', ['netns', 'add', probe], {reject: false});
   if (r.exitCode !== 0) throw new Error(`cannot create network namespaces here: ${r.stderr}`);
   await execa('ip', ['netns', 'del', probe], {reject: false});
+}
+
+/**
+ * What tests reach as `lab.api` when the lab runs the real control plane: the
+ * kubeconfigs and the CA. The fake server's hooks do not exist there; a test
+ * that reaches for them fails saying so.
+ */
+class RealApiView implements LabApi {
+  constructor(private cp: ControlPlane) {}
+  get server(): never {
+    throw new Error('this lab runs the real control plane: there is no fake API server (use lab.k8s)');
+  }
+  get token(): never {
+    throw new Error('this lab runs the real control plane: clients use certificates or ServiceAccount tokens');
+  }
+  get pki() {
+    return this.cp.pki;
+  }
+  get kubeconfig() {
+    return this.cp.kubeconfig;
+  }
+  get hostKubeconfig() {
+    return this.cp.hostKubeconfig;
+  }
+  get socketPath() {
+    return this.cp.socketPath;
+  }
+  stop() {
+    return this.cp.stop();
+  }
 }

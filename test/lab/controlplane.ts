@@ -1,0 +1,312 @@
+/**
+ * A real Kubernetes control plane for the lab: etcd (Debian's), kube-apiserver,
+ * kube-controller-manager and kube-scheduler built from their Go module by
+ * test/controlplane/build.sh, configured as kubeadm and kubespray configure
+ * them: TLS from the lab CA, client certificates, the Node and RBAC
+ * authorizers, the default admission plugins with Pod Security enforcing
+ * `baseline` outside kube-system (kubespray's kube_pod_security_default_enforce),
+ * and service-account token signing.
+ *
+ * The hosts reach the API server at 127.0.0.1:6443 inside their namespaces,
+ * forwarded by socat to a unix socket served by a small TCP proxy here; the
+ * proxy can cut or stall every connection through it, for fault tests.
+ */
+import {createServer, connect, type Server, type Socket} from 'node:net';
+import {get as httpsGet} from 'node:https';
+import {mkdir, readFile, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {execa} from 'execa';
+import YAML from 'yaml';
+import {createPki, type Cert, type Pki} from './pki.js';
+import {type Daemon, startDaemon} from './procs.js';
+import {repoRoot} from './tools.js';
+
+export interface ControlPlaneOptions {
+  /** Kubernetes version to build or take from the cache (default: EXTIP_KUBE_VERSION, else test/controlplane/VERSION). */
+  version?: string;
+}
+
+export interface ControlPlane {
+  /** The directory with kube-apiserver, kube-controller-manager, kube-scheduler and kubectl. */
+  binDir: string;
+  kubectlPath: string;
+  pki: Pki;
+  /** https://127.0.0.1:<port>, straight to the API server (this machine's namespace). */
+  url: string;
+  /** Admin kubeconfig for this machine (system:masters client certificate). */
+  kubeconfig: string;
+  /** Admin kubeconfig for the hosts (https://127.0.0.1:6443 through the proxy). */
+  hostKubeconfig: string;
+  /** The unix socket the hosts' socat forwards 127.0.0.1:6443 to. */
+  socketPath: string;
+  /** A kubeconfig with node `name`'s own credentials (system:node:<name>), for the hosts. */
+  nodeKubeconfig(name: string): Promise<string>;
+  /** The proxy in front of the API server for the hosts: cut closes every open connection; stall holds new and open ones until resumed. */
+  proxy: {cut(): void; stall(): void; resume(): void; connections(): number};
+  /** Stops kube-apiserver (an outage) and starts it again with the same state. */
+  stopApiServer(): Promise<void>;
+  startApiServer(): Promise<void>;
+  /** Compacts etcd at its current revision: watches from older resourceVersions get 410 Gone. */
+  compactEtcd(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as {port: number}).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Builds the control plane if the cache does not have it, and returns its directory. */
+export async function controlPlaneBinaries(version?: string): Promise<string> {
+  const env = version ? {...process.env, EXTIP_KUBE_VERSION: version} : process.env;
+  const r = await execa('bash', [join(repoRoot, 'test/controlplane/build.sh')], {env, reject: false, stderr: 'inherit'});
+  if (r.exitCode !== 0) throw new Error(`test/controlplane/build.sh failed (exit ${r.exitCode})`);
+  return r.stdout.trim().split('\n').pop()!;
+}
+
+function kubeconfigFor(server: string, caFile: string, user: {cert: string; key: string} | {token: string}): string {
+  const credentials = 'token' in user ? {token: user.token} : {'client-certificate': user.cert, 'client-key': user.key};
+  return YAML.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{name: 'lab', cluster: {server, 'certificate-authority': caFile}}],
+    users: [{name: 'lab-user', user: credentials}],
+    contexts: [{name: 'lab', context: {cluster: 'lab', user: 'lab-user'}}],
+    'current-context': 'lab',
+  });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, daemon: Daemon | undefined, ms = 60000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (daemon && daemon.child.exitCode !== null) throw new Error(`${what} exited (${daemon.child.exitCode}):\n${daemon.output().slice(-3000)}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not become ready in ${ms / 1000} s:\n${daemon?.output().slice(-3000) ?? ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The TCP proxy the hosts' API traffic goes through, with the fault switches. */
+function startProxy(socketPath: string, port: number): Promise<{server: Server; cut(): void; stall(): void; resume(): void; connections(): number}> {
+  const open = new Set<Socket>();
+  let stalled = false;
+  const waiting: Array<() => void> = [];
+  const server = createServer((client) => {
+    const start = () => {
+      const upstream = connect(port, '127.0.0.1');
+      open.add(client);
+      open.add(upstream);
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+        open.delete(client);
+        open.delete(upstream);
+      };
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      if (stalled) {
+        client.pause();
+        upstream.pause();
+      }
+    };
+    if (stalled) waiting.push(start);
+    else start();
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () =>
+      resolve({
+        server,
+        cut: () => {
+          for (const s of open) s.destroy();
+          open.clear();
+        },
+        stall: () => {
+          stalled = true;
+          for (const s of open) s.pause();
+        },
+        resume: () => {
+          stalled = false;
+          for (const s of open) s.resume();
+          for (const start of waiting.splice(0)) start();
+        },
+        connections: () => open.size / 2,
+      }),
+    );
+  });
+}
+
+export async function startControlPlane(dir: string, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const binDir = await controlPlaneBinaries(options.version);
+  const kubectlPath = join(binDir, 'kubectl');
+  const pkiDir = join(dir, 'pki');
+  await mkdir(pkiDir, {recursive: true});
+  const pki = await createPki(pkiDir);
+  const [apiPort, etcdPort, etcdPeerPort] = [await freePort(), await freePort(), await freePort()];
+  const serving = await pki.issue('kube-apiserver', {ips: ['127.0.0.1', '10.96.0.1'], dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local']});
+  const clients: Record<string, Cert> = {};
+  for (const [name, subject] of [
+    ['admin', '/O=system:masters/CN=kubernetes-admin'],
+    ['controller-manager', '/CN=system:kube-controller-manager'],
+    ['scheduler', '/CN=system:kube-scheduler'],
+    ['apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client'],
+  ] as const) {
+    clients[name] = await pki.issue(name, {client: true, subject});
+  }
+  const saKey = join(pkiDir, 'sa.key');
+  const saPub = join(pkiDir, 'sa.pub');
+  await execa('openssl', ['genrsa', '-out', saKey, '2048']);
+  await execa('openssl', ['rsa', '-in', saKey, '-pubout', '-out', saPub]);
+
+  const url = `https://127.0.0.1:${apiPort}`;
+  const kubeconfig = join(dir, 'admin.conf');
+  await writeFile(kubeconfig, kubeconfigFor(url, pki.caFile, {cert: clients.admin.certFile, key: clients.admin.keyFile}), {mode: 0o600});
+  const hostKubeconfig = join(dir, 'admin-hosts.conf');
+  await writeFile(hostKubeconfig, kubeconfigFor('https://127.0.0.1:6443', pki.caFile, {cert: clients.admin.certFile, key: clients.admin.keyFile}), {mode: 0o600});
+  const componentConfig = async (name: string) => {
+    const file = join(dir, `${name}.conf`);
+    await writeFile(file, kubeconfigFor(url, pki.caFile, {cert: clients[name].certFile, key: clients[name].keyFile}), {mode: 0o600});
+    return file;
+  };
+  const cmConfig = await componentConfig('controller-manager');
+  const schedConfig = await componentConfig('scheduler');
+
+  // Pod Security as kubespray sets it with kube_pod_security_use_default: baseline enforced, kube-system exempt.
+  const admission = join(dir, 'admission.yaml');
+  await writeFile(admission, YAML.stringify({
+    apiVersion: 'apiserver.config.k8s.io/v1',
+    kind: 'AdmissionConfiguration',
+    plugins: [{
+      name: 'PodSecurity',
+      configuration: {
+        apiVersion: 'pod-security.admission.config.k8s.io/v1',
+        kind: 'PodSecurityConfiguration',
+        defaults: {enforce: 'baseline', 'enforce-version': 'latest', audit: 'restricted', 'audit-version': 'latest', warn: 'restricted', 'warn-version': 'latest'},
+        exemptions: {usernames: [], runtimeClasses: [], namespaces: ['kube-system']},
+      },
+    }],
+  }));
+
+  const daemons: Daemon[] = [];
+  const etcd = startDaemon('etcd', [
+    '--name', 'kube-etcd',
+    '--data-dir', join(dir, 'kube-etcd'),
+    '--listen-client-urls', `http://127.0.0.1:${etcdPort}`,
+    '--advertise-client-urls', `http://127.0.0.1:${etcdPort}`,
+    '--listen-peer-urls', `http://127.0.0.1:${etcdPeerPort}`,
+    '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeerPort}`,
+    '--initial-cluster', `kube-etcd=http://127.0.0.1:${etcdPeerPort}`,
+    '--log-level', 'warn',
+  ]);
+  daemons.push(etcd);
+
+  const apiArgs = [
+    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+    `--secure-port=${apiPort}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--tls-cert-file=${serving.certFile}`,
+    `--tls-private-key-file=${serving.keyFile}`,
+    `--client-ca-file=${pki.caFile}`,
+    `--kubelet-client-certificate=${clients['apiserver-kubelet-client'].certFile}`,
+    `--kubelet-client-key=${clients['apiserver-kubelet-client'].keyFile}`,
+    `--service-account-key-file=${saPub}`,
+    `--service-account-signing-key-file=${saKey}`,
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    '--authorization-mode=Node,RBAC',
+    '--enable-admission-plugins=NodeRestriction',
+    `--admission-control-config-file=${admission}`,
+    '--service-cluster-ip-range=10.96.0.0/12',
+    '--allow-privileged=true',
+    '--profiling=false',
+    '--v=1',
+  ];
+  let apiserver: Daemon | undefined;
+  const adminTls = {ca: pki.ca, cert: await readFile(clients.admin.certFile, 'utf8'), key: await readFile(clients.admin.keyFile, 'utf8')};
+  const curlReady = () =>
+    new Promise<boolean>((resolve) => {
+      const req = httpsGet(`${url}/readyz`, {...adminTls, timeout: 2000}, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => req.destroy());
+    });
+  const startApiServer = async () => {
+    apiserver = startDaemon(join(binDir, 'kube-apiserver'), apiArgs);
+    await waitFor('kube-apiserver', curlReady, apiserver);
+  };
+  await waitFor('etcd', async () => (await execa('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'endpoint', 'health'], {reject: false, env: {...process.env, ETCDCTL_API: '3'}})).exitCode === 0, etcd, 20000);
+  await startApiServer();
+
+  daemons.push(startDaemon(join(binDir, 'kube-controller-manager'), [
+    `--kubeconfig=${cmConfig}`,
+    `--authentication-kubeconfig=${cmConfig}`,
+    `--authorization-kubeconfig=${cmConfig}`,
+    '--bind-address=127.0.0.1',
+    '--secure-port=0',
+    '--leader-elect=false',
+    '--use-service-account-credentials=true',
+    `--service-account-private-key-file=${saKey}`,
+    `--root-ca-file=${pki.caFile}`,
+    `--cluster-signing-cert-file=${pki.caFile}`,
+    `--cluster-signing-key-file=${pki.caKeyFile}`,
+    '--controllers=*,-nodeipam,-cloud-node-lifecycle',
+    '--v=1',
+  ]));
+  daemons.push(startDaemon(join(binDir, 'kube-scheduler'), [
+    `--kubeconfig=${schedConfig}`,
+    `--authentication-kubeconfig=${schedConfig}`,
+    `--authorization-kubeconfig=${schedConfig}`,
+    '--bind-address=127.0.0.1',
+    '--secure-port=0',
+    '--leader-elect=false',
+    '--v=1',
+  ]));
+
+  const socketPath = join(dir, 'api.sock');
+  const proxy = await startProxy(socketPath, apiPort);
+
+  return {
+    binDir,
+    kubectlPath,
+    pki,
+    url,
+    kubeconfig,
+    hostKubeconfig,
+    socketPath,
+    async nodeKubeconfig(name: string) {
+      const cert = await pki.issue(`node-${name}`, {client: true, subject: `/O=system:nodes/CN=system:node:${name}`});
+      const file = join(dir, `kubelet-${name}.conf`);
+      await writeFile(file, kubeconfigFor('https://127.0.0.1:6443', pki.caFile, {cert: cert.certFile, key: cert.keyFile}), {mode: 0o600});
+      return file;
+    },
+    proxy: {cut: proxy.cut, stall: proxy.stall, resume: proxy.resume, connections: proxy.connections},
+    async stopApiServer() {
+      await apiserver?.stop();
+      apiserver = undefined;
+    },
+    startApiServer,
+    async compactEtcd() {
+      const env = {...process.env, ETCDCTL_API: '3'};
+      const status = await execa('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'endpoint', 'status', '-w', 'json'], {env});
+      const revision = JSON.parse(status.stdout)[0].Status.header.revision as number;
+      await execa('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'compaction', String(revision)], {env});
+    },
+    async stop() {
+      proxy.cut();
+      await new Promise<void>((resolve) => proxy.server.close(() => resolve()));
+      await Promise.all(daemons.slice(1).map((d) => d.stop()));
+      await apiserver?.stop();
+      await etcd.stop();
+    },
+  };
+}

@@ -1,0 +1,581 @@
+/**
+ * The lab's kubelet for the real control plane, one per node, as faithful to
+ * the pod spec as a machine without a container runtime allows.
+ *
+ * It registers its Node with the node's own credentials (system:node:<name>,
+ * so the Node authorizer and NodeRestriction apply to it), reports addresses,
+ * capacity and Ready, renews its Lease in kube-node-lease, and watches the Pods
+ * the scheduler binds to it. Each container's command and args run as a process
+ * in the node's network namespace and a mount namespace of its own, where
+ * hostPath volumes (under the node's root directory) and the projected
+ * service-account token (TokenRequest, bound to the pod), ca.crt and namespace
+ * are bind-mounted at their paths. Env includes downward-API fieldRefs and
+ * KUBERNETES_SERVICE_HOST/PORT. Probes run as declared; a container that exits
+ * restarts with back-off (CrashLoopBackOff); a deleted Pod's processes get
+ * SIGTERM, then SIGKILL after the grace period. A spec the lab cannot honour
+ * (a pod network, an image without a command it can run) gets a status that
+ * says so. `ipmanager` as a command runs the package's bin/ipmanager.js.
+ */
+import {spawn, type ChildProcess} from 'node:child_process';
+import {existsSync} from 'node:fs';
+import {mkdir, readFile, rm, writeFile} from 'node:fs/promises';
+import {request as httpsRequest} from 'node:https';
+import {join} from 'node:path';
+import {execa} from 'execa';
+import YAML from 'yaml';
+import {repoRoot} from './tools.js';
+
+type Json = Record<string, any>;
+
+/** A small client with a node's client certificate. */
+export class NodeClient {
+  constructor(private url: string, private tls: {ca: string; cert: string; key: string}) {}
+
+  static async fromKubeconfig(file: string, url: string): Promise<NodeClient> {
+    const cfg = YAML.parse(await readFile(file, 'utf8'));
+    const user = cfg.users[0].user;
+    const cluster = cfg.clusters[0].cluster;
+    return new NodeClient(url, {ca: await readFile(cluster['certificate-authority'], 'utf8'), cert: await readFile(user['client-certificate'], 'utf8'), key: await readFile(user['client-key'], 'utf8')});
+  }
+
+  request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{status: number; body: Json}> {
+    // An explicit length: Node sends a DELETE body unframed (and so unread) without one.
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers = payload ? {'Content-Type': contentType, 'Content-Length': String(payload.length)} : {};
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(`${this.url}${path}`, {method, ...this.tls, headers, timeout: 15000}, (res) => {
+        let data = '';
+        res.on('data', (d) => (data += d));
+        res.on('end', () => {
+          let parsed: Json = {};
+          try {
+            parsed = data ? JSON.parse(data) : {};
+          } catch {
+            parsed = {raw: data};
+          }
+          resolve({status: res.statusCode ?? 0, body: parsed});
+        });
+      });
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+
+  /** Streams watch events until the connection ends; resolves then. */
+  watch(path: string, onEvent: (type: string, object: Json) => void, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const req = httpsRequest(`${this.url}${path}`, {method: 'GET', ...this.tls, signal}, (res) => {
+        let buf = '';
+        res.on('data', (d) => {
+          buf += d;
+          let i;
+          while ((i = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, i).trim();
+            buf = buf.slice(i + 1);
+            if (line) {
+              try {
+                const e = JSON.parse(line);
+                onEvent(e.type, e.object);
+              } catch {
+                /* a torn line: the relist repairs */
+              }
+            }
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.end();
+    });
+  }
+}
+
+interface Running {
+  name: string;
+  child?: ChildProcess;
+  restarts: number;
+  ready: boolean;
+  started?: string;
+  lastExit?: {exitCode: number; finishedAt: string; startedAt: string; reason: string};
+  waiting?: {reason: string; message?: string};
+  backoffUntil: number;
+  timers: NodeJS.Timeout[];
+  probeFailures: number;
+}
+
+interface PodState {
+  uid: string;
+  namespace: string;
+  name: string;
+  pod: Json;
+  dir: string;
+  containers: Map<string, Running>;
+  deleting: boolean;
+  unsupported?: string;
+  startTime: string;
+}
+
+export interface NodeKubeletOptions {
+  name: string;
+  /** The node's network namespace. */
+  ns: string;
+  ip: string;
+  /** The node's root directory: hostPath volumes live under it. */
+  root: string;
+  /** API URL from this machine, and the node's kubeconfig (its client certificate). */
+  url: string;
+  kubeconfig: string;
+  labels?: Record<string, string>;
+  /** Where pods' token and scratch files go. */
+  dir: string;
+  /** First restart back-off; the kubelet's is 10 s, doubling to 300 s. */
+  backoffSeconds?: number;
+}
+
+const BACKOFF_MAX = 300;
+
+function now(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function expand(text: string, env: Record<string, string>): string {
+  return text.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string) => env[name] ?? m);
+}
+
+function fieldRef(pod: Json, path: string, hostIP: string): string | undefined {
+  const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
+  if (m) return pod.metadata?.[m[1]]?.[m[2]];
+  switch (path) {
+    case 'metadata.name': return pod.metadata.name;
+    case 'metadata.namespace': return pod.metadata.namespace;
+    case 'metadata.uid': return pod.metadata.uid;
+    case 'spec.nodeName': return pod.spec.nodeName;
+    case 'spec.serviceAccountName': return pod.spec.serviceAccountName;
+    case 'status.hostIP': case 'status.podIP': return hostIP;
+    default: return undefined;
+  }
+}
+
+export class NodeKubelet {
+  readonly events: string[] = [];
+  private client!: NodeClient;
+  private pods = new Map<string, PodState>();
+  private abort = new AbortController();
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private leaseRv?: string;
+
+  constructor(readonly options: NodeKubeletOptions) {}
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  async start(): Promise<void> {
+    this.client = await NodeClient.fromKubeconfig(this.options.kubeconfig, this.options.url);
+    await mkdir(this.options.dir, {recursive: true});
+    await this.register();
+    await this.heartbeat();
+    this.timers.push(setInterval(() => void this.heartbeat().catch(() => {}), 10000));
+    void this.watchPods();
+  }
+
+  private nodeStatus(): Json {
+    const t = now();
+    return {
+      addresses: [{type: 'InternalIP', address: this.options.ip}, {type: 'Hostname', address: this.name}],
+      capacity: {cpu: '2', memory: '4Gi', pods: '110', 'ephemeral-storage': '20Gi'},
+      allocatable: {cpu: '2', memory: '4Gi', pods: '110', 'ephemeral-storage': '20Gi'},
+      conditions: [
+        {type: 'MemoryPressure', status: 'False', reason: 'KubeletHasSufficientMemory', message: 'lab node', lastHeartbeatTime: t, lastTransitionTime: t},
+        {type: 'DiskPressure', status: 'False', reason: 'KubeletHasNoDiskPressure', message: 'lab node', lastHeartbeatTime: t, lastTransitionTime: t},
+        {type: 'PIDPressure', status: 'False', reason: 'KubeletHasSufficientPID', message: 'lab node', lastHeartbeatTime: t, lastTransitionTime: t},
+        {type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'lab kubelet is posting ready status (processes, no container runtime)', lastHeartbeatTime: t, lastTransitionTime: t},
+      ],
+      nodeInfo: {
+        machineID: this.name, systemUUID: this.name, bootID: this.name, kernelVersion: '', osImage: 'extip lab',
+        containerRuntimeVersion: 'lab://processes', kubeletVersion: 'v0.0.0-lab', kubeProxyVersion: '', operatingSystem: 'linux', architecture: 'amd64',
+      },
+      daemonEndpoints: {kubeletEndpoint: {Port: 10250}},
+    };
+  }
+
+  private async register(): Promise<void> {
+    const node = {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {name: this.name, labels: {'kubernetes.io/hostname': this.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', ...this.options.labels}},
+      spec: {},
+    };
+    const r = await this.client.request('POST', '/api/v1/nodes', node);
+    if (r.status !== 201 && r.status !== 409) throw new Error(`registering node ${this.name}: ${r.status} ${JSON.stringify(r.body)}`);
+    await this.patchNodeStatus();
+  }
+
+  private async patchNodeStatus(): Promise<void> {
+    const r = await this.client.request('PATCH', `/api/v1/nodes/${this.name}/status`, {status: this.nodeStatus()}, 'application/strategic-merge-patch+json');
+    if (r.status !== 200) throw new Error(`node ${this.name} status: ${r.status} ${JSON.stringify(r.body)}`);
+  }
+
+  private heartbeatCount = 0;
+  private async heartbeat(): Promise<void> {
+    if (this.stopped) return;
+    const path = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${this.name}`;
+    const spec = {holderIdentity: this.name, leaseDurationSeconds: 40, renewTime: new Date().toISOString().replace('Z', '000Z')};
+    if (!this.leaseRv) {
+      const r = await this.client.request('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
+        apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: {name: this.name, namespace: 'kube-node-lease'}, spec,
+      });
+      if (r.status === 201) this.leaseRv = r.body.metadata.resourceVersion;
+      else if (r.status === 409) this.leaseRv = (await this.client.request('GET', path)).body.metadata?.resourceVersion;
+      return;
+    }
+    const r = await this.client.request('PUT', path, {apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: {name: this.name, namespace: 'kube-node-lease', resourceVersion: this.leaseRv}, spec});
+    this.leaseRv = r.status === 200 ? r.body.metadata.resourceVersion : undefined;
+    // The status's heartbeat every 4th lease renewal (the kubelet's 40 s --node-status-report-frequency, shortened).
+    if (++this.heartbeatCount % 4 === 0) await this.patchNodeStatus().catch(() => {});
+  }
+
+  private async watchPods(): Promise<void> {
+    const selector = encodeURIComponent(`spec.nodeName=${this.name}`);
+    while (!this.stopped) {
+      try {
+        const list = await this.client.request('GET', `/api/v1/pods?fieldSelector=${selector}`);
+        if (list.status !== 200) throw new Error(`listing pods: ${list.status}`);
+        const seen = new Set<string>();
+        for (const pod of list.body.items ?? []) {
+          seen.add(pod.metadata.uid);
+          this.onPod('MODIFIED', pod);
+        }
+        for (const [uid, state] of this.pods) if (!seen.has(uid)) void this.teardown(state, 0, false);
+        await this.client.watch(`/api/v1/pods?watch=1&allowWatchBookmarks=false&fieldSelector=${selector}&resourceVersion=${list.body.metadata.resourceVersion}`, (type, obj) => this.onPod(type, obj), this.abort.signal);
+      } catch {
+        /* the API server is away: try again */
+      }
+      if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
+  private onPod(type: string, pod: Json): void {
+    if (this.stopped || !pod?.metadata?.uid) return;
+    const uid = pod.metadata.uid as string;
+    let state = this.pods.get(uid);
+    if (type === 'DELETED') {
+      if (state) void this.teardown(state, 0, false);
+      return;
+    }
+    if (!state) {
+      if (pod.metadata.deletionTimestamp) {
+        void this.client.request('DELETE', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, {kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: {uid}});
+        return;
+      }
+      if (['Succeeded', 'Failed'].includes(pod.status?.phase)) return;
+      state = {uid, namespace: pod.metadata.namespace, name: pod.metadata.name, pod, dir: join(this.options.dir, uid), containers: new Map(), deleting: false, startTime: now()};
+      this.pods.set(uid, state);
+      void this.startPod(state).catch((err) => this.events.push(`start ${state!.name}: ${err}`));
+      return;
+    }
+    state.pod = pod;
+    if (pod.metadata.deletionTimestamp && !state.deleting) {
+      void this.teardown(state, pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30, true);
+    }
+  }
+
+  /** Why the lab cannot run this pod, or undefined. */
+  private unsupported(pod: Json): string | undefined {
+    if (!pod.spec.hostNetwork) return 'the lab has no pod network: it runs only hostNetwork pods';
+    for (const c of pod.spec.containers ?? []) {
+      if (!c.command?.length) return `container ${c.name} has no command; the lab runs commands, not images (${c.image})`;
+    }
+    for (const v of pod.spec.volumes ?? []) {
+      if (!v.hostPath && !v.projected && !v.configMap && !v.emptyDir) return `volume ${v.name}: the lab mounts hostPath, projected, configMap and emptyDir volumes only`;
+    }
+    if (pod.spec.initContainers?.length) return 'the lab does not run init containers';
+    return undefined;
+  }
+
+  private async startPod(state: PodState): Promise<void> {
+    const pod = state.pod;
+    const why = this.unsupported(pod);
+    if (why) {
+      state.unsupported = why;
+      for (const c of pod.spec.containers ?? []) state.containers.set(c.name, {name: c.name, restarts: 0, ready: false, waiting: {reason: 'LabUnsupported', message: why}, backoffUntil: 0, timers: [], probeFailures: 0});
+      this.events.push(`unsupported ${state.namespace}/${state.name}: ${why}`);
+      await this.reportStatus(state);
+      return;
+    }
+    await mkdir(state.dir, {recursive: true});
+    await this.writeVolumes(state);
+    for (const c of pod.spec.containers) {
+      const running: Running = {name: c.name, restarts: 0, ready: false, backoffUntil: 0, timers: [], probeFailures: 0};
+      state.containers.set(c.name, running);
+      await this.runContainer(state, c, running);
+    }
+    await this.reportStatus(state);
+  }
+
+  /** Files for projected (token, ca.crt, namespace), configMap and emptyDir volumes. */
+  private async writeVolumes(state: PodState): Promise<void> {
+    const pod = state.pod;
+    for (const v of pod.spec.volumes ?? []) {
+      const dir = join(state.dir, 'volumes', v.name);
+      await mkdir(dir, {recursive: true});
+      if (v.projected) {
+        for (const source of v.projected.sources ?? []) {
+          if (source.serviceAccountToken) {
+            const r = await this.client.request('POST', `/api/v1/namespaces/${state.namespace}/serviceaccounts/${pod.spec.serviceAccountName}/token`, {
+              apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
+              spec: {audiences: source.serviceAccountToken.audience ? [source.serviceAccountToken.audience] : [], expirationSeconds: source.serviceAccountToken.expirationSeconds ?? 3607, boundObjectRef: {kind: 'Pod', apiVersion: 'v1', name: state.name, uid: state.uid}},
+            });
+            if (r.status !== 201) throw new Error(`token for ${state.namespace}/${pod.spec.serviceAccountName}: ${r.status} ${JSON.stringify(r.body)}`);
+            await writeFile(join(dir, source.serviceAccountToken.path), r.body.status.token, {mode: 0o600});
+          }
+          if (source.configMap) await this.writeConfigMap(state.namespace, source.configMap.name, source.configMap.items, dir);
+          if (source.downwardAPI) {
+            for (const item of source.downwardAPI.items ?? []) {
+              if (item.fieldRef) await writeFile(join(dir, item.path), fieldRef(pod, item.fieldRef.fieldPath, this.options.ip) ?? '');
+            }
+          }
+        }
+      }
+      if (v.configMap) await this.writeConfigMap(state.namespace, v.configMap.name, v.configMap.items, dir);
+    }
+  }
+
+  private async writeConfigMap(namespace: string, name: string, items: Array<{key: string; path: string}> | undefined, dir: string): Promise<void> {
+    const r = await this.client.request('GET', `/api/v1/namespaces/${namespace}/configmaps/${name}`);
+    if (r.status !== 200) throw new Error(`configmap ${namespace}/${name}: ${r.status}`);
+    const data = (r.body.data ?? {}) as Record<string, string>;
+    for (const {key, path} of items ?? Object.keys(data).map((k) => ({key: k, path: k}))) await writeFile(join(dir, path), data[key] ?? '');
+  }
+
+  private async containerEnv(state: PodState, c: Json): Promise<Record<string, string>> {
+    const env: Record<string, string> = {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      HOSTNAME: this.name,
+      // The kubernetes Service, as kube-proxy would make it reachable: here the API on the node's loopback.
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+      KUBERNETES_SERVICE_PORT: '6443',
+      KUBERNETES_SERVICE_PORT_HTTPS: '6443',
+      KUBERNETES_PORT: 'tcp://127.0.0.1:6443',
+    };
+    for (const e of c.env ?? []) {
+      if (e.value !== undefined) env[e.name] = expand(String(e.value), env);
+      else if (e.valueFrom?.fieldRef) env[e.name] = fieldRef(state.pod, e.valueFrom.fieldRef.fieldPath, this.options.ip) ?? '';
+      else if (e.valueFrom?.configMapKeyRef) {
+        const r = await this.client.request('GET', `/api/v1/namespaces/${state.namespace}/configmaps/${e.valueFrom.configMapKeyRef.name}`);
+        env[e.name] = r.body.data?.[e.valueFrom.configMapKeyRef.key] ?? '';
+      } else if (e.valueFrom?.secretKeyRef) {
+        const r = await this.client.request('GET', `/api/v1/namespaces/${state.namespace}/secrets/${e.valueFrom.secretKeyRef.name}`);
+        const v = r.body.data?.[e.valueFrom.secretKeyRef.key];
+        env[e.name] = v ? Buffer.from(v, 'base64').toString('utf8') : '';
+      }
+    }
+    return env;
+  }
+
+  /** The shell line that bind-mounts the pod's volumes at their paths inside the container's mount namespace. */
+  private mounts(state: PodState, c: Json): string[] {
+    const lines: string[] = [];
+    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    for (const m of c.volumeMounts ?? []) {
+      const v = (state.pod.spec.volumes ?? []).find((x: Json) => x.name === m.name);
+      if (!v) continue;
+      let source: string;
+      if (v.hostPath) {
+        source = join(this.options.root, v.hostPath.path);
+        lines.push(`mkdir -p ${q(source)}`);
+      } else {
+        source = join(state.dir, 'volumes', v.name);
+      }
+      lines.push(`mkdir -p ${q(m.mountPath)}`, `mount --bind ${m.readOnly ? '-o ro ' : ''}${q(source)} ${q(m.mountPath)}`);
+    }
+    return lines;
+  }
+
+  private async runContainer(state: PodState, c: Json, running: Running): Promise<void> {
+    if (this.stopped || state.deleting) return;
+    const env = await this.containerEnv(state, c);
+    let argv = [...(c.command ?? []), ...(c.args ?? [])].map((a: string) => expand(String(a), env));
+    if (argv[0] === 'ipmanager' || argv[0] === '/ipmanager' || argv[0].endsWith('/ipmanager')) argv = [process.execPath, join(repoRoot, 'bin/ipmanager.js'), ...argv.slice(1)];
+    const script = [...this.mounts(state, c), 'exec "$@"'].join(' && ');
+    const child = spawn('ip', ['netns', 'exec', this.options.ns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'container', ...argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+      cwd: c.workingDir && existsSync(c.workingDir) ? c.workingDir : '/',
+    });
+    running.child = child;
+    running.started = now();
+    running.waiting = undefined;
+    running.ready = !c.readinessProbe;
+    running.probeFailures = 0;
+    const log = join(state.dir, `${c.name}.log`);
+    const chunks: Buffer[] = [];
+    child.stdout?.on('data', (d: Buffer) => chunks.push(d));
+    child.stderr?.on('data', (d: Buffer) => chunks.push(d));
+    this.events.push(`start ${state.namespace}/${state.name}/${c.name} pid ${child.pid}`);
+    this.startProbes(state, c, running, child);
+    child.once('exit', (code, signal) => {
+      void writeFile(log, Buffer.concat(chunks)).catch(() => {});
+      for (const t of running.timers.splice(0)) clearInterval(t);
+      const exitCode = code ?? (signal ? 128 + (({SIGKILL: 9, SIGTERM: 15, SIGINT: 2} as Record<string, number>)[signal] ?? 1) : 1);
+      running.lastExit = {exitCode, finishedAt: now(), startedAt: running.started!, reason: exitCode === 0 ? 'Completed' : 'Error'};
+      running.child = undefined;
+      running.ready = false;
+      this.events.push(`exit ${state.namespace}/${state.name}/${c.name} ${exitCode}`);
+      if (this.stopped || state.deleting) return;
+      // restartPolicy Always (the only one workloads use): back-off 10 s doubling to 300 s.
+      const base = this.options.backoffSeconds ?? 10;
+      const delay = Math.min(BACKOFF_MAX, base * 2 ** running.restarts);
+      running.restarts++;
+      running.waiting = {reason: 'CrashLoopBackOff', message: `back-off ${delay}s restarting failed container=${c.name} pod=${state.name}`};
+      void this.reportStatus(state);
+      const t = setTimeout(() => void this.runContainer(state, c, running).then(() => this.reportStatus(state)), delay * 1000);
+      running.timers.push(t);
+    });
+  }
+
+  private async probe(p: Json): Promise<boolean> {
+    const timeout = (p.timeoutSeconds ?? 1) * 1000;
+    if (p.httpGet) {
+      const port = p.httpGet.port;
+      const path = p.httpGet.path ?? '/';
+      const scheme = (p.httpGet.scheme ?? 'HTTP').toLowerCase();
+      const r = await execa('ip', ['netns', 'exec', this.options.ns, 'curl', '-s', '-k', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', String(timeout / 1000), `${scheme}://${p.httpGet.host ?? '127.0.0.1'}:${port}${path}`], {reject: false});
+      const status = Number(r.stdout);
+      return status >= 200 && status < 400;
+    }
+    if (p.tcpSocket) {
+      const r = await execa('ip', ['netns', 'exec', this.options.ns, 'socat', '-u', 'OPEN:/dev/null', `TCP:${p.tcpSocket.host ?? '127.0.0.1'}:${p.tcpSocket.port},connect-timeout=${timeout / 1000}`], {reject: false});
+      return r.exitCode === 0;
+    }
+    if (p.exec) {
+      const r = await execa('ip', ['netns', 'exec', this.options.ns, ...p.exec.command], {reject: false, timeout});
+      return r.exitCode === 0;
+    }
+    return true;
+  }
+
+  private startProbes(state: PodState, c: Json, running: Running, child: ChildProcess): void {
+    const schedule = (p: Json | undefined, onResult: (ok: boolean) => void) => {
+      if (!p) return;
+      const first = setTimeout(() => {
+        const tick = async () => {
+          if (running.child !== child) return;
+          onResult(await this.probe(p).catch(() => false));
+        };
+        void tick();
+        running.timers.push(setInterval(() => void tick(), (p.periodSeconds ?? 10) * 1000));
+      }, (p.initialDelaySeconds ?? 0) * 1000);
+      running.timers.push(first);
+    };
+    let readyStreak = 0;
+    let failStreak = 0;
+    schedule(c.readinessProbe, (ok) => {
+      const p = c.readinessProbe;
+      readyStreak = ok ? readyStreak + 1 : 0;
+      failStreak = ok ? 0 : failStreak + 1;
+      const was = running.ready;
+      if (ok && readyStreak >= (p.successThreshold ?? 1)) running.ready = true;
+      if (!ok && failStreak >= (p.failureThreshold ?? 3)) running.ready = false;
+      if (was !== running.ready) void this.reportStatus(state);
+    });
+    let liveFails = 0;
+    schedule(c.livenessProbe, (ok) => {
+      liveFails = ok ? 0 : liveFails + 1;
+      if (liveFails >= (c.livenessProbe.failureThreshold ?? 3)) {
+        this.events.push(`liveness failed ${state.namespace}/${state.name}/${c.name}: restarting`);
+        liveFails = 0;
+        this.kill(child, state.pod.spec.terminationGracePeriodSeconds ?? 30);
+      }
+    });
+  }
+
+  private kill(child: ChildProcess, graceSeconds: number): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceSeconds * 1000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // ip netns exec and unshare exec into sh, which execs the command: the pid is the container's.
+      child.kill('SIGTERM');
+    });
+  }
+
+  private async teardown(state: PodState, graceSeconds: number, deleteAfter: boolean): Promise<void> {
+    if (state.deleting) return;
+    state.deleting = true;
+    this.events.push(`teardown ${state.namespace}/${state.name} grace ${graceSeconds}s${deleteAfter ? ', then delete' : ''}`);
+    await Promise.all([...state.containers.values()].map(async (r) => {
+      for (const t of r.timers.splice(0)) clearTimeout(t);
+      if (r.child) await this.kill(r.child, graceSeconds);
+    }));
+    this.pods.delete(state.uid);
+    await rm(state.dir, {recursive: true, force: true}).catch(() => {});
+    if (deleteAfter && !this.stopped) {
+      // As the kubelet does: the terminal phase first (every container terminated), then the final delete.
+      const exits = [...state.containers.values()].map((r) => ({
+        name: r.name,
+        ready: false,
+        restartCount: r.restarts,
+        image: ((state.pod.spec.containers as Json[]).find((c) => c.name === r.name) ?? {}).image,
+        imageID: '',
+        state: {terminated: {exitCode: r.lastExit?.exitCode ?? 137, reason: r.lastExit?.reason ?? 'Error', finishedAt: r.lastExit?.finishedAt ?? now(), startedAt: r.lastExit?.startedAt ?? state.startTime}},
+      }));
+      const phase = exits.every((e) => e.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
+      await this.client
+        .request('PATCH', `/api/v1/namespaces/${state.namespace}/pods/${state.name}/status`, {status: {phase, containerStatuses: exits}}, 'application/merge-patch+json')
+        .catch(() => undefined);
+      const r = await this.client
+        .request('DELETE', `/api/v1/namespaces/${state.namespace}/pods/${state.name}`, {kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: {uid: state.uid}})
+        .catch((err) => ({status: 0, body: {message: String(err)}}));
+      if (r.status !== 200 && r.status !== 404) this.events.push(`delete failed: ${state.namespace}/${state.name}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    }
+  }
+
+  private async reportStatus(state: PodState): Promise<void> {
+    if (this.stopped || state.deleting) return;
+    const t = now();
+    const statuses = [...state.containers.values()].map((r) => {
+      const c = (state.pod.spec.containers as Json[]).find((x) => x.name === r.name)!;
+      const s: Json = {name: r.name, image: c.image, imageID: '', ready: r.ready, restartCount: r.restarts, started: Boolean(r.child)};
+      if (r.child) s.state = {running: {startedAt: r.started}};
+      else if (r.waiting) s.state = {waiting: r.waiting};
+      else s.state = {waiting: {reason: 'ContainerCreating'}};
+      if (r.lastExit) s.lastState = {terminated: {exitCode: r.lastExit.exitCode, reason: r.lastExit.reason, startedAt: r.lastExit.startedAt, finishedAt: r.lastExit.finishedAt}};
+      return s;
+    });
+    const allReady = statuses.length > 0 && statuses.every((s) => s.ready);
+    const status: Json = {
+      phase: state.unsupported ? 'Pending' : 'Running',
+      hostIP: this.options.ip,
+      hostIPs: [{ip: this.options.ip}],
+      podIP: this.options.ip,
+      podIPs: [{ip: this.options.ip}],
+      startTime: state.startTime,
+      conditions: [
+        {type: 'PodScheduled', status: 'True', lastTransitionTime: state.startTime},
+        {type: 'Initialized', status: 'True', lastTransitionTime: state.startTime},
+        {type: 'ContainersReady', status: allReady ? 'True' : 'False', lastTransitionTime: t, ...(allReady ? {} : {reason: 'ContainersNotReady'})},
+        {type: 'Ready', status: allReady ? 'True' : 'False', lastTransitionTime: t, ...(allReady ? {} : {reason: 'ContainersNotReady'})},
+      ],
+      containerStatuses: statuses,
+      ...(state.unsupported ? {reason: 'LabUnsupported', message: state.unsupported} : {}),
+    };
+    const r = await this.client.request('PATCH', `/api/v1/namespaces/${state.namespace}/pods/${state.name}/status`, {status}, 'application/merge-patch+json').catch(() => undefined);
+    if (r && r.status !== 200) this.events.push(`status ${state.namespace}/${state.name}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+  }
+
+  /** Stops every container (SIGTERM, then SIGKILL) and the heartbeats; the Node stays registered. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all([...this.pods.values()].map((s) => this.teardown(s, 5, false)));
+  }
+}
