@@ -15,7 +15,7 @@ import {tempDir} from './helpers/ansible.js';
 
 let lab: Lab;
 beforeAll(async () => {
-  lab = await Lab.start({nodes: 2, api: 'real'});
+  lab = await Lab.start({nodes: 2, api: 'real', privilegedNamespaces: []});
 }, 600_000);
 afterAll(async () => lab?.stop());
 
@@ -156,3 +156,28 @@ test('the lab kubelet runs the spec: env and fieldRefs, hostPath, the projected 
   expect(unsupported.status.phase).toBe('Pending');
   await lab.kubectl(['delete', 'namespace', 'runs', '--wait=false']);
 }, 120_000);
+
+test('install into a namespace whose Pod Security rejects the controller stops before changing anything, saying what to do', async () => {
+  // `default` is not labelled in this lab: the cluster's baseline applies to it.
+  const {runRole} = await import('./helpers/role.js');
+  const before = JSON.parse((await lab.kubectl(['get', 'nodes', '-o', 'json'])).stdout).items.map((n: {metadata: {labels: Record<string, string>}}) => n.metadata.labels);
+  const run = await runRole(lab, {vars: {extip_distribution: 'all', extip_iface: 'lo', extip_mask: 32, extip_ip_pools: []}});
+  expect(run.exitCode).not.toBe(0);
+  const msg = run.failures.map((f) => f.msg).join('\n');
+  expect(msg).toContain('Namespace default does not admit the controller\'s pods, which need hostNetwork, NET_ADMIN and a hostPath volume');
+  expect(msg).toContain('violates PodSecurity "baseline:latest"');
+  expect(msg).toContain('kubectl label namespace default pod-security.kubernetes.io/enforce=privileged');
+  const after = JSON.parse((await lab.kubectl(['get', 'nodes', '-o', 'json'])).stdout).items.map((n: {metadata: {labels: Record<string, string>}}) => n.metadata.labels);
+  expect(after).toEqual(before);
+
+  // In a namespace of its own, extip allows its pods there and the agent runs with its own token.
+  const own = await runRole(lab, {vars: {extip_distribution: 'all', extip_iface: 'lo', extip_mask: 32, extip_ip_pools: [], extip_namespace: 'extip'}});
+  expect(own.exitCode).toBe(0);
+  const ns = JSON.parse((await lab.kubectl(['get', 'namespace', 'extip', '-o', 'json'])).stdout);
+  expect(ns.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('privileged');
+  const ready = await lab.kubectl(['-n', 'extip', 'rollout', 'status', 'deployment/claimcontroller', '--timeout=60s']);
+  expect(ready.exitCode).toBe(0);
+  const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: {extip_namespace: 'extip'}});
+  expect(removal.exitCode).toBe(0);
+  expect((await lab.kubectl(['get', 'namespace', 'extip'])).exitCode).not.toBe(0);
+}, 300_000);

@@ -43,6 +43,13 @@ export interface LabOptions {
    * nodekubelet.ts); `fake` the in-process stand-in. Default: EXTIP_LAB_API, else fake.
    */
   api?: 'real' | 'fake';
+  /**
+   * With the real control plane: namespaces labelled to admit privileged pods
+   * (pod-security.kubernetes.io/enforce=privileged), as an operator does when
+   * extip's preflight asks for it. Default ['default'], where the seed setups
+   * install; every other namespace enforces the cluster's `baseline`.
+   */
+  privilegedNamespaces?: string[];
   /** Number of control-plane hosts (the first N nodes); default 1. */
   controlPlane?: number;
 }
@@ -82,7 +89,7 @@ export class Lab {
   private kubelet?: Kubelet;
   private up = false;
 
-  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number, apiKind: 'real' | 'fake') {
+  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number, apiKind: 'real' | 'fake', readonly privilegedNamespaces: string[]) {
     this.apiKind = apiKind;
     this.id = `${process.pid}-${++labCount}${randomBytes(2).toString('hex')}`;
     this.dir = dir;
@@ -101,7 +108,7 @@ export class Lab {
     const dir = await mkdtemp(join(tmpdir(), 'extip-lab-'));
     trackDir(dir);
     const apiKind = options.api ?? (process.env.EXTIP_LAB_API === 'real' ? 'real' : 'fake');
-    const lab = new Lab(dir, nodes, options.controlPlane ?? 1, apiKind);
+    const lab = new Lab(dir, nodes, options.controlPlane ?? 1, apiKind, options.privilegedNamespaces ?? ['default']);
     try {
       await lab.bringUp();
     } catch (err) {
@@ -194,6 +201,11 @@ export class Lab {
     const ready = await this.kubectl(['wait', '--for=condition=Ready', 'nodes', '--all', '--timeout=60s']);
     if (ready.exitCode !== 0) throw new Error(`the lab's nodes did not become Ready: ${ready.stderr}`);
     await this.waitUntil('the default ServiceAccount exists', async () => (await this.kubectl(['-n', 'default', 'get', 'serviceaccount', 'default'])).exitCode === 0);
+    for (const ns of this.privilegedNamespaces) {
+      await this.kubectl(['create', 'namespace', ns]);
+      const r = await this.kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=privileged', '--overwrite']);
+      if (r.exitCode !== 0) throw new Error(`lab: cannot allow privileged pods in ${ns}: ${r.stderr}`);
+    }
     await this.waitUntil('the nodes lost their not-ready taints', async () => {
       const nodes = JSON.parse((await this.kubectl(['get', 'nodes', '-o', 'json'])).stdout).items as Array<{spec: {taints?: unknown[]}}>;
       return nodes.every((n) => !n.spec.taints?.length);

@@ -386,7 +386,8 @@ export class NodeKubelet {
       if (!v) continue;
       let source: string;
       if (v.hostPath) {
-        source = join(this.options.root, v.hostPath.path);
+        // Under the node's root; a path already there (the lab's inventories point extip_state_dir there) as it is.
+        source = v.hostPath.path.startsWith(this.options.root + '/') ? v.hostPath.path : join(this.options.root, v.hostPath.path);
         lines.push(`mkdir -p ${q(source)}`);
       } else {
         source = join(state.dir, 'volumes', v.name);

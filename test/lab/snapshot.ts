@@ -46,11 +46,13 @@ export interface SnapshotOptions {
 }
 
 export async function takeSnapshot(lab: Lab, options: SnapshotOptions = {}): Promise<Snapshot> {
-  const objects: Record<string, Json> = {};
-  for (const {type, object} of lab.api.server.store.all()) {
-    const key = `${type.group}/${type.plural}`;
-    if (SKIPPED_TYPES.has(key)) continue;
-    objects[`${key} ${object.metadata.namespace ?? ''}/${object.metadata.name}`] = stripVolatile(object);
+  const objects: Record<string, Json> = lab.k8s ? await realObjects(lab) : {};
+  if (!lab.k8s) {
+    for (const {type, object} of lab.api.server.store.all()) {
+      const key = `${type.group}/${type.plural}`;
+      if (SKIPPED_TYPES.has(key)) continue;
+      objects[`${key} ${object.metadata.namespace ?? ''}/${object.metadata.name}`] = stripVolatile(object);
+    }
   }
   const addresses: Record<string, string[]> = {};
   const routes: Record<string, string[]> = {};
@@ -71,6 +73,30 @@ export async function takeSnapshot(lab: Lab, options: SnapshotOptions = {}): Pro
   }
   const etcd = options.etcdKeys ? await options.etcdKeys() : {};
   return {objects, addresses, routes, files, etcd};
+}
+
+/**
+ * Every object of the real API server, as kubectl lists them, less what a live
+ * cluster changes on its own: events, leases, and objects owned by another
+ * (pods, ReplicaSets, ControllerRevisions, EndpointSlices: they follow their owner).
+ */
+async function realObjects(lab: Lab): Promise<Record<string, Json>> {
+  const kinds = (await lab.kubectl(['api-resources', '--verbs=list', '-o', 'name'])).stdout.split('\n').filter(Boolean);
+  const wanted = kinds.filter((k) => !['events', 'events.events.k8s.io', 'leases.coordination.k8s.io', 'endpoints'].includes(k));
+  const r = await lab.kubectl(['get', wanted.join(','), '--all-namespaces', '-o', 'json']);
+  if (r.exitCode !== 0) throw new Error(`snapshot: kubectl get failed: ${r.stderr}`);
+  const objects: Record<string, Json> = {};
+  for (const item of JSON.parse(r.stdout).items as JsonObject[]) {
+    const meta = item.metadata as JsonObject;
+    if (Array.isArray(meta.ownerReferences) && meta.ownerReferences.length) continue;
+    const api = String(item.apiVersion);
+    const group = api.includes('/') ? api.split('/')[0] : '';
+    const copy = stripVolatile(item) as JsonObject;
+    // A node's status is its kubelet's heartbeat; its addresses are what matters here.
+    if (item.kind === 'Node') copy.status = {addresses: (item.status as JsonObject).addresses};
+    objects[`${group}/${String(item.kind).toLowerCase()} ${meta.namespace ?? ''}/${meta.name}`] = copy;
+  }
+  return objects;
 }
 
 async function walk(dir: string): Promise<string[]> {
