@@ -11,9 +11,10 @@ import {playbooksDir, rolesDir} from './paths.js';
 import {run, spawnProgram} from './run.js';
 import YAML from 'yaml';
 
-export const MIN_ANSIBLE = [2, 14] as const;
+/** The oldest ansible-core the role is tested on: kubespray's pin. */
+export const MIN_ANSIBLE = [2, 18] as const;
 export const ANSIBLE_INSTALL_HINT =
-  'install ansible-core 2.14 or newer: "apt-get install ansible-core" on Debian/Ubuntu, or "pipx install ansible-core"';
+  'install ansible-core 2.18 or newer (kubespray pins 2.18): "pipx install ansible-core", or "pip install -r requirements.txt" in a kubespray checkout\'s virtualenv';
 
 /** The ansible-playbook version, or a MissingToolError saying how to get one. */
 export async function checkAnsible(binary = 'ansible-playbook'): Promise<string> {

@@ -3,7 +3,7 @@
  * pass or fail and, on fail, what to do.
  */
 import type {KubeConfig} from '@kubernetes/client-node';
-import {type AnsibleEvent, checkAnsible, runPlaybook} from './ansible.js';
+import {ANSIBLE_INSTALL_HINT, type AnsibleEvent, checkAnsible, runPlaybook} from './ansible.js';
 import type {Value} from './catalogue.js';
 import {checkCalicoFilters} from './bird.js';
 import {ExtipError} from './errors.js';
@@ -64,7 +64,7 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
     const version = await checkAnsible(options.ansiblePlaybook);
     add({name: 'ansible-playbook', ok: true, detail: `ansible-core ${version}`});
   } catch (err) {
-    add({name: 'ansible-playbook', ok: false, detail: (err as Error).message, fix: 'install ansible-core 2.14 or newer (apt-get install ansible-core, or pipx install ansible-core)'});
+    add({name: 'ansible-playbook', ok: false, detail: (err as Error).message, fix: ANSIBLE_INSTALL_HINT});
   }
 
   let inventory: Inventory | undefined;

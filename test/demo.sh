@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/prepare.sh
+PATH="$(bash test/ansible/venv.sh newest):$PATH"
+export PATH
 exec node dist/test/lab/demo.js "$@"

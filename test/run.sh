@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
 # The test command (README quick start, .ci/run): prepares the machine and the
-# build, checks the generated files, and runs every test with jest, ending with
-# one plain "N passed, N failed" line.
+# build, checks the generated files, and runs every test with jest (and the
+# role's tests again on kubespray's Ansible), ending with one plain
+# "N passed, N failed" line. Arguments go to the first jest run only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/prepare.sh
 node dist/cli/tools/generate.js --check
+# Every test on the newest ansible-core (and its linters); then the tests that
+# drive the role, again on kubespray's pin. One line sums both runs.
+newest="$(bash test/ansible/venv.sh newest)"
+kubespray="$(bash test/ansible/venv.sh kubespray)"
+role_tests=(test/role.test.ts test/role-validation.test.ts test/uninstall-addresses.test.ts test/ledger-lock.test.ts test/data-vars.test.ts)
 results="$(mktemp)"
+results18="$(mktemp)"
 status=0
-NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$results" "$@" || status=$?
+echo "== every test, ansible-core $("$newest/ansible-playbook" --version | sed -n 's/.*core \([0-9.]*\)].*/\1/p')" >&2
+PATH="$newest:$PATH" NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$results" "$@" || status=$?
+if [ $# -eq 0 ]; then
+  echo "== the role's tests, ansible-core $("$kubespray/ansible-playbook" --version | sed -n 's/.*core \([0-9.]*\)].*/\1/p') (kubespray's pin)" >&2
+  PATH="$kubespray:$PATH" NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$results18" "${role_tests[@]}" || status=$?
+fi
 node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  const skipped = r.numPendingTests + r.numTodoTests;
-  console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-' "$results" || true
-rm -f "$results"
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of process.argv.slice(1)) {
+    const text = fs.readFileSync(f, "utf8");
+    if (!text) continue;
+    const r = JSON.parse(text);
+    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+  }
+  console.log(`jest: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$results" "$results18" || true
+rm -f "$results" "$results18"
 exit "$status"

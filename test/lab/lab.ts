@@ -246,7 +246,8 @@ export class Lab {
     const etcdHost = this.hosts[0];
     return {
       ansible_connection: 'local',
-      ansible_python_interpreter: `/usr/sbin/ip netns exec ${h.ns} /usr/bin/python3`,
+      // A wrapper that enters the host's namespace (Ansible 2.19 and later take a path only, no arguments).
+      ansible_python_interpreter: this.interpreter(h),
       ip: h.ip,
       access_ip: h.ip,
       extip_kubectl: this.kubectlPath,
@@ -263,6 +264,10 @@ export class Lab {
     };
   }
 
+  private interpreter(h: LabHost): string {
+    return join(this.dir, 'interpreters', h.name);
+  }
+
   /** The Kargo-era inventory (kube-master, kube-node, etcd, k8s-cluster). */
   get kargoInventory(): string {
     return join(this.dir, 'inventory-kargo', 'inventory.cfg');
@@ -274,6 +279,10 @@ export class Lab {
   }
 
   private async writeInventories(): Promise<void> {
+    await mkdir(join(this.dir, 'interpreters'), {recursive: true});
+    for (const h of this.hosts) {
+      await writeFile(this.interpreter(h), `#!/bin/sh\nexec /usr/sbin/ip netns exec ${h.ns} /usr/bin/python3 "$@"\n`, {mode: 0o755});
+    }
     const quote = (v: string) => (/\s/.test(v) ? `"${v}"` : v);
     const kargo = [
       '[all]',
