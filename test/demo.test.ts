@@ -8,7 +8,7 @@ test('the demo brings up a lab, installs the ECMP setup, shows it, and tears dow
   // test/run.sh builds dist/ (npm run build:all) before jest runs.
   const r = await execa(process.execPath, [join(repoRoot, 'dist/test/lab/demo.js')], {reject: false, env: {NO_COLOR: '1'}});
   expect(r.exitCode).toBe(0);
-  expect(r.stdout).toMatch(/node1\s+Ready\s+\S+\s+true/);
+  expect(r.stdout).toMatch(/^node1\s+Ready\s.*\strue$/m);
   expect(r.stdout).toContain('command: ipmanager naivecontroller --iface=lo --mask=32');
   expect(r.stdout).toMatch(/nginx\s+ClusterIP\s+\S+\s+10\.0\.0\.7,10\.0\.0\.8/);
   expect(r.stdout).toMatch(/node2: 127\.0\.0\.1\/8, 10\.0\.0\.\d\/32, 10\.0\.0\.\d\/32/);

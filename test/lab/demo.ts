@@ -7,25 +7,18 @@
 import {join} from 'node:path';
 import {execa} from 'execa';
 import {repoRoot} from '../helpers/root.js';
-import {startBird} from './bird.js';
-import {routerBird2Config, routerNexthops, waitFor} from './bgp.js';
-import {CUSTOM_FILTERS, startCalicoNode} from './calico.js';
-import {startEtcd} from './etcd.js';
-import {LabKubelet} from './kubelet.js';
-import {Lab} from './lab.js';
-import {kubectlPath} from './tools.js';
+import {routerNexthops, waitFor} from './bgp.js';
+import {CUSTOM_FILTERS} from './calico.js';
+import {startEnvironment} from './environment.js';
 
 const keep = process.argv.includes('--keep');
 const say = (text: string) => process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`);
 
-say('Bringing up a lab: 3 nodes and a router in network namespaces, an API server, a kubelet, etcd, calico/node v2 (BIRD 1.6)');
-const lab = await Lab.start({nodes: 3});
+say('Bringing up a lab (npm run lab): 3 nodes and a router in network namespaces, a Kubernetes control plane, a kubelet per node, etcd, calico/node v2 (BIRD 1.6)');
+const {lab, etcd} = await startEnvironment(3, (line) => console.log(`  ${line}`));
 let failed = false;
 try {
-  await lab.useKubelet(new LabKubelet());
-  const etcd = await startEtcd(lab);
-  await startBird(lab, 'tor', routerBird2Config(lab));
-  for (const h of lab.hosts) await startCalicoNode(lab, etcd, h.name);
+  console.log(`  ${(await lab.kubectl(['version'])).stdout.split('\n').filter((l) => l.startsWith('Server')).join('')}`);
   for (const h of lab.hosts) console.log(`  ${h.name}  eth0 ${h.ip}  (namespace ${h.ns}), calico/node's BIRD peering with the router`);
   console.log(`  etcd (v2 API, TLS) on node1 at ${etcd.endpoint}; the router ${lab.router.ip} merges equal paths (ECMP)`);
   const filterKey = `${CUSTOM_FILTERS}/v4/lo_iface`;
@@ -53,7 +46,7 @@ try {
   const ds = JSON.parse((await lab.kubectl(['get', 'daemonset', 'claimcontroller', '-n', 'default', '-o', 'json'])).stdout);
   console.log(`  command: ${[...ds.spec.template.spec.containers[0].command, ...ds.spec.template.spec.containers[0].args].join(' ')}`);
   console.log(`  nodeSelector: ${JSON.stringify(ds.spec.template.spec.nodeSelector)}  hostNetwork: ${ds.spec.template.spec.hostNetwork}`);
-  say('Addresses on lo of each node (brought up by ipmanager, started by the lab kubelet)');
+  say('Addresses on lo of each node (brought up by ipmanager, run by the lab kubelet with its own ServiceAccount token)');
   await waitFor('10.0.0.7 routed to every node', async () => (await routerNexthops(lab, '10.0.0.7')).length === lab.hosts.length, 30000).catch(() => {});
   for (const h of lab.hosts) {
     const a = JSON.parse((await lab.exec(h.name, 'ip', ['-j', 'address', 'show', 'dev', 'lo'])).stdout);
@@ -64,7 +57,7 @@ try {
 
   if (keep) {
     say('The lab stays up until Ctrl-C');
-    console.log(`  kubectl:   ${kubectlPath} --kubeconfig ${lab.api.kubeconfig} get all -A`);
+    console.log(`  kubectl:   ${lab.kubectlPath} --kubeconfig ${lab.api.kubeconfig} get all -A`);
     console.log(`  a node:    ip netns exec ${lab.host('node1').ns} ip address`);
     console.log(`  inventory: ${lab.kubesprayInventory}`);
     console.log(`  uninstall: ${join(repoRoot, 'bin/run.js')} uninstall -i ${lab.kubesprayInventory} -e @${ecmp} --yes`);

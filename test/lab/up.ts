@@ -1,0 +1,76 @@
+/**
+ * `npm run lab`: a bare-metal cluster on this machine to try extip on, up
+ * until Ctrl-C or SIGTERM, then gone with every namespace, process and
+ * directory it made.
+ *   npm run lab -- --nodes 3 --info lab.json
+ */
+import {writeFile} from 'node:fs/promises';
+import {parseArgs} from 'node:util';
+import {type LabInfo, startEnvironment} from './environment.js';
+
+const usage = `Usage: npm run lab -- [--nodes N] [--info FILE]
+
+Brings up a lab cluster in network namespaces: a real Kubernetes control plane
+(built from its Go module by the setup), a kubelet per node that runs pods as
+processes, Calico v2's etcd and calico/node, and a router that peers with the
+nodes over BGP. It stays up until Ctrl-C or SIGTERM, then removes everything.
+
+Options:
+  --nodes N    number of nodes, 1 to 200 (default 3)
+  --info FILE  also write what it prints as JSON: kubeconfig, inventories
+               (kubespray, kargo), nodes (name, namespace, ip), router
+               (namespace, ip), etcd (endpoint)
+  -h, --help   show this help
+Needs root (network namespaces).`;
+
+function fail(message: string): never {
+  process.stderr.write(`lab: ${message}\n\n${usage}\n`);
+  process.exit(2);
+}
+
+let options;
+try {
+  options = parseArgs({options: {nodes: {type: 'string', default: '3'}, info: {type: 'string'}, help: {type: 'boolean', short: 'h'}}, strict: true}).values;
+} catch (err) {
+  fail((err as Error).message);
+}
+if (options.help) {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
+}
+const nodes = Number(options.nodes);
+if (!/^\d+$/.test(String(options.nodes)) || nodes < 1 || nodes > 200) fail(`--nodes takes a whole number from 1 to 200, not ${options.nodes}`);
+if (process.getuid?.() !== 0) fail('the lab needs root: network namespaces and addresses on their interfaces');
+
+function describe(info: LabInfo, seconds: number): string {
+  const width = Math.max(...info.nodes.map((n) => n.name.length));
+  return [
+    `The lab is up (${seconds.toFixed(1)} s).`,
+    '',
+    `  kubectl      ${info.kubectl} --kubeconfig ${info.kubeconfig} get nodes`,
+    `  inventories  ${info.inventories.kubespray}  (kubespray groups)`,
+    `               ${info.inventories.kargo}  (Kargo groups)`,
+    ...info.nodes.map((n) => `  ${n.name.padEnd(width)}  ${n.ip}  (ip netns exec ${n.namespace} ...)`),
+    `  router       ${info.router.ip}  (ip netns exec ${info.router.namespace} ip route)`,
+    `  etcd         ${info.etcd.endpoint}  (Calico v2's datastore, TLS)`,
+    '',
+    'Try: extip install -i ' + info.inventories.kubespray + ' -e @inventory-examples/ecmp/extip_ecmp.yaml',
+    'Namespace default admits privileged pods here; every other one enforces Pod Security baseline.',
+    'Ctrl-C stops the lab and removes everything it made.',
+  ].join('\n');
+}
+
+const started = Date.now();
+const env = await startEnvironment(nodes, (line) => process.stderr.write(`lab: ${line}\n`)).catch((err) => {
+  process.stderr.write(`lab: could not bring the lab up: ${(err as Error).message}\n`);
+  process.exit(1);
+});
+if (options.info) await writeFile(options.info, `${JSON.stringify(env.info, null, 2)}\n`);
+process.stdout.write(`${describe(env.info, (Date.now() - started) / 1000)}\n`);
+await new Promise<void>((resolve) => {
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, () => resolve());
+});
+process.stderr.write('lab: stopping; removing its namespaces, processes and files\n');
+const stopping = Date.now();
+await env.lab.stop();
+process.stderr.write(`lab: stopped in ${((Date.now() - stopping) / 1000).toFixed(1)} s\n`);
