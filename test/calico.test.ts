@@ -17,7 +17,7 @@ import {Lab} from './lab/lab.js';
 import {type Snapshot, diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
-import {runRole} from './helpers/role.js';
+import {explain, runRole} from './helpers/role.js';
 import {SEED_FILTER_V4, SEED_FILTER_V6} from '../cli/catalogue.js';
 
 const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
@@ -296,7 +296,9 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
   test('with no default BGPConfiguration, install creates it and uninstall deletes it', async () => {
     const before = await snapshot();
     const vars = {extip_iface: 'lo', extip_calico_export: 'bgpconfiguration', extip_calico_service_cidrs: ['10.0.0.0/24']};
-    expect((await runRole(lab, {vars})).exitCode).toBe(0);
+    const install = await runRole(lab, {vars});
+    if (install.exitCode !== 0) console.log(explain(install));
+    expect(install.exitCode).toBe(0);
     expect((await bgp()).spec).toEqual({serviceExternalIPs: [{cidr: '10.0.0.0/24'}]});
     const removal = await runRole(lab, {vars, playbook: 'externalip-uninstall.yml'});
     expect(removal.exitCode).toBe(0);

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The unit tier (npm run test:unit): the tests that need no root and no lab
+# (rules, loader, generated files, the CLI's parsing and rendering, the role's
+# validation and filters run by ansible-playbook on localhost). npm test runs
+# these too, with everything else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run --silent build
+PATH="$(bash test/ansible/venv.sh newest):$PATH"
+export PATH
+NODE_OPTIONS=--experimental-vm-modules exec npx jest \
+  test/rules.test.ts test/loader.test.ts test/generated.test.ts test/calico-plan.test.ts \
+  test/cli.test.ts test/data-vars.test.ts test/render.test.ts test/role-validation.test.ts "$@"
