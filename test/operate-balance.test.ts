@@ -29,6 +29,6 @@ test('balance setup: install with progress and summary, status, uninstall back t
 
   const removal = await extip(['uninstall', '-i', lab.kargoInventory, '-e', `@${balance}`, '--set', 'extip_namespace=extip', '--yes', '--json']);
   expect(removal.exitCode).toBe(0);
-  expect(JSON.parse(removal.stdout)).toMatchObject({action: 'uninstall', ok: true, failures: []});
+  expect(JSON.parse(removal.stdout)).toMatchObject({action: 'uninstall', ok: true, failures: [], warnings: []});
   expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
 });

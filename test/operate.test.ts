@@ -62,7 +62,7 @@ test('a missing ansible-playbook exits 3 and says how to install one', async () 
   const r = await extip(['install', '-i', lab.kubesprayInventory], {env: {PATH: '/nonexistent'}});
   expect(r.exitCode).toBe(3);
   expect(r.stderr).toContain('ansible-playbook is not installed or not on PATH');
-  expect(r.stderr).toContain('apt-get install ansible-core');
+  expect(r.stderr).toContain('install ansible-core 2.18 or newer');
 });
 
 test('a failing task exits 4 and names the host, the task and the message', async () => {
