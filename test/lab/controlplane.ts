@@ -247,30 +247,26 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
   await waitFor('etcd', async () => (await execa('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'endpoint', 'health'], {reject: false, env: {...process.env, ETCDCTL_API: '3'}})).exitCode === 0, etcd, 20000);
   await startApiServer();
 
-  daemons.push(startDaemon(join(binDir, 'kube-controller-manager'), [
-    `--kubeconfig=${cmConfig}`,
-    `--authentication-kubeconfig=${cmConfig}`,
-    `--authorization-kubeconfig=${cmConfig}`,
+  // What controller-manager and scheduler share: their kubeconfig for everything, no serving port, one instance.
+  const componentArgs = (config: string) => [
+    `--kubeconfig=${config}`,
+    `--authentication-kubeconfig=${config}`,
+    `--authorization-kubeconfig=${config}`,
     '--bind-address=127.0.0.1',
     '--secure-port=0',
     '--leader-elect=false',
+    '--v=1',
+  ];
+  daemons.push(startDaemon(join(binDir, 'kube-controller-manager'), [
+    ...componentArgs(cmConfig),
     '--use-service-account-credentials=true',
     `--service-account-private-key-file=${saKey}`,
     `--root-ca-file=${pki.caFile}`,
     `--cluster-signing-cert-file=${pki.caFile}`,
     `--cluster-signing-key-file=${pki.caKeyFile}`,
     '--controllers=*,-nodeipam,-cloud-node-lifecycle',
-    '--v=1',
   ]));
-  daemons.push(startDaemon(join(binDir, 'kube-scheduler'), [
-    `--kubeconfig=${schedConfig}`,
-    `--authentication-kubeconfig=${schedConfig}`,
-    `--authorization-kubeconfig=${schedConfig}`,
-    '--bind-address=127.0.0.1',
-    '--secure-port=0',
-    '--leader-elect=false',
-    '--v=1',
-  ]));
+  daemons.push(startDaemon(join(binDir, 'kube-scheduler'), componentArgs(schedConfig)));
 
   const socketPath = join(dir, 'api.sock');
   const proxy = await startProxy(socketPath, apiPort);
