@@ -70,8 +70,8 @@ export async function controlPlaneBinaries(version?: string): Promise<string> {
   return r.stdout.trim().split('\n').pop()!;
 }
 
-function kubeconfigFor(server: string, caFile: string, user: {cert: string; key: string} | {token: string}): string {
-  const credentials = 'token' in user ? {token: user.token} : {'client-certificate': user.cert, 'client-key': user.key};
+function kubeconfigFor(server: string, caFile: string, user: {cert: string; key: string}): string {
+  const credentials = {'client-certificate': user.cert, 'client-key': user.key};
   return YAML.stringify({
     apiVersion: 'v1',
     kind: 'Config',

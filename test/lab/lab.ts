@@ -16,6 +16,7 @@ import {execa} from 'execa';
 import YAML from 'yaml';
 import type {WorkloadStatusProvider} from './apiserver/controllers.js';
 import {setWorkloadStatusProvider} from './apiserver/controllers.js';
+import {waitFor} from './bgp.js';
 import {type ControlPlane, startControlPlane} from './controlplane.js';
 import {type LabApi, startApi} from './kube.js';
 import {NodeKubelet} from './nodekubelet.js';
@@ -200,28 +201,21 @@ export class Lab {
     await this.kubectl(['label', 'nodes', ...this.controlPlane.map((h) => h.name), 'node-role.kubernetes.io/control-plane=', '--overwrite']);
     const ready = await this.kubectl(['wait', '--for=condition=Ready', 'nodes', '--all', '--timeout=60s']);
     if (ready.exitCode !== 0) throw new Error(`the lab's nodes did not become Ready: ${ready.stderr}`);
-    await this.waitUntil('the default ServiceAccount exists', async () => (await this.kubectl(['-n', 'default', 'get', 'serviceaccount', 'default'])).exitCode === 0);
+    await waitFor('the default ServiceAccount', async () => (await this.kubectl(['-n', 'default', 'get', 'serviceaccount', 'default'])).exitCode === 0, 60000);
     for (const ns of this.privilegedNamespaces) {
       await this.kubectl(['create', 'namespace', ns]);
       const r = await this.kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=privileged', '--overwrite']);
       if (r.exitCode !== 0) throw new Error(`lab: cannot allow privileged pods in ${ns}: ${r.stderr}`);
     }
-    await this.waitUntil('the nodes lost their not-ready taints', async () => {
+    await waitFor('the nodes to lose their not-ready taints', async () => {
       const nodes = JSON.parse((await this.kubectl(['get', 'nodes', '-o', 'json'])).stdout).items as Array<{spec: {taints?: unknown[]}}>;
       return nodes.every((n) => !n.spec.taints?.length);
-    });
+    }, 60000);
     await this.writeInventories();
     await this.waitForApiFromHosts();
     this.up = true;
   }
 
-  private async waitUntil(what: string, check: () => Promise<boolean>, ms = 60000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`lab: timed out waiting until ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
 
   /** The kubectl the lab drives: the control plane's own with the real API server. */
   get kubectlPath(): string {
