@@ -30,7 +30,7 @@ test('the original Kargo role variables keep their names and defaults', async ()
     extip_ctrl_image_pull_policy: 'IfNotPresent', extip_ctrl_verbose: 5, extip_ctrl_hb: '500ms',
     extip_ctrl_hostname: '{{ ansible_hostname }}', extip_sched_app: 'claimscheduler', extip_sched_label: 'claimscheduler',
     extip_sched_image_pull_policy: 'IfNotPresent', extip_sched_replicas: 2, extip_sched_verbose: 5,
-    extip_sched_leader_elect: 'true', extip_sched_monitor: '1s',
+    extip_sched_leader_elect: 'true', extip_sched_monitor: '2s',
   };
   for (const [name, value] of Object.entries(original)) {
     const v = catalogue.find((c) => c.name === name);

@@ -19,10 +19,22 @@ export interface AgentFlags {
   healthPort: number;
   keepOnExit: boolean;
   stateDir: string;
+  /** claimcontroller: heartbeat interval (`--hb`). */
+  hbMs: number;
+  /** scheduler: heartbeat timeout after which a node's claims move (`--monitor`); claimcontroller: the same value, to fence before it. */
+  monitorMs: number;
+  nodefilter: 'fair' | 'first-alive';
+  leaderElect: boolean;
+  /** Leader election, as Kubernetes components take it: lease duration, renew deadline, retry period, the Lease's name and namespace. */
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  leaseName: string;
+  leaseNamespace?: string;
 }
 
 const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit']);
-const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'stderrthreshold', 'log_dir', 'vmodule']);
+const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'stderrthreshold', 'log_dir', 'vmodule']);
 
 export class FlagError extends Error {}
 
@@ -71,6 +83,25 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   const healthPort = Number(values.get('health-port') ?? '0');
   if (!Number.isInteger(healthPort) || healthPort < 0 || healthPort > 65535) throw new FlagError(`invalid --health-port "${values.get('health-port')}"`);
   const truthy = (name: string) => ['true', '1'].includes(values.get(name) ?? 'false');
+  const duration = (name: string, fallback: string) => {
+    const ms = parseDuration(values.get(name) ?? fallback);
+    if (ms <= 0) throw new FlagError(`--${name} must be above zero`);
+    return ms;
+  };
+  const nodefilter = values.get('nodefilter') ?? 'fair';
+  if (nodefilter !== 'fair' && nodefilter !== 'first-alive') throw new FlagError(`invalid --nodefilter "${nodefilter}" (fair or first-alive)`);
+  const hbMs = duration('hb', '2s');
+  const monitorMs = duration('monitor', '4s');
+  // The scheduler takes no --hb; a controller's must be shorter than the timeout it fences before.
+  if (values.has('hb') && monitorMs <= hbMs) throw new FlagError(`--monitor (${values.get('monitor') ?? '4s'}) must be longer than --hb (${values.get('hb') ?? '2s'}): a node is given up when no heartbeat came for --monitor`);
+  const leaseDurationMs = duration('leader-elect-lease-duration', '15s');
+  const renewDeadlineMs = duration('leader-elect-renew-deadline', '10s');
+  const retryPeriodMs = duration('leader-elect-retry-period', '2s');
+  if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
+    throw new FlagError('leader election needs --leader-elect-lease-duration > --leader-elect-renew-deadline > --leader-elect-retry-period');
+  }
+  const lock = values.get('leader-elect-resource-lock') ?? 'leases';
+  if (lock !== 'leases') throw new FlagError(`--leader-elect-resource-lock=${lock}: only leases is supported (endpoints and configmaps locks are gone from Kubernetes)`);
   return {
     iface,
     mask: Math.min(mask, 32),
@@ -83,5 +114,14 @@ export function parseAgentFlags(args: string[]): AgentFlags {
     healthPort,
     keepOnExit: truthy('keep-on-exit'),
     stateDir: values.get('state-dir') ?? '/run/extip',
+    hbMs,
+    monitorMs,
+    nodefilter,
+    leaderElect: truthy('leader-elect'),
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
+    leaseName: values.get('leader-elect-resource-name') ?? 'ipmanager-scheduler',
+    leaseNamespace: values.get('leader-elect-resource-namespace') || undefined,
   };
 }

@@ -1,26 +1,40 @@
 /**
  * `ipmanager`: extip's drop-in for the External IP Controller binary, with the
- * upstream command-line contract. Naive mode is implemented; claims mode
- * (claimcontroller, scheduler) is not yet.
+ * upstream command-line contract: naivecontroller, and claims mode's
+ * claimcontroller and scheduler.
  */
 import {createServer} from 'node:http';
+import {hostname} from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import {Ownership} from './addresses.js';
+import {ClaimController} from './claimcontroller.js';
+import {fenceAfterMs} from './claims.js';
 import {FlagError, parseAgentFlags} from './flags.js';
 import {createLogger} from './log.js';
 import {Metrics} from './metrics.js';
 import {NaiveController} from './naive.js';
+import {Scheduler} from './scheduler.js';
 
 const USAGE = `Usage: ipmanager <command> [flags]
 
 Commands:
   naivecontroller (n)  bring every Service external IP up on --iface as IP/--mask
-  claimcontroller      claims-mode agent (not implemented yet)
-  scheduler            claims-mode scheduler (not implemented yet)
+  claimcontroller      claims mode, on each node: heartbeat the IpNode --hostname
+                       every --hb, bring up the IpClaims assigned to it
+  scheduler            claims mode: an IpClaim per Service external IP, each on
+                       one live IpNode (--nodefilter=fair|first-alive); claims of
+                       a node silent for --monitor, or gone, move
 
 Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --kubeconfig=PATH (default: in-cluster) --resync=20s
-       --hostname=NAME --v=N --logtostderr --alsologtostderr
+       --hostname=NAME (default: this host's name) --hb=2s --monitor=4s
+         (the controller takes its addresses down when no heartbeat succeeded
+         for --monitor less min(--hb, --monitor/4), before the scheduler moves them)
+       --nodefilter=fair --leader-elect --leader-elect-lease-duration=15s
+         --leader-elect-renew-deadline=10s --leader-elect-retry-period=2s
+         --leader-elect-resource-name=ipmanager-scheduler
+         --leader-elect-resource-namespace=NS (default: the pod's namespace)
+       --v=N --logtostderr --alsologtostderr
        --health-port=0 (serve /healthz /readyz /metrics on 127.0.0.1:PORT;
          /readyz answers 503 until the Services are listed and while the API is away)
        --keep-on-exit (leave the addresses up on SIGTERM) --state-dir=/run/extip
@@ -34,11 +48,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
-  if (command === 'claimcontroller' || command === 'scheduler') {
-    process.stderr.write(`ipmanager ${command}: not implemented yet in extip's ipmanager; use extip_distribution: all (naivecontroller), or the upstream image for claims mode\n`);
-    return 2;
-  }
-  if (command !== 'naivecontroller' && command !== 'n') {
+  if (!['naivecontroller', 'n', 'claimcontroller', 'scheduler'].includes(command)) {
     process.stderr.write(`ipmanager: unknown command "${command}"\n${USAGE}`);
     return 2;
   }
@@ -57,7 +67,26 @@ export async function main(argv: string[]): Promise<number> {
   if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
   else kc.loadFromDefault();
   const metrics = new Metrics();
-  const controller = new NaiveController(kc, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics);
+  let exitWith: ((code: number) => void) | undefined;
+  let controller: {ready: boolean; start(): Promise<void>; stop(withdraw: boolean): Promise<void>};
+  let banner: string;
+  if (command === 'scheduler') {
+    const scheduler = new Scheduler(kc, flags, log, metrics);
+    // As Kubernetes' components do: a leader that lost its lease exits, and comes back as a candidate.
+    scheduler.lost = (why) => {
+      log.error(`leader election lost: ${why}`);
+      void scheduler.stop().finally(() => exitWith?.(1));
+    };
+    controller = {get ready() { return scheduler.ready; }, start: () => scheduler.start(), stop: () => scheduler.stop()};
+    banner = `scheduler: --nodefilter=${flags.nodefilter}, heartbeat timeout --monitor=${flags.monitorMs}ms, masks /${flags.mask} /${flags.mask6}, leader election ${flags.leaderElect ? `on (lease ${flags.leaseDurationMs}ms, renew ${flags.renewDeadlineMs}ms, retry ${flags.retryPeriodMs}ms)` : 'off'}`;
+  } else if (command === 'claimcontroller') {
+    const node = flags.hostname || hostname();
+    controller = new ClaimController(kc, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics, node);
+    banner = `claimcontroller for IpNode ${node} on ${flags.iface}, owner ${flags.owner}, heartbeat every ${flags.hbMs} ms, self-fence after ${fenceAfterMs(flags.hbMs, flags.monitorMs)} ms without one (--monitor=${flags.monitorMs}ms)`;
+  } else {
+    controller = new NaiveController(kc, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics);
+    banner = `naivecontroller on ${flags.iface} with masks /${flags.mask} (IPv4) and /${flags.mask6} (IPv6), owner ${flags.owner}, resync ${flags.resyncMs} ms`;
+  }
 
   const server = flags.healthPort
     ? createServer((req, res) => {
@@ -69,11 +98,12 @@ export async function main(argv: string[]): Promise<number> {
     : undefined;
 
   const done = new Promise<number>((resolve) => {
+    exitWith = resolve;
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      log.info(0, `${signal}: ${flags.keepOnExit ? 'leaving the addresses up (--keep-on-exit)' : 'withdrawing the addresses'}`);
+      log.info(0, `${signal}: ${command === 'scheduler' ? 'stopping' : flags.keepOnExit ? 'leaving the addresses up (--keep-on-exit)' : 'withdrawing the addresses'}`);
       controller
         .stop(!flags.keepOnExit)
         .then(() => resolve(0), (err: Error) => {
@@ -87,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
-  log.info(0, `naivecontroller on ${flags.iface} with masks /${flags.mask} (IPv4) and /${flags.mask6} (IPv6), owner ${flags.owner}, resync ${flags.resyncMs} ms`);
+  log.info(0, banner);
   await controller.start();
   return done;
 }

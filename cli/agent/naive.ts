@@ -118,6 +118,7 @@ export class NaiveController {
         if (failing) this.log.info(0, `${server} answers again; ${count} Services listed`);
         failing = false;
       },
+      onExpired: (rv) => this.log.info(1, `the Services watch from resourceVersion ${rv} expired (410 Gone); listing again`),
       onError: (what, err, retryMs) => {
         failing = true;
         this.metrics.apiErrors++;

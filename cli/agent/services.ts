@@ -17,6 +17,8 @@ export interface ServiceWatcherEvents {
   onError(what: string, err: unknown, retryMs: number): void;
   /** A list succeeded after start or after errors. */
   onSynced(count: number): void;
+  /** The server ended a watch with 410 Gone: the version it resumed from is too old; a fresh list follows. */
+  onExpired?(resourceVersion: string): void;
 }
 
 export class ServiceWatcher {
@@ -70,7 +72,10 @@ export class ServiceWatcher {
         if (this.stopped) return;
         const lasted = Date.now() - started;
         if (lasted >= this.stableMs) this.backoff.reset();
-        if (outcome.gone) break;
+        if (outcome.gone) {
+          this.events.onExpired?.(rv);
+          break;
+        }
         if (outcome.err !== undefined || lasted < 1000) {
           await this.retry('watching Services', outcome.err ?? new Error('the watch closed at once'));
         }

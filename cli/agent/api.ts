@@ -1,0 +1,123 @@
+/**
+ * A small JSON client for the API server, for what claims mode needs and the
+ * generated clients make awkward: a deadline on every request (a heartbeat
+ * that cannot finish in time must count as failed, not hang), merge patches
+ * on custom resources, and watch streams that can be aborted. Credentials
+ * (in-cluster token, client certificates) come from the KubeConfig.
+ */
+import {request as httpRequest, type RequestOptions} from 'node:http';
+import {request as httpsRequest} from 'node:https';
+import type * as k8s from '@kubernetes/client-node';
+
+export type Json = Record<string, any>;
+
+export interface ApiResponse {
+  status: number;
+  body: Json;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Json,
+    what: string,
+  ) {
+    super(`${what}: ${status} ${body?.message ?? body?.reason ?? ''}`.trim());
+  }
+}
+
+export class ApiClient {
+  readonly server: string;
+
+  constructor(private readonly kc: k8s.KubeConfig) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig names no cluster');
+    this.server = cluster.server.replace(/\/$/, '');
+  }
+
+  private async options(method: string, headers: Record<string, string>): Promise<RequestOptions> {
+    const opts: RequestOptions & {headers: Record<string, string>} = {method, headers: {Accept: 'application/json', ...headers}};
+    await this.kc.applyToHTTPSOptions(opts);
+    return opts;
+  }
+
+  /** One request with a deadline; the answer whatever its status (network failures reject). */
+  async request(method: string, path: string, body?: unknown, options: {timeoutMs?: number; contentType?: string} = {}): Promise<ApiResponse> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = payload ? {'Content-Type': options.contentType ?? 'application/json', 'Content-Length': String(payload.length)} : {};
+    const opts = await this.options(method, headers);
+    const url = new URL(this.server + path);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: Json = {};
+          try {
+            parsed = text ? JSON.parse(text) : {};
+          } catch {
+            parsed = {message: text.slice(0, 200)};
+          }
+          resolve({status: res.statusCode ?? 0, body: parsed});
+        });
+      });
+      req.setTimeout(options.timeoutMs ?? 15000, () => req.destroy(new Error(`${method} ${path}: no answer within ${options.timeoutMs ?? 15000} ms`)));
+      req.on('error', reject);
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+
+  /** Like request, but a status outside 2xx rejects with ApiError. */
+  async call(method: string, path: string, body?: unknown, options: {timeoutMs?: number; contentType?: string} = {}): Promise<Json> {
+    const r = await this.request(method, path, body, options);
+    if (r.status < 200 || r.status >= 300) throw new ApiError(r.status, r.body, `${method} ${path}`);
+    return r.body;
+  }
+
+  /**
+   * Streams a watch: calls onEvent per event until the server ends the stream,
+   * the connection fails or the signal aborts; resolves with the HTTP status
+   * (0 when no answer came) and the error, if any.
+   */
+  async watch(path: string, onEvent: (type: string, object: Json) => void, signal: AbortSignal): Promise<{status: number; err?: Error}> {
+    const opts = await this.options('GET', {});
+    const url = new URL(this.server + path);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve) => {
+      let status = 0;
+      const req = send(url, {...opts, signal}, (res) => {
+        status = res.statusCode ?? 0;
+        if (status !== 200) {
+          res.resume();
+          res.on('end', () => resolve({status}));
+          return;
+        }
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          buf += d;
+          for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+            const line = buf.slice(0, i).trim();
+            buf = buf.slice(i + 1);
+            if (!line) continue;
+            let event: Json;
+            try {
+              event = JSON.parse(line);
+            } catch {
+              continue; // a torn line: the next list repairs what it carried
+            }
+            onEvent(event.type, event.object);
+          }
+        });
+        res.on('end', () => resolve({status}));
+        res.on('error', (err) => resolve({status, err}));
+      });
+      req.on('error', (err) => resolve({status, err}));
+      req.end();
+    });
+  }
+}

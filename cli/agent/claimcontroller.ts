@@ -1,0 +1,234 @@
+/**
+ * `ipmanager claimcontroller`: claims mode's agent on a node. It heartbeats
+ * its IpNode (named `--hostname`) every `--hb` by writing a new `Revision`,
+ * and brings up on `--iface` exactly the IpClaims assigned to that node (label
+ * ipnode=<hostname>), each with its own prefix; an address whose claim went
+ * elsewhere comes down.
+ *
+ * Self-fencing: when no heartbeat has succeeded for `fenceAfterMs(--hb,
+ * --monitor)` (counted from when the last good one was sent), it takes its
+ * claims' addresses down before the scheduler may give them to another node,
+ * and brings nothing up again until a heartbeat succeeds and the claims were
+ * listed afresh after it. SIGTERM (a drain, a rolling update) withdraws the
+ * addresses and then deletes the IpNode: the scheduler moves the claims at
+ * once instead of waiting out the heartbeat timeout. A crash (kill -9) leaves
+ * the addresses up; the restarted controller takes them into its record
+ * without taking them down.
+ */
+import * as k8s from '@kubernetes/client-node';
+import {ApiClient, type Json} from './api.js';
+import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
+import {CLAIMS, NODES, NODE_LABEL, fenceAfterMs} from './claims.js';
+import type {AgentFlags} from './flags.js';
+import {ListWatch} from './listwatch.js';
+import type {Logger} from './log.js';
+import type {Metrics} from './metrics.js';
+import {type Desired, plan} from './naive.js';
+import {describe} from './scheduler.js';
+
+export class ClaimController {
+  private readonly api: ApiClient;
+  private claims!: ListWatch;
+  private readonly node: string;
+  private readonly fenceMs: number;
+  /** When the last heartbeat that succeeded was sent (local clock). */
+  private lastBeat = 0;
+  private revision = 0;
+  private fenced = false;
+  private fencedAt = 0;
+  private beating?: NodeJS.Timeout;
+  private watchdog?: NodeJS.Timeout;
+  private resync?: NodeJS.Timeout;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private beatFailing = false;
+  private warned = new Set<string>();
+
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly flags: AgentFlags,
+    private readonly owned: Ownership,
+    private readonly log: Logger,
+    readonly metrics: Metrics,
+    hostname: string,
+  ) {
+    this.api = new ApiClient(kc);
+    this.node = hostname;
+    this.fenceMs = fenceAfterMs(flags.hbMs, flags.monitorMs);
+  }
+
+  get ready(): boolean {
+    return Boolean(!this.fenced && this.claims?.synced && this.claims.connected && Date.now() - this.lastBeat < this.fenceMs);
+  }
+
+  async start(): Promise<void> {
+    await this.owned.load();
+    const why = await promoteSecondaries(this.flags.iface);
+    if (why) this.log.warn(`cannot turn on promote_secondaries for ${this.flags.iface} (${why}); addresses that a removal takes along are put back instead`);
+    // Until the first heartbeat succeeds the controller counts as fenced: it brings nothing up.
+    this.fenced = true;
+    this.fencedAt = Date.now();
+    this.claims = new ListWatch(this.api, CLAIMS, 'IpClaims', {
+      onChange: () => this.schedule(),
+      onSynced: () => this.maybeUnfence(),
+      onError: (what, err, retryMs) => {
+        this.metrics.apiErrors++;
+        this.log.warn(`${what} failed (${describe(err)}); waiting for ${this.api.server}: keeping the current addresses while heartbeats succeed; next try in ${(retryMs / 1000).toFixed(1)} s`);
+      },
+    }, `${NODE_LABEL}=${this.node}`);
+    void this.claims.run();
+    void this.heartbeat();
+    this.beating = setInterval(() => void this.heartbeat(), this.flags.hbMs);
+    this.watchdog = setInterval(() => void this.checkFence(), Math.max(20, Math.min(100, Math.floor(this.flags.hbMs / 4))));
+    this.resync = setInterval(() => this.schedule(), Math.min(Math.max(this.flags.resyncMs, 100), 10000));
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.stopped) return;
+    const sent = Date.now();
+    this.revision = Math.max(this.revision + 1, sent);
+    // A heartbeat that cannot finish before the fence deadline is no use: it counts as failed.
+    const timeoutMs = Math.max(100, Math.min(this.flags.hbMs * 2, this.fenceMs));
+    try {
+      let r = await this.api.request('PATCH', `${NODES}/${encodeURIComponent(this.node)}`, {Revision: this.revision}, {timeoutMs, contentType: 'application/merge-patch+json'});
+      if (r.status === 404) {
+        r = await this.api.request('POST', NODES, {apiVersion: 'ipcontroller.ext/v1', kind: 'IpNode', metadata: {name: this.node}, Revision: this.revision}, {timeoutMs});
+        if (r.status === 201) this.log.info(0, `registered IpNode ${this.node}`);
+      }
+      if (r.status !== 200 && r.status !== 201) throw new Error(`${r.status} ${r.body?.message ?? ''}`);
+      if (this.stopped) return;
+      this.lastBeat = Math.max(this.lastBeat, sent);
+      if (this.beatFailing) this.log.info(0, `heartbeat of IpNode ${this.node} succeeds again`);
+      this.beatFailing = false;
+      if (this.fenced) this.maybeUnfence();
+    } catch (err) {
+      this.metrics.apiErrors++;
+      if (!this.beatFailing) this.log.warn(`heartbeat of IpNode ${this.node} failed (${describe(err)}); the addresses come down if none succeeds within ${this.fenceMs} ms of the last good one`);
+      this.beatFailing = true;
+    }
+  }
+
+  /** Takes every claim's address down once heartbeats have failed for the fence time. */
+  private async checkFence(): Promise<void> {
+    if (this.stopped || this.fenced || Date.now() - this.lastBeat <= this.fenceMs) return;
+    this.fenced = true;
+    this.fencedAt = Date.now();
+    this.claims.relist();
+    while (this.running) await new Promise((resolve) => setTimeout(resolve, 2));
+    const removed = await this.withdraw();
+    this.log.warn(`self-fenced: no heartbeat succeeded for ${Date.now() - this.lastBeat} ms (limit ${this.fenceMs} ms, before the scheduler's --monitor=${this.flags.monitorMs}ms): took down ${removed.join(' ') || 'nothing'}`);
+  }
+
+  /** Ends the fence once a heartbeat succeeded and the claims were listed after the fence began. */
+  private maybeUnfence(): void {
+    if (!this.fenced || this.stopped || this.lastBeat === 0) return;
+    // A heartbeat sent after the fence began, and still within the fence time.
+    if (this.lastBeat < this.fencedAt || Date.now() - this.lastBeat > this.fenceMs) return;
+    // And the claims read after it: nothing comes up from what was known before.
+    if (!this.claims.synced || this.claims.listedAt < this.fencedAt) {
+      // The API answers again: list now rather than after the retry back-off.
+      this.claims.hurry();
+      return;
+    }
+    this.fenced = false;
+    this.log.info(0, `serving the claims of ${this.node} (heartbeat and claims current)`);
+    this.schedule();
+  }
+
+  schedule(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    void this.reconcile();
+  }
+
+  private desired(): Desired {
+    const wanted = new Map<string, string[]>();
+    const invalid: Desired['invalid'] = [];
+    for (const c of this.claims.list()) {
+      if (c.spec?.nodeName !== this.node || c.metadata.deletionTimestamp) continue;
+      const [ip, prefix] = String(c.spec?.cidr ?? '').split('/');
+      const canon = canonicalIp(ip ?? '');
+      const bits = Number(prefix);
+      if ('refused' in canon || !Number.isInteger(bits) || bits < 1 || bits > (canon.family === 4 ? 32 : 128)) {
+        invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), reason: 'not an address with a prefix length'});
+        continue;
+      }
+      wanted.set(`${canon.ip}/${bits}`, [`IpClaim ${c.metadata.name}`]);
+    }
+    return {wanted, invalid};
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopped || this.fenced || !this.claims.synced) return;
+    this.running = true;
+    const started = process.hrtime.bigint();
+    try {
+      const desired = this.desired();
+      for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of ${bad.service}: ${bad.reason}`);
+      const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
+      // Re-check after the awaits: a fence that began meanwhile wins.
+      if (this.fenced || this.stopped) return;
+      const p = plan(desired, host, this.owned, others);
+      for (const c of p.conflicts) this.warnOnce(`skip ${c.cidr} of ${c.services.join(', ')}: the address is already on ${c.iface}`);
+      await this.owned.adopt(p.adopt, p.release);
+      const result = await this.owned.apply(p.add, p.remove, host);
+      if (!p.add.length && !p.remove.length && !p.adopt.length && !p.release.length) await this.owned.save();
+      for (const line of result.failed) this.log.warn(`ip: ${line}`);
+      if (result.failed.length) this.metrics.errors++;
+      if (p.add.length || p.remove.length) this.log.info(0, `added ${p.add.join(' ') || 'nothing'}; removed ${p.remove.join(' ') || 'nothing'}`);
+      this.metrics.desired = desired.wanted.size;
+      this.metrics.applied = desired.wanted.size - p.conflicts.length;
+    } catch (err) {
+      this.metrics.errors++;
+      this.log.warn(`reconcile failed: ${describe(err)}`);
+    } finally {
+      this.metrics.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      this.running = false;
+      if (this.again) {
+        this.again = false;
+        this.schedule();
+      }
+    }
+  }
+
+  /** Takes down every address this owner recorded that no other live owner wants; returns them. */
+  private async withdraw(): Promise<string[]> {
+    const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
+    const onIface = new Set(host.filter((a: HostAddress) => a.iface === this.owned.iface).map((a) => `${a.ip}/${a.prefix}`));
+    const mine = this.owned.addresses;
+    const remove = mine.filter((cidr) => onIface.has(cidr) && !others.has(cidr));
+    const result = await this.owned.apply([], remove, host);
+    for (const line of result.failed) this.log.warn(`ip: ${line}`);
+    await this.owned.adopt([], mine.filter((cidr) => !remove.includes(cidr)));
+    return remove;
+  }
+
+  private warnOnce(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.log.warn(message);
+  }
+
+  /**
+   * Stops. Withdrawing (SIGTERM without --keep-on-exit) takes the addresses
+   * down first, then deletes the IpNode so that the scheduler moves the
+   * claims at once.
+   */
+  async stop(withdraw: boolean): Promise<void> {
+    this.stopped = true;
+    for (const t of [this.beating, this.watchdog, this.resync]) if (t) clearInterval(t);
+    this.claims?.stop();
+    while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
+    if (!withdraw) return;
+    const removed = await this.withdraw();
+    if (removed.length) this.log.info(0, `withdrew ${removed.join(' ')}`);
+    await this.owned.drop();
+    const r = await this.api.request('DELETE', `${NODES}/${encodeURIComponent(this.node)}`, undefined, {timeoutMs: 3000}).catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
+    if (r.status === 200 || r.status === 202 || r.status === 404) this.log.info(0, `IpNode ${this.node} deleted: its claims move now`);
+    else this.log.warn(`could not delete IpNode ${this.node} (${r.status} ${r.body?.message ?? ''}); its claims move after the heartbeat timeout`);
+  }
+}

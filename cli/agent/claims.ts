@@ -1,0 +1,185 @@
+/**
+ * Claims mode's data and decisions, kept free of I/O so they can be tested on
+ * their own: the upstream resources (group ipcontroller.ext, version v1,
+ * cluster-scoped IpNode, IpClaim, IpClaimPool), claim names, node liveness
+ * from heartbeats, and where each address goes.
+ */
+
+export const GROUP_PATH = '/apis/ipcontroller.ext/v1';
+export const CLAIMS = `${GROUP_PATH}/ipclaims`;
+export const NODES = `${GROUP_PATH}/ipnodes`;
+/** The label upstream puts on a claim: the IpNode it is assigned to. */
+export const NODE_LABEL = 'ipnode';
+
+/** Upstream's claim name: the address and prefix with "." ":" "/" turned into "-" (10.0.0.7/24 -> 10-0-0-7-24). */
+export function claimName(cidr: string): string {
+  const name = cidr.replace(/[.:/]/g, '-');
+  // An IPv6 address starting with "::" would give a name starting with "-", which Kubernetes refuses.
+  return name.startsWith('-') ? `0${name}` : name;
+}
+
+export type NodeFilter = 'fair' | 'first-alive';
+
+export interface ClaimView {
+  name: string;
+  cidr: string;
+  /** The IpNode it is assigned to ('' when none). */
+  node: string;
+}
+
+export interface Move {
+  name: string;
+  cidr: string;
+  from: string;
+  to: string;
+  reason: string;
+}
+
+export interface Decision {
+  create: Array<{name: string; cidr: string; node: string}>;
+  move: Move[];
+  /** Claims no Service wants any more. */
+  remove: string[];
+  /** Addresses wanted while no node is live: they wait. */
+  waiting: string[];
+}
+
+/**
+ * Where each wanted address goes. `fair`: claims on a live node stay, except
+ * the fewest moves needed to keep every live node within one claim of the
+ * others; claims of a node that is not live, and new addresses, go to the
+ * live node with the fewest. `first-alive`: every claim on one node, the
+ * live node that already holds the most (the first by name when none does).
+ * `dead` says why a node is not live, for the move's reason.
+ */
+export function decide(
+  wanted: ReadonlySet<string>,
+  claims: readonly ClaimView[],
+  live: readonly string[],
+  filter: NodeFilter,
+  dead: (node: string) => string = (node) => `node ${node} is not live`,
+): Decision {
+  const d: Decision = {create: [], move: [], remove: [], waiting: []};
+  const nodes = [...live].sort();
+  const load = new Map(nodes.map((n) => [n, [] as ClaimView[]]));
+  const byCidr = new Map<string, ClaimView>();
+  const orphans: ClaimView[] = [];
+  for (const c of [...claims].sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!wanted.has(c.cidr) || byCidr.has(c.cidr)) {
+      d.remove.push(c.name);
+      continue;
+    }
+    byCidr.set(c.cidr, c);
+    const held = load.get(c.node);
+    if (held) held.push(c);
+    else orphans.push(c);
+  }
+  const count = (n: string) => load.get(n)!.length;
+  const target = (): string | undefined => {
+    if (!nodes.length) return undefined;
+    if (filter === 'first-alive') return nodes.reduce((best, n) => (count(n) > count(best) ? n : best), nodes[0]);
+    return nodes.reduce((best, n) => (count(n) < count(best) ? n : best), nodes[0]);
+  };
+  for (const c of orphans) {
+    const to = target();
+    if (!to) {
+      d.waiting.push(c.cidr);
+      continue;
+    }
+    d.move.push({name: c.name, cidr: c.cidr, from: c.node, to, reason: c.node ? dead(c.node) : 'it had no node'});
+    load.get(to)!.push({...c, node: to});
+  }
+  for (const cidr of [...wanted].sort()) {
+    if (byCidr.has(cidr)) continue;
+    const to = target();
+    if (!to) {
+      d.waiting.push(cidr);
+      continue;
+    }
+    const claim = {name: claimName(cidr), cidr, node: to};
+    d.create.push(claim);
+    load.get(to)!.push(claim);
+  }
+  if (filter === 'first-alive' && nodes.length > 1) {
+    // Pack: the node holding the most keeps them all; the others' claims join it.
+    const to = target()!;
+    for (const n of nodes) {
+      if (n === to) continue;
+      for (const c of load.get(n)!.splice(0)) {
+        const created = d.create.find((x) => x.name === c.name);
+        const earlier = d.move.find((m) => m.name === c.name);
+        if (created) created.node = to;
+        else if (earlier) earlier.to = to;
+        else d.move.push({name: c.name, cidr: c.cidr, from: n, to, reason: `first-alive packs every claim onto one node (${to})`});
+        load.get(to)!.push({...c, node: to});
+      }
+    }
+  }
+  if (filter === 'fair' && nodes.length > 1) {
+    for (;;) {
+      const most = nodes.reduce((best, n) => (count(n) > count(best) ? n : best), nodes[0]);
+      const least = nodes.reduce((best, n) => (count(n) < count(best) ? n : best), nodes[0]);
+      if (count(most) - count(least) <= 1) break;
+      const c = load.get(most)!.pop()!;
+      const created = d.create.find((x) => x.name === c.name);
+      if (created) created.node = least;
+      else {
+        const earlier = d.move.find((m) => m.name === c.name);
+        if (earlier) earlier.to = least;
+        else d.move.push({name: c.name, cidr: c.cidr, from: most, to: least, reason: `rebalancing: ${most} held ${count(most) + 1} claims, ${least} ${count(least)}`});
+      }
+      load.get(least)!.push({...c, node: least});
+    }
+  }
+  return d;
+}
+
+/**
+ * Which IpNodes are live, by the scheduler's own clock: a node is live while
+ * its heartbeat (the IpNode's Revision) has changed within `timeoutMs` of
+ * this process observing it. Heartbeat values are compared, never clocks of
+ * other machines. `reset` gives every node a full timeout again (after the
+ * scheduler starts, becomes leader, or its view of the nodes was interrupted).
+ */
+export class Liveness {
+  private seen = new Map<string, {revision: unknown; at: number}>();
+
+  constructor(readonly timeoutMs: number) {}
+
+  observe(name: string, revision: unknown, now: number): void {
+    const prev = this.seen.get(name);
+    if (!prev || prev.revision !== revision) this.seen.set(name, {revision, at: now});
+  }
+
+  forget(names: Iterable<string>): void {
+    const keep = new Set(names);
+    for (const n of [...this.seen.keys()]) if (!keep.has(n)) this.seen.delete(n);
+  }
+
+  reset(now: number): void {
+    for (const v of this.seen.values()) v.at = now;
+  }
+
+  live(now: number): string[] {
+    return [...this.seen].filter(([, v]) => now - v.at <= this.timeoutMs).map(([n]) => n).sort();
+  }
+
+  /** Milliseconds since the node's last heartbeat was seen. */
+  silentFor(name: string, now: number): number | undefined {
+    const v = this.seen.get(name);
+    return v ? now - v.at : undefined;
+  }
+}
+
+/**
+ * How long a claim controller may go without a successful heartbeat before it
+ * takes its addresses down (self-fencing). The scheduler moves a node's claims
+ * no sooner than `monitor` after the last heartbeat it saw, and it sees a
+ * heartbeat no sooner than the controller sent it; fencing at `monitor` less a
+ * margin (a heartbeat interval, at most a quarter of `monitor`) counted from
+ * the sending of the last heartbeat that succeeded takes the addresses down
+ * before any other node can be given them.
+ */
+export function fenceAfterMs(hbMs: number, monitorMs: number): number {
+  return monitorMs - Math.min(hbMs, monitorMs / 4);
+}

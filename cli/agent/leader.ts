@@ -1,0 +1,134 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, the way Kubernetes'
+ * own components do it (client-go's leaderelection): a candidate takes the
+ * Lease when it is free or when its holder has not renewed it for the lease
+ * duration, measured on this process's clock from when it last saw the Lease
+ * change; the leader renews every retry period and, when it could not renew
+ * for the renew deadline, stops leading (the process exits, and its restart
+ * stands again as a candidate). Every write is conditional on the Lease's
+ * resourceVersion, so two candidates never both win.
+ */
+import {randomUUID} from 'node:crypto';
+import {hostname} from 'node:os';
+import {type ApiClient, type Json} from './api.js';
+import type {Logger} from './log.js';
+
+export interface LeaderOptions {
+  namespace: string;
+  name: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  /** Unique per process, as client-go's: the pod name (or host name) and a UUID. */
+  identity?: string;
+}
+
+function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+export class LeaderElector {
+  readonly identity: string;
+  leading = false;
+  private observed?: {key: string; at: number};
+  private lastRenew = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly api: ApiClient,
+    private readonly options: LeaderOptions,
+    private readonly log: Logger,
+    private readonly onLead: () => void,
+    private readonly onLost: (why: string) => void,
+  ) {
+    this.identity = options.identity ?? `${process.env.POD_NAME || hostname()}_${randomUUID()}`;
+  }
+
+  private get path(): string {
+    return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.options.namespace)}/leases/${encodeURIComponent(this.options.name)}`;
+  }
+
+  start(): void {
+    const tick = async () => {
+      if (this.stopped) return;
+      await this.tryAcquireOrRenew().catch((err: Error) => this.log.info(2, `lease ${this.options.namespace}/${this.options.name}: ${err.message}`));
+      if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) {
+        this.leading = false;
+        this.onLost(`could not renew lease ${this.options.namespace}/${this.options.name} within ${this.options.renewDeadlineMs} ms`);
+        return;
+      }
+      if (!this.stopped) this.timer = setTimeout(() => void tick(), this.options.retryPeriodMs);
+    };
+    void tick();
+  }
+
+  private async tryAcquireOrRenew(): Promise<void> {
+    const now = Date.now();
+    const seconds = Math.max(1, Math.round(this.options.leaseDurationMs / 1000));
+    const timeoutMs = Math.max(500, this.options.retryPeriodMs);
+    const got = await this.api.request('GET', this.path, undefined, {timeoutMs});
+    if (got.status === 404) {
+      const created = await this.api.request('POST', this.path.replace(/\/[^/]+$/, ''), {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: {name: this.options.name, namespace: this.options.namespace},
+        spec: {holderIdentity: this.identity, leaseDurationSeconds: seconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0},
+      }, {timeoutMs});
+      if (created.status === 201) this.won(now);
+      return;
+    }
+    if (got.status !== 200) throw new Error(`reading the lease: ${got.status} ${got.body?.message ?? ''}`);
+    const lease = got.body;
+    const spec: Json = lease.spec ?? {};
+    const key = `${spec.holderIdentity}|${spec.renewTime}|${lease.metadata.resourceVersion}`;
+    if (!this.observed || this.observed.key !== key) this.observed = {key, at: now};
+    const holder: string = spec.holderIdentity ?? '';
+    const heldMs = (spec.leaseDurationSeconds ?? seconds) * 1000;
+    if (holder && holder !== this.identity && this.observed.at + heldMs > now) {
+      if (this.leading) {
+        this.leading = false;
+        this.onLost(`lease ${this.options.namespace}/${this.options.name} is held by ${holder}`);
+      }
+      return;
+    }
+    const mine = holder === this.identity;
+    const updated = await this.api.request('PUT', this.path, {
+      ...lease,
+      spec: {
+        ...spec,
+        holderIdentity: this.identity,
+        leaseDurationSeconds: seconds,
+        acquireTime: mine ? spec.acquireTime : microTime(now),
+        renewTime: microTime(now),
+        leaseTransitions: mine ? spec.leaseTransitions ?? 0 : (spec.leaseTransitions ?? 0) + 1,
+      },
+    }, {timeoutMs});
+    if (updated.status === 200) {
+      if (!mine) this.log.info(0, holder ? `took over lease ${this.options.namespace}/${this.options.name} from ${holder}, silent for ${now - this.observed.at} ms` : `acquired lease ${this.options.namespace}/${this.options.name}`);
+      this.won(now);
+    }
+  }
+
+  private won(now: number): void {
+    this.lastRenew = now;
+    if (!this.leading) {
+      this.leading = true;
+      this.onLead();
+    }
+  }
+
+  /** Stops; a leader gives the Lease up so that a standby takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.leading = false;
+    const got = await this.api.request('GET', this.path, undefined, {timeoutMs: 2000}).catch(() => undefined);
+    if (got?.status !== 200 || got.body.spec?.holderIdentity !== this.identity) return;
+    const now = microTime(Date.now());
+    await this.api
+      .request('PUT', this.path, {...got.body, spec: {...got.body.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now}}, {timeoutMs: 2000})
+      .catch(() => undefined);
+  }
+}

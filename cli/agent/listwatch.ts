@@ -1,0 +1,140 @@
+/**
+ * A cache of one kind of object kept current by list and watch, with the
+ * guarantees claims mode needs: `synced` only after a list succeeded, errors
+ * reported and retried with a growing backoff, 410 Gone answered with a fresh
+ * list, and `relist()` to drop a watch and read everything anew (after a
+ * self-fence, nothing may be brought up from what was known before it).
+ */
+import {type ApiClient, type Json} from './api.js';
+import {Backoff} from './backoff.js';
+
+export interface ListWatchEvents {
+  onChange(): void;
+  onError(what: string, err: unknown, retryMs: number): void;
+  onSynced?(count: number): void;
+}
+
+export class ListWatch {
+  private cache = new Map<string, Json>();
+  private stopped = false;
+  private abort = new AbortController();
+  private sleeping?: {timer: NodeJS.Timeout; resolve: () => void};
+  /** True once a list succeeded. */
+  synced = false;
+  /** True while a watch is open after a list. */
+  connected = false;
+  /** When the last successful list was read (ms since the epoch, local clock). */
+  listedAt = 0;
+  private readonly backoff = new Backoff();
+  private relistAt = 0;
+
+  constructor(
+    private readonly api: ApiClient,
+    /** A collection path, such as /apis/ipcontroller.ext/v1/ipclaims. */
+    private readonly path: string,
+    private readonly what: string,
+    private readonly events: ListWatchEvents,
+    private readonly labelSelector?: string,
+  ) {}
+
+  list(): Json[] {
+    return [...this.cache.values()];
+  }
+
+  get(name: string): Json | undefined {
+    return this.cache.get(name);
+  }
+
+  private query(extra: Record<string, string>): string {
+    const q = new URLSearchParams(extra);
+    if (this.labelSelector) q.set('labelSelector', this.labelSelector);
+    return `${this.path}?${q}`;
+  }
+
+  async run(): Promise<void> {
+    while (!this.stopped) {
+      let rv: string;
+      const began = Date.now();
+      try {
+        const list = await this.api.call('GET', this.query({}), undefined, {timeoutMs: 30000});
+        if (this.stopped) return;
+        if (began <= this.relistAt) continue; // asked for before this list began: read again
+        this.cache = new Map((list.items ?? []).map((o: Json) => [o.metadata.name, o]));
+        rv = list.metadata?.resourceVersion ?? '';
+        this.synced = true;
+        this.listedAt = Date.now();
+        this.events.onSynced?.(this.cache.size);
+        this.events.onChange();
+      } catch (err) {
+        this.connected = false;
+        await this.retry(`listing ${this.what}`, err);
+        continue;
+      }
+      for (;;) {
+        if (this.stopped) return;
+        const started = Date.now();
+        let gone = false;
+        const signal = this.abort.signal;
+        const timeout = String(240 + Math.floor(Math.random() * 120));
+        const outcome = await this.api.watch(this.query({watch: '1', resourceVersion: rv, allowWatchBookmarks: 'true', timeoutSeconds: timeout}), (type, obj) => {
+          this.connected = true;
+          if (type === 'ERROR') {
+            if (obj?.code === 410) gone = true;
+            return;
+          }
+          if (obj?.metadata?.resourceVersion) rv = obj.metadata.resourceVersion;
+          if (type === 'BOOKMARK') return;
+          if (type === 'DELETED') this.cache.delete(obj.metadata.name);
+          else this.cache.set(obj.metadata.name, obj);
+          this.events.onChange();
+        }, signal);
+        this.connected = false;
+        if (this.stopped) return;
+        if (signal.aborted) {
+          this.abort = new AbortController();
+          break; // relist() asked for a fresh list
+        }
+        if (Date.now() - started >= 10000) this.backoff.reset();
+        if (gone || outcome.status === 410) break;
+        if (outcome.err || outcome.status !== 200 || Date.now() - started < 1000) {
+          await this.retry(`watching ${this.what}`, outcome.err ?? new Error(outcome.status ? `HTTP ${outcome.status}` : 'the watch closed at once'));
+        }
+      }
+    }
+  }
+
+  /** Drops the open watch; the next list replaces the cache. */
+  relist(): void {
+    this.synced = false;
+    this.relistAt = Date.now();
+    this.abort.abort();
+    this.wake();
+  }
+
+  /** Cuts a retry wait short (the API is known to answer again). */
+  hurry(): void {
+    this.wake();
+  }
+
+  private async retry(what: string, err: unknown): Promise<void> {
+    const ms = this.backoff.next();
+    this.events.onError(what, err, ms);
+    await new Promise<void>((resolve) => {
+      this.sleeping = {timer: setTimeout(resolve, ms), resolve};
+    });
+    this.sleeping = undefined;
+  }
+
+  private wake(): void {
+    if (this.sleeping) {
+      clearTimeout(this.sleeping.timer);
+      this.sleeping.resolve();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort.abort();
+    this.wake();
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * `ipmanager scheduler`: claims mode's brain. It turns each Service external
+ * IP into an IpClaim named after the address (10-0-0-7-32), assigns each
+ * claim to a live IpNode (`--nodefilter=fair` spreads, `first-alive` packs),
+ * moves the claims of a node whose heartbeat was not seen for `--monitor` or
+ * whose IpNode was deleted (its controller left: a drain), and deletes the
+ * claims no Service wants. With `--leader-elect` only the holder of a Lease
+ * acts; the others wait as standbys.
+ *
+ * Each claim records in `status` its node, since when, the node before and
+ * why it moved. Nothing is decided before Services, claims and nodes have all
+ * been listed; after an interruption of the nodes' watch every node gets a
+ * full `--monitor` again, so that a scheduler that could not see heartbeats
+ * never takes that for nodes being dead.
+ */
+import {readFileSync} from 'node:fs';
+import * as k8s from '@kubernetes/client-node';
+import {ApiClient, type Json} from './api.js';
+import {CLAIMS, type ClaimView, Liveness, NODES, NODE_LABEL, decide} from './claims.js';
+import type {AgentFlags} from './flags.js';
+import {LeaderElector} from './leader.js';
+import {ListWatch} from './listwatch.js';
+import type {Logger} from './log.js';
+import type {Metrics} from './metrics.js';
+import {desiredFrom} from './naive.js';
+import {ServiceWatcher} from './services.js';
+
+const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+function podNamespace(): string {
+  if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
+  try {
+    return readFileSync(SA_NAMESPACE, 'utf8').trim();
+  } catch {
+    return 'kube-system';
+  }
+}
+
+export class Scheduler {
+  private readonly api: ApiClient;
+  private services!: ServiceWatcher;
+  private claims!: ListWatch;
+  private nodes!: ListWatch;
+  private elector?: LeaderElector;
+  private readonly liveness: Liveness;
+  private tick?: NodeJS.Timeout;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private nodesWereConnected = false;
+  private warned = new Set<string>();
+  /** Set when leadership is lost: the process must end (main exits 1). */
+  lost?: (why: string) => void;
+
+  constructor(
+    private readonly kc: k8s.KubeConfig,
+    private readonly flags: AgentFlags,
+    private readonly log: Logger,
+    readonly metrics: Metrics,
+  ) {
+    this.api = new ApiClient(kc);
+    this.liveness = new Liveness(flags.monitorMs);
+  }
+
+  get leading(): boolean {
+    return this.elector ? this.elector.leading : true;
+  }
+
+  /** Ready once everything was listed; a standby is ready too (it serves as one). */
+  get ready(): boolean {
+    return Boolean(this.services?.synced && this.claims?.synced && this.nodes?.synced);
+  }
+
+  async start(): Promise<void> {
+    const server = this.api.server;
+    const onError = (what: string, err: unknown, retryMs: number) => {
+      this.metrics.apiErrors++;
+      this.log.warn(`${what} failed (${describe(err)}); waiting for ${server}; next try in ${(retryMs / 1000).toFixed(1)} s`);
+    };
+    this.services = new ServiceWatcher(this.kc, {onChange: () => this.schedule(), onSynced: () => {}, onError});
+    this.claims = new ListWatch(this.api, CLAIMS, 'IpClaims', {onChange: () => this.schedule(), onError});
+    this.nodes = new ListWatch(this.api, NODES, 'IpNodes', {
+      onChange: () => {
+        this.observeNodes();
+        this.schedule();
+      },
+      onError,
+      onSynced: () => {
+        // A new list after the watch was away: heartbeats were not seen, not missing.
+        this.liveness.reset(Date.now());
+      },
+    });
+    void this.services.run();
+    void this.claims.run();
+    void this.nodes.run();
+    if (this.flags.leaderElect) {
+      const namespace = this.flags.leaseNamespace ?? podNamespace();
+      this.elector = new LeaderElector(this.api, {
+        namespace,
+        name: this.flags.leaseName,
+        leaseDurationMs: this.flags.leaseDurationMs,
+        renewDeadlineMs: this.flags.renewDeadlineMs,
+        retryPeriodMs: this.flags.retryPeriodMs,
+      }, this.log, () => {
+        this.log.info(0, `leading (lease ${namespace}/${this.flags.leaseName}, identity ${this.elector!.identity})`);
+        // The new leader gives every node a full timeout: it has not been watching their heartbeats.
+        this.liveness.reset(Date.now());
+        this.schedule();
+      }, (why) => this.lost?.(why));
+      this.elector.start();
+    }
+    const period = Math.max(50, Math.min(1000, Math.floor(this.flags.monitorMs / 4)));
+    this.tick = setInterval(() => {
+      // A nodes' watch that dropped: once it is back, everybody gets a full timeout.
+      if (!this.nodes.connected && this.nodesWereConnected) this.nodesWereConnected = false;
+      else if (this.nodes.connected && !this.nodesWereConnected) {
+        this.nodesWereConnected = true;
+        this.liveness.reset(Date.now());
+      }
+      this.schedule();
+    }, period);
+  }
+
+  private observeNodes(): void {
+    const now = Date.now();
+    const names: string[] = [];
+    for (const n of this.nodes.list()) {
+      if (n.metadata.deletionTimestamp) continue;
+      names.push(n.metadata.name);
+      this.liveness.observe(n.metadata.name, n.Revision, now);
+    }
+    this.liveness.forget(names);
+  }
+
+  schedule(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    void this.reconcile();
+  }
+
+  private async reconcile(): Promise<void> {
+    if (!this.leading || !this.ready || !this.nodes.connected) return;
+    this.running = true;
+    const started = process.hrtime.bigint();
+    try {
+      this.observeNodes();
+      const now = Date.now();
+      const desired = desiredFrom(this.services.list(), this.flags.mask, this.flags.mask6);
+      for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of Service ${bad.service}: ${bad.reason}`);
+      const claims: ClaimView[] = this.claims.list().map((c) => ({name: c.metadata.name, cidr: String(c.spec?.cidr ?? ''), node: String(c.spec?.nodeName ?? '')}));
+      const known = new Set(this.nodes.list().map((n) => n.metadata.name));
+      const live = this.liveness.live(now);
+      const dead = (node: string) => {
+        if (!known.has(node)) return `node ${node} left (its IpNode is gone)`;
+        const silent = this.liveness.silentFor(node, now);
+        return `no heartbeat from ${node} for ${silent === undefined ? 'ever' : `${silent} ms`} (--monitor=${this.flags.monitorMs}ms)`;
+      };
+      const d = decide(new Set(desired.wanted.keys()), claims, live, this.flags.nodefilter, dead);
+      for (const cidr of d.waiting) this.warnOnce(`${cidr} waits: no live node to give it to`);
+      const at = new Date(now).toISOString();
+      for (const c of d.create) {
+        const r = await this.api.request('POST', CLAIMS, {
+          apiVersion: 'ipcontroller.ext/v1',
+          kind: 'IpClaim',
+          metadata: {name: c.name, labels: {[NODE_LABEL]: c.node}},
+          spec: {cidr: c.cidr, nodeName: c.node, link: this.flags.iface},
+          status: {node: c.node, since: at, services: desired.wanted.get(c.cidr) ?? []},
+        });
+        if (r.status === 201) this.log.info(1, `claim ${c.name}: ${c.cidr} on ${c.node}`);
+        else if (r.status !== 409) this.log.warn(`creating claim ${c.name} for ${c.cidr}: ${r.status} ${r.body?.message ?? ''}`);
+      }
+      for (const m of d.move) {
+        const current = this.claims.get(m.name);
+        const r = await this.api.request('PATCH', `${CLAIMS}/${m.name}`, {
+          metadata: {resourceVersion: current?.metadata.resourceVersion, labels: {[NODE_LABEL]: m.to}},
+          spec: {nodeName: m.to},
+          status: {node: m.to, since: at, previousNode: m.from || null, reason: m.reason, movedAt: at},
+        }, {contentType: 'application/merge-patch+json'});
+        if (r.status === 200) this.log.info(0, `claim ${m.name}: ${m.cidr} moved ${m.from || '(none)'} -> ${m.to}: ${m.reason}`);
+        else if (r.status !== 409 && r.status !== 404) this.log.warn(`moving claim ${m.name}: ${r.status} ${r.body?.message ?? ''}`);
+      }
+      for (const name of d.remove) {
+        const r = await this.api.request('DELETE', `${CLAIMS}/${name}`);
+        if (r.status === 200 || r.status === 202) this.log.info(1, `claim ${name}: no Service wants it; deleted`);
+        else if (r.status !== 404) this.log.warn(`deleting claim ${name}: ${r.status} ${r.body?.message ?? ''}`);
+      }
+      this.metrics.desired = desired.wanted.size;
+    } catch (err) {
+      this.metrics.errors++;
+      this.log.warn(`scheduling failed: ${describe(err)}`);
+    } finally {
+      this.metrics.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      this.running = false;
+      if (this.again) {
+        this.again = false;
+        this.schedule();
+      }
+    }
+  }
+
+  private warnOnce(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.log.warn(message);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.tick) clearInterval(this.tick);
+    while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.elector?.stop();
+    this.services?.stop();
+    this.claims?.stop();
+    this.nodes?.stop();
+  }
+}
+
+export function describe(err: unknown): string {
+  const e = err as {message?: string; cause?: {code?: string}; code?: string | number};
+  return String(e.cause?.code ?? e.message ?? err).split('\n')[0];
+}
+
+export type {Json};

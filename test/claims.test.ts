@@ -1,0 +1,94 @@
+/** Claims mode's decisions on their own: names, placement, liveness, the fence time. */
+import {describe, expect, test} from '@jest/globals';
+import {type ClaimView, Liveness, claimName, decide, fenceAfterMs} from '../cli/agent/claims.js';
+import {FlagError, parseAgentFlags} from '../cli/agent/flags.js';
+
+const cidrs = (n: number) => Array.from({length: n}, (_, i) => `10.0.0.${i + 1}/32`);
+const perNode = (d: ReturnType<typeof decide>, claims: ClaimView[] = []) => {
+  const where = new Map(claims.map((c) => [c.name, c.node]));
+  for (const c of d.create) where.set(c.name, c.node);
+  for (const m of d.move) where.set(m.name, m.to);
+  for (const r of d.remove) where.delete(r);
+  const counts: Record<string, number> = {};
+  for (const n of where.values()) counts[n] = (counts[n] ?? 0) + 1;
+  return counts;
+};
+
+test('claim names are upstream\'s, and valid object names for IPv6 too', () => {
+  expect(claimName('10.0.0.7/24')).toBe('10-0-0-7-24');
+  expect(claimName('fd00::7/128')).toBe('fd00--7-128');
+  expect(claimName('::1/128')).toBe('0--1-128');
+});
+
+describe('fair', () => {
+  test('6 addresses on 3 nodes: 2 each', () => {
+    const d = decide(new Set(cidrs(6)), [], ['node1', 'node2', 'node3'], 'fair');
+    expect(perNode(d)).toEqual({node1: 2, node2: 2, node3: 2});
+    expect(d.move).toEqual([]);
+  });
+
+  test('a healthy claim stays unless the imbalance is above one', () => {
+    const claims = cidrs(5).map((cidr, i) => ({name: claimName(cidr), cidr, node: ['node1', 'node1', 'node2', 'node2', 'node3'][i]}));
+    const d = decide(new Set(cidrs(5)), claims, ['node1', 'node2', 'node3'], 'fair');
+    expect(d).toEqual({create: [], move: [], remove: [], waiting: []});
+    const lopsided = cidrs(4).map((cidr) => ({name: claimName(cidr), cidr, node: 'node1'}));
+    const r = decide(new Set(cidrs(4)), lopsided, ['node1', 'node2', 'node3'], 'fair');
+    expect(perNode(r, lopsided)).toEqual({node1: 2, node2: 1, node3: 1});
+    expect(r.move.every((m) => m.from === 'node1' && m.reason.startsWith('rebalancing'))).toBe(true);
+  });
+
+  test('a dead node\'s claims go to the live ones, with the reason; unwanted claims are removed', () => {
+    const claims = cidrs(4).map((cidr, i) => ({name: claimName(cidr), cidr, node: ['node1', 'node2', 'node3', 'node3'][i]}));
+    const d = decide(new Set(cidrs(3)), claims, ['node1', 'node2'], 'fair', (n) => `${n} is silent`);
+    expect(d.remove).toEqual(['10-0-0-4-32']);
+    expect(d.move).toEqual([{name: '10-0-0-3-32', cidr: '10.0.0.3/32', from: 'node3', to: 'node1', reason: 'node3 is silent'}]);
+  });
+
+  test('with no live node, addresses wait', () => {
+    const d = decide(new Set(cidrs(2)), [], [], 'fair');
+    expect(d.waiting).toEqual(cidrs(2));
+    expect(d.create).toEqual([]);
+  });
+});
+
+test('first-alive packs every claim onto the node holding the most, and stays there', () => {
+  const d = decide(new Set(cidrs(6)), [], ['node1', 'node2', 'node3'], 'first-alive');
+  expect(perNode(d)).toEqual({node1: 6});
+  const spread = cidrs(3).map((cidr, i) => ({name: claimName(cidr), cidr, node: ['node2', 'node2', 'node3'][i]}));
+  const packed = decide(new Set(cidrs(3)), spread, ['node1', 'node2', 'node3'], 'first-alive');
+  expect(perNode(packed, spread)).toEqual({node2: 3});
+  const settled = cidrs(3).map((cidr) => ({name: claimName(cidr), cidr, node: 'node2'}));
+  expect(decide(new Set(cidrs(3)), settled, ['node1', 'node2', 'node3'], 'first-alive').move).toEqual([]);
+});
+
+test('liveness: a node is live while its heartbeat value changes within the timeout; reset gives a full timeout', () => {
+  const l = new Liveness(1000);
+  l.observe('a', 1, 0);
+  l.observe('b', 1, 0);
+  l.observe('a', 1, 900); // the same value: not a heartbeat
+  l.observe('b', 2, 900);
+  expect(l.live(1500)).toEqual(['b']);
+  expect(l.silentFor('a', 1500)).toBe(1500);
+  l.reset(1500);
+  expect(l.live(2400)).toEqual(['a', 'b']);
+  l.forget(['b']);
+  expect(l.live(2400)).toEqual(['b']);
+});
+
+test('the fence comes before the scheduler may move: --monitor less min(--hb, --monitor/4)', () => {
+  expect(fenceAfterMs(500, 2000)).toBe(1500);
+  expect(fenceAfterMs(2000, 4000)).toBe(3000);
+  for (const [hb, monitor] of [[100, 400], [500, 2000], [2000, 4000], [900, 1000]]) {
+    expect(fenceAfterMs(hb, monitor)).toBeLessThan(monitor);
+    expect(fenceAfterMs(hb, monitor)).toBeGreaterThan(0);
+  }
+});
+
+test('claims-mode flags: upstream defaults, and what cannot work is refused', () => {
+  const f = parseAgentFlags(['--iface=eth0']);
+  expect([f.hbMs, f.monitorMs, f.nodefilter, f.leaderElect, f.leaseDurationMs, f.renewDeadlineMs, f.retryPeriodMs]).toEqual([2000, 4000, 'fair', false, 15000, 10000, 2000]);
+  expect(() => parseAgentFlags(['--hb=2s', '--monitor=1s'])).toThrow(/--monitor \(1s\) must be longer than --hb \(2s\)/);
+  expect(() => parseAgentFlags(['--nodefilter=random'])).toThrow(FlagError);
+  expect(() => parseAgentFlags(['--leader-elect-resource-lock=endpoints'])).toThrow(/only leases/);
+  expect(() => parseAgentFlags(['--leader-elect-renew-deadline=20s'])).toThrow(/lease-duration > --leader-elect-renew-deadline/);
+});
