@@ -86,22 +86,22 @@ test('rides out an API outage and a restart with the API down, never dropping an
   await waitFor('both up', async () => (await addrs('lo')).filter((a) => a.startsWith('10.0.0.4')).length === 2);
 
   // An outage of several seconds: the agent stays, keeps its addresses, says what it waits for.
-  await lab.api.server.stop();
+  await lab.k8s!.stopApiServer();
   await sleep(4000);
   expect(alive(first)).toBe(true);
   expect(first.output()).toMatch(/waiting for https:\/\/127\.0\.0\.1:6443.*keeping the current addresses/);
-  await lab.api.server.start();
+  await lab.k8s!.startApiServer();
 
   // A restart (no --keep-on-exit in the manifest, so it withdraws on SIGTERM; a crash does not):
   // kill -9, then start again while the API is down.
   await sleep(1500);
   await first.stop('SIGKILL');
-  await lab.api.server.stop();
+  await lab.k8s!.stopApiServer();
   const second = runAgent(argv);
   await sleep(4000);
   expect(alive(second)).toBe(true);
   expect(second.output()).toMatch(/no address is touched until the Services are listed/);
-  await lab.api.server.start();
+  await lab.k8s!.startApiServer();
   await service('outage', ['10.0.0.41', '10.0.0.43']);
   await waitFor('converged after the API returned', async () => {
     const a = (await addrs('lo')).filter((x) => x.startsWith('10.0.0.4')).sort();
@@ -220,4 +220,53 @@ test('a shared /24 on eth0: removing the primary never takes the other Service\'
   await mon.stop();
   await service('second', null);
   expect((await addrs('eth0')).filter((a) => a.startsWith('10.50.'))).toEqual([]);
+});
+
+test('a watch that expires (410 Gone) while the node was cut off and the API restarted: a fresh list, no address dropped', async () => {
+  const argv = await manifestArgv(['extip_iface=lo', 'extip_mask=32']);
+  await service('gone', ['10.0.0.71', '10.0.0.72']);
+  const agent = runAgent(argv, {extra: ['--v=1']});
+  await waitFor('both up', async () => (await addrs('lo')).filter((a) => a.startsWith('10.0.0.7')).length === 2);
+  const mon = monitor();
+  await sleep(300);
+  // The node loses the API; the Service changes; kube-apiserver restarts over a compacted etcd,
+  // so its watch cache starts after the version the agent's watch resumes from.
+  (await lab.apiProxy('node1')).refuse();
+  await service('gone', ['10.0.0.71', '10.0.0.73']);
+  await lab.k8s!.stopApiServer();
+  await lab.k8s!.compactEtcd();
+  await lab.k8s!.startApiServer();
+  expect(alive(agent)).toBe(true);
+  (await lab.apiProxy('node1')).resume();
+  await waitFor('converged after the watch expired', async () => {
+    const a = (await addrs('lo')).filter((x) => x.startsWith('10.0.0.7')).sort();
+    return JSON.stringify(a) === JSON.stringify(['10.0.0.71/32', '10.0.0.73/32']);
+  }, 60000).catch((err) => {
+    throw new Error(`${err.message}\n${agent.output()}`);
+  });
+  expect(agent.output()).toMatch(/the Services watch from resourceVersion \d+ expired \(410 Gone\); listing again/);
+  expect(mon.deleted('10.0.0.71')).toEqual([]);
+  await agent.stop('SIGTERM');
+  await mon.stop();
+  await service('gone', null);
+});
+
+test('a stalled connection to the API (no answer, no close): addresses kept; the change lands when it flows again', async () => {
+  const argv = await manifestArgv(['extip_iface=lo', 'extip_mask=32']);
+  await service('stall', ['10.0.0.81']);
+  const agent = runAgent(argv);
+  await waitFor('10.0.0.81 up', async () => (await addrs('lo')).includes('10.0.0.81/32'));
+  const mon = monitor();
+  await sleep(300);
+  (await lab.apiProxy('node1')).stall();
+  await service('stall', ['10.0.0.81', '10.0.0.82']);
+  await sleep(3000);
+  expect(alive(agent)).toBe(true);
+  expect((await addrs('lo')).filter((a) => a.startsWith('10.0.0.8'))).toEqual(['10.0.0.81/32']);
+  (await lab.apiProxy('node1')).resume();
+  await waitFor('10.0.0.82 up after the stall', async () => (await addrs('lo')).includes('10.0.0.82/32'), 60000);
+  expect(mon.deleted('10.0.0.81')).toEqual([]);
+  await agent.stop('SIGTERM');
+  await mon.stop();
+  await service('stall', null);
 });

@@ -146,13 +146,25 @@ test('the lab kubelet runs the spec: env and fieldRefs, hostPath, the projected 
   expect(crashed.lastState.terminated.exitCode).toBe(3);
   expect(crashed.restartCount).toBeGreaterThanOrEqual(1);
 
-  // A pod on the pod network cannot run here, and its status says why.
-  await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Pod', metadata: {name: 'podnet', namespace: 'runs'}, spec: {nodeName: 'node1', containers: [{name: 'c', image: 'nginx'}]}}));
+  // A pod on the pod network: its own namespace and address, the API at the kubernetes Service's address.
+  const podnet = JSON.parse(hostPod('runs', 'podnet', ['sh', '-c', 'ip -o -4 address show dev eth0 > /out/podnet-addr; socat -u OPEN:/dev/null TCP:$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT && echo api > /out/podnet-api; sleep 300'], {
+    volumeMounts: [{name: 'out', mountPath: '/out'}],
+  }));
+  delete podnet.spec.hostNetwork;
+  podnet.spec.volumes = [{name: 'out', hostPath: {path: '/var/lib/spec-out', type: 'DirectoryOrCreate'}}];
+  expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(podnet))).exitCode).toBe(0);
+  expect(await until('the pod reached the API', async () => readFile(join(out, 'podnet-api'), 'utf8').catch(() => undefined))).toBe('api\n');
+  const podIP = (await pod('runs', 'podnet')).status.podIP as string;
+  expect(podIP).toMatch(/^10\.244\.2\.\d+$/);
+  expect(await readFile(join(out, 'podnet-addr'), 'utf8')).toContain(`inet ${podIP}/32`);
+
+  // An image without a command cannot run here, and its status says why.
+  await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Pod', metadata: {name: 'image', namespace: 'runs'}, spec: {nodeName: 'node1', containers: [{name: 'c', image: 'nginx'}]}}));
   const unsupported = await until('LabUnsupported', async () => {
-    const p = await pod('runs', 'podnet');
+    const p = await pod('runs', 'image');
     return p?.status?.reason === 'LabUnsupported' ? p : undefined;
   });
-  expect(unsupported.status.message).toContain('no pod network');
+  expect(unsupported.status.message).toContain('the lab runs commands, not images');
   expect(unsupported.status.phase).toBe('Pending');
   await lab.kubectl(['delete', 'namespace', 'runs', '--wait=false']);
 }, 120_000);

@@ -1,7 +1,7 @@
 /** `extip status` and `extip doctor`, built, on the lab. */
 import {afterAll, beforeAll, expect, test} from '@jest/globals';
 import {join} from 'node:path';
-import {KUBELET_DOWN} from './lab/apiserver/controllers.js';
+import {waitFor} from './lab/bgp.js';
 import {Lab} from './lab/lab.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
@@ -13,8 +13,22 @@ beforeAll(async () => {
 });
 afterAll(async () => lab?.stop());
 
+/** The controller pod on a node, and whether it is Ready. */
+async function controllerReady(node: string): Promise<boolean> {
+  const pods = JSON.parse((await lab.kubectl(['get', 'pods', '-A', '-l', 'app.kubernetes.io/component=controller', '--field-selector', `spec.nodeName=${node}`, '-o', 'json'])).stdout).items;
+  return pods.some((p: {status: {conditions?: Array<{type: string; status: string}>}}) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+}
+
+/**
+ * A node's kubelet cut off from the API server (down = true) or back: the
+ * node lifecycle controller marks the node and its pods not ready after its
+ * grace period, as in a cluster whose kubelet died.
+ */
 async function setKubelet(node: string, down: boolean) {
-  await lab.kubectl(['annotate', 'node', node, down ? `${KUBELET_DOWN}=true` : `${KUBELET_DOWN}-`, '--overwrite']);
+  const kubelet = lab.nodeKubelets.find((k) => k.name === node)!;
+  if (down) kubelet.partition();
+  else await kubelet.heal();
+  await waitFor(`${node}'s controller ${down ? 'not ready' : 'ready'}`, async () => (await controllerReady(node)) !== down, 60000);
 }
 
 test('doctor passes on a good setup, then catches an external IP that is a node address and a pool in the service CIDR', async () => {
@@ -52,7 +66,8 @@ test('status reports a healthy ECMP install, then a labelled node without its co
   const missing = await extip(['status', '--json'], {env: {KUBECONFIG: lab.api.kubeconfig}});
   expect(missing.exitCode).toBe(6);
   const report = JSON.parse(missing.stdout);
-  expect(report.problems).toEqual(['node node2 is labelled externalip=true but its controller is missing']);
+  expect(report.problems).toEqual(['node node2 is labelled externalip=true but its controller is not ready']);
+  expect(report.nodes.find((n: {name: string}) => n.name === 'node2')).toMatchObject({ready: false, controller: 'not ready'});
   expect(report.ips.find((i: {ip: string}) => i.ip === '10.0.0.7').heldBy).toEqual(['node1', 'node3']);
 
   await setKubelet('node1', true);
@@ -62,7 +77,8 @@ test('status reports a healthy ECMP install, then a labelled node without its co
   expect(nobody.stdout).toContain('external IP 10.0.0.7 (default/web) is not held by any controller');
   for (const n of ['node1', 'node2', 'node3']) await setKubelet(n, false);
 
-  const unreachable = await extip(['status', '--kubeconfig', join(lab.dir, 'kubeconfig-hosts')]);
+  // The hosts' kubeconfig names https://127.0.0.1:6443, which nothing serves on this machine.
+  const unreachable = await extip(['status', '--kubeconfig', lab.api.hostKubeconfig]);
   expect(unreachable.exitCode).toBe(5);
   expect(unreachable.stderr).toContain('cannot read the cluster at https://127.0.0.1:6443');
   await lab.kubectl(['delete', 'service', 'web', '-n', 'default']);

@@ -21,6 +21,24 @@ import {createPki, type Cert, type Pki} from './pki.js';
 import {type Daemon, startDaemon} from './procs.js';
 import {repoRoot} from './tools.js';
 
+/**
+ * The hosts' way to the API server. cut closes every open connection; refuse
+ * does that and closes new ones at once (the API unreachable from the hosts);
+ * stall holds open and new connections without an answer; resume ends
+ * refusing and stalling.
+ */
+export interface ApiProxy {
+  cut(): void;
+  refuse(): void;
+  stall(): void;
+  resume(): void;
+  connections(): number;
+}
+
+/** How often the lab kubelets renew their node Lease, and how long the node lifecycle controller waits for one. */
+export const NODE_HEARTBEAT_SECONDS = 2;
+export const NODE_GRACE_SECONDS = 10;
+
 export interface ControlPlaneOptions {
   /** Kubernetes version to build or take from the cache (default: EXTIP_KUBE_VERSION, else test/controlplane/VERSION). */
   version?: string;
@@ -41,8 +59,10 @@ export interface ControlPlane {
   socketPath: string;
   /** A kubeconfig with node `name`'s own credentials (system:node:<name>), for the hosts. */
   nodeKubeconfig(name: string): Promise<string>;
-  /** The proxy in front of the API server for the hosts: cut closes every open connection; stall holds new and open ones until resumed. */
-  proxy: {cut(): void; stall(): void; resume(): void; connections(): number};
+  /** The proxy in front of the API server for the hosts (not for this machine's kubectl, nor the lab kubelets). */
+  proxy: ApiProxy;
+  /** A proxy of one host's own (made on first use), so that a fault can cut one host off: its socket and controls. */
+  hostProxy(name: string): Promise<{socketPath: string; proxy: ApiProxy}>;
   /** Stops kube-apiserver (an outage) and starts it again with the same state. */
   stopApiServer(): Promise<void>;
   startApiServer(): Promise<void>;
@@ -93,11 +113,16 @@ async function waitFor(what: string, check: () => Promise<boolean>, daemon: Daem
 }
 
 /** The TCP proxy the hosts' API traffic goes through, with the fault switches. */
-function startProxy(socketPath: string, port: number): Promise<{server: Server; cut(): void; stall(): void; resume(): void; connections(): number}> {
+function startProxy(socketPath: string, port: number): Promise<{server: Server} & ApiProxy> {
   const open = new Set<Socket>();
   let stalled = false;
+  let refusing = false;
   const waiting: Array<() => void> = [];
   const server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const start = () => {
       const upstream = connect(port, '127.0.0.1');
       open.add(client);
@@ -120,14 +145,19 @@ function startProxy(socketPath: string, port: number): Promise<{server: Server; 
     if (stalled) waiting.push(start);
     else start();
   });
+  const cut = () => {
+    for (const s of open) s.destroy();
+    open.clear();
+  };
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(socketPath, () =>
       resolve({
         server,
-        cut: () => {
-          for (const s of open) s.destroy();
-          open.clear();
+        cut,
+        refuse: () => {
+          refusing = true;
+          cut();
         },
         stall: () => {
           stalled = true;
@@ -135,6 +165,7 @@ function startProxy(socketPath: string, port: number): Promise<{server: Server; 
         },
         resume: () => {
           stalled = false;
+          refusing = false;
           for (const s of open) s.resume();
           for (const start of waiting.splice(0)) start();
         },
@@ -265,11 +296,15 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
     `--cluster-signing-cert-file=${pki.caFile}`,
     `--cluster-signing-key-file=${pki.caKeyFile}`,
     '--controllers=*,-nodeipam,-cloud-node-lifecycle',
+    // Node failure is noticed in NODE_GRACE_SECONDS (kubeadm's 40 s, shortened with the lab kubelets' heartbeat).
+    `--node-monitor-grace-period=${NODE_GRACE_SECONDS}s`,
+    '--node-monitor-period=1s',
   ]));
   daemons.push(startDaemon(join(binDir, 'kube-scheduler'), componentArgs(schedConfig)));
 
   const socketPath = join(dir, 'api.sock');
   const proxy = await startProxy(socketPath, apiPort);
+  const hostProxies = new Map<string, Promise<{socketPath: string; proxy: {server: Server} & ApiProxy}>>();
 
   return {
     binDir,
@@ -285,7 +320,16 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
       await writeFile(file, kubeconfigFor('https://127.0.0.1:6443', pki.caFile, {cert: cert.certFile, key: cert.keyFile}), {mode: 0o600});
       return file;
     },
-    proxy: {cut: proxy.cut, stall: proxy.stall, resume: proxy.resume, connections: proxy.connections},
+    proxy: {cut: proxy.cut, refuse: proxy.refuse, stall: proxy.stall, resume: proxy.resume, connections: proxy.connections},
+    hostProxy(name: string) {
+      let p = hostProxies.get(name);
+      if (!p) {
+        const path = join(dir, `api-${name}.sock`);
+        p = startProxy(path, apiPort).then((hp) => ({socketPath: path, proxy: hp}));
+        hostProxies.set(name, p);
+      }
+      return p;
+    },
     async stopApiServer() {
       await apiserver?.stop();
       apiserver = undefined;
@@ -298,8 +342,10 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
       await execa('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'compaction', String(revision)], {env});
     },
     async stop() {
-      proxy.cut();
-      await new Promise<void>((resolve) => proxy.server.close(() => resolve()));
+      for (const p of [proxy, ...(await Promise.all(hostProxies.values())).map((h) => h.proxy)]) {
+        p.cut();
+        await new Promise<void>((resolve) => p.server.close(() => resolve()));
+      }
       await Promise.all(daemons.slice(1).map((d) => d.stop()));
       await apiserver?.stop();
       await etcd.stop();

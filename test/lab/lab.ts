@@ -17,7 +17,7 @@ import YAML from 'yaml';
 import type {WorkloadStatusProvider} from './apiserver/controllers.js';
 import {setWorkloadStatusProvider} from './apiserver/controllers.js';
 import {waitFor} from './bgp.js';
-import {type ControlPlane, startControlPlane} from './controlplane.js';
+import {type ApiProxy, type ControlPlane, NODE_HEARTBEAT_SECONDS, startControlPlane} from './controlplane.js';
 import {type LabApi, startApi} from './kube.js';
 import {NodeKubelet} from './nodekubelet.js';
 import {type Daemon, reapStaleNamespaces, startDaemon, trackDir, trackNamespace, untrackDir, untrackNamespace} from './procs.js';
@@ -108,7 +108,7 @@ export class Lab {
     if (nodes < 1 || nodes > 200) throw new Error('a lab has 1 to 200 nodes');
     const dir = await mkdtemp(join(tmpdir(), 'extip-lab-'));
     trackDir(dir);
-    const apiKind = options.api ?? (process.env.EXTIP_LAB_API === 'real' ? 'real' : 'fake');
+    const apiKind = options.api ?? (process.env.EXTIP_LAB_API === 'fake' ? 'fake' : 'real');
     const lab = new Lab(dir, nodes, options.controlPlane ?? 1, apiKind, options.privilegedNamespaces ?? ['default']);
     try {
       await lab.bringUp();
@@ -185,13 +185,17 @@ export class Lab {
     this.api = new RealApiView(cp);
     const admin = await readFile(cp.hostKubeconfig, 'utf8');
     for (const h of this.hosts) {
-      this.daemons.push(startDaemon('ip', ['netns', 'exec', h.ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${cp.socketPath}`]));
+      const way = await cp.hostProxy(h.name);
+      this.daemons.push(startDaemon('ip', ['netns', 'exec', h.ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${way.socketPath}`]));
       await mkdir(join(h.root, 'etc', 'kubernetes'), {recursive: true});
       await writeFile(join(h.root, 'etc', 'kubernetes', 'admin.conf'), admin, {mode: 0o600});
       const kubelet = new NodeKubelet({
         name: h.name, ns: h.ns, ip: h.ip, root: h.root, url: cp.url,
         kubeconfig: await cp.nodeKubeconfig(h.name),
         dir: join(this.dir, 'kubelet', h.name),
+        heartbeatSeconds: NODE_HEARTBEAT_SECONDS,
+        podCidr: `10.244.${this.hosts.indexOf(h) + 1}.0/24`,
+        apiSocket: way.socketPath,
       });
       this.nodeKubelets.push(kubelet);
     }
@@ -216,6 +220,33 @@ export class Lab {
     this.up = true;
   }
 
+
+  /** The proxy between one host and the API server: cut, refuse, stall, resume. */
+  async apiProxy(host: string): Promise<ApiProxy> {
+    if (!this.k8s) throw new Error('the API proxies exist with the real control plane only');
+    return (await this.k8s.hostProxy(this.host(host).name)).proxy;
+  }
+
+  /**
+   * A node lost, as when its switch port or power goes: its link to the
+   * segment down, its way to the API server refusing, its kubelet silent.
+   * Its processes go on running, cut off.
+   */
+  async loseNode(name: string): Promise<void> {
+    const h = this.host(name);
+    await execa('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'down']);
+    (await this.apiProxy(name)).refuse();
+    this.nodeKubelets.find((k) => k.name === name)?.partition();
+  }
+
+  /** Brings a lost node back: link up (and its default route), API reachable, kubelet reporting. */
+  async restoreNode(name: string): Promise<void> {
+    const h = this.host(name);
+    await execa('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
+    await execa('ip', ['-n', h.ns, 'route', 'replace', 'default', 'via', this.router.ip]);
+    (await this.apiProxy(name)).resume();
+    await this.nodeKubelets.find((k) => k.name === name)?.heal();
+  }
 
   /** The kubectl the lab drives: the control plane's own with the real API server. */
   get kubectlPath(): string {

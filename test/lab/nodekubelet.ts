@@ -23,12 +23,16 @@ import {request as httpsRequest} from 'node:https';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import YAML from 'yaml';
+import {trackNamespace, untrackNamespace} from './procs.js';
 import {repoRoot} from './tools.js';
 
 type Json = Record<string, any>;
 
 /** A small client with a node's client certificate. */
 export class NodeClient {
+  /** While set, every request fails as if the network between the node and the API server were down. */
+  partitioned = false;
+
   constructor(private url: string, private tls: {ca: string; cert: string; key: string}) {}
 
   static async fromKubeconfig(file: string, url: string): Promise<NodeClient> {
@@ -42,6 +46,7 @@ export class NodeClient {
     // An explicit length: Node sends a DELETE body unframed (and so unread) without one.
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers = payload ? {'Content-Type': contentType, 'Content-Length': String(payload.length)} : {};
+    if (this.partitioned) return Promise.reject(new Error(`${method} ${path}: the node is cut off from the API server`));
     return new Promise((resolve, reject) => {
       const req = httpsRequest(`${this.url}${path}`, {method, ...this.tls, headers, timeout: 15000}, (res) => {
         let data = '';
@@ -65,6 +70,7 @@ export class NodeClient {
 
   /** Streams watch events until the connection ends; resolves then. */
   watch(path: string, onEvent: (type: string, object: Json) => void, signal: AbortSignal): Promise<void> {
+    if (this.partitioned) return Promise.resolve();
     return new Promise((resolve) => {
       const req = httpsRequest(`${this.url}${path}`, {method: 'GET', ...this.tls, signal}, (res) => {
         let buf = '';
@@ -95,6 +101,8 @@ export class NodeClient {
 
 interface Running {
   name: string;
+  /** What the current run printed (stdout and stderr), as kubectl logs shows it. */
+  output?: Buffer[];
   child?: ChildProcess;
   restarts: number;
   ready: boolean;
@@ -116,6 +124,11 @@ interface PodState {
   deleting: boolean;
   unsupported?: string;
   startTime: string;
+  /** The network namespace its containers run in: the node's (hostNetwork) or the pod's own. */
+  netns: string;
+  podIP: string;
+  /** The pod's own network: its namespace and the socat that brings the API to its loopback. */
+  network?: {ns: string; api: ChildProcess};
 }
 
 export interface NodeKubeletOptions {
@@ -133,6 +146,15 @@ export interface NodeKubeletOptions {
   dir: string;
   /** First restart back-off; the kubelet's is 10 s, doubling to 300 s. */
   backoffSeconds?: number;
+  /** The node's pod CIDR, a /24 (10.244.N.0/24): pods without hostNetwork get .2 to .254. */
+  podCidr?: string;
+  /** The unix socket of the node's way to the API server, brought to each pod's 127.0.0.1:6443. */
+  apiSocket?: string;
+  /**
+   * Lease renewal interval; the lease lasts 5 times as long. The kubelet's is 10 s
+   * of 40 s; the lab's controller-manager is set to match what the lab passes.
+   */
+  heartbeatSeconds?: number;
 }
 
 const BACKOFF_MAX = 300;
@@ -145,7 +167,7 @@ function expand(text: string, env: Record<string, string>): string {
   return text.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string) => env[name] ?? m);
 }
 
-function fieldRef(pod: Json, path: string, hostIP: string): string | undefined {
+function fieldRef(pod: Json, path: string, hostIP: string, podIP = hostIP): string | undefined {
   const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
   if (m) return pod.metadata?.[m[1]]?.[m[2]];
   switch (path) {
@@ -154,7 +176,8 @@ function fieldRef(pod: Json, path: string, hostIP: string): string | undefined {
     case 'metadata.uid': return pod.metadata.uid;
     case 'spec.nodeName': return pod.spec.nodeName;
     case 'spec.serviceAccountName': return pod.spec.serviceAccountName;
-    case 'status.hostIP': case 'status.podIP': return hostIP;
+    case 'status.hostIP': return hostIP;
+    case 'status.podIP': return podIP;
     default: return undefined;
   }
 }
@@ -174,12 +197,38 @@ export class NodeKubelet {
     return this.options.name;
   }
 
+  private get heartbeatSeconds(): number {
+    return this.options.heartbeatSeconds ?? 10;
+  }
+
+  /**
+   * Cuts this kubelet off from the API server, as a dead kubelet or a network
+   * partition would: no heartbeats, no status, no watch. Its containers go on
+   * running. The node lifecycle controller then marks the Node and its Pods
+   * not ready after its grace period.
+   */
+  partition(): void {
+    this.client.partitioned = true;
+    this.abort.abort();
+    this.abort = new AbortController();
+  }
+
+  /** Ends a partition: heartbeats, node status and every pod's status again. */
+  async heal(): Promise<void> {
+    this.client.partitioned = false;
+    this.leaseRv = undefined;
+    await this.heartbeat(); // finds the Lease
+    await this.heartbeat(); // renews it
+    await this.patchNodeStatus();
+    await Promise.all([...this.pods.values()].map((s) => this.reportStatus(s)));
+  }
+
   async start(): Promise<void> {
     this.client = await NodeClient.fromKubeconfig(this.options.kubeconfig, this.options.url);
     await mkdir(this.options.dir, {recursive: true});
     await this.register();
     await this.heartbeat();
-    this.timers.push(setInterval(() => void this.heartbeat().catch(() => {}), 10000));
+    this.timers.push(setInterval(() => void this.heartbeat().catch(() => {}), this.heartbeatSeconds * 1000));
     void this.watchPods();
   }
 
@@ -224,7 +273,7 @@ export class NodeKubelet {
   private async heartbeat(): Promise<void> {
     if (this.stopped) return;
     const path = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${this.name}`;
-    const spec = {holderIdentity: this.name, leaseDurationSeconds: 40, renewTime: new Date().toISOString().replace('Z', '000Z')};
+    const spec = {holderIdentity: this.name, leaseDurationSeconds: this.heartbeatSeconds * 5, renewTime: new Date().toISOString().replace('Z', '000Z')};
     if (!this.leaseRv) {
       const r = await this.client.request('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
         apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: {name: this.name, namespace: 'kube-node-lease'}, spec,
@@ -273,7 +322,7 @@ export class NodeKubelet {
         return;
       }
       if (['Succeeded', 'Failed'].includes(pod.status?.phase)) return;
-      state = {uid, namespace: pod.metadata.namespace, name: pod.metadata.name, pod, dir: join(this.options.dir, uid), containers: new Map(), deleting: false, startTime: now()};
+      state = {uid, namespace: pod.metadata.namespace, name: pod.metadata.name, pod, dir: join(this.options.dir, uid), containers: new Map(), deleting: false, startTime: now(), netns: this.options.ns, podIP: this.options.ip};
       this.pods.set(uid, state);
       void this.startPod(state).catch((err) => this.events.push(`start ${state!.name}: ${err}`));
       return;
@@ -286,7 +335,7 @@ export class NodeKubelet {
 
   /** Why the lab cannot run this pod, or undefined. */
   private unsupported(pod: Json): string | undefined {
-    if (!pod.spec.hostNetwork) return 'the lab has no pod network: it runs only hostNetwork pods';
+    if (!pod.spec.hostNetwork && (!this.options.podCidr || !this.options.apiSocket)) return 'this lab node has no pod network: it runs only hostNetwork pods';
     for (const c of pod.spec.containers ?? []) {
       if (!c.command?.length) return `container ${c.name} has no command; the lab runs commands, not images (${c.image})`;
     }
@@ -308,6 +357,7 @@ export class NodeKubelet {
       return;
     }
     await mkdir(state.dir, {recursive: true});
+    if (!pod.spec.hostNetwork) await this.podNetwork(state);
     await this.writeVolumes(state);
     for (const c of pod.spec.containers) {
       const running: Running = {name: c.name, restarts: 0, ready: false, backoffUntil: 0, timers: [], probeFailures: 0};
@@ -315,6 +365,45 @@ export class NodeKubelet {
       await this.runContainer(state, c, running);
     }
     await this.reportStatus(state);
+  }
+
+  /**
+   * A pod network the way Calico builds one: the pod's own network namespace,
+   * a veth whose node end answers ARP for everything (proxy_arp), the pod's
+   * /32 routed to it on the node, and the pod's default route via
+   * 169.254.1.1. The kubernetes Service is the API server on the pod's own
+   * 127.0.0.1:6443 (the node's way to it, brought in by socat), as
+   * KUBERNETES_SERVICE_HOST says.
+   */
+  private async podNetwork(state: PodState): Promise<void> {
+    const used = new Set([...this.pods.values()].map((p) => p.podIP));
+    const prefix = this.options.podCidr!.replace(/\.0\/24$/, '');
+    let k = 2;
+    while (used.has(`${prefix}.${k}`)) k++;
+    if (k > 254) throw new Error(`node ${this.name}: its pod CIDR ${this.options.podCidr} is full`);
+    const ip = `${prefix}.${k}`;
+    const ns = `${this.options.ns}-p${k}`;
+    const veth = `pod${k}`;
+    trackNamespace(ns);
+    await execa('ip', ['netns', 'del', ns], {reject: false});
+    await execa('ip', ['netns', 'add', ns]);
+    await execa('ip', ['-n', this.options.ns, '-batch', '-'], {
+      input: [`link add ${veth} type veth peer name eth0 netns ${ns}`, `link set ${veth} up`, `route add ${ip}/32 dev ${veth}`].join('\n') + '\n',
+    });
+    await execa('ip', ['netns', 'exec', this.options.ns, 'sysctl', '-qw', `net.ipv4.conf.${veth}.proxy_arp=1`]);
+    await execa('ip', ['-n', ns, '-batch', '-'], {
+      input: ['link set lo up', `address add ${ip}/32 dev eth0`, 'link set eth0 up', 'route add 169.254.1.1 dev eth0 scope link', 'route add default via 169.254.1.1 dev eth0'].join('\n') + '\n',
+    });
+    const api = spawn('ip', ['netns', 'exec', ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${this.options.apiSocket}`], {stdio: 'ignore'});
+    state.netns = ns;
+    state.podIP = ip;
+    state.network = {ns, api};
+    for (let i = 0; i < 100; i++) {
+      const r = await execa('ip', ['netns', 'exec', ns, 'socat', '-u', 'OPEN:/dev/null', 'TCP:127.0.0.1:6443'], {reject: false});
+      if (r.exitCode === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`pod ${state.namespace}/${state.name}: the API is not reachable in its network namespace`);
   }
 
   /** Files for projected (token, ca.crt, namespace), configMap and emptyDir volumes. */
@@ -336,7 +425,7 @@ export class NodeKubelet {
           if (source.configMap) await this.writeConfigMap(state.namespace, source.configMap.name, source.configMap.items, dir);
           if (source.downwardAPI) {
             for (const item of source.downwardAPI.items ?? []) {
-              if (item.fieldRef) await writeFile(join(dir, item.path), fieldRef(pod, item.fieldRef.fieldPath, this.options.ip) ?? '');
+              if (item.fieldRef) await writeFile(join(dir, item.path), fieldRef(pod, item.fieldRef.fieldPath, this.options.ip, state.podIP) ?? '');
             }
           }
         }
@@ -355,7 +444,7 @@ export class NodeKubelet {
   private async containerEnv(state: PodState, c: Json): Promise<Record<string, string>> {
     const env: Record<string, string> = {
       PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      HOSTNAME: this.name,
+      HOSTNAME: state.pod.spec.hostNetwork ? this.name : state.name,
       // The kubernetes Service, as kube-proxy would make it reachable: here the API on the node's loopback.
       KUBERNETES_SERVICE_HOST: '127.0.0.1',
       KUBERNETES_SERVICE_PORT: '6443',
@@ -364,7 +453,7 @@ export class NodeKubelet {
     };
     for (const e of c.env ?? []) {
       if (e.value !== undefined) env[e.name] = expand(String(e.value), env);
-      else if (e.valueFrom?.fieldRef) env[e.name] = fieldRef(state.pod, e.valueFrom.fieldRef.fieldPath, this.options.ip) ?? '';
+      else if (e.valueFrom?.fieldRef) env[e.name] = fieldRef(state.pod, e.valueFrom.fieldRef.fieldPath, this.options.ip, state.podIP) ?? '';
       else if (e.valueFrom?.configMapKeyRef) {
         const r = await this.client.request('GET', `/api/v1/namespaces/${state.namespace}/configmaps/${e.valueFrom.configMapKeyRef.name}`);
         env[e.name] = r.body.data?.[e.valueFrom.configMapKeyRef.key] ?? '';
@@ -403,7 +492,7 @@ export class NodeKubelet {
     let argv = [...(c.command ?? []), ...(c.args ?? [])].map((a: string) => expand(String(a), env));
     if (argv[0] === 'ipmanager' || argv[0] === '/ipmanager' || argv[0].endsWith('/ipmanager')) argv = [process.execPath, join(repoRoot, 'bin/ipmanager.js'), ...argv.slice(1)];
     const script = [...this.mounts(state, c), 'exec "$@"'].join(' && ');
-    const child = spawn('ip', ['netns', 'exec', this.options.ns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'container', ...argv], {
+    const child = spawn('ip', ['netns', 'exec', state.netns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'container', ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
       cwd: c.workingDir && existsSync(c.workingDir) ? c.workingDir : '/',
@@ -415,6 +504,7 @@ export class NodeKubelet {
     running.probeFailures = 0;
     const log = join(state.dir, `${c.name}.log`);
     const chunks: Buffer[] = [];
+    running.output = chunks;
     child.stdout?.on('data', (d: Buffer) => chunks.push(d));
     child.stderr?.on('data', (d: Buffer) => chunks.push(d));
     this.events.push(`start ${state.namespace}/${state.name}/${c.name} pid ${child.pid}`);
@@ -439,22 +529,22 @@ export class NodeKubelet {
     });
   }
 
-  private async probe(p: Json): Promise<boolean> {
+  private async probe(p: Json, netns: string): Promise<boolean> {
     const timeout = (p.timeoutSeconds ?? 1) * 1000;
     if (p.httpGet) {
       const port = p.httpGet.port;
       const path = p.httpGet.path ?? '/';
       const scheme = (p.httpGet.scheme ?? 'HTTP').toLowerCase();
-      const r = await execa('ip', ['netns', 'exec', this.options.ns, 'curl', '-s', '-k', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', String(timeout / 1000), `${scheme}://${p.httpGet.host ?? '127.0.0.1'}:${port}${path}`], {reject: false});
+      const r = await execa('ip', ['netns', 'exec', netns, 'curl', '-s', '-k', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', String(timeout / 1000), `${scheme}://${p.httpGet.host ?? '127.0.0.1'}:${port}${path}`], {reject: false});
       const status = Number(r.stdout);
       return status >= 200 && status < 400;
     }
     if (p.tcpSocket) {
-      const r = await execa('ip', ['netns', 'exec', this.options.ns, 'socat', '-u', 'OPEN:/dev/null', `TCP:${p.tcpSocket.host ?? '127.0.0.1'}:${p.tcpSocket.port},connect-timeout=${timeout / 1000}`], {reject: false});
+      const r = await execa('ip', ['netns', 'exec', netns, 'socat', '-u', 'OPEN:/dev/null', `TCP:${p.tcpSocket.host ?? '127.0.0.1'}:${p.tcpSocket.port},connect-timeout=${timeout / 1000}`], {reject: false});
       return r.exitCode === 0;
     }
     if (p.exec) {
-      const r = await execa('ip', ['netns', 'exec', this.options.ns, ...p.exec.command], {reject: false, timeout});
+      const r = await execa('ip', ['netns', 'exec', netns, ...p.exec.command], {reject: false, timeout});
       return r.exitCode === 0;
     }
     return true;
@@ -466,7 +556,7 @@ export class NodeKubelet {
       const first = setTimeout(() => {
         const tick = async () => {
           if (running.child !== child) return;
-          onResult(await this.probe(p).catch(() => false));
+          onResult(await this.probe(p, state.netns).catch(() => false));
         };
         void tick();
         running.timers.push(setInterval(() => void tick(), (p.periodSeconds ?? 10) * 1000));
@@ -517,6 +607,11 @@ export class NodeKubelet {
       if (r.child) await this.kill(r.child, graceSeconds);
     }));
     this.pods.delete(state.uid);
+    if (state.network) {
+      state.network.api.kill('SIGKILL');
+      await execa('ip', ['netns', 'del', state.network.ns], {reject: false});
+      untrackNamespace(state.network.ns);
+    }
     await rm(state.dir, {recursive: true, force: true}).catch(() => {});
     if (deleteAfter && !this.stopped) {
       // As the kubelet does: the terminal phase first (every container terminated), then the final delete.
@@ -556,8 +651,8 @@ export class NodeKubelet {
       phase: state.unsupported ? 'Pending' : 'Running',
       hostIP: this.options.ip,
       hostIPs: [{ip: this.options.ip}],
-      podIP: this.options.ip,
-      podIPs: [{ip: this.options.ip}],
+      podIP: state.podIP,
+      podIPs: [{ip: state.podIP}],
       startTime: state.startTime,
       conditions: [
         {type: 'PodScheduled', status: 'True', lastTransitionTime: state.startTime},
@@ -570,6 +665,21 @@ export class NodeKubelet {
     };
     const r = await this.client.request('PATCH', `/api/v1/namespaces/${state.namespace}/pods/${state.name}/status`, {status}, 'application/merge-patch+json').catch(() => undefined);
     if (r && r.status !== 200) this.events.push(`status ${state.namespace}/${state.name}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+  }
+
+  /** What a pod's container has printed so far in its current run (kubectl logs). */
+  logs(namespace: string, pod: string, container?: string): string {
+    const state = [...this.pods.values()].find((p) => p.namespace === namespace && p.name === pod);
+    const r = state && (container ? state.containers.get(container) : [...state.containers.values()][0]);
+    return r?.output ? Buffer.concat(r.output).toString('utf8') : '';
+  }
+
+  /** Every container's output on this node, headed by pod and container, for a failed test's message. */
+  allLogs(filter: (namespace: string, pod: string) => boolean = () => true): string {
+    return [...this.pods.values()]
+      .filter((p) => filter(p.namespace, p.name))
+      .flatMap((p) => [...p.containers.values()].map((r) => `--- ${this.name} ${p.namespace}/${p.name}/${r.name}\n${r.output ? Buffer.concat(r.output).toString('utf8') : ''}`))
+      .join('\n');
   }
 
   /** Stops every container (SIGTERM, then SIGKILL) and the heartbeats; the Node stays registered. */
