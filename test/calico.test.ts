@@ -233,17 +233,6 @@ describe('bad input: nothing is written', () => {
 });
 
 describe('bgpconfiguration (Calico v3) against the lab API', () => {
-  const crd = {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: {name: 'bgpconfigurations.crd.projectcalico.org'},
-    spec: {
-      group: 'crd.projectcalico.org',
-      scope: 'Cluster',
-      names: {kind: 'BGPConfiguration', plural: 'bgpconfigurations', singular: 'bgpconfiguration', listKind: 'BGPConfigurationList'},
-      versions: [{name: 'v1', served: true, storage: true, schema: {openAPIV3Schema: {type: 'object', 'x-kubernetes-preserve-unknown-fields': true}}}],
-    },
-  };
   const claims = {
     extip_iface: 'lo',
     extip_distribution: 'balance',
@@ -256,7 +245,10 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
   };
 
   beforeAll(async () => {
-    expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(crd))).exitCode).toBe(0);
+    // Calico's own CRD, from its Go module (test/calico/crd.sh).
+    const crd = (await execa('bash', [join(repoRoot, 'test/calico/crd.sh'), 'bgpconfigurations'])).stdout.trim();
+    const created = await lab.kubectl(['create', '-f', crd]);
+    expect(created.stderr).toBe('');
     await lab.kubectl(['wait', '--for=condition=Established', 'crd/bgpconfigurations.crd.projectcalico.org']);
   });
 

