@@ -15,7 +15,7 @@ import {tempDir} from './helpers/ansible.js';
 
 let lab: Lab;
 beforeAll(async () => {
-  lab = await Lab.start({nodes: 2, api: 'real', privilegedNamespaces: []});
+  lab = await Lab.start({nodes: 2, privilegedNamespaces: []});
 }, 600_000);
 afterAll(async () => lab?.stop());
 

@@ -9,7 +9,6 @@ import {afterAll, beforeAll, expect, test} from '@jest/globals';
 import {join} from 'node:path';
 import {startBird} from './lab/bird.js';
 import {nodeBird2Config, routerBird2Config, routerNexthops, waitFor} from './lab/bgp.js';
-import {LabKubelet} from './lab/kubelet.js';
 import {Lab} from './lab/lab.js';
 import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
@@ -17,11 +16,8 @@ import {extip} from './helpers/cli.js';
 
 const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
 let lab: Lab;
-let kubelet: LabKubelet;
 beforeAll(async () => {
   lab = await Lab.start({nodes: 3});
-  kubelet = new LabKubelet();
-  await lab.useKubelet(kubelet);
 });
 afterAll(async () => lab?.stop());
 
@@ -64,8 +60,9 @@ test('seed 004: ECMP over node1 and node3, TCP to both, drain, delete, uninstall
   expect(answers.failures).toBe(0);
   expect(Object.keys(answers.byAnswer).sort()).toEqual(['node1', 'node3']);
 
-  // 4. SIGTERM to node1's controller: node1 withdraws, one nexthop left.
-  await kubelet.container('default/claimcontroller', 'node1')!.daemon.stop('SIGTERM');
+  // 4. node1 taken out (its label removed): the DaemonSet's pod there is deleted, the kubelet
+  // sends SIGTERM, node1 withdraws, one nexthop left.
+  expect((await lab.kubectl(['label', 'node', 'node1', 'externalip-'])).exitCode).toBe(0);
   await waitFor('one nexthop for 10.0.0.7', async () => (await routerNexthops(lab, '10.0.0.7')).length === 1);
   expect(await routerNexthops(lab, '10.0.0.7')).toEqual(['10.210.1.13']);
   expect((await lo('node1')).filter((a) => a.startsWith('10.0.0.'))).toEqual([]);

@@ -9,7 +9,6 @@ import {startBird} from './lab/bird.js';
 import {nodeBird2Config, routerBird2Config, routerNexthops, waitFor} from './lab/bgp.js';
 import {certDir, startEtcd, type LabEtcd} from './lab/etcd.js';
 import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
-import {kubectlPath} from './lab/tools.js';
 import {runPlaybook} from './helpers/ansible.js';
 
 let lab: Lab;
@@ -38,12 +37,12 @@ describe('a 3-node lab', () => {
   });
 
   test('kubectl reaches the API over TLS from the control-plane host and from this machine', async () => {
-    const fromHost = await lab.exec('node1', kubectlPath, ['--kubeconfig', join(lab.host('node1').root, 'etc/kubernetes/admin.conf'), 'get', 'nodes', '-o', 'name']);
+    const fromHost = await lab.exec('node1', lab.kubectlPath, ['--kubeconfig', join(lab.host('node1').root, 'etc/kubernetes/admin.conf'), 'get', 'nodes', '-o', 'name']);
     expect(fromHost.stdout.split('\n')).toEqual(['node/node1', 'node/node2', 'node/node3']);
     const nodes = JSON.parse((await lab.kubectl(['get', 'nodes', '-o', 'json'])).stdout);
     expect(nodes.items.map((n: any) => n.status.addresses[0].address)).toEqual(['10.210.1.11', '10.210.1.12', '10.210.1.13']);
     // A wrong CA is refused: the lab's kubeconfig is real TLS.
-    const insecure = await execa(kubectlPath, ['--server', lab.api.server.url, '--token', lab.api.token, 'get', 'nodes'], {reject: false, env: {KUBECACHEDIR: join(lab.dir, 'c2')}});
+    const insecure = await execa(lab.kubectlPath, ['--server', lab.k8s.url, '--certificate-authority', '/etc/ssl/certs/ca-certificates.crt', 'get', 'nodes'], {reject: false, env: {KUBECACHEDIR: join(lab.dir, 'c2'), KUBECONFIG: '/dev/null'}});
     expect(insecure.stderr).toMatch(/certificate/);
   });
 });
@@ -54,12 +53,12 @@ test('two labs run side by side, and stop leaves nothing behind', async () => {
   expect(other.id).not.toBe(lab.id);
   const list = (await execa('ip', ['netns', 'list'])).stdout;
   for (const ns of namespaces) expect(list).toContain(ns);
-  const socats = (await execa('pgrep', ['-f', other.api.socketPath], {reject: false})).stdout.trim().split('\n').filter(Boolean);
+  const socats = (await execa('pgrep', ['-f', `socat .*${other.dir}`], {reject: false})).stdout.trim().split('\n').filter(Boolean);
   expect(socats).toHaveLength(2);
   await other.stop();
   const after = (await execa('ip', ['netns', 'list'])).stdout;
   for (const ns of namespaces) expect(after).not.toContain(ns);
-  expect((await execa('pgrep', ['-f', other.api.socketPath], {reject: false})).stdout.trim()).toBe('');
+  expect((await execa('pgrep', ['-f', other.dir], {reject: false})).stdout.trim()).toBe('');
   expect(existsSync(other.dir)).toBe(false);
 });
 

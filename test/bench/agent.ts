@@ -17,12 +17,18 @@ import {startDaemon} from '../lab/procs.js';
 import {repoRoot} from '../helpers/root.js';
 
 const lab = await Lab.start({nodes: 2});
-const store = lab.api.server.store;
-const services = store.resolve('', 'v1', 'services');
+const kc = new k8s.KubeConfig();
+kc.loadFromFile(lab.api.kubeconfig);
+const core = kc.makeApiClient(k8s.CoreV1Api);
 const hrms = () => Number(process.hrtime.bigint()) / 1e6;
 
-function createService(name: string, ips: string[]) {
-  store.create(services, 'default', {apiVersion: 'v1', kind: 'Service', metadata: {name}, spec: {ports: [{port: 80}], externalIPs: ips}}, {});
+async function createService(name: string, ips: string[]) {
+  await core.createNamespacedService({namespace: 'default', body: {apiVersion: 'v1', kind: 'Service', metadata: {name}, spec: {ports: [{port: 80}], externalIPs: ips}}});
+}
+
+/** Runs the calls 50 at a time. */
+async function inBatches(count: number, call: (i: number) => Promise<unknown>) {
+  for (let i = 0; i < count; i += 50) await Promise.all(Array.from({length: Math.min(50, count - i)}, (_, j) => call(i + j)));
 }
 
 /** Streams `ip monitor address` in a node; calls back with each new address and the time it was seen. */
@@ -64,7 +70,7 @@ try {
   for (let i = 0; i < 200; i++) {
     const ip = `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`;
     const start = hrms();
-    createService(`lat-${i}`, [ip]);
+    await createService(`lat-${i}`, [ip]);
     const deadline = start + 5000;
     while (!seen.has(`${ip}/32`) && hrms() < deadline) await new Promise((r) => setImmediate(r));
     if (!seen.has(`${ip}/32`)) throw new Error(`${ip} never appeared`);
@@ -74,24 +80,20 @@ try {
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)];
   await a1.stop('SIGTERM');
   await mon1.stop();
-  for (let i = 0; i < 200; i++) store.removeObject(services, 'default', `lat-${i}`);
+  await inBatches(200, (i) => core.deleteNamespacedService({namespace: 'default', name: `lat-${i}`}));
 
   // Cold convergence: 1,000 Services with 2 IPs each, agent started afterwards.
   const cidrs: string[] = [];
-  for (let i = 0; i < 1000; i++) {
-    const ips = [`10.2.${Math.floor(i / 250)}.${(i % 250) + 1}`, `10.3.${Math.floor(i / 250)}.${(i % 250) + 1}`];
-    createService(`cold-${i}`, ips);
-    cidrs.push(...ips.map((ip) => `${ip}/32`));
-  }
+  const coldIps = (i: number) => [`10.2.${Math.floor(i / 250)}.${(i % 250) + 1}`, `10.3.${Math.floor(i / 250)}.${(i % 250) + 1}`];
+  for (let i = 0; i < 1000; i++) cidrs.push(...coldIps(i).map((ip) => `${ip}/32`));
+  await inBatches(1000, (i) => createService(`cold-${i}`, coldIps(i)));
   // The floor: the same 2,000 addresses with one ip -batch, in node2.
   const floorStart = hrms();
   await execa('ip', ['-n', lab.host('node2').ns, '-batch', '-'], {input: cidrs.map((c) => `address add ${c} dev lo`).join('\n') + '\n'});
   const floor = hrms() - floorStart;
   // One list of the 1,000 Services, as the agent's first list does.
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(lab.api.kubeconfig);
   const listStart = hrms();
-  const listed = await kc.makeApiClient(k8s.CoreV1Api).listServiceForAllNamespaces();
+  const listed = await core.listServiceForAllNamespaces();
   const list = hrms() - listStart;
 
   seen.clear();

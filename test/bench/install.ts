@@ -7,7 +7,6 @@
 import {chmod, readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {Lab} from '../lab/lab.js';
-import {kubectlPath} from '../lab/tools.js';
 import {runPlaybook} from '../helpers/ansible.js';
 import {runRole} from '../helpers/role.js';
 
@@ -26,7 +25,7 @@ for (const nodes of [3, 30]) {
   try {
     const log = join(lab.dir, 'kubectl.log');
     const wrapper = join(lab.dir, 'kubectl-counting');
-    await writeFile(wrapper, `#!/bin/sh\necho "$*" >> ${log}\nexec ${kubectlPath} "$@"\n`);
+    await writeFile(wrapper, `#!/bin/sh\necho "$*" >> ${log}\nexec ${lab.kubectlPath} "$@"\n`);
     await chmod(wrapper, 0o755);
     const count = async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
     const vars = {...ecmp, extip_kubectl: wrapper};

@@ -26,7 +26,7 @@ export interface LabEnvironment {
 
 export async function startEnvironment(nodes: number, progress: (line: string) => void = () => {}): Promise<LabEnvironment> {
   progress(`starting the control plane and ${nodes} node${nodes === 1 ? '' : 's'}`);
-  const lab = await Lab.start({nodes, api: 'real'});
+  const lab = await Lab.start({nodes});
   try {
     progress("starting Calico v2's etcd, calico/node on every node and the router's BGP");
     const etcd = await startEtcd(lab);

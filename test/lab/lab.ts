@@ -3,25 +3,24 @@
  *
  * Hosts are network namespaces (node1..nodeN and a top-of-rack router holding
  * the bridge that joins them); Ansible reaches them through inventories whose
- * hosts run modules inside their namespace; a fake API server (the one part
- * that cannot be real here) is reached from every host at 127.0.0.1:6443
- * through socat and a unix socket. Each host has its own directory tree for
- * the files extip writes (/etc/kubernetes, /etc/ssl/etcd/ssl).
+ * hosts run modules inside their namespace. A real control plane (etcd,
+ * kube-apiserver, kube-controller-manager, kube-scheduler; controlplane.ts)
+ * runs on this machine, reached from every host at 127.0.0.1:6443 through
+ * socat and a proxy of the host's own; a lab kubelet per node
+ * (nodekubelet.ts) runs the pods bound to it. Each host has its own
+ * directory tree for the files extip writes (/etc/kubernetes,
+ * /etc/ssl/etcd/ssl).
  */
 import {randomBytes} from 'node:crypto';
-import {copyFile, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import YAML from 'yaml';
-import type {WorkloadStatusProvider} from './apiserver/controllers.js';
-import {setWorkloadStatusProvider} from './apiserver/controllers.js';
 import {waitFor} from './bgp.js';
 import {type ApiProxy, type ControlPlane, NODE_HEARTBEAT_SECONDS, startControlPlane} from './controlplane.js';
-import {type LabApi, startApi} from './kube.js';
 import {NodeKubelet} from './nodekubelet.js';
 import {type Daemon, reapStaleNamespaces, startDaemon, trackDir, trackNamespace, untrackDir, untrackNamespace} from './procs.js';
-import {kubectlPath} from './tools.js';
 
 export const NS_PREFIX = 'extip';
 let labCount = 0;
@@ -39,12 +38,6 @@ export interface LabHost {
 export interface LabOptions {
   nodes?: number;
   /**
-   * The API server: `real` runs etcd, kube-apiserver, kube-controller-manager,
-   * kube-scheduler and a lab kubelet per node (test/lab/controlplane.ts,
-   * nodekubelet.ts); `fake` the in-process stand-in. Default: EXTIP_LAB_API, else fake.
-   */
-  api?: 'real' | 'fake';
-  /**
    * With the real control plane: namespaces labelled to admit privileged pods
    * (pod-security.kubernetes.io/enforce=privileged), as an operator does when
    * extip's preflight asks for it. Default ['default'], where the seed setups
@@ -55,15 +48,13 @@ export interface LabOptions {
   controlPlane?: number;
 }
 
-/**
- * The seam for a kubelet stand-in: something that, given the lab, starts the
- * workloads' containers as processes inside the nodes' namespaces and reports
- * their state. The agent issue fills it; without one, the fake API server's
- * simulated workload status stands.
- */
-export interface Kubelet {
-  start(lab: Lab): Promise<WorkloadStatusProvider>;
-  stop(): Promise<void>;
+/** What tests reach as `lab.api`: the control plane's kubeconfigs and CA. */
+export interface LabApi {
+  pki: ControlPlane['pki'];
+  /** Admin kubeconfig for this machine (https://127.0.0.1:<port>). */
+  kubeconfig: string;
+  /** Admin kubeconfig for the hosts (https://127.0.0.1:6443). */
+  hostKubeconfig: string;
 }
 
 export const SEGMENT = '10.210.1';
@@ -81,17 +72,14 @@ export class Lab {
   readonly hosts: LabHost[];
   readonly router: {ns: string; ip: string};
   api!: LabApi;
-  /** The real control plane and the nodes' kubelets, when the lab runs them. */
-  k8s?: ControlPlane;
+  /** The control plane and the nodes' kubelets. */
+  k8s!: ControlPlane;
   nodeKubelets: NodeKubelet[] = [];
-  readonly apiKind: 'real' | 'fake';
   private daemons: Daemon[] = [];
   private extraNamespaces: string[] = [];
-  private kubelet?: Kubelet;
   private up = false;
 
-  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number, apiKind: 'real' | 'fake', readonly privilegedNamespaces: string[]) {
-    this.apiKind = apiKind;
+  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number, readonly privilegedNamespaces: string[]) {
     this.id = `${process.pid}-${++labCount}${randomBytes(2).toString('hex')}`;
     this.dir = dir;
     this.router = {ns: `${NS_PREFIX}-${this.id}-tor`, ip: `${SEGMENT}.1`};
@@ -108,8 +96,7 @@ export class Lab {
     if (nodes < 1 || nodes > 200) throw new Error('a lab has 1 to 200 nodes');
     const dir = await mkdtemp(join(tmpdir(), 'extip-lab-'));
     trackDir(dir);
-    const apiKind = options.api ?? (process.env.EXTIP_LAB_API === 'fake' ? 'fake' : 'real');
-    const lab = new Lab(dir, nodes, options.controlPlane ?? 1, apiKind, options.privilegedNamespaces ?? ['default']);
+    const lab = new Lab(dir, nodes, options.controlPlane ?? 1, options.privilegedNamespaces ?? ['default']);
     try {
       await lab.bringUp();
     } catch (err) {
@@ -149,40 +136,14 @@ export class Lab {
       ),
     );
 
-    if (this.apiKind === 'real') return this.bringUpControlPlane();
-
-    // The API server, the nodes registered with their InternalIP, and a way in from every host.
-    this.api = await startApi(this.dir);
-    const nodes = this.api.server.store.resolve('', 'v1', 'nodes');
-    for (const h of this.hosts) {
-      this.api.server.store.create(nodes, undefined, {
-        apiVersion: 'v1',
-        kind: 'Node',
-        metadata: {name: h.name, labels: {'kubernetes.io/hostname': h.name, 'kubernetes.io/os': 'linux', ...(this.controlPlane.includes(h) ? {'node-role.kubernetes.io/control-plane': ''} : {})}},
-        status: {
-          addresses: [{type: 'InternalIP', address: h.ip}, {type: 'Hostname', address: h.name}],
-          conditions: [{type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status'}],
-          nodeInfo: {kubeletVersion: 'v1.31.0', osImage: 'extip lab', architecture: 'amd64', operatingSystem: 'linux'},
-        },
-      }, {});
-    }
-    for (const h of this.hosts) {
-      this.daemons.push(
-        startDaemon('ip', ['netns', 'exec', h.ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${this.api.socketPath}`]),
-      );
-      await mkdir(join(h.root, 'etc', 'kubernetes'), {recursive: true});
-      await copyFile(this.api.hostKubeconfig, join(h.root, 'etc', 'kubernetes', 'admin.conf'));
-    }
-    await this.writeInventories();
-    await this.waitForApiFromHosts();
-    this.up = true;
+    await this.bringUpControlPlane();
   }
 
   /** The real control plane, a kubelet per node registering itself, and the way in from every host. */
   private async bringUpControlPlane(): Promise<void> {
     const cp = await startControlPlane(join(this.dir, 'controlplane'));
     this.k8s = cp;
-    this.api = new RealApiView(cp);
+    this.api = {pki: cp.pki, kubeconfig: cp.kubeconfig, hostKubeconfig: cp.hostKubeconfig};
     const admin = await readFile(cp.hostKubeconfig, 'utf8');
     for (const h of this.hosts) {
       const way = await cp.hostProxy(h.name);
@@ -223,7 +184,6 @@ export class Lab {
 
   /** The proxy between one host and the API server: cut, refuse, stall, resume. */
   async apiProxy(host: string): Promise<ApiProxy> {
-    if (!this.k8s) throw new Error('the API proxies exist with the real control plane only');
     return (await this.k8s.hostProxy(this.host(host).name)).proxy;
   }
 
@@ -248,9 +208,9 @@ export class Lab {
     await this.nodeKubelets.find((k) => k.name === name)?.heal();
   }
 
-  /** The kubectl the lab drives: the control plane's own with the real API server. */
+  /** The kubectl the lab drives: the one built with the control plane. */
   get kubectlPath(): string {
-    return this.k8s?.kubectlPath ?? kubectlPath;
+    return this.k8s.kubectlPath;
   }
 
   /** Waits until kubectl answers from the control-plane host (socat listening). */
@@ -399,18 +359,12 @@ export class Lab {
     };
   }
 
-  async useKubelet(kubelet: Kubelet): Promise<void> {
-    this.kubelet = kubelet;
-    setWorkloadStatusProvider(this.api.server.store, await kubelet.start(this));
-  }
-
   async stop(): Promise<void> {
     this.up = false;
-    await this.kubelet?.stop().catch(() => {});
     await Promise.all(this.nodeKubelets.map((k) => k.stop().catch(() => {})));
     await Promise.all(this.daemons.map((d) => d.stop()));
     this.daemons = [];
-    await this.api?.stop().catch(() => {});
+    await this.k8s?.stop().catch(() => {});
     for (const ns of [this.router.ns, ...this.hosts.map((h) => h.ns), ...this.extraNamespaces]) {
       await execa('ip', ['netns', 'del', ns], {reject: false});
       untrackNamespace(ns);
@@ -434,34 +388,4 @@ async function checkPrerequisites(): Promise<void> {
   const r = await execa('ip', ['netns', 'add', probe], {reject: false});
   if (r.exitCode !== 0) throw new Error(`cannot create network namespaces here: ${r.stderr}`);
   await execa('ip', ['netns', 'del', probe], {reject: false});
-}
-
-/**
- * What tests reach as `lab.api` when the lab runs the real control plane: the
- * kubeconfigs and the CA. The fake server's hooks do not exist there; a test
- * that reaches for them fails saying so.
- */
-class RealApiView implements LabApi {
-  constructor(private cp: ControlPlane) {}
-  get server(): never {
-    throw new Error('this lab runs the real control plane: there is no fake API server (use lab.k8s)');
-  }
-  get token(): never {
-    throw new Error('this lab runs the real control plane: clients use certificates or ServiceAccount tokens');
-  }
-  get pki() {
-    return this.cp.pki;
-  }
-  get kubeconfig() {
-    return this.cp.kubeconfig;
-  }
-  get hostKubeconfig() {
-    return this.cp.hostKubeconfig;
-  }
-  get socketPath() {
-    return this.cp.socketPath;
-  }
-  stop() {
-    return this.cp.stop();
-  }
 }

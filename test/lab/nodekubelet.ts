@@ -20,7 +20,7 @@ import {spawn, type ChildProcess} from 'node:child_process';
 import {existsSync} from 'node:fs';
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {request as httpsRequest} from 'node:https';
-import {join} from 'node:path';
+import {dirname, join} from 'node:path';
 import {execa} from 'execa';
 import YAML from 'yaml';
 import {trackNamespace, untrackNamespace} from './procs.js';
@@ -324,7 +324,7 @@ export class NodeKubelet {
       if (['Succeeded', 'Failed'].includes(pod.status?.phase)) return;
       state = {uid, namespace: pod.metadata.namespace, name: pod.metadata.name, pod, dir: join(this.options.dir, uid), containers: new Map(), deleting: false, startTime: now(), netns: this.options.ns, podIP: this.options.ip};
       this.pods.set(uid, state);
-      void this.startPod(state).catch((err) => this.events.push(`start ${state!.name}: ${err}`));
+      void this.startPodOrReport(state);
       return;
     }
     state.pod = pod;
@@ -344,6 +344,47 @@ export class NodeKubelet {
     }
     if (pod.spec.initContainers?.length) return 'the lab does not run init containers';
     return undefined;
+  }
+
+  /**
+   * Starts a pod; when that fails (a token the API refused, a volume that
+   * cannot be written), says so in the pod's status, as the kubelet does with
+   * CreateContainerConfigError, and tries again after a back-off.
+   */
+  private async startPodOrReport(state: PodState, attempt = 0): Promise<void> {
+    try {
+      await this.startPod(state);
+    } catch (err) {
+      const message = String((err as Error)?.message ?? err);
+      this.events.push(`start ${state.namespace}/${state.name}: ${message}`);
+      if (this.stopped || state.deleting) return;
+      await this.stopContainers(state);
+      for (const c of state.pod.spec.containers ?? []) {
+        state.containers.set(c.name, {name: c.name, restarts: 0, ready: false, waiting: {reason: 'CreateContainerConfigError', message}, backoffUntil: 0, timers: [], probeFailures: 0});
+      }
+      await this.reportStatus(state).catch(() => {});
+      const delay = Math.min(30000, 1000 * 2 ** attempt);
+      setTimeout(() => {
+        if (!this.stopped && !state.deleting && this.pods.get(state.uid) === state) void this.startPodOrReport(state, attempt + 1);
+      }, delay);
+    }
+  }
+
+  /** Stops a pod's containers started so far (a start that failed half way) and its network. */
+  private async stopContainers(state: PodState): Promise<void> {
+    await Promise.all([...state.containers.values()].map(async (r) => {
+      for (const t of r.timers.splice(0)) clearTimeout(t);
+      if (r.child) await this.kill(r.child, 0);
+    }));
+    state.containers.clear();
+    if (state.network) {
+      state.network.api.kill('SIGKILL');
+      await execa('ip', ['netns', 'del', state.network.ns], {reject: false});
+      untrackNamespace(state.network.ns);
+      state.network = undefined;
+      state.netns = this.options.ns;
+      state.podIP = this.options.ip;
+    }
   }
 
   private async startPod(state: PodState): Promise<void> {
@@ -466,6 +507,18 @@ export class NodeKubelet {
     return env;
   }
 
+  /**
+   * Where a hostPath lives on this node: under its root. A path under a lab
+   * host's root (the lab's inventories give each host its own extip_state_dir
+   * there, and one DaemonSet carries the first host's) is the same path under
+   * this node's root, as /run/extip is the same path on every real node.
+   */
+  private hostPath(path: string): string {
+    const hosts = dirname(this.options.root);
+    if (path.startsWith(hosts + '/')) return join(this.options.root, path.slice(hosts.length + 1).split('/').slice(1).join('/'));
+    return join(this.options.root, path);
+  }
+
   /** The shell line that bind-mounts the pod's volumes at their paths inside the container's mount namespace. */
   private mounts(state: PodState, c: Json): string[] {
     const lines: string[] = [];
@@ -476,7 +529,7 @@ export class NodeKubelet {
       let source: string;
       if (v.hostPath) {
         // Under the node's root; a path already there (the lab's inventories point extip_state_dir there) as it is.
-        source = v.hostPath.path.startsWith(this.options.root + '/') ? v.hostPath.path : join(this.options.root, v.hostPath.path);
+        source = this.hostPath(v.hostPath.path);
         lines.push(`mkdir -p ${q(source)}`);
       } else {
         source = join(state.dir, 'volumes', v.name);

@@ -6,8 +6,9 @@
 import {createHash} from 'node:crypto';
 import {readFile, readdir} from 'node:fs/promises';
 import {join, relative} from 'node:path';
-import type {Json, JsonObject} from './apiserver/types.js';
-import {isObject} from './apiserver/types.js';
+type Json = null | boolean | number | string | Json[] | {[key: string]: Json};
+type JsonObject = {[key: string]: Json};
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 import type {Lab} from './lab.js';
 
 export interface Snapshot {
@@ -24,7 +25,6 @@ export interface Snapshot {
 }
 
 /** Kinds whose objects come and go on their own (not part of what extip changes). */
-const SKIPPED_TYPES = new Set(['/events', 'coordination.k8s.io/leases']);
 
 function stripVolatile(o: JsonObject): Json {
   const copy = structuredClone(o);
@@ -46,14 +46,7 @@ export interface SnapshotOptions {
 }
 
 export async function takeSnapshot(lab: Lab, options: SnapshotOptions = {}): Promise<Snapshot> {
-  const objects: Record<string, Json> = lab.k8s ? await realObjects(lab) : {};
-  if (!lab.k8s) {
-    for (const {type, object} of lab.api.server.store.all()) {
-      const key = `${type.group}/${type.plural}`;
-      if (SKIPPED_TYPES.has(key)) continue;
-      objects[`${key} ${object.metadata.namespace ?? ''}/${object.metadata.name}`] = stripVolatile(object);
-    }
-  }
+  const objects = await realObjects(lab);
   const addresses: Record<string, string[]> = {};
   const routes: Record<string, string[]> = {};
   for (const host of ['tor', ...lab.hosts.map((h) => h.name)]) {
@@ -68,7 +61,18 @@ export async function takeSnapshot(lab: Lab, options: SnapshotOptions = {}): Pro
   const files: Record<string, string> = {};
   for (const h of lab.hosts) {
     for (const path of await walk(h.root)) {
-      files[`${h.name}/${relative(h.root, path)}`] = createHash('sha256').update(await readFile(path)).digest('hex').slice(0, 16);
+      let content = await readFile(path);
+      // An agent's ownership record is rewritten every few seconds with a new time (its sign of
+      // life); what it records is the owner, the interface and the addresses.
+      if (/\/run\/extip\/owners\/[^/]+\/[^/]+\.json$/.test(path)) {
+        try {
+          const {updated: _, ...record} = JSON.parse(content.toString('utf8'));
+          content = Buffer.from(JSON.stringify(record));
+        } catch {
+          // Not JSON: compared as it is.
+        }
+      }
+      files[`${h.name}/${relative(h.root, path)}`] = createHash('sha256').update(content).digest('hex').slice(0, 16);
     }
   }
   const etcd = options.etcdKeys ? await options.etcdKeys() : {};
