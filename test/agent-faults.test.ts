@@ -70,7 +70,9 @@ async function service(name: string, ips: string[] | null) {
   const r = ips === null
     ? await lab.kubectl(['delete', 'service', name, '-n', 'default', '--ignore-not-found'])
     : await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name, namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ips}}));
-  expect(r.stderr).toBe('');
+  // The API server's warnings (externalIPs are deprecated; an IPv6 address not in RFC 5952 form) are
+  // no failure; anything else is.
+  expect(r.stderr.split('\n').filter((l) => l && !l.startsWith('Warning: '))).toEqual([]);
   expect(r.exitCode).toBe(0);
 }
 
@@ -175,7 +177,10 @@ test('two agents of different workloads on one node: stopping one leaves the add
 
 test('IPv6: its own prefix, canonical addresses, IPv4-mapped refused, failed adds not recorded', async () => {
   const argv = await manifestArgv(['extip_iface=lo', 'extip_mask=32']);
-  await service('v6', ['FD00:0:0::0007', '::ffff:10.1.1.1', '10.0.0.61']);
+  // The API server refuses IPv4-mapped addresses itself (the agent skips them too, for older data: agent-unit.test.ts).
+  const mapped = await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'v6', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['::ffff:10.1.1.1']}}));
+  expect(mapped.stderr).toContain('must not be an IPv4-mapped IPv6 address');
+  await service('v6', ['FD00:0:0::0007', '10.0.0.61']);
   const agent = runAgent(argv);
   await waitFor('fd00::7/128 and 10.0.0.61/32 up', async () => {
     const a = await addrs('lo');
@@ -184,7 +189,6 @@ test('IPv6: its own prefix, canonical addresses, IPv4-mapped refused, failed add
   const lo = await addrs('lo');
   expect(lo.filter((x) => x.startsWith('fd00::7/'))).toEqual(['fd00::7/128']);
   expect(lo.some((x) => x.startsWith('::/') || x.startsWith('::ffff'))).toBe(false);
-  expect(agent.output()).toContain('skip ::ffff:10.1.1.1 of Service default/v6: an IPv4-mapped IPv6 address');
   await agent.stop('SIGTERM');
   expect((await addrs('lo')).filter((x) => x.startsWith('fd00::7') || x.startsWith('10.0.0.61'))).toEqual([]);
 

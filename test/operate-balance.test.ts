@@ -1,6 +1,7 @@
 /** `extip install` / `uninstall` of the claims-mode (balance) setup through the built CLI. */
 import {afterAll, beforeAll, expect, test} from '@jest/globals';
 import {join} from 'node:path';
+import {waitFor} from './lab/bgp.js';
 import {Lab} from './lab/lab.js';
 import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
@@ -22,9 +23,14 @@ test('balance setup: install with progress and summary, status, uninstall back t
   expect(install.stderr).toMatch(/^node3\s+ok=\d+\s+changed=0\s+failed=0\s+unreachable=0/m);
   expect((await lab.kubectl(['get', 'ipclaimpools', 'pool-a'])).exitCode).toBe(0);
 
-  const status = await extip(['status', '--kubeconfig', lab.api.kubeconfig, '--json']);
-  const report = JSON.parse(status.stdout);
-  expect(report).toMatchObject({installed: true, mode: 'balance', schedulerLeader: '(none)'});
+  // The scheduler's leader: a pod of the Deployment, with its process's UUID.
+  let report: any;
+  await waitFor('a scheduler leader', async () => {
+    report = JSON.parse((await extip(['status', '--kubeconfig', lab.api.kubeconfig, '--json'])).stdout);
+    return report.schedulerLeader !== '(none)';
+  }, 60000);
+  expect(report).toMatchObject({installed: true, mode: 'balance'});
+  expect(report.schedulerLeader).toMatch(/^claimscheduler-[a-z0-9]+-[a-z0-9]+_[0-9a-f-]{36}$/);
   expect(report.pools).toEqual([{name: 'pool-a', cidr: '192.0.2.0/24', allocated: 0}]);
 
   const removal = await extip(['uninstall', '-i', lab.kargoInventory, '-e', `@${balance}`, '--set', 'extip_namespace=extip', '--yes', '--json']);

@@ -1,0 +1,30 @@
+/**
+ * The naive agent's decisions on their own: entries a current API server
+ * refuses (not an IP, IPv4-mapped IPv6) can still come from older clusters
+ * or stored data, and are skipped with a reason.
+ */
+import {expect, test} from '@jest/globals';
+import type * as k8s from '@kubernetes/client-node';
+import {canonicalIp} from '../cli/agent/addresses.js';
+import {desiredFrom, plan} from '../cli/agent/naive.js';
+
+const svc = (name: string, ips: string[]) => ({metadata: {name, namespace: 'default'}, spec: {externalIPs: ips}}) as k8s.V1Service;
+
+test('entries that are not IPs, and IPv4-mapped IPv6 ones, are skipped with a reason; IPv6 is canonical', () => {
+  const d = desiredFrom([svc('web', ['10.0.0.7', 'not-an-ip', '::ffff:10.1.1.1', 'FD00:0:0::0007']), svc('other', ['10.0.0.7'])], 32, 128);
+  expect([...d.wanted]).toEqual([['10.0.0.7/32', ['default/web', 'default/other']], ['fd00::7/128', ['default/web']]]);
+  expect(d.invalid).toEqual([
+    {service: 'default/web', value: 'not-an-ip', reason: 'not an IP address'},
+    {service: 'default/web', value: '::ffff:10.1.1.1', reason: 'an IPv4-mapped IPv6 address; write the IPv4 address instead'},
+  ]);
+  expect(canonicalIp('FD00::0:7')).toEqual({ip: 'fd00::7', family: 6});
+});
+
+test('an address already on another interface is a conflict, and the operator\'s own address is never taken', () => {
+  const d = desiredFrom([svc('web', ['10.210.1.11', '10.0.0.50', '10.0.0.7'])], 32);
+  const host = [{iface: 'eth0', ip: '10.210.1.11', prefix: 24}, {iface: 'lo', ip: '10.0.0.50', prefix: 32}];
+  const p = plan(d, host, {iface: 'lo', label: 'lo:extip', owns: () => false, addresses: []});
+  expect(p.add).toEqual(['10.0.0.7/32']);
+  expect(p.adopt).toEqual([]);
+  expect(p.conflicts).toEqual([{cidr: '10.210.1.11/32', iface: 'eth0', services: ['default/web']}]);
+});
