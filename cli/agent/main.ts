@@ -94,8 +94,19 @@ export async function main(argv: string[]): Promise<number> {
         else if (req.url === '/readyz') res.writeHead(controller.ready ? 200 : 503).end(controller.ready ? 'ready\n' : 'not ready\n');
         else if (req.url === '/metrics') res.writeHead(200, {'Content-Type': 'text/plain; version=0.0.4'}).end(metrics.text());
         else res.writeHead(404).end('not found\n');
-      }).listen(flags.healthPort, '127.0.0.1')
+      })
     : undefined;
+  if (server) {
+    // Before anything else runs: a port that is taken stops the agent with a clear message, not a crash later.
+    const listening = await new Promise<Error | undefined>((resolve) => {
+      server.once('error', resolve).once('listening', () => resolve(undefined));
+      server.listen(flags.healthPort, '127.0.0.1');
+    });
+    if (listening) {
+      log.error(`cannot serve --health-port=${flags.healthPort} on 127.0.0.1 (${(listening as NodeJS.ErrnoException).code ?? listening.message}); choose a free port, or 0 for none`);
+      return 1;
+    }
+  }
 
   const done = new Promise<number>((resolve) => {
     exitWith = resolve;
