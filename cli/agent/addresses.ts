@@ -157,6 +157,21 @@ export class Ownership {
   }
 
   /**
+   * Takes down every address in the record that is on the interface and that
+   * no other live owner wants. Those others want stay up, and stay in the
+   * record until the caller drops or releases it.
+   */
+  async withdraw(): Promise<{removed: string[]; shared: string[]; failed: string[]}> {
+    const [host, others] = await Promise.all([readAddresses(), this.othersWant()]);
+    const onIface = new Set(host.filter((a) => a.iface === this.iface).map((a) => `${a.ip}/${a.prefix}`));
+    const mine = this.addresses;
+    const removed = mine.filter((cidr) => onIface.has(cidr) && !others.has(cidr));
+    const shared = mine.filter((cidr) => others.has(cidr));
+    const result = await this.apply([], removed, host);
+    return {removed, shared, failed: result.failed};
+  }
+
+  /**
    * Applies the changes with one `ip -batch`. Additions are recorded before
    * they are made (a crash in between leaves nothing unrecorded) and dropped
    * from the record again when `ip` refused them. `before` is the interface as

@@ -17,14 +17,13 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import {ApiClient, type Json} from './api.js';
-import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
+import {Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
 import {CLAIMS, NODES, NODE_LABEL, fenceAfterMs} from './claims.js';
 import type {AgentFlags} from './flags.js';
 import {ListWatch} from './listwatch.js';
-import type {Logger} from './log.js';
+import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {type Desired, plan} from './naive.js';
-import {describe} from './scheduler.js';
 
 export class ClaimController {
   private readonly api: ApiClient;
@@ -195,16 +194,12 @@ export class ClaimController {
     }
   }
 
-  /** Takes down every address this owner recorded that no other live owner wants; returns them. */
+  /** Takes down this owner's addresses (those no other live owner wants) and empties its record; returns what came down. */
   private async withdraw(): Promise<string[]> {
-    const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
-    const onIface = new Set(host.filter((a: HostAddress) => a.iface === this.owned.iface).map((a) => `${a.ip}/${a.prefix}`));
-    const mine = this.owned.addresses;
-    const remove = mine.filter((cidr) => onIface.has(cidr) && !others.has(cidr));
-    const result = await this.owned.apply([], remove, host);
-    for (const line of result.failed) this.log.warn(`ip: ${line}`);
-    await this.owned.adopt([], mine.filter((cidr) => !remove.includes(cidr)));
-    return remove;
+    const {removed, failed} = await this.owned.withdraw();
+    for (const line of failed) this.log.warn(`ip: ${line}`);
+    await this.owned.adopt([], this.owned.addresses);
+    return removed;
   }
 
   private warnOnce(message: string): void {

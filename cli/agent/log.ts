@@ -20,3 +20,9 @@ export function createLogger(verbosity: number): Logger {
     error: (message) => process.stderr.write(`${stamp('E')} ${message}\n`),
   };
 }
+
+/** An error in one line for the log: the network code when there is one, else the first line of its message. */
+export function describe(err: unknown): string {
+  const e = err as {message?: string; cause?: {code?: string}; code?: string | number};
+  return String(e.cause?.code ?? e.message ?? err).split('\n')[0];
+}

@@ -8,7 +8,7 @@
 import * as k8s from '@kubernetes/client-node';
 import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
 import type {AgentFlags} from './flags.js';
-import type {Logger} from './log.js';
+import {type Logger, describe} from './log.js';
 import {Metrics} from './metrics.js';
 import {ServiceWatcher} from './services.js';
 
@@ -203,22 +203,12 @@ export class NaiveController {
     // Withdraw first: the watch may take a while to close, and a drain must not wait for it.
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
     if (withdraw) {
-      const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
-      const onIface = new Set(host.filter((a) => a.iface === this.owned.iface).map((a) => `${a.ip}/${a.prefix}`));
-      const mine = this.owned.addresses;
-      const remove = mine.filter((cidr) => onIface.has(cidr) && !others.has(cidr));
-      const shared = mine.filter((cidr) => others.has(cidr));
-      const result = await this.owned.apply([], remove, host);
-      for (const line of result.failed) this.log.warn(`ip: ${line}`);
-      if (remove.length) this.log.info(0, `withdrew ${remove.join(' ')}`);
+      const {removed, shared, failed} = await this.owned.withdraw();
+      for (const line of failed) this.log.warn(`ip: ${line}`);
+      if (removed.length) this.log.info(0, `withdrew ${removed.join(' ')}`);
       if (shared.length) this.log.info(0, `left up, other owners want them: ${shared.join(' ')}`);
       await this.owned.drop();
     }
     await Promise.race([this.loop, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
   }
-}
-
-function describe(err: unknown): string {
-  const e = err as {message?: string; cause?: {code?: string}; code?: string | number};
-  return String(e.cause?.code ?? e.message ?? err).split('\n')[0];
 }

@@ -15,12 +15,12 @@
  */
 import {readFileSync} from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
-import {ApiClient, type Json} from './api.js';
+import {ApiClient} from './api.js';
 import {CLAIMS, type ClaimView, Liveness, NODES, NODE_LABEL, decide} from './claims.js';
 import type {AgentFlags} from './flags.js';
 import {LeaderElector} from './leader.js';
 import {ListWatch} from './listwatch.js';
-import type {Logger} from './log.js';
+import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {desiredFrom} from './naive.js';
 import {ServiceWatcher} from './services.js';
@@ -218,9 +218,3 @@ export class Scheduler {
   }
 }
 
-export function describe(err: unknown): string {
-  const e = err as {message?: string; cause?: {code?: string}; code?: string | number};
-  return String(e.cause?.code ?? e.message ?? err).split('\n')[0];
-}
-
-export type {Json};
