@@ -44,6 +44,12 @@ async function claims(): Promise<Record<string, string>> {
   return Object.fromEntries(items.map((c) => [c.spec.cidr.split('/')[0], c.spec.nodeName]));
 }
 
+async function claimReasons(): Promise<Record<string, string>> {
+  const r = await lab.kubectl(['get', 'ipclaims', '-o', 'json']);
+  const items = JSON.parse(r.stdout).items as Array<{spec: {cidr: string}; status?: {reason?: string}}>;
+  return Object.fromEntries(items.map((c) => [c.spec.cidr.split('/')[0], c.status?.reason ?? '']));
+}
+
 /** Samples the holders every 50 ms while `during` runs; fails on any moment with two holders of one address. */
 async function neverTwo<T>(during: () => Promise<T>): Promise<T> {
   let done = false;
@@ -96,8 +102,9 @@ test('a drain (SIGTERM) moves the node\'s addresses without waiting for the hear
     // Well inside the 2 s heartbeat timeout plus the grace it would take otherwise.
     expect(Date.now() - started).toBeLessThan(5000);
   });
-  // The DaemonSet starts a new controller on node1; fair gives it claims again.
-  await waitFor('node1 holds addresses again', async () => count(await holders(), 'node1') === 2, 60000);
+  // The DaemonSet starts a new controller on node1; fair gives it claims again,
+  // each handed off: the holder lets go before node1 brings it up.
+  await neverTwo(() => waitFor('node1 holds addresses again', async () => count(await holders(), 'node1') === 2, 60000));
 });
 
 test('a lost node: its addresses come up elsewhere, it fences itself, and holds none when it returns', async () => {
@@ -119,6 +126,11 @@ test('a lost node: its addresses come up elsewhere, it fences itself, and holds 
     await lab.restoreNode('node2');
     await waitFor('node2 serves its share again', async () => count(await holders(), 'node2') === 2, 60000);
   });
+  // Both came from live nodes, so each was handed off: asked, let go, then assigned.
+  const reasons = await claimReasons();
+  const back = Object.entries(await claims()).filter(([, node]) => node === 'node2').map(([ip]) => reasons[ip]);
+  expect(back).toHaveLength(2);
+  for (const reason of back) expect(reason).toMatch(/^rebalancing: .* let go first$/);
 });
 
 test('the scheduler\'s leader goes: the standby takes over and new addresses are still placed', async () => {

@@ -1,6 +1,6 @@
 /** Claims mode's decisions on their own: names, placement, liveness, the fence time. */
 import {describe, expect, test} from '@jest/globals';
-import {type ClaimView, Liveness, claimName, decide, fenceAfterMs} from '../cli/agent/claims.js';
+import {type ClaimView, Liveness, claimName, decide, fenceAfterMs, handoffs} from '../cli/agent/claims.js';
 import {FlagError, parseAgentFlags} from '../cli/agent/flags.js';
 
 const cidrs = (n: number) => Array.from({length: n}, (_, i) => `10.0.0.${i + 1}/32`);
@@ -59,6 +59,42 @@ test('first-alive packs every claim onto the node holding the most, and stays th
   expect(perNode(packed, spread)).toEqual({node2: 3});
   const settled = cidrs(3).map((cidr) => ({name: claimName(cidr), cidr, node: 'node2'}));
   expect(decide(new Set(cidrs(3)), settled, ['node1', 'node2', 'node3'], 'first-alive').move).toEqual([]);
+});
+
+describe('handoffs', () => {
+  const live = ['node1', 'node2'];
+  const lopsided = (extra: Partial<ClaimView> = {}): ClaimView[] =>
+    cidrs(3).map((cidr, i) => ({name: claimName(cidr), cidr, node: 'node1', ...(i === 2 ? extra : {})}));
+  const kinds = (claims: ClaimView[], alive = live) => handoffs(decide(new Set(cidrs(3)), claims, alive, 'fair'), claims, alive)
+    .map((s) => (s.kind === 'cancel' ? `cancel ${s.name}` : `${s.kind} ${s.move.name} ${s.move.from}->${s.move.to}`));
+
+  test('a claim on a live node is asked for, waited on, and assigned only once its holder let go', () => {
+    expect(kinds(lopsided())).toEqual(['ask 10-0-0-3-32 node1->node2']);
+    expect(kinds(lopsided({releaseTo: 'node2'}))).toEqual(['wait 10-0-0-3-32 node1->node2']);
+    // Confirmed by another node than the holder: not a confirmation.
+    expect(kinds(lopsided({releaseTo: 'node2', releasedBy: 'node3'}))).toEqual(['wait 10-0-0-3-32 node1->node2']);
+    const confirmed = lopsided({releaseTo: 'node2', releasedBy: 'node1'});
+    const steps = handoffs(decide(new Set(cidrs(3)), confirmed, live, 'fair'), confirmed, live);
+    expect(steps).toEqual([{kind: 'assign', move: expect.objectContaining({name: '10-0-0-3-32', from: 'node1', to: 'node2', reason: expect.stringContaining('node1 let go first')})}]);
+  });
+
+  test('asked for another node than the one now chosen: asked again', () => {
+    expect(kinds(lopsided({releaseTo: 'node3', releasedBy: 'node1'}))).toEqual(['ask 10-0-0-3-32 node1->node2']);
+  });
+
+  test('a dead holder\'s claims are assigned at once, even in the middle of a handoff', () => {
+    const claims = cidrs(2).map((cidr, i) => ({name: claimName(cidr), cidr, node: 'node3', ...(i === 0 ? {releaseTo: 'node2'} : {})}));
+    const steps = handoffs(decide(new Set(cidrs(2)), claims, ['node1', 'node2'], 'fair'), claims, ['node1', 'node2']);
+    expect(steps.map((s) => s.kind)).toEqual(['assign', 'assign']);
+  });
+
+  test('a handoff the decision no longer wants is cancelled; a removed claim needs none', () => {
+    const three = ['node1', 'node2', 'node3'];
+    const settled = cidrs(3).map((cidr, i) => ({name: claimName(cidr), cidr, node: three[i], ...(i === 1 ? {releaseTo: 'node3', releasedBy: 'node2'} : {})}));
+    expect(kinds(settled, three)).toEqual(['cancel 10-0-0-2-32']);
+    const unwanted = [{name: '10-0-0-9-32', cidr: '10.0.0.9/32', node: 'node1', releaseTo: 'node2'}];
+    expect(handoffs(decide(new Set(), unwanted, live, 'fair'), unwanted, live)).toEqual([]);
+  });
 });
 
 test('liveness: a node is live while its heartbeat value changes within the timeout; reset gives a full timeout', () => {

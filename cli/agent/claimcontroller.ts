@@ -3,7 +3,10 @@
  * its IpNode (named `--hostname`) every `--hb` by writing a new `Revision`,
  * and brings up on `--iface` exactly the IpClaims assigned to that node (label
  * ipnode=<hostname>), each with its own prefix; an address whose claim went
- * elsewhere comes down.
+ * elsewhere comes down. A claim the scheduler asks it to let go of (a
+ * handoff between live nodes) comes down too, and once it is off the
+ * interface the controller confirms on the claim; only then does the claim
+ * move.
  *
  * Self-fencing: when no heartbeat has succeeded for `fenceAfterMs(--hb,
  * --monitor)` (counted from when the last good one was sent), it takes its
@@ -18,7 +21,7 @@
 import * as k8s from '@kubernetes/client-node';
 import {ApiClient, type Json} from './api.js';
 import {Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
-import {CLAIMS, NODES, NODE_LABEL, fenceAfterMs} from './claims.js';
+import {CLAIMS, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, fenceAfterMs} from './claims.js';
 import type {AgentFlags} from './flags.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
@@ -144,9 +147,14 @@ export class ClaimController {
     void this.reconcile();
   }
 
-  private desired(): Desired {
+  /**
+   * The claims' addresses to have up, and the claims the scheduler asked this
+   * node to let go of (their addresses come down, then it confirms).
+   */
+  private desired(): Desired & {releasing: Array<{name: string; cidr: string; done: boolean}>} {
     const wanted = new Map<string, string[]>();
     const invalid: Desired['invalid'] = [];
+    const releasing: Array<{name: string; cidr: string; done: boolean}> = [];
     for (const c of this.claims.list()) {
       if (c.spec?.nodeName !== this.node || c.metadata.deletionTimestamp) continue;
       const [ip, prefix] = String(c.spec?.cidr ?? '').split('/');
@@ -156,9 +164,33 @@ export class ClaimController {
         invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), reason: 'not an address with a prefix length'});
         continue;
       }
-      wanted.set(`${canon.ip}/${bits}`, [`IpClaim ${c.metadata.name}`]);
+      const cidr = `${canon.ip}/${bits}`;
+      const annotations = c.metadata.annotations ?? {};
+      if (annotations[RELEASE_TO]) releasing.push({name: c.metadata.name, cidr, done: annotations[RELEASED_BY] === this.node});
+      else wanted.set(cidr, [`IpClaim ${c.metadata.name}`]);
     }
-    return {wanted, invalid};
+    return {wanted, invalid, releasing};
+  }
+
+  /**
+   * Confirms each asked-for release whose address is no longer on the
+   * interface. One still there (it failed to come down, or it is another
+   * owner's) is not confirmed: the claim then stays here.
+   */
+  private async confirmReleases(releasing: ReadonlyArray<{name: string; cidr: string; done: boolean}>): Promise<void> {
+    const todo = releasing.filter((r) => !r.done);
+    if (!todo.length) return;
+    const host = await readAddresses();
+    const up = new Set(host.filter((a) => a.iface === this.flags.iface).map((a) => `${a.ip}/${a.prefix}`));
+    for (const r of todo) {
+      if (up.has(r.cidr)) {
+        this.warnOnce(`cannot let go of ${r.cidr} (IpClaim ${r.name}): it is still on ${this.flags.iface}; the claim stays on ${this.node}`);
+        continue;
+      }
+      const res = await this.api.request('PATCH', `${CLAIMS}/${r.name}`, {metadata: {annotations: {[RELEASED_BY]: this.node}}}, {contentType: 'application/merge-patch+json'});
+      if (res.status === 200) this.log.info(0, `let go of ${r.cidr} (IpClaim ${r.name}) for the node the scheduler chose`);
+      else if (res.status !== 404) this.log.warn(`confirming the release of IpClaim ${r.name}: ${res.status} ${res.body?.message ?? ''}`);
+    }
   }
 
   private async reconcile(): Promise<void> {
@@ -179,6 +211,7 @@ export class ClaimController {
       for (const line of result.failed) this.log.warn(`ip: ${line}`);
       if (result.failed.length) this.metrics.errors++;
       if (p.add.length || p.remove.length) this.log.info(0, `added ${p.add.join(' ') || 'nothing'}; removed ${p.remove.join(' ') || 'nothing'}`);
+      if (!this.fenced && !this.stopped) await this.confirmReleases(desired.releasing);
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
     } catch (err) {

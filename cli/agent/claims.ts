@@ -10,6 +10,14 @@ export const CLAIMS = `${GROUP_PATH}/ipclaims`;
 export const NODES = `${GROUP_PATH}/ipnodes`;
 /** The label upstream puts on a claim: the IpNode it is assigned to. */
 export const NODE_LABEL = 'ipnode';
+/**
+ * A handoff between two live nodes goes in two steps, so that no moment has
+ * the address on both: the scheduler asks the holder to let go (RELEASE_TO
+ * names the next node), the holder takes the address down and says so
+ * (RELEASED_BY, its own name), and only then is the claim assigned anew.
+ */
+export const RELEASE_TO = 'extip.io/release-to';
+export const RELEASED_BY = 'extip.io/released-by';
 
 /** Upstream's claim name: the address and prefix with "." ":" "/" turned into "-" (10.0.0.7/24 -> 10-0-0-7-24). */
 export function claimName(cidr: string): string {
@@ -25,6 +33,9 @@ export interface ClaimView {
   cidr: string;
   /** The IpNode it is assigned to ('' when none). */
   node: string;
+  /** A handoff in progress: the node asked for, and the node that confirmed letting go. */
+  releaseTo?: string;
+  releasedBy?: string;
 }
 
 export interface Move {
@@ -182,4 +193,40 @@ export class Liveness {
  */
 export function fenceAfterMs(hbMs: number, monitorMs: number): number {
   return monitorMs - Math.min(hbMs, monitorMs / 4);
+}
+
+export type Step =
+  /** Assign the claim to `to` now (and clear any handoff). */
+  | {kind: 'assign'; move: Move}
+  /** Ask the holder to let go before `to` gets the claim. */
+  | {kind: 'ask'; move: Move}
+  /** The asked holder has not let go yet: nothing to do but wait. */
+  | {kind: 'wait'; move: Move}
+  /** A handoff no longer wanted: clear it, so the holder brings the address back. */
+  | {kind: 'cancel'; name: string; node: string};
+
+/**
+ * Turns the decided moves into steps. A claim whose node is not live (or has
+ * none) is assigned at once: that node has fenced itself or withdrawn. A
+ * claim on a live node is handed off: first asked, then assigned once its
+ * holder confirmed it let go. A handoff that the decision no longer wants is
+ * cancelled.
+ */
+export function handoffs(d: Decision, claims: readonly ClaimView[], live: readonly string[]): Step[] {
+  const alive = new Set(live);
+  const byName = new Map(claims.map((c) => [c.name, c]));
+  const moving = new Set(d.move.map((m) => m.name));
+  const gone = new Set(d.remove);
+  const steps: Step[] = [];
+  for (const m of d.move) {
+    const c = byName.get(m.name);
+    if (!m.from || !alive.has(m.from)) steps.push({kind: 'assign', move: m});
+    else if (c?.releaseTo === m.to && c.releasedBy === m.from) steps.push({kind: 'assign', move: {...m, reason: `${m.reason}; ${m.from} let go first`}});
+    else if (c?.releaseTo === m.to) steps.push({kind: 'wait', move: m});
+    else steps.push({kind: 'ask', move: m});
+  }
+  for (const c of claims) {
+    if ((c.releaseTo || c.releasedBy) && !moving.has(c.name) && !gone.has(c.name)) steps.push({kind: 'cancel', name: c.name, node: c.node});
+  }
+  return steps;
 }

@@ -4,7 +4,9 @@
  * claim to a live IpNode (`--nodefilter=fair` spreads, `first-alive` packs),
  * moves the claims of a node whose heartbeat was not seen for `--monitor` or
  * whose IpNode was deleted (its controller left: a drain), and deletes the
- * claims no Service wants. With `--leader-elect` only the holder of a Lease
+ * claims no Service wants. A claim leaves a live node (fair rebalancing,
+ * first-alive packing) in two steps: the holder is asked to let go, and the
+ * claim is assigned anew once it confirmed. With `--leader-elect` only the holder of a Lease
  * acts; the others wait as standbys.
  *
  * Each claim records in `status` its node, since when, the node before and
@@ -16,7 +18,7 @@
 import {readFileSync} from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import {ApiClient} from './api.js';
-import {CLAIMS, type ClaimView, Liveness, NODES, NODE_LABEL, decide} from './claims.js';
+import {CLAIMS, type ClaimView, Liveness, type Move, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, decide, handoffs} from './claims.js';
 import type {AgentFlags} from './flags.js';
 import {LeaderElector} from './leader.js';
 import {ListWatch} from './listwatch.js';
@@ -49,6 +51,8 @@ export class Scheduler {
   private stopped = false;
   private nodesWereConnected = false;
   private warned = new Set<string>();
+  /** Handoffs asked for, by claim: since when (this process's clock). */
+  private readonly asking = new Map<string, number>();
   /** Set when leadership is lost: the process must end (main exits 1). */
   lost?: (why: string) => void;
 
@@ -150,7 +154,13 @@ export class Scheduler {
       const now = Date.now();
       const desired = desiredFrom(this.services.list(), this.flags.mask, this.flags.mask6);
       for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of Service ${bad.service}: ${bad.reason}`);
-      const claims: ClaimView[] = this.claims.list().map((c) => ({name: c.metadata.name, cidr: String(c.spec?.cidr ?? ''), node: String(c.spec?.nodeName ?? '')}));
+      const claims: ClaimView[] = this.claims.list().map((c) => ({
+        name: c.metadata.name,
+        cidr: String(c.spec?.cidr ?? ''),
+        node: String(c.spec?.nodeName ?? ''),
+        releaseTo: c.metadata.annotations?.[RELEASE_TO],
+        releasedBy: c.metadata.annotations?.[RELEASED_BY],
+      }));
       const known = new Set(this.nodes.list().map((n) => n.metadata.name));
       const live = this.liveness.live(now);
       const dead = (node: string) => {
@@ -172,16 +182,17 @@ export class Scheduler {
         if (r.status === 201) this.log.info(1, `claim ${c.name}: ${c.cidr} on ${c.node}`);
         else if (r.status !== 409) this.log.warn(`creating claim ${c.name} for ${c.cidr}: ${r.status} ${r.body?.message ?? ''}`);
       }
-      for (const m of d.move) {
-        const current = this.claims.get(m.name);
-        const r = await this.api.request('PATCH', `${CLAIMS}/${m.name}`, {
-          metadata: {resourceVersion: current?.metadata.resourceVersion, labels: {[NODE_LABEL]: m.to}},
-          spec: {nodeName: m.to},
-          status: {node: m.to, since: at, previousNode: m.from || null, reason: m.reason, movedAt: at},
-        }, {contentType: 'application/merge-patch+json'});
-        if (r.status === 200) this.log.info(0, `claim ${m.name}: ${m.cidr} moved ${m.from || '(none)'} -> ${m.to}: ${m.reason}`);
-        else if (r.status !== 409 && r.status !== 404) this.log.warn(`moving claim ${m.name}: ${r.status} ${r.body?.message ?? ''}`);
+      const asked = new Set<string>();
+      for (const step of handoffs(d, claims, live)) {
+        if (step.kind === 'assign') await this.assign(step.move, at);
+        else if (step.kind === 'ask') await this.ask(step.move);
+        else if (step.kind === 'cancel') await this.cancel(step.name, step.node);
+        if (step.kind === 'ask' || step.kind === 'wait') {
+          asked.add(step.move.name);
+          this.overdue(step.move, now);
+        }
       }
+      for (const name of this.asking.keys()) if (!asked.has(name)) this.asking.delete(name);
       for (const name of d.remove) {
         const r = await this.api.request('DELETE', `${CLAIMS}/${name}`);
         if (r.status === 200 || r.status === 202) this.log.info(1, `claim ${name}: no Service wants it; deleted`);
@@ -199,6 +210,50 @@ export class Scheduler {
         this.schedule();
       }
     }
+  }
+
+  /** Assigns a claim to its new node, ending any handoff. */
+  private async assign(m: Move, at: string): Promise<void> {
+    const current = this.claims.get(m.name);
+    const r = await this.api.request('PATCH', `${CLAIMS}/${m.name}`, {
+      metadata: {resourceVersion: current?.metadata.resourceVersion, labels: {[NODE_LABEL]: m.to}, annotations: {[RELEASE_TO]: null, [RELEASED_BY]: null}},
+      spec: {nodeName: m.to},
+      status: {node: m.to, since: at, previousNode: m.from || null, reason: m.reason, movedAt: at},
+    }, {contentType: 'application/merge-patch+json'});
+    if (r.status === 200) this.log.info(0, `claim ${m.name}: ${m.cidr} moved ${m.from || '(none)'} -> ${m.to}: ${m.reason}`);
+    else if (r.status !== 409 && r.status !== 404) this.log.warn(`moving claim ${m.name}: ${r.status} ${r.body?.message ?? ''}`);
+  }
+
+  /** Asks the live holder of a claim to take its address down before the claim moves. */
+  private async ask(m: Move): Promise<void> {
+    const current = this.claims.get(m.name);
+    const r = await this.api.request('PATCH', `${CLAIMS}/${m.name}`, {
+      metadata: {resourceVersion: current?.metadata.resourceVersion, annotations: {[RELEASE_TO]: m.to, [RELEASED_BY]: null}},
+    }, {contentType: 'application/merge-patch+json'});
+    if (r.status === 200) this.log.info(1, `claim ${m.name}: asked ${m.from} to let go of ${m.cidr} for ${m.to} (${m.reason})`);
+    else if (r.status !== 409 && r.status !== 404) this.log.warn(`asking ${m.from} to let go of claim ${m.name}: ${r.status} ${r.body?.message ?? ''}`);
+  }
+
+  /** Ends a handoff the decision no longer wants: the holder brings the address back up. */
+  private async cancel(name: string, node: string): Promise<void> {
+    const current = this.claims.get(name);
+    const r = await this.api.request('PATCH', `${CLAIMS}/${name}`, {
+      metadata: {resourceVersion: current?.metadata.resourceVersion, annotations: {[RELEASE_TO]: null, [RELEASED_BY]: null}},
+    }, {contentType: 'application/merge-patch+json'});
+    if (r.status === 200) this.log.info(1, `claim ${name}: handoff cancelled; it stays on ${node}`);
+    else if (r.status !== 409 && r.status !== 404) this.log.warn(`cancelling the handoff of claim ${name}: ${r.status} ${r.body?.message ?? ''}`);
+  }
+
+  /**
+   * Says once when a live holder has not let go for a while: its controller
+   * may be one that takes no part in handoffs. The claim then stays where it
+   * is, which is safe; only the balance waits.
+   */
+  private overdue(m: Move, now: number): void {
+    const since = this.asking.get(m.name) ?? now;
+    this.asking.set(m.name, since);
+    const limit = Math.max(10000, 5 * this.flags.monitorMs);
+    if (now - since >= limit) this.warnOnce(`claim ${m.name}: ${m.from} has not let go of ${m.cidr} for ${m.to} within ${limit / 1000} s; it stays on ${m.from} (a claimcontroller that predates handoffs never lets go; its claims move only when it stops)`);
   }
 
   private warnOnce(message: string): void {
