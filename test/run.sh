@@ -16,7 +16,9 @@ results="$(mktemp)"
 results18="$(mktemp)"
 status=0
 echo "== every test, ansible-core $("$newest/ansible-playbook" --version | sed -n 's/.*core \([0-9.]*\)].*/\1/p')" >&2
-PATH="$newest:$PATH" NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$results" "$@" || status=$?
+# Two workers: lab tests spend most of their time waiting on real daemons, and
+# each lab has its own namespaces, ports and directories.
+PATH="$newest:$PATH" NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 --json --outputFile="$results" "$@" || status=$?
 if [ $# -eq 0 ]; then
   echo "== the role's tests, ansible-core $("$kubespray/ansible-playbook" --version | sed -n 's/.*core \([0-9.]*\)].*/\1/p') (kubespray's pin)" >&2
   PATH="$kubespray:$PATH" NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$results18" "${role_tests[@]}" || status=$?
