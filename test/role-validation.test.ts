@@ -86,3 +86,40 @@ test('the role names the variable and an example in its failure message', () => 
   const poolCase = cases.find((c) => c.label.startsWith('extip_ip_pools=[{"name":"a","cidr":"10.0.0.0/24","ranges":[["10.0.0.50"'));
   expect(failedHosts.get(poolCase!.host)).toContain('pool 1: range 10.0.0.50-10.0.0.10 ends before it starts');
 });
+
+/** Runs the role's preflight on one local host with these variables; returns the failed task's name and message. */
+async function preflight(vars: Record<string, unknown>): Promise<{task: string; msg: string} | undefined> {
+  const d = await tempDir();
+  try {
+    const host = {ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3', extip_kubectl: '/nonexistent/kubectl', ...vars};
+    await writeYaml(join(d.path, 'inventory.yml'), {all: {children: {kube_node: {hosts: {n1: host}}, kube_control_plane: {hosts: {n1: null}}}}});
+    await writeYaml(join(d.path, 'preflight.yml'), [
+      {name: 'Preflight', hosts: 'kube_node', gather_facts: false, tasks: [{name: 'Run the role preflight', 'ansible.builtin.import_role': {name: 'externalip', tasks_from: 'preflight'}}]},
+    ]);
+    const events = join(d.path, 'events.jsonl');
+    await runPlaybook(['-i', join(d.path, 'inventory.yml'), join(d.path, 'preflight.yml')], {
+      ANSIBLE_CALLBACK_PLUGINS: join(repoRoot, 'playbooks', 'callback_plugins'),
+      ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
+      EXTIP_EVENTS_FILE: events,
+    });
+    const lines = (await readFile(events, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const failed = lines.find((e) => e.event === 'failed');
+    return failed ? {task: String(failed.task), msg: String(failed.msg)} : undefined;
+  } finally {
+    await d.cleanup();
+  }
+}
+
+test('claims mode on kubespray\'s IPVS kube-proxy without strict ARP is refused, saying what to set', async () => {
+  const claims = {extip_distribution: 'balance', kube_proxy_mode: 'ipvs'};
+  const [refused, strict, ecmp] = await Promise.all([
+    preflight({...claims, kube_proxy_strict_arp: false}),
+    preflight({...claims, kube_proxy_strict_arp: true}),
+    preflight({extip_distribution: 'all', kube_proxy_mode: 'ipvs', kube_proxy_strict_arp: false}),
+  ]);
+  expect(refused?.task).toContain('Check that kube-proxy leaves ARP to the node holding the address');
+  expect(refused?.msg).toContain('Set kube_proxy_strict_arp: true');
+  // Allowed: those runs go on to the next checks (and stop where this host has no cluster to ask).
+  for (const run of [strict, ecmp]) expect(run?.task).not.toContain('leaves ARP');
+  expect(strict?.task).toContain('Check that the Kubernetes API answers');
+}, 120_000);
