@@ -265,7 +265,7 @@ export const catalogue: readonly Variable[] = [
     default: false,
     rule: bool,
     summary: 'Run the controller privileged instead of with NET_ADMIN only.',
-    description: 'The controller needs hostNetwork and the NET_ADMIN capability; set this only where a policy requires a privileged container.',
+    description: 'The controller needs hostNetwork and the NET_ADMIN capability (and NET_RAW in claims mode, for ARP probes and announcements); set this only where a policy requires a privileged container.',
     example: false,
     since: '0.1.0',
   },

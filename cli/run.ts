@@ -11,12 +11,16 @@ export interface RunOptions {
   cwd?: string;
   /** Hint shown when the program is not installed. */
   installHint?: string;
+  /** Stops the program (SIGTERM) after this long; the result then says `timedOut`. */
+  timeoutMs?: number;
 }
 
 export interface RunResult {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** Stopped at `timeoutMs`. */
+  timedOut?: boolean;
 }
 
 function missing(command: string, hint?: string): MissingToolError {
@@ -26,7 +30,8 @@ function missing(command: string, hint?: string): MissingToolError {
 /** Runs a program to completion; a non-zero exit is returned, not thrown. */
 export async function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   try {
-    const r = await execa(command, [...args], {reject: false, env: options.env, input: options.input, cwd: options.cwd});
+    const r = await execa(command, [...args], {reject: false, env: options.env, input: options.input, cwd: options.cwd, timeout: options.timeoutMs});
+    if (r.timedOut) return {exitCode: -1, stdout: String(r.stdout), stderr: String(r.stderr), timedOut: true};
     if (r.failed && r.exitCode === undefined) {
       const code = (r as unknown as {code?: string}).code;
       if (code === 'ENOENT') throw missing(command, options.installHint);

@@ -6,6 +6,8 @@
  * no moment shows two holders of one address.
  */
 import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {readFile} from 'node:fs/promises';
+import {execa} from 'execa';
 import {Lab} from './lab/lab.js';
 import {waitFor} from './lab/bgp.js';
 import {explain, runRole} from './helpers/role.js';
@@ -48,6 +50,17 @@ async function claimReasons(): Promise<Record<string, string>> {
   const r = await lab.kubectl(['get', 'ipclaims', '-o', 'json']);
   const items = JSON.parse(r.stdout).items as Array<{spec: {cidr: string}; status?: {reason?: string}}>;
   return Object.fromEntries(items.map((c) => [c.spec.cidr.split('/')[0], c.status?.reason ?? '']));
+}
+
+async function eth0Mac(node: string): Promise<string> {
+  const r = await lab.exec(node, 'ip', ['-j', 'link', 'show', 'dev', 'eth0']);
+  return JSON.parse(r.stdout)[0].address;
+}
+
+/** The MAC the router (a client on the segment) holds for an address, if any. */
+async function routerMac(ip: string): Promise<string | undefined> {
+  const r = await lab.exec('tor', 'ip', ['-j', 'neigh', 'show', ip, 'dev', 'br0']);
+  return JSON.parse(r.stdout || '[]')[0]?.lladdr;
 }
 
 /** Samples the holders every 50 ms while `during` runs; fails on any moment with two holders of one address. */
@@ -111,6 +124,10 @@ test('a lost node: its addresses come up elsewhere, it fences itself, and holds 
   const before = await holders();
   const mine = IPS.filter((ip) => before[ip].includes('node2'));
   expect(mine.length).toBe(2);
+  // A client on the segment (the router) has talked to the address: its ARP entry holds node2's MAC.
+  const watched = mine[0];
+  expect((await lab.exec('tor', 'ping', ['-c', '1', '-W', '2', watched])).exitCode).toBe(0);
+  expect(await routerMac(watched)).toBe(await eth0Mac('node2'));
   await neverTwo(async () => {
     await lab.loseNode('node2');
     await waitFor('node2\'s addresses on the others', async () => {
@@ -118,6 +135,10 @@ test('a lost node: its addresses come up elsewhere, it fences itself, and holds 
       return mine.every((ip) => h[ip].length === 1 && !h[ip].includes('node2'));
     }, 30000);
   });
+  // The new holder's gratuitous ARP moved the client's entry, with no traffic and no flush.
+  const now = (await holders())[watched][0];
+  await waitFor('the client\'s ARP entry on the new holder', async () => (await routerMac(watched)) === (await eth0Mac(now)), 1500);
+  expect((await lab.exec('tor', 'ping', ['-c', '1', '-W', '2', watched])).exitCode).toBe(0);
   // Cut off, node2 took them down itself.
   expect(count(await holders(), 'node2')).toBe(0);
   const c = await claims();
@@ -133,6 +154,40 @@ test('a lost node: its addresses come up elsewhere, it fences itself, and holds 
   for (const reason of back) expect(reason).toMatch(/^rebalancing: .* let go first$/);
 });
 
+/** The pid of the claim controller running on a node (the lab kubelet runs it in the node's namespace). */
+async function controllerPid(node: string): Promise<number> {
+  const r = await execa('ip', ['netns', 'pids', lab.host(node).ns]);
+  for (const pid of r.stdout.split('\n').filter(Boolean).map(Number)) {
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.split('\0').includes('claimcontroller')) return pid;
+  }
+  throw new Error(`no claimcontroller process on ${node}`);
+}
+
+test('kill -9 of a holder\'s controller: no moment has two holders, and every address ends up where its claim says', async () => {
+  const before = await holders();
+  const mine = IPS.filter((ip) => before[ip].includes('node3'));
+  expect(mine.length).toBe(2);
+  const pid = await controllerPid('node3');
+  await neverTwo(async () => {
+    process.kill(pid, 'SIGKILL');
+    // Nothing took them down: the crashed controller's addresses stay up, and traffic to them flows.
+    for (const ip of mine) expect((await holders())[ip]).toEqual(['node3']);
+    // The scheduler moves the claims after --monitor; the new holders' probes find them answered on node3
+    // and wait, until the restarted controller (the lab kubelet's back-off: 10 s) lets them go.
+    await waitFor('a new controller on node3', async () => (await controllerPid('node3').catch(() => 0)) > 0, 30000);
+    await waitFor('every address on one node, where its claim says', async () => {
+      const [h, c] = await Promise.all([holders(), claims()]);
+      return IPS.every((ip) => h[ip].length === 1 && h[ip][0] === c[ip]);
+    }, 30000);
+  });
+  // The restart came after --monitor (the lab kubelet's back-off is 10 s), so the claims had moved,
+  // and the new holders found node3 still answering.
+  const node3 = await eth0Mac('node3');
+  const logs = lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n');
+  for (const ip of mine) expect(logs).toContain(`conflict: the host with MAC ${node3} answers for ${ip}/32 on eth0`);
+});
+
 test('the scheduler\'s leader goes: the standby takes over and new addresses are still placed', async () => {
   const lease = async () => JSON.parse((await lab.kubectl(['get', 'lease', 'claimscheduler', '-n', 'extip', '-o', 'json'])).stdout).spec.holderIdentity as string;
   const leader = await lease();
@@ -145,6 +200,35 @@ test('the scheduler\'s leader goes: the standby takes over and new addresses are
   const svc = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'six', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: IPS.slice(0, 5)}};
   expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(svc))).exitCode).toBe(0);
   await waitFor('the dropped address gone', async () => (await holders())[IPS[5]].length === 0 && !(IPS[5] in (await claims())), 30000);
+});
+
+test('an address another host on the segment answers for stays down, with a conflict in the log, until that host lets it go', async () => {
+  const clash = '10.210.1.120';
+  await lab.exec('tor', 'ip', ['address', 'add', `${clash}/32`, 'dev', 'br0']);
+  const routerMacAddr = JSON.parse((await lab.exec('tor', 'ip', ['-j', 'link', 'show', 'dev', 'br0'])).stdout)[0].address;
+  const svc = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'clash', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: [clash]}};
+  expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(svc))).exitCode).toBe(0);
+  let node = '';
+  await waitFor('a claim for the address', async () => {
+    const r = await lab.kubectl(['get', 'ipclaim', '10-210-1-120-32', '-o', 'jsonpath={.spec.nodeName}']);
+    node = r.stdout.trim();
+    return r.exitCode === 0 && node !== '';
+  }, 30000);
+  const kubelet = lab.nodeKubelets.find((k) => k.name === node)!;
+  await waitFor('the conflict in the controller\'s log', async () => kubelet.allLogs((ns) => ns === 'extip').includes(`conflict: the host with MAC ${routerMacAddr} answers for ${clash}/32 on eth0`), 15000);
+  // Checked again every 2 s, and still down while the router holds it.
+  const until = Date.now() + 4500;
+  while (Date.now() < until) {
+    const r = await lab.exec(node, 'ip', ['-j', 'address', 'show', 'dev', 'eth0']);
+    expect(JSON.parse(r.stdout)[0].addr_info.map((a: {local: string}) => a.local)).not.toContain(clash);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await lab.exec('tor', 'ip', ['address', 'del', `${clash}/32`, 'dev', 'br0']);
+  await waitFor('the address up on its node once nobody else answers', async () => {
+    const r = await lab.exec(node, 'ip', ['-j', 'address', 'show', 'dev', 'eth0']);
+    return JSON.parse(r.stdout)[0].addr_info.some((a: {local: string}) => a.local === clash);
+  }, 10000);
+  expect((await lab.kubectl(['delete', 'service', 'clash', '-n', 'default'])).exitCode).toBe(0);
 });
 
 test('single: every address on one node; uninstall takes every address down', async () => {

@@ -128,3 +128,15 @@ test('claims-mode flags: upstream defaults, and what cannot work is refused', ()
   expect(() => parseAgentFlags(['--leader-elect-resource-lock=endpoints'])).toThrow(/only leases/);
   expect(() => parseAgentFlags(['--leader-elect-renew-deadline=20s'])).toThrow(/lease-duration > --leader-elect-renew-deadline/);
 });
+
+test('the probe and announcement flags: defaults, off with 0, and bounds', () => {
+  const f = parseAgentFlags([]);
+  expect([f.dadWaitMs, f.announce]).toEqual([250, 3]);
+  const off = parseAgentFlags(['--dad-wait=0', '--announce=0']);
+  expect([off.dadWaitMs, off.announce]).toEqual([0, 0]);
+  expect(parseAgentFlags(['--dad-wait', '1s']).dadWaitMs).toBe(1000);
+  expect(() => parseAgentFlags(['--dad-wait=1m'])).toThrow(/longer than 10s/);
+  expect(() => parseAgentFlags(['--dad-wait=soon'])).toThrow(/invalid duration "soon"/);
+  expect(() => parseAgentFlags(['--announce=many'])).toThrow(/invalid --announce "many" \(gratuitous ARPs/);
+  expect(() => parseAgentFlags(['--announce=11'])).toThrow(FlagError);
+});

@@ -21,6 +21,10 @@ export interface HostAddress {
   ip: string;
   prefix: number;
   label?: string;
+  /** IPv6: the kernel's duplicate address detection found another holder. */
+  dadfailed?: boolean;
+  /** IPv6: duplicate address detection still running. */
+  tentative?: boolean;
 }
 
 /** A record older than this belongs to an owner that is gone (records are rewritten every few seconds). */
@@ -49,8 +53,8 @@ export function canonicalIp(text: string): {ip: string; family: 4 | 6} | {refuse
 export async function readAddresses(): Promise<HostAddress[]> {
   const r = await run('ip', ['-j', 'address', 'show'], {installHint: 'install iproute2'});
   if (r.exitCode !== 0) throw new Error(`ip address show failed: ${r.stderr.trim()}`);
-  const links = JSON.parse(r.stdout || '[]') as Array<{ifname: string; addr_info?: Array<{local: string; prefixlen: number; label?: string}>}>;
-  return links.flatMap((l) => (l.addr_info ?? []).map((a) => ({iface: l.ifname, ip: a.local, prefix: a.prefixlen, label: a.label})));
+  const links = JSON.parse(r.stdout || '[]') as Array<{ifname: string; addr_info?: Array<{local: string; prefixlen: number; label?: string; dadfailed?: boolean; tentative?: boolean}>}>;
+  return links.flatMap((l) => (l.addr_info ?? []).map((a) => ({iface: l.ifname, ip: a.local, prefix: a.prefixlen, label: a.label, ...(a.dadfailed ? {dadfailed: true} : {}), ...(a.tentative ? {tentative: true} : {})})));
 }
 
 /** `ip -batch` reports a failed line as "Command failed -:N"; the 1-based numbers of those lines. */

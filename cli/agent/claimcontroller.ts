@@ -20,13 +20,20 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import {ApiClient, type Json} from './api.js';
+import {isIPv4} from 'node:net';
 import {Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
+import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import {CLAIMS, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, fenceAfterMs} from './claims.js';
 import type {AgentFlags} from './flags.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {type Desired, plan} from './naive.js';
+
+/** How often an address kept down by a conflict is checked again. */
+export const CONFLICT_RETRY_MS = 2000;
+/** When to look again after adding IPv6 addresses: the kernel's duplicate address detection takes about a second. */
+const DAD6_CHECK_MS = 1500;
 
 export class ClaimController {
   private readonly api: ApiClient;
@@ -46,6 +53,9 @@ export class ClaimController {
   private stopped = false;
   private beatFailing = false;
   private warned = new Set<string>();
+  /** Addresses another host on the link answers for: by whom, and when that was last seen. */
+  private readonly conflicts = new Map<string, {by: string; at: number}>();
+  private recheck?: NodeJS.Timeout;
 
   constructor(
     kc: k8s.KubeConfig,
@@ -68,6 +78,10 @@ export class ClaimController {
     await this.owned.load();
     const why = await promoteSecondaries(this.flags.iface);
     if (why) this.log.warn(`cannot turn on promote_secondaries for ${this.flags.iface} (${why}); addresses that a removal takes along are put back instead`);
+    if (this.onLink) {
+      const notify = await ndiscNotify(this.flags.iface);
+      if (notify) this.log.warn(`cannot turn on ndisc_notify for ${this.flags.iface} (${notify}); IPv6 addresses come up without an unsolicited neighbour advertisement`);
+    }
     // Until the first heartbeat succeeds the controller counts as fenced: it brings nothing up.
     this.fenced = true;
     this.fencedAt = Date.now();
@@ -200,17 +214,35 @@ export class ClaimController {
     try {
       const desired = this.desired();
       for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of ${bad.service}: ${bad.reason}`);
-      const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
+      const [read, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
+      // IPv6 addresses the kernel's duplicate address detection refused: conflicts, taken down.
+      const refused = read.filter((a) => a.iface === this.flags.iface && a.dadfailed && this.owned.owns(`${a.ip}/${a.prefix}`)).map((a) => `${a.ip}/${a.prefix}`);
+      for (const cidr of refused) this.conflict(cidr, 'another host (IPv6 duplicate address detection)');
+      const host = read.filter((a) => !(a.dadfailed && refused.includes(`${a.ip}/${a.prefix}`)));
+      for (const cidr of [...this.conflicts.keys()]) {
+        const settled = host.some((a) => a.iface === this.flags.iface && `${a.ip}/${a.prefix}` === cidr && !a.tentative);
+        if (settled) this.log.info(0, `${cidr}: no other host answers for it now; it is up`);
+        if (settled || !desired.wanted.has(cidr)) this.conflicts.delete(cidr);
+      }
       // Re-check after the awaits: a fence that began meanwhile wins.
       if (this.fenced || this.stopped) return;
       const p = plan(desired, host, this.owned, others);
       for (const c of p.conflicts) this.warnOnce(`skip ${c.cidr} of ${c.services.join(', ')}: the address is already on ${c.iface}`);
+      const add = await this.checkLink(p.add);
+      if (this.fenced || this.stopped) return;
       await this.owned.adopt(p.adopt, p.release);
-      const result = await this.owned.apply(p.add, p.remove, host);
-      if (!p.add.length && !p.remove.length && !p.adopt.length && !p.release.length) await this.owned.save();
+      const remove = [...p.remove, ...refused];
+      const result = await this.owned.apply(add, remove, read);
+      if (!add.length && !remove.length && !p.adopt.length && !p.release.length) await this.owned.save();
       for (const line of result.failed) this.log.warn(`ip: ${line}`);
       if (result.failed.length) this.metrics.errors++;
-      if (p.add.length || p.remove.length) this.log.info(0, `added ${p.add.join(' ') || 'nothing'}; removed ${p.remove.join(' ') || 'nothing'}`);
+      if (add.length || remove.length) this.log.info(0, `added ${add.join(' ') || 'nothing'}; removed ${remove.join(' ') || 'nothing'}`);
+      const up = add.filter((cidr) => this.owned.owns(cidr));
+      this.announce(up);
+      if (up.some((cidr) => !isIPv4(cidr.split('/')[0])) && this.onLink) setTimeout(() => this.schedule(), DAD6_CHECK_MS).unref();
+      this.metrics.desired = desired.wanted.size;
+      this.metrics.applied = desired.wanted.size - p.conflicts.length - (p.add.length - up.length);
+      this.metrics.conflicts = this.conflicts.size;
       if (!this.fenced && !this.stopped) await this.confirmReleases(desired.releasing);
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
@@ -224,6 +256,65 @@ export class ClaimController {
         this.again = false;
         this.schedule();
       }
+    }
+  }
+
+  /** Whether the interface is on a shared link (anything but loopback): probes and announcements make sense there. */
+  private get onLink(): boolean {
+    return this.flags.iface !== 'lo';
+  }
+
+  /**
+   * Of the addresses about to come up, those no other host answers for: each
+   * IPv4 one is probed (ARP, sender 0.0.0.0) for `--dad-wait`, all at once.
+   * One that is answered is a conflict and stays down; it is probed again
+   * after CONFLICT_RETRY_MS. Where no probe can run, the addresses come up
+   * unchecked and the log says why, once.
+   */
+  private async checkLink(add: readonly string[]): Promise<string[]> {
+    const now = Date.now();
+    const ok = await Promise.all(add.map(async (cidr) => {
+      const last = this.conflicts.get(cidr);
+      if (last && now - last.at < CONFLICT_RETRY_MS) return false;
+      const ip = cidr.split('/')[0];
+      if (!isIPv4(ip) || !this.onLink || this.flags.dadWaitMs === 0) return true;
+      const probe = await probeIPv4(this.flags.iface, ip, this.flags.dadWaitMs);
+      if ('unknown' in probe) {
+        this.warnOnce(`cannot probe ${this.flags.iface} for other holders of an address (${probe.unknown}); bringing addresses up unchecked`);
+        return true;
+      }
+      if (probe.taken) {
+        this.conflict(cidr, `the host with MAC ${probe.by}`);
+        return false;
+      }
+      return true;
+    }));
+    return add.filter((_, i) => ok[i]);
+  }
+
+  /** Records a conflict, says so once, and makes sure the address is looked at again. */
+  private conflict(cidr: string, by: string): void {
+    const first = !this.conflicts.has(cidr);
+    this.conflicts.set(cidr, {by, at: Date.now()});
+    if (first) this.log.warn(`conflict: ${by} answers for ${cidr} on ${this.flags.iface}; it stays down on ${this.node}, checked again every ${CONFLICT_RETRY_MS / 1000} s`);
+    if (!this.recheck) {
+      this.recheck = setTimeout(() => {
+        this.recheck = undefined;
+        this.schedule();
+      }, CONFLICT_RETRY_MS);
+      this.recheck.unref();
+    }
+  }
+
+  /** Gratuitous ARP for each IPv4 address just brought up, in the background. */
+  private announce(up: readonly string[]): void {
+    if (!this.onLink || this.flags.announce === 0) return;
+    for (const cidr of up) {
+      const ip = cidr.split('/')[0];
+      if (!isIPv4(ip)) continue;
+      void announceIPv4(this.flags.iface, ip, this.flags.announce).then((why) => {
+        if (why) this.warnOnce(`cannot announce addresses on ${this.flags.iface} with gratuitous ARP (${why}); neighbours learn the new holder only when their entries go stale`);
+      });
     }
   }
 
@@ -249,6 +340,7 @@ export class ClaimController {
   async stop(withdraw: boolean): Promise<void> {
     this.stopped = true;
     for (const t of [this.beating, this.watchdog, this.resync]) if (t) clearInterval(t);
+    if (this.recheck) clearTimeout(this.recheck);
     this.claims?.stop();
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
     if (!withdraw) return;

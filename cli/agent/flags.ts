@@ -31,10 +31,14 @@ export interface AgentFlags {
   retryPeriodMs: number;
   leaseName: string;
   leaseNamespace?: string;
+  /** claimcontroller: how long to wait for another host to answer an ARP probe before bringing an IPv4 address up (`--dad-wait`; 0: no probe). */
+  dadWaitMs: number;
+  /** claimcontroller: gratuitous ARPs sent after bringing an IPv4 address up (`--announce`; 0: none). */
+  announce: number;
 }
 
 const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit']);
-const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'stderrthreshold', 'log_dir', 'vmodule']);
+const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'stderrthreshold', 'log_dir', 'vmodule']);
 
 export class FlagError extends Error {}
 
@@ -100,6 +104,10 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
     throw new FlagError('leader election needs --leader-elect-lease-duration > --leader-elect-renew-deadline > --leader-elect-retry-period');
   }
+  const dadWaitMs = parseDuration(values.get('dad-wait') ?? '250ms');
+  if (dadWaitMs > 10000) throw new FlagError(`--dad-wait=${values.get('dad-wait')} is longer than 10s: every move would wait that long; a host on the link answers in under a millisecond`);
+  const announce = Number(values.get('announce') ?? '3');
+  if (!Number.isInteger(announce) || announce < 0 || announce > 10) throw new FlagError(`invalid --announce "${values.get('announce')}" (gratuitous ARPs after bringing an address up: 0 to 10)`);
   const lock = values.get('leader-elect-resource-lock') ?? 'leases';
   if (lock !== 'leases') throw new FlagError(`--leader-elect-resource-lock=${lock}: only leases is supported (endpoints and configmaps locks are gone from Kubernetes)`);
   return {
@@ -123,5 +131,7 @@ export function parseAgentFlags(args: string[]): AgentFlags {
     retryPeriodMs,
     leaseName: values.get('leader-elect-resource-name') ?? 'ipmanager-scheduler',
     leaseNamespace: values.get('leader-elect-resource-namespace') || undefined,
+    dadWaitMs,
+    announce,
   };
 }

@@ -6,6 +6,8 @@ export class Metrics {
   reconciles = 0;
   errors = 0;
   apiErrors = 0;
+  /** claimcontroller: addresses kept down because another host answers for them. */
+  conflicts = 0;
   durationSum = 0;
 
   observe(seconds: number): void {
@@ -21,6 +23,7 @@ export class Metrics {
       ['extip_reconciles_total', 'counter', 'Reconciles run.', this.reconciles],
       ['extip_reconcile_errors_total', 'counter', 'Reconciles that failed, fully or in part.', this.errors],
       ['extip_api_errors_total', 'counter', 'Failed lists and watches of Services.', this.apiErrors],
+      ['extip_address_conflicts', 'gauge', 'Claimed addresses kept down because another host on the link answers for them.', this.conflicts],
     ] as const;
     const out: string[] = [];
     for (const [name, type, help, value] of lines) out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);

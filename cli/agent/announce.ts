@@ -1,0 +1,70 @@
+/**
+ * The segment's view of an address, for claims mode, where one node at a
+ * time holds it on a shared link. Before bringing an IPv4 address up the
+ * controller asks whether any other host answers for it (an ARP probe with
+ * sender 0.0.0.0, as RFC 5227 does), and after bringing it up it announces it
+ * (gratuitous ARP) so that neighbours holding the previous holder's MAC
+ * switch at once instead of after their neighbour entry goes stale. Both use
+ * iputils' arping.
+ *
+ * IPv6 needs no program: the kernel runs duplicate address detection on
+ * every address added without `nodad` (a duplicate ends up `dadfailed`), and
+ * with `ndisc_notify` on it sends an unsolicited neighbour advertisement once
+ * detection has passed.
+ */
+import {readFile, writeFile} from 'node:fs/promises';
+import {MissingToolError} from '../errors.js';
+import {run} from '../run.js';
+
+export type Probe =
+  | {taken: false}
+  | {taken: true; by: string}
+  /** The probe could not run (no arping, no permission): the caller decides. */
+  | {unknown: string};
+
+/**
+ * Asks the segment on `iface` whether a host answers for `ip`, waiting up to
+ * `waitMs` for a reply. A host on the same link answers an ARP request in
+ * well under a millisecond, so a short wait is enough; a reply ends the wait.
+ */
+export async function probeIPv4(iface: string, ip: string, waitMs: number): Promise<Probe> {
+  try {
+    const r = await run('arping', ['-D', '-c', '1', '-w', String(Math.max(1, Math.ceil(waitMs / 1000))), '-I', iface, ip], {timeoutMs: waitMs, installHint: 'install iputils-arping'});
+    if (r.timedOut || r.exitCode === 0) return {taken: false};
+    const mac = /\[([0-9A-Fa-f:]{17})\]/.exec(r.stdout)?.[1];
+    if (r.exitCode === 1 && mac) return {taken: true, by: mac.toLowerCase()};
+    return {unknown: (r.stderr || r.stdout).trim().split('\n').pop() || `arping exited ${r.exitCode}`};
+  } catch (err) {
+    return {unknown: err instanceof MissingToolError ? err.message : String(err)};
+  }
+}
+
+/**
+ * Announces `ip` on `iface`: `count` gratuitous ARP requests a second apart
+ * (the burst keepalived and MetalLB send), so that neighbours update the MAC
+ * they hold for it. Returns why it could not, when it could not start.
+ */
+export async function announceIPv4(iface: string, ip: string, count = 3): Promise<string | undefined> {
+  try {
+    const r = await run('arping', ['-U', '-c', String(count), '-I', iface, '-s', ip, ip], {installHint: 'install iputils-arping'});
+    return r.exitCode === 0 ? undefined : (r.stderr.trim() || `arping exited ${r.exitCode}`);
+  } catch (err) {
+    return err instanceof MissingToolError ? err.message : String(err);
+  }
+}
+
+/**
+ * Turns on `ndisc_notify` for the interface, so that the kernel announces
+ * each IPv6 address (unsolicited neighbour advertisement) once duplicate
+ * address detection passed. Returns why it could not (a read-only /proc/sys).
+ */
+export async function ndiscNotify(iface: string): Promise<string | undefined> {
+  const file = `/proc/sys/net/ipv6/conf/${iface}/ndisc_notify`;
+  try {
+    if ((await readFile(file, 'utf8')).trim() === '1') return undefined;
+    await writeFile(file, '1');
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? String(err);
+  }
+}
