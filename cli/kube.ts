@@ -18,13 +18,28 @@ export function loadKubeConfig(path?: string): k8s.KubeConfig {
   return kc;
 }
 
+/** What extip's scheduler and claim controllers record in an IpClaim's status. */
+export interface ClaimStatus {
+  node?: string;
+  /** Since when the claim is on its node. */
+  since?: string;
+  previousNode?: string | null;
+  /** When the previous node was last heard from (its last heartbeat, or when it let go). */
+  previousLastSeen?: string | null;
+  reason?: string;
+  movedAt?: string;
+  /** When the address came up, and on which node. */
+  upAt?: string | null;
+  upOn?: string | null;
+}
+
 export interface ClusterState {
   server: string;
   nodes: k8s.V1Node[];
   workloads: Array<k8s.V1DaemonSet | k8s.V1Deployment>;
   pods: k8s.V1Pod[];
   services: k8s.V1Service[];
-  claims: Array<{metadata: {name: string}; spec?: {cidr?: string; nodeName?: string}}>;
+  claims: Array<{metadata: {name: string}; spec?: {cidr?: string; nodeName?: string}; status?: ClaimStatus}>;
   pools: Array<{metadata: {name: string}; spec?: {cidr?: string; ranges?: string[][]; allocated?: Record<string, string>}}>;
   leases: k8s.V1Lease[];
   /** The install ledger (kube-system/extip-ledger), when there is one. */

@@ -2,7 +2,7 @@
  * `extip status`: what runs where, where each external IP is held, and what
  * looks wrong. Pure assessment over a ClusterState read by cli/kube.ts.
  */
-import type {ClusterState} from './kube.js';
+import type {ClaimStatus, ClusterState} from './kube.js';
 
 export interface NodeStatus {
   name: string;
@@ -15,6 +15,10 @@ export interface IpStatus {
   ip: string;
   services: string[];
   heldBy: string[];
+  /** Claims mode: since when it is on its node (ISO time). */
+  since?: string;
+  /** Claims mode: the last move, and for how long the address had no holder (previous node last heard from, to up on the new one). */
+  lastMove?: {from: string; to: string; at: string; reason: string; withoutHolderMs?: number};
 }
 
 export interface StatusReport {
@@ -30,6 +34,27 @@ export interface StatusReport {
   /** What install did to Calico's BGP export, from the install ledger. */
   calico: {etcdKeys: string[]; serviceExternalIPs: string[]; createdBgpConfiguration: boolean};
   problems: string[];
+}
+
+/** Since when a claim is on its node, and its last move with the time the address had no holder. */
+function claimHistory(st: ClaimStatus): Pick<IpStatus, 'since' | 'lastMove'> {
+  const out: Pick<IpStatus, 'since' | 'lastMove'> = {};
+  if (st.since) out.since = st.since;
+  if (st.previousNode && st.movedAt) {
+    const gone = Date.parse(st.previousLastSeen ?? '');
+    const up = st.upOn === st.node ? Date.parse(st.upAt ?? '') : NaN;
+    out.lastMove = {from: st.previousNode, to: st.node ?? '', at: st.movedAt, reason: st.reason ?? '', ...(Number.isFinite(gone) && Number.isFinite(up) ? {withoutHolderMs: Math.max(0, up - gone)} : {})};
+  }
+  return out;
+}
+
+/** "4m", "2h", "3d": how long ago, as kubectl prints ages. */
+export function age(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
 }
 
 function flag(args: string[], name: string): string | undefined {
@@ -80,6 +105,7 @@ export function assess(state: ClusterState): StatusReport {
   }
   const ips: IpStatus[] = [...byIp].sort(([a], [b]) => a.localeCompare(b, undefined, {numeric: true})).map(([ip, services]) => {
     let heldBy: string[];
+    let history: Pick<IpStatus, 'since' | 'lastMove'> = {};
     if (mode === 'all') heldBy = holders;
     else {
       const claims = state.claims.filter((c) => (c.spec?.cidr ?? '').split('/')[0] === ip);
@@ -89,9 +115,11 @@ export function assess(state: ClusterState): StatusReport {
         if (node && !holders.includes(node)) problems.push(`claim ${c.metadata.name} for ${ip} is on node ${node}, which has no ready controller`);
       }
       heldBy = heldBy.filter((n) => holders.includes(n));
+      const claim = claims.find((c) => c.spec?.nodeName && c.status?.node === c.spec.nodeName);
+      if (claim) history = claimHistory(claim.status!);
     }
     if (!heldBy.length) problems.push(`external IP ${ip} (${services.join(', ')}) is not held by any controller`);
-    return {ip, services, heldBy};
+    return {ip, services, heldBy, ...history};
   });
 
   const leaseName = scheduler?.metadata?.name;
@@ -137,7 +165,7 @@ function calicoLine(c: StatusReport['calico']): string {
   return parts.join('; ') || 'none by extip (extip_calico_export none, or auto found no Calico)';
 }
 
-export function formatStatus(r: StatusReport): string {
+export function formatStatus(r: StatusReport, now = Date.now()): string {
   const out: string[] = [];
   if (!r.installed) return [`API: ${r.server}`, ...r.problems.map((p) => `problem: ${p}`)].join('\n');
   const c = r.controller!;
@@ -149,7 +177,10 @@ export function formatStatus(r: StatusReport): string {
   out.push(`BGP export: ${calicoLine(r.calico)}`);
   out.push('', ...table([['NODE', 'READY', 'LABELLED', 'CONTROLLER'], ...r.nodes.map((n) => [n.name, n.ready ? 'yes' : 'no', n.labelled ? 'yes' : 'no', n.controller])]));
   out.push('');
-  if (r.ips.length) out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.heldBy.join(',') || '(nobody)'])]));
+  if (r.ips.length && r.mode !== 'all') {
+    const move = (m: IpStatus['lastMove']) => (m ? `${m.from} -> ${m.to} ${age(m.at, now)} ago${m.withoutHolderMs !== undefined ? `, ${(m.withoutHolderMs / 1000).toFixed(1)} s without a holder` : ''}: ${m.reason}` : '-');
+    out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY', 'FOR', 'LAST MOVE'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.heldBy.join(',') || '(nobody)', i.since ? age(i.since, now) : '-', move(i.lastMove)])]));
+  } else if (r.ips.length) out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.heldBy.join(',') || '(nobody)'])]));
   else out.push('No Service has external IPs or LoadBalancer ingress.');
   if (r.pools.length) out.push('', ...table([['POOL', 'CIDR', 'ALLOCATED'], ...r.pools.map((p) => [p.name, p.cidr, String(p.allocated)])]));
   out.push('', r.problems.length ? `${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}:` : 'No problems found.');

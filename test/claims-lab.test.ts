@@ -11,6 +11,7 @@ import {execa} from 'execa';
 import {Lab} from './lab/lab.js';
 import {waitFor} from './lab/bgp.js';
 import {explain, runRole} from './helpers/role.js';
+import {extip} from './helpers/cli.js';
 
 const IPS = Array.from({length: 6}, (_, i) => `10.210.1.${101 + i}`);
 const vars = {
@@ -139,6 +140,15 @@ test('a lost node: its addresses come up elsewhere, it fences itself, and holds 
   const now = (await holders())[watched][0];
   await waitFor('the client\'s ARP entry on the new holder', async () => (await routerMac(watched)) === (await eth0Mac(now)), 1500);
   expect((await lab.exec('tor', 'ping', ['-c', '1', '-W', '2', watched])).exitCode).toBe(0);
+  // Where it is and what happened: extip status, and an Event on the Service.
+  const status = JSON.parse((await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig])).stdout);
+  const entry = status.ips.find((i: {ip: string}) => i.ip === watched);
+  expect(entry).toMatchObject({heldBy: [now], lastMove: {from: 'node2', to: now, reason: expect.stringMatching(/^no heartbeat from node2 for \d+ ms/)}});
+  // From node2's last heartbeat to up on the new holder: past --monitor (2 s), within a few seconds.
+  expect(entry.lastMove.withoutHolderMs).toBeGreaterThan(1500);
+  expect(entry.lastMove.withoutHolderMs).toBeLessThan(6000);
+  const events = JSON.parse((await lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.kind=Service,involvedObject.name=six,reason=AddressMoved', '-o', 'json'])).stdout).items;
+  expect(events.map((e: {message: string}) => e.message)).toContainEqual(expect.stringMatching(new RegExp(`^${watched.replaceAll('.', '\\.')}/32 moved node2 -> ${now}: no heartbeat`)));
   // Cut off, node2 took them down itself.
   expect(count(await holders(), 'node2')).toBe(0);
   const c = await claims();

@@ -239,6 +239,7 @@ export class ClaimController {
       if (add.length || remove.length) this.log.info(0, `added ${add.join(' ') || 'nothing'}; removed ${remove.join(' ') || 'nothing'}`);
       const up = add.filter((cidr) => this.owned.owns(cidr));
       this.announce(up);
+      await this.markUp(up, desired.wanted);
       if (up.some((cidr) => !isIPv4(cidr.split('/')[0])) && this.onLink) setTimeout(() => this.schedule(), DAD6_CHECK_MS).unref();
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length - (p.add.length - up.length);
@@ -303,6 +304,23 @@ export class ClaimController {
         this.schedule();
       }, CONFLICT_RETRY_MS);
       this.recheck.unref();
+    }
+  }
+
+  /**
+   * Records on each claim when its address came up here (`status.upAt`,
+   * `upOn`), once per assignment: with the scheduler's `previousLastSeen`
+   * that is how long the address had no holder. A failed write is logged.
+   */
+  private async markUp(up: readonly string[], wanted: ReadonlyMap<string, string[]>): Promise<void> {
+    const at = new Date().toISOString();
+    for (const cidr of up) {
+      const name = wanted.get(cidr)?.[0]?.replace(/^IpClaim /, '');
+      const claim = name ? this.claims.get(name) : undefined;
+      if (!name || !claim || claim.status?.upOn === this.node) continue;
+      const r = await this.api.request('PATCH', `${CLAIMS}/${name}`, {status: {upAt: at, upOn: this.node}}, {contentType: 'application/merge-patch+json'})
+        .catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
+      if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot record on IpClaim ${name} when its address came up (${r.status} ${r.body?.message ?? ''})`);
     }
   }
 

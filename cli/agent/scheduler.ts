@@ -179,12 +179,15 @@ export class Scheduler {
           spec: {cidr: c.cidr, nodeName: c.node, link: this.flags.iface},
           status: {node: c.node, since: at, services: desired.wanted.get(c.cidr) ?? []},
         });
-        if (r.status === 201) this.log.info(1, `claim ${c.name}: ${c.cidr} on ${c.node}`);
+        if (r.status === 201) {
+          this.log.info(1, `claim ${c.name}: ${c.cidr} on ${c.node}`);
+          for (const service of desired.wanted.get(c.cidr) ?? []) await this.event(service, 'AddressAssigned', `${c.cidr} on ${c.node}`, at);
+        }
         else if (r.status !== 409) this.log.warn(`creating claim ${c.name} for ${c.cidr}: ${r.status} ${r.body?.message ?? ''}`);
       }
       const asked = new Set<string>();
       for (const step of handoffs(d, claims, live)) {
-        if (step.kind === 'assign') await this.assign(step.move, at);
+        if (step.kind === 'assign') await this.assign(step.move, at, desired.wanted.get(step.move.cidr) ?? [], now);
         else if (step.kind === 'ask') await this.ask(step.move);
         else if (step.kind === 'cancel') await this.cancel(step.name, step.node);
         if (step.kind === 'ask' || step.kind === 'wait') {
@@ -212,16 +215,47 @@ export class Scheduler {
     }
   }
 
-  /** Assigns a claim to its new node, ending any handoff. */
-  private async assign(m: Move, at: string): Promise<void> {
+  /**
+   * Assigns a claim to its new node, ending any handoff. The status records
+   * when the previous node was last heard from (its last heartbeat seen, or
+   * now when it let go or left), which with the new holder's `upAt` gives
+   * how long the address was without a holder; each Service using the
+   * address gets an Event.
+   */
+  private async assign(m: Move, at: string, services: readonly string[], now: number): Promise<void> {
     const current = this.claims.get(m.name);
+    const silent = m.from ? this.liveness.silentFor(m.from, now) : undefined;
+    const lastSeen = m.from ? new Date(now - (silent !== undefined && silent > this.flags.monitorMs ? silent : 0)).toISOString() : null;
     const r = await this.api.request('PATCH', `${CLAIMS}/${m.name}`, {
       metadata: {resourceVersion: current?.metadata.resourceVersion, labels: {[NODE_LABEL]: m.to}, annotations: {[RELEASE_TO]: null, [RELEASED_BY]: null}},
       spec: {nodeName: m.to},
-      status: {node: m.to, since: at, previousNode: m.from || null, reason: m.reason, movedAt: at},
+      status: {node: m.to, since: at, previousNode: m.from || null, previousLastSeen: lastSeen, reason: m.reason, movedAt: at, upAt: null, upOn: null},
     }, {contentType: 'application/merge-patch+json'});
-    if (r.status === 200) this.log.info(0, `claim ${m.name}: ${m.cidr} moved ${m.from || '(none)'} -> ${m.to}: ${m.reason}`);
-    else if (r.status !== 409 && r.status !== 404) this.log.warn(`moving claim ${m.name}: ${r.status} ${r.body?.message ?? ''}`);
+    if (r.status === 200) {
+      this.log.info(0, `claim ${m.name}: ${m.cidr} moved ${m.from || '(none)'} -> ${m.to}: ${m.reason}`);
+      for (const service of services) await this.event(service, m.from ? 'AddressMoved' : 'AddressAssigned', `${m.cidr} moved ${m.from || '(none)'} -> ${m.to}: ${m.reason}`, at);
+    } else if (r.status !== 409 && r.status !== 404) this.log.warn(`moving claim ${m.name}: ${r.status} ${r.body?.message ?? ''}`);
+  }
+
+  /** An Event on a Service ("namespace/name"); failing to write one is logged, never fatal. */
+  private async event(service: string, reason: string, message: string, at: string): Promise<void> {
+    const [namespace, name] = service.split('/');
+    const r = await this.api.request('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: {generateName: `${name}.`, namespace},
+      involvedObject: {apiVersion: 'v1', kind: 'Service', namespace, name},
+      reason,
+      message,
+      type: 'Normal',
+      source: {component: 'extip-scheduler'},
+      reportingComponent: 'extip-scheduler',
+      reportingInstance: this.elector?.identity ?? 'scheduler',
+      firstTimestamp: at,
+      lastTimestamp: at,
+      count: 1,
+    }).catch((err: Error) => ({status: 0, body: {message: err.message}}));
+    if (r.status !== 201) this.warnOnce(`cannot write Events on Services (${r.status} ${r.body?.message ?? ''}); moves are still in each IpClaim's status`);
   }
 
   /** Asks the live holder of a claim to take its address down before the claim moves. */
