@@ -352,6 +352,17 @@ export const catalogue: readonly Variable[] = [
     example: [{name: 'pool-a', cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']]}],
     since: '0.1.0',
   },
+  {
+    name: 'extip_lb_class',
+    section: 'pools',
+    default: 'extip.io/ipmanager',
+    rule: labelKey,
+    summary: 'The loadBalancerClass extip serves (claims mode).',
+    description:
+      'Services of type LoadBalancer with this spec.loadBalancerClass, or with none, get an address from the pools in status.loadBalancer.ingress: the one they ask for (spec.loadBalancerIP or the annotation extip.io/load-balancer-ip) when a pool holds it and it is free, else the first free one. Give LoadBalancers of another implementation (MetalLB, say) its own class.',
+    example: 'extip.io/ipmanager',
+    since: '0.2.0',
+  },
   // --- cluster access --------------------------------------------------------
   {
     name: 'extip_kubectl',

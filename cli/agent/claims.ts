@@ -8,6 +8,7 @@
 export const GROUP_PATH = '/apis/ipcontroller.ext/v1';
 export const CLAIMS = `${GROUP_PATH}/ipclaims`;
 export const NODES = `${GROUP_PATH}/ipnodes`;
+export const POOLS = `${GROUP_PATH}/ipclaimpools`;
 /** The label upstream puts on a claim: the IpNode it is assigned to. */
 export const NODE_LABEL = 'ipnode';
 /**

@@ -33,12 +33,14 @@ export interface AgentFlags {
   leaseNamespace?: string;
   /** claimcontroller: how long to wait for another host to answer an ARP probe before bringing an IPv4 address up (`--dad-wait`; 0: no probe). */
   dadWaitMs: number;
+  /** scheduler: the loadBalancerClass extip serves, besides LoadBalancers with none (`--lb-class`). */
+  lbClass: string;
   /** claimcontroller: gratuitous ARPs sent after bringing an IPv4 address up (`--announce`; 0: none). */
   announce: number;
 }
 
 const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit']);
-const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'stderrthreshold', 'log_dir', 'vmodule']);
+const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'stderrthreshold', 'log_dir', 'vmodule']);
 
 export class FlagError extends Error {}
 
@@ -108,6 +110,8 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   if (dadWaitMs > 10000) throw new FlagError(`--dad-wait=${values.get('dad-wait')} is longer than 10s: every move would wait that long; a host on the link answers in under a millisecond`);
   const announce = Number(values.get('announce') ?? '3');
   if (!Number.isInteger(announce) || announce < 0 || announce > 10) throw new FlagError(`invalid --announce "${values.get('announce')}" (gratuitous ARPs after bringing an address up: 0 to 10)`);
+  const lbClass = values.get('lb-class') ?? 'extip.io/ipmanager';
+  if (!/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(lbClass)) throw new FlagError(`invalid --lb-class "${lbClass}" (a label-style name such as example.com/lb)`);
   const lock = values.get('leader-elect-resource-lock') ?? 'leases';
   if (lock !== 'leases') throw new FlagError(`--leader-elect-resource-lock=${lock}: only leases is supported (endpoints and configmaps locks are gone from Kubernetes)`);
   return {
@@ -133,5 +137,6 @@ export function parseAgentFlags(args: string[]): AgentFlags {
     leaseNamespace: values.get('leader-elect-resource-namespace') || undefined,
     dadWaitMs,
     announce,
+    lbClass,
   };
 }

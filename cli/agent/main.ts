@@ -36,6 +36,9 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --announce=3 (claimcontroller: gratuitous ARPs, a second apart, after
          bringing an IPv4 address up; IPv6 addresses get the kernel's
          duplicate address detection and unsolicited neighbour advertisement)
+       --lb-class=extip.io/ipmanager (scheduler: LoadBalancer Services of this
+         loadBalancerClass, or of none, get an address from the IpClaimPools;
+         so do Services annotated external-ip: auto)
        --nodefilter=fair --leader-elect --leader-elect-lease-duration=15s
          --leader-elect-renew-deadline=10s --leader-elect-retry-period=2s
          --leader-elect-resource-name=ipmanager-scheduler

@@ -18,7 +18,9 @@
 import {readFileSync} from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import {ApiClient} from './api.js';
-import {CLAIMS, type ClaimView, Liveness, type Move, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, decide, handoffs} from './claims.js';
+import {CLAIMS, type ClaimView, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, handoffs} from './claims.js';
+import {canonicalIp} from './addresses.js';
+import {type Allocation, allocationValue, planPools, poolFrom, serviceView} from './pools.js';
 import type {AgentFlags} from './flags.js';
 import {LeaderElector} from './leader.js';
 import {ListWatch} from './listwatch.js';
@@ -43,6 +45,11 @@ export class Scheduler {
   private services!: ServiceWatcher;
   private claims!: ListWatch;
   private nodes!: ListWatch;
+  private pools!: ListWatch;
+  /** Addresses this process allocated, and when: kept from release until their Service update is seen (10 s at most). */
+  private readonly recent = new Map<string, number>();
+  /** The last allocation failure said for each Service (an Event is written when it changes). */
+  private readonly failing = new Map<string, string>();
   private elector?: LeaderElector;
   private readonly liveness: Liveness;
   private tick?: NodeJS.Timeout;
@@ -72,7 +79,7 @@ export class Scheduler {
 
   /** Ready once everything was listed; a standby is ready too (it serves as one). */
   get ready(): boolean {
-    return Boolean(this.services?.synced && this.claims?.synced && this.nodes?.synced);
+    return Boolean(this.services?.synced && this.claims?.synced && this.nodes?.synced && this.pools?.synced);
   }
 
   async start(): Promise<void> {
@@ -94,9 +101,11 @@ export class Scheduler {
         this.liveness.reset(Date.now());
       },
     });
+    this.pools = new ListWatch(this.api, POOLS, 'IpClaimPools', {onChange: () => this.schedule(), onError});
     void this.services.run();
     void this.claims.run();
     void this.nodes.run();
+    void this.pools.run();
     if (this.flags.leaderElect) {
       const namespace = this.flags.leaseNamespace ?? podNamespace();
       this.elector = new LeaderElector(this.api, {
@@ -152,7 +161,20 @@ export class Scheduler {
     try {
       this.observeNodes();
       const now = Date.now();
+      await this.allocate(now);
       const desired = desiredFrom(this.services.list(), this.flags.mask, this.flags.mask6);
+      // LoadBalancers extip serves: their ingress addresses are wanted too.
+      for (const svc of this.services.list()) {
+        const v = serviceView(svc, this.flags.lbClass);
+        if (!v.lb) continue;
+        for (const ip of v.ingress) {
+          const c = canonicalIp(ip);
+          if ('refused' in c) continue;
+          const cidr = `${c.ip}/${c.family === 4 ? this.flags.mask : this.flags.mask6}`;
+          const users = desired.wanted.get(cidr) ?? [];
+          if (!users.includes(v.key)) desired.wanted.set(cidr, [...users, v.key]);
+        }
+      }
       for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of Service ${bad.service}: ${bad.reason}`);
       const claims: ClaimView[] = this.claims.list().map((c) => ({
         name: c.metadata.name,
@@ -237,8 +259,81 @@ export class Scheduler {
     } else if (r.status !== 409 && r.status !== 404) this.log.warn(`moving claim ${m.name}: ${r.status} ${r.body?.message ?? ''}`);
   }
 
+  /**
+   * Gives addresses from the IpClaimPools to the Services that ask for one
+   * and releases those no Service uses. The pool records an address before
+   * the Service gets it, with the pool's resourceVersion, so two schedulers
+   * (a leader change) never give one address twice; a conflict ends this
+   * round, and the next one starts from fresh lists.
+   */
+  private async allocate(now: number): Promise<void> {
+    const views = this.services.list().map((s) => serviceView(s, this.flags.lbClass));
+    // An address given moments ago is kept until a Service is seen using it (then that keeps it), or 10 s.
+    const seen = new Set(views.flatMap((v) => [...v.externalIPs, ...(v.lb ? v.ingress : [])]));
+    for (const [ip, at] of this.recent) if (seen.has(ip) || now - at > 10000) this.recent.delete(ip);
+    const pools = this.pools.list().map(poolFrom);
+    const p = planPools(views, pools, new Set(this.recent.keys()));
+    const at = new Date(now).toISOString();
+    const stillFailing = new Set<string>();
+    for (const a of p.allocate) {
+      if (a.kind === 'failed') {
+        stillFailing.add(a.service.key);
+        if (this.failing.get(a.service.key) !== a.reason) {
+          this.failing.set(a.service.key, a.reason);
+          this.log.warn(`no address for Service ${a.service.key}: ${a.reason}`);
+          await this.event(a.service.key, 'AllocationFailed', `no address from the IpClaimPools: ${a.reason}`, at, 'Warning');
+        }
+        continue;
+      }
+      if (!(await this.record(a))) return;
+      this.recent.set(a.ip, now);
+      if (a.kind === 'record') continue;
+      const svc = this.services.list().find((s) => `${s.metadata?.namespace}/${s.metadata?.name}` === a.service.key);
+      const path = `/api/v1/namespaces/${encodeURIComponent(a.service.namespace)}/services/${encodeURIComponent(a.service.name)}`;
+      const r = a.kind === 'external-ip'
+        ? await this.api.request('PATCH', path, {metadata: {resourceVersion: svc?.metadata?.resourceVersion}, spec: {externalIPs: [...a.service.externalIPs, a.ip]}}, {contentType: 'application/merge-patch+json'})
+        : await this.api.request('PATCH', `${path}/status`, {status: {loadBalancer: {ingress: [{ip: a.ip, ipMode: 'VIP'}]}}}, {contentType: 'application/merge-patch+json'});
+      if (r.status === 200) {
+        this.failing.delete(a.service.key);
+        this.log.info(0, `Service ${a.service.key}: ${a.ip} from IpClaimPool ${a.pool} (${a.kind === 'external-ip' ? 'spec.externalIPs' : 'status.loadBalancer.ingress'})`);
+        await this.event(a.service.key, 'AddressAllocated', `${a.ip} from IpClaimPool ${a.pool}`, at);
+      } else if (r.status !== 409 && r.status !== 404) this.log.warn(`giving ${a.ip} to Service ${a.service.key}: ${r.status} ${r.body?.message ?? ''}`);
+    }
+    for (const key of [...this.failing.keys()]) if (!stillFailing.has(key)) this.failing.delete(key);
+    for (const s of p.clearIngress) {
+      const r = await this.api.request('PATCH', `/api/v1/namespaces/${encodeURIComponent(s.namespace)}/services/${encodeURIComponent(s.name)}/status`, {status: {loadBalancer: {ingress: null}}}, {contentType: 'application/merge-patch+json'});
+      if (r.status === 200) this.log.info(0, `Service ${s.key} is no longer a LoadBalancer extip serves: its ingress ${s.ingress.join(' ')} cleared`);
+    }
+    for (const [pool, ips] of p.release) {
+      const current = this.pools.get(pool);
+      const r = await this.api.request('PATCH', `${POOLS}/${encodeURIComponent(pool)}`, {
+        metadata: {resourceVersion: current?.metadata.resourceVersion},
+        spec: {allocated: Object.fromEntries(ips.map((ip) => [ip, null]))},
+      }, {contentType: 'application/merge-patch+json'});
+      if (r.status === 200) this.log.info(0, `IpClaimPool ${pool}: released ${ips.join(' ')} (no Service uses them)`);
+      else if (r.status !== 409 && r.status !== 404) this.log.warn(`releasing ${ips.join(' ')} in IpClaimPool ${pool}: ${r.status} ${r.body?.message ?? ''}`);
+    }
+  }
+
+  /** Records an allocation in its pool; false when the pool changed meanwhile (the round ends). */
+  private async record(a: Exclude<Allocation, {kind: 'failed'}>): Promise<boolean> {
+    const current = this.pools.get(a.pool);
+    const r = await this.api.request('PATCH', `${POOLS}/${encodeURIComponent(a.pool)}`, {
+      metadata: {resourceVersion: current?.metadata.resourceVersion},
+      spec: {allocated: {[a.ip]: allocationValue(a.ip, this.flags.mask, this.flags.mask6)}},
+    }, {contentType: 'application/merge-patch+json'});
+    if (r.status === 200) {
+      // The next allocation in this round writes on top of this version.
+      if (current && r.body?.metadata?.resourceVersion) current.metadata.resourceVersion = r.body.metadata.resourceVersion;
+      if (current && r.body?.spec) current.spec = r.body.spec;
+      return true;
+    }
+    if (r.status !== 409) this.log.warn(`recording ${a.ip} in IpClaimPool ${a.pool}: ${r.status} ${r.body?.message ?? ''}`);
+    return false;
+  }
+
   /** An Event on a Service ("namespace/name"); failing to write one is logged, never fatal. */
-  private async event(service: string, reason: string, message: string, at: string): Promise<void> {
+  private async event(service: string, reason: string, message: string, at: string, type: 'Normal' | 'Warning' = 'Normal'): Promise<void> {
     const [namespace, name] = service.split('/');
     const r = await this.api.request('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
       apiVersion: 'v1',
@@ -247,7 +342,7 @@ export class Scheduler {
       involvedObject: {apiVersion: 'v1', kind: 'Service', namespace, name},
       reason,
       message,
-      type: 'Normal',
+      type,
       source: {component: 'extip-scheduler'},
       reportingComponent: 'extip-scheduler',
       reportingInstance: this.elector?.identity ?? 'scheduler',
@@ -304,6 +399,7 @@ export class Scheduler {
     this.services?.stop();
     this.claims?.stop();
     this.nodes?.stop();
+    this.pools?.stop();
   }
 }
 

@@ -1,0 +1,176 @@
+/**
+ * Address allocation from IpClaimPools, the cloud-provider way, kept free of
+ * I/O. Two kinds of Service ask for an address:
+ *  - annotated `external-ip: auto` (upstream's annotation): one is appended
+ *    to `spec.externalIPs`, unless one of those is already in a pool;
+ *  - `type: LoadBalancer` with no `loadBalancerClass` or extip's own class:
+ *    one is written to `status.loadBalancer.ingress`; the Service may ask for
+ *    a particular one (`spec.loadBalancerIP`, or the annotation
+ *    LB_IP_ANNOTATION), which it gets when a pool holds it and it is free.
+ * A pool records each address it gave in `spec.allocated` (address -> the
+ * claim's name, as upstream does). An allocation no Service uses any more is
+ * released, except one made moments ago whose Service update may not have
+ * been seen yet.
+ */
+import {isIPv4} from 'node:net';
+import type {Json} from './api.js';
+import {canonicalIp} from './addresses.js';
+import {claimName} from './claims.js';
+
+export const AUTO_ANNOTATION = 'external-ip';
+export const LB_IP_ANNOTATION = 'extip.io/load-balancer-ip';
+
+export interface PoolView {
+  name: string;
+  cidr: string;
+  /** [first, last] pairs inside the cidr; none: the whole cidr but its network and broadcast addresses. */
+  ranges: Array<[string, string]>;
+  allocated: Record<string, string>;
+}
+
+export function poolFrom(obj: Json): PoolView {
+  const ranges = Array.isArray(obj.spec?.ranges) ? obj.spec.ranges.filter((r: unknown) => Array.isArray(r) && r.length === 2).map((r: string[]) => [String(r[0]), String(r[1])] as [string, string]) : [];
+  return {name: obj.metadata.name, cidr: String(obj.spec?.cidr ?? ''), ranges, allocated: {...(obj.spec?.allocated ?? {})}};
+}
+
+const v4 = (ip: string) => ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+const v4text = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+
+/** Every address a pool can give, in order (IPv4 pools only; at most 65,536 per pool). */
+export function poolAddresses(pool: PoolView): string[] {
+  const [net, bitsText] = pool.cidr.split('/');
+  const bits = Number(bitsText);
+  if (!isIPv4(net ?? '') || !Number.isInteger(bits) || bits < 0 || bits > 32) return [];
+  const size = 2 ** (32 - bits);
+  const base = Math.floor(v4(net) / size) * size;
+  const spans: Array<[number, number]> = pool.ranges.length
+    ? pool.ranges.filter(([a, b]) => isIPv4(a) && isIPv4(b)).map(([a, b]) => [Math.max(v4(a), base), Math.min(v4(b), base + size - 1)])
+    : [[size > 2 ? base + 1 : base, size > 2 ? base + size - 2 : base + size - 1]];
+  const out: string[] = [];
+  for (const [first, last] of spans) for (let n = first; n <= last && out.length < 65536; n++) out.push(v4text(n));
+  return out;
+}
+
+export interface ServiceView {
+  key: string;
+  namespace: string;
+  name: string;
+  auto: boolean;
+  /** A LoadBalancer extip serves. */
+  lb: boolean;
+  /** The address a LoadBalancer asks for, if any. */
+  requested?: string;
+  externalIPs: string[];
+  ingress: string[];
+}
+
+/** What each Service asks of extip; `lbClass` is extip's loadBalancerClass. */
+export function serviceView(s: Json, lbClass: string): ServiceView {
+  const annotations = s.metadata?.annotations ?? {};
+  const cls = s.spec?.loadBalancerClass;
+  const lb = s.spec?.type === 'LoadBalancer' && (!cls || cls === lbClass);
+  const requested = annotations[LB_IP_ANNOTATION] || s.spec?.loadBalancerIP || undefined;
+  return {
+    key: `${s.metadata?.namespace}/${s.metadata?.name}`,
+    namespace: s.metadata?.namespace,
+    name: s.metadata?.name,
+    auto: annotations[AUTO_ANNOTATION] === 'auto',
+    lb,
+    requested: requested ? String(requested) : undefined,
+    externalIPs: (s.spec?.externalIPs ?? []).map(String),
+    ingress: (s.status?.loadBalancer?.ingress ?? []).map((i: {ip?: string}) => i.ip).filter(Boolean),
+  };
+}
+
+export type Allocation =
+  | {kind: 'external-ip'; service: ServiceView; pool: string; ip: string}
+  | {kind: 'ingress'; service: ServiceView; pool: string; ip: string}
+  /** The LoadBalancer already has its address; the pool must record it (a new leader, a pool created after). */
+  | {kind: 'record'; service: ServiceView; pool: string; ip: string}
+  | {kind: 'failed'; service: ServiceView; reason: string};
+
+export interface PoolPlan {
+  allocate: Allocation[];
+  /** Pool -> addresses to release. */
+  release: Map<string, string[]>;
+  /** LoadBalancer ingress to clear: the Service is no longer one extip serves. */
+  clearIngress: ServiceView[];
+}
+
+/**
+ * Decides the allocations and releases for these Services and pools.
+ * `recent`: addresses allocated moments ago by this process, kept even when
+ * no Service shows them yet.
+ */
+export function planPools(services: readonly ServiceView[], pools: readonly PoolView[], recent: ReadonlySet<string> = new Set()): PoolPlan {
+  const plan: PoolPlan = {allocate: [], release: new Map(), clearIngress: []};
+  const owner = new Map<string, string>();
+  for (const p of pools) for (const ip of poolAddresses(p)) if (!owner.has(ip)) owner.set(ip, p.name);
+  const inPool = (ip: string) => owner.has(ip);
+  // Every address some Service uses: never given to another.
+  const used = new Set<string>();
+  for (const s of services) {
+    for (const ip of s.externalIPs) used.add(canonical(ip));
+    if (s.lb) for (const ip of s.ingress) used.add(canonical(ip));
+  }
+  const taken = new Set<string>([...used, ...pools.flatMap((p) => Object.keys(p.allocated))]);
+  const allocated = new Map(pools.map((p) => [p.name, new Set(Object.keys(p.allocated))]));
+  const give = (pool: string, ip: string) => {
+    taken.add(ip);
+    allocated.get(pool)?.add(ip);
+  };
+  const firstFree = (): {pool: string; ip: string} | undefined => {
+    for (const p of pools) for (const ip of poolAddresses(p)) if (!taken.has(ip)) return {pool: p.name, ip};
+    return undefined;
+  };
+  const sorted = [...services].sort((a, b) => a.key.localeCompare(b.key));
+  for (const s of sorted) {
+    if (s.lb) {
+      const current = s.ingress.map(canonical).find(inPool);
+      if (current && (!s.requested || canonical(s.requested) === current)) {
+        if (!allocated.get(owner.get(current)!)?.has(current)) {
+          plan.allocate.push({kind: 'record', service: s, pool: owner.get(current)!, ip: current});
+          give(owner.get(current)!, current);
+        }
+      } else if (s.requested) {
+        const want = canonical(s.requested);
+        if (!inPool(want)) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, ${s.requested}, is in no IpClaimPool`});
+        else if (taken.has(want) && !s.ingress.map(canonical).includes(want)) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, ${s.requested}, is taken`});
+        else {
+          plan.allocate.push({kind: 'ingress', service: s, pool: owner.get(want)!, ip: want});
+          give(owner.get(want)!, want);
+        }
+      } else {
+        const free = firstFree();
+        if (free) {
+          plan.allocate.push({kind: 'ingress', service: s, ...free});
+          give(free.pool, free.ip);
+        } else plan.allocate.push({kind: 'failed', service: s, reason: pools.length ? `every IpClaimPool is exhausted (${pools.map((p) => p.name).join(', ')})` : 'there is no IpClaimPool'});
+      }
+    } else if (s.ingress.length && s.ingress.some((ip) => inPool(canonical(ip)))) {
+      plan.clearIngress.push(s);
+    }
+    if (s.auto && !s.externalIPs.some((ip) => inPool(canonical(ip)))) {
+      const free = firstFree();
+      if (free) {
+        plan.allocate.push({kind: 'external-ip', service: s, ...free});
+        give(free.pool, free.ip);
+      } else plan.allocate.push({kind: 'failed', service: s, reason: pools.length ? `every IpClaimPool is exhausted (${pools.map((p) => p.name).join(', ')})` : 'there is no IpClaimPool'});
+    }
+  }
+  for (const p of pools) {
+    const gone = Object.keys(p.allocated).filter((ip) => !used.has(ip) && !recent.has(ip));
+    if (gone.length) plan.release.set(p.name, gone);
+  }
+  return plan;
+}
+
+function canonical(ip: string): string {
+  const c = canonicalIp(ip);
+  return 'ip' in c ? c.ip : ip;
+}
+
+/** The value a pool records for an address: the claim's name, as upstream does. */
+export function allocationValue(ip: string, mask: number, mask6: number): string {
+  return claimName(`${ip}/${isIPv4(ip) ? mask : mask6}`);
+}
