@@ -21,7 +21,7 @@ echo "== every test, ansible-core $("$newest/ansible-playbook" --version | sed -
 PATH="$newest:$PATH" NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 --json --outputFile="$results" "$@" || status=$?
 if [ $# -eq 0 ]; then
   echo "== the role's tests, ansible-core $("$kubespray/ansible-playbook" --version | sed -n 's/.*core \([0-9.]*\)].*/\1/p') (kubespray's pin)" >&2
-  PATH="$kubespray:$PATH" NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$results18" "${role_tests[@]}" || status=$?
+  PATH="$kubespray:$PATH" NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 --json --outputFile="$results18" "${role_tests[@]}" || status=$?
 fi
 node -e '
   const fs = require("fs");
