@@ -348,8 +348,8 @@ export const catalogue: readonly Variable[] = [
     rule: pools,
     summary: 'IpClaimPools for automatic allocation (claims mode).',
     description:
-      'Each item: name (object name), cidr (network with its prefix) and optional ranges, a list of [first, last] addresses inside the cidr. Services annotated external-ip: auto get an address from a pool.',
-    example: [{name: 'pool-a', cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']]}],
+      'Each item: name (object name), cidr (network with its prefix), optional ranges, a list of [first, last] addresses inside the cidr, and optional namespaces, the only namespaces whose Services get its addresses. Services annotated external-ip: auto, and LoadBalancer Services of extip_lb_class or of no class, get an address from a pool.',
+    example: [{name: 'pool-a', cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']], namespaces: ['team-a']}],
     since: '0.1.0',
   },
   {

@@ -271,7 +271,7 @@ export const pools: Rule = {
   specType: 'list',
   elements: 'raw',
   describe:
-    'a list of pools, each {name, cidr, ranges: [[first, last], ...]}; names unique DNS names, CIDRs valid and not overlapping, ranges inside their CIDR and not overlapping',
+    'a list of pools, each {name, cidr, ranges: [[first, last], ...], namespaces: [...]}; names unique DNS names, CIDRs valid and not overlapping, ranges inside their CIDR and not overlapping, namespaces (optional: only Services there get its addresses) namespace names',
   check(value) {
     const errors = poolErrors(value);
     return errors.length ? fail('IP pools: ' + pools.describe, errors.join('; ')) : undefined;
@@ -291,8 +291,12 @@ export function poolErrors(value: unknown): string[] {
       return;
     }
     const p = pool as Record<string, unknown>;
-    const unknownKeys = Object.keys(p).filter((k) => !['name', 'cidr', 'ranges'].includes(k));
-    if (unknownKeys.length) errors.push(`${where} has unknown keys ${unknownKeys.join(', ')} (allowed: name, cidr, ranges)`);
+    const unknownKeys = Object.keys(p).filter((k) => !['name', 'cidr', 'ranges', 'namespaces'].includes(k));
+    if (unknownKeys.length) errors.push(`${where} has unknown keys ${unknownKeys.join(', ')} (allowed: name, cidr, ranges, namespaces)`);
+    if (p.namespaces !== undefined) {
+      if (!Array.isArray(p.namespaces) || !p.namespaces.length) errors.push(`${where}: namespaces is not a non-empty list of namespace names`);
+      else for (const ns of p.namespaces as unknown[]) if (typeof ns !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) errors.push(`${where}: namespace ${JSON.stringify(ns)} is not a namespace name`);
+    }
     const name = p.name;
     if (typeof name !== 'string' || name.length > 253 || !new RegExp(patterns.dnsSubdomain).test(name)) {
       errors.push(`${where}: name ${JSON.stringify(name ?? null)} is not a lowercase DNS name`);

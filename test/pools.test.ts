@@ -62,3 +62,12 @@ test('which Services extip serves: LoadBalancers of no class or its own, and the
   const auto = serviceView({metadata: {name: 's', namespace: 'n', annotations: {'external-ip': 'auto'}}, spec: {type: 'ClusterIP', externalIPs: ['10.0.0.1']}}, 'x');
   expect([auto.auto, auto.lb, auto.externalIPs]).toEqual([true, false, ['10.0.0.1']]);
 });
+
+test('a pool limited to namespaces gives addresses only to Services there, and says so to the others', () => {
+  const pools = [pool({name: 'team-a', namespaces: ['team-a']}), pool({name: 'shared', cidr: '198.51.100.0/30', ranges: []})];
+  const inA = svc('x', {lb: true, namespace: 'team-a', key: 'team-a/x'});
+  const inB = svc('y', {lb: true, namespace: 'team-b', key: 'team-b/y'});
+  expect(given(planPools([inA, inB], pools))).toEqual(['x ingress 192.0.2.10', 'y ingress 198.51.100.1']);
+  expect(given(planPools([inB], [pools[0]]))).toEqual(['y failed: no IpClaimPool serves namespace team-b']);
+  expect(given(planPools([{...inB, requested: '192.0.2.11'}], pools))).toEqual(['y failed: the address asked for, 192.0.2.11, is in IpClaimPool team-a, which does not serve namespace team-b']);
+});

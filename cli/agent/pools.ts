@@ -7,6 +7,7 @@
  *    one is written to `status.loadBalancer.ingress`; the Service may ask for
  *    a particular one (`spec.loadBalancerIP`, or the annotation
  *    LB_IP_ANNOTATION), which it gets when a pool holds it and it is free.
+ * A pool with `spec.namespaces` serves only Services in those namespaces.
  * A pool records each address it gave in `spec.allocated` (address -> the
  * claim's name, as upstream does). An allocation no Service uses any more is
  * released, except one made moments ago whose Service update may not have
@@ -26,11 +27,14 @@ export interface PoolView {
   /** [first, last] pairs inside the cidr; none: the whole cidr but its network and broadcast addresses. */
   ranges: Array<[string, string]>;
   allocated: Record<string, string>;
+  /** Only Services in these namespaces get its addresses (none: every namespace). */
+  namespaces?: string[];
 }
 
 export function poolFrom(obj: Json): PoolView {
   const ranges = Array.isArray(obj.spec?.ranges) ? obj.spec.ranges.filter((r: unknown) => Array.isArray(r) && r.length === 2).map((r: string[]) => [String(r[0]), String(r[1])] as [string, string]) : [];
-  return {name: obj.metadata.name, cidr: String(obj.spec?.cidr ?? ''), ranges, allocated: {...(obj.spec?.allocated ?? {})}};
+  const namespaces = Array.isArray(obj.spec?.namespaces) ? obj.spec.namespaces.map(String) : undefined;
+  return {name: obj.metadata.name, cidr: String(obj.spec?.cidr ?? ''), ranges, allocated: {...(obj.spec?.allocated ?? {})}, ...(namespaces ? {namespaces} : {})};
 }
 
 const v4 = (ip: string) => ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
@@ -119,10 +123,18 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
     taken.add(ip);
     allocated.get(pool)?.add(ip);
   };
-  const firstFree = (): {pool: string; ip: string} | undefined => {
-    for (const p of pools) for (const ip of poolAddresses(p)) if (!taken.has(ip)) return {pool: p.name, ip};
+  const serves = (p: PoolView, s: ServiceView) => !p.namespaces || p.namespaces.includes(s.namespace);
+  const firstFree = (s: ServiceView): {pool: string; ip: string} | undefined => {
+    for (const p of pools) if (serves(p, s)) for (const ip of poolAddresses(p)) if (!taken.has(ip)) return {pool: p.name, ip};
     return undefined;
   };
+  const none = (s: ServiceView) => {
+    const open = pools.filter((p) => serves(p, s));
+    if (!pools.length) return 'there is no IpClaimPool';
+    if (!open.length) return `no IpClaimPool serves namespace ${s.namespace}`;
+    return `every IpClaimPool is exhausted (${open.map((p) => p.name).join(', ')})`;
+  };
+  const byName = new Map(pools.map((p) => [p.name, p]));
   const sorted = [...services].sort((a, b) => a.key.localeCompare(b.key));
   for (const s of sorted) {
     if (s.lb) {
@@ -135,27 +147,28 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
       } else if (s.requested) {
         const want = canonical(s.requested);
         if (!inPool(want)) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, ${s.requested}, is in no IpClaimPool`});
+        else if (!serves(byName.get(owner.get(want)!)!, s)) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, ${s.requested}, is in IpClaimPool ${owner.get(want)}, which does not serve namespace ${s.namespace}`});
         else if (taken.has(want) && !s.ingress.map(canonical).includes(want)) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, ${s.requested}, is taken`});
         else {
           plan.allocate.push({kind: 'ingress', service: s, pool: owner.get(want)!, ip: want});
           give(owner.get(want)!, want);
         }
       } else {
-        const free = firstFree();
+        const free = firstFree(s);
         if (free) {
           plan.allocate.push({kind: 'ingress', service: s, ...free});
           give(free.pool, free.ip);
-        } else plan.allocate.push({kind: 'failed', service: s, reason: pools.length ? `every IpClaimPool is exhausted (${pools.map((p) => p.name).join(', ')})` : 'there is no IpClaimPool'});
+        } else plan.allocate.push({kind: 'failed', service: s, reason: none(s)});
       }
     } else if (s.ingress.length && s.ingress.some((ip) => inPool(canonical(ip)))) {
       plan.clearIngress.push(s);
     }
     if (s.auto && !s.externalIPs.some((ip) => inPool(canonical(ip)))) {
-      const free = firstFree();
+      const free = firstFree(s);
       if (free) {
         plan.allocate.push({kind: 'external-ip', service: s, ...free});
         give(free.pool, free.ip);
-      } else plan.allocate.push({kind: 'failed', service: s, reason: pools.length ? `every IpClaimPool is exhausted (${pools.map((p) => p.name).join(', ')})` : 'there is no IpClaimPool'});
+      } else plan.allocate.push({kind: 'failed', service: s, reason: none(s)});
     }
   }
   for (const p of pools) {

@@ -7,6 +7,7 @@ message for message; test/rules-parity.test.ts runs the same cases through both.
 import ipaddress
 import re
 
+NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -74,9 +75,17 @@ def extip_pool_errors(value):
         if not isinstance(pool, dict):
             errors.append("%s is not a mapping" % where)
             continue
-        unknown = [k for k in pool if k not in ("name", "cidr", "ranges")]
+        unknown = [k for k in pool if k not in ("name", "cidr", "ranges", "namespaces")]
         if unknown:
-            errors.append("%s has unknown keys %s (allowed: name, cidr, ranges)" % (where, ", ".join(unknown)))
+            errors.append("%s has unknown keys %s (allowed: name, cidr, ranges, namespaces)" % (where, ", ".join(unknown)))
+        if "namespaces" in pool:
+            namespaces = pool.get("namespaces")
+            if not isinstance(namespaces, (list, tuple)) or not namespaces:
+                errors.append("%s: namespaces is not a non-empty list of namespace names" % where)
+            else:
+                for ns in namespaces:
+                    if not isinstance(ns, str) or not NAMESPACE.match(ns):
+                        errors.append("%s: namespace %s is not a namespace name" % (where, _json(ns)))
         name = pool.get("name")
         if not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN.match(name):
             errors.append("%s: name %s is not a lowercase DNS name" % (where, _json(name)))
