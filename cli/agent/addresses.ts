@@ -255,7 +255,11 @@ function sameSubnet(a: string, b: string, prefix: number): boolean {
  * address of that subnet. Returns why it could not (a read-only /proc/sys).
  */
 export async function promoteSecondaries(iface: string): Promise<string | undefined> {
-  const file = `/proc/sys/net/ipv4/conf/${iface}/promote_secondaries`;
+  return switchOn(`/proc/sys/net/ipv4/conf/${iface}/promote_secondaries`);
+}
+
+/** Sets a /proc/sys switch to 1 unless it is already; returns why it could not (a read-only /proc/sys). */
+export async function switchOn(file: string): Promise<string | undefined> {
   try {
     if ((await readFile(file, 'utf8')).trim() === '1') return undefined;
     await writeFile(file, '1');

@@ -12,8 +12,8 @@
  * with `ndisc_notify` on it sends an unsolicited neighbour advertisement once
  * detection has passed.
  */
-import {readFile, writeFile} from 'node:fs/promises';
 import {MissingToolError} from '../errors.js';
+import {switchOn} from './addresses.js';
 import {run} from '../run.js';
 
 export type Probe =
@@ -59,12 +59,5 @@ export async function announceIPv4(iface: string, ip: string, count = 3): Promis
  * address detection passed. Returns why it could not (a read-only /proc/sys).
  */
 export async function ndiscNotify(iface: string): Promise<string | undefined> {
-  const file = `/proc/sys/net/ipv6/conf/${iface}/ndisc_notify`;
-  try {
-    if ((await readFile(file, 'utf8')).trim() === '1') return undefined;
-    await writeFile(file, '1');
-    return undefined;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? String(err);
-  }
+  return switchOn(`/proc/sys/net/ipv6/conf/${iface}/ndisc_notify`);
 }
