@@ -111,6 +111,18 @@ test('liveness: a node is live while its heartbeat value changes within the time
   expect(l.live(2400)).toEqual(['b']);
 });
 
+test('liveness: the next expiry is the first live node\'s last heartbeat plus the timeout, just past it', () => {
+  const l = new Liveness(1000);
+  expect(l.nextExpiry(0)).toBeUndefined();
+  l.observe('a', 1, 0);
+  l.observe('b', 1, 300);
+  expect(l.nextExpiry(500)).toBe(1001);
+  expect(l.live(1001)).toEqual(['b']);
+  // Once a has expired, b is next; once both have, nothing.
+  expect(l.nextExpiry(1001)).toBe(1301);
+  expect(l.nextExpiry(1301)).toBeUndefined();
+});
+
 test('the fence comes before the scheduler may move: --monitor less min(--hb, --monitor/4)', () => {
   expect(fenceAfterMs(500, 2000)).toBe(1500);
   expect(fenceAfterMs(2000, 4000)).toBe(3000);
@@ -131,7 +143,7 @@ test('claims-mode flags: upstream defaults, and what cannot work is refused', ()
 
 test('the probe and announcement flags: defaults, off with 0, and bounds', () => {
   const f = parseAgentFlags([]);
-  expect([f.dadWaitMs, f.announce]).toEqual([250, 3]);
+  expect([f.dadWaitMs, f.announce]).toEqual([100, 3]);
   const off = parseAgentFlags(['--dad-wait=0', '--announce=0']);
   expect([off.dadWaitMs, off.announce]).toEqual([0, 0]);
   expect(parseAgentFlags(['--dad-wait', '1s']).dadWaitMs).toBe(1000);

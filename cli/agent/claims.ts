@@ -176,6 +176,16 @@ export class Liveness {
     return [...this.seen].filter(([, v]) => now - v.at <= this.timeoutMs).map(([n]) => n).sort();
   }
 
+  /** When the first live node stops being live, if none beats before then (undefined: no live node). */
+  nextExpiry(now: number): number | undefined {
+    let next: number | undefined;
+    for (const v of this.seen.values()) {
+      const at = v.at + this.timeoutMs + 1;
+      if (at > now && (next === undefined || at < next)) next = at;
+    }
+    return next;
+  }
+
   /** Milliseconds since the node's last heartbeat was seen. */
   silentFor(name: string, now: number): number | undefined {
     const v = this.seen.get(name);

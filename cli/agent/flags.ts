@@ -106,7 +106,7 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
     throw new FlagError('leader election needs --leader-elect-lease-duration > --leader-elect-renew-deadline > --leader-elect-retry-period');
   }
-  const dadWaitMs = parseDuration(values.get('dad-wait') ?? '250ms');
+  const dadWaitMs = parseDuration(values.get('dad-wait') ?? '100ms');
   if (dadWaitMs > 10000) throw new FlagError(`--dad-wait=${values.get('dad-wait')} is longer than 10s: every move would wait that long; a host on the link answers in under a millisecond`);
   const announce = Number(values.get('announce') ?? '3');
   if (!Number.isInteger(announce) || announce < 0 || announce > 10) throw new FlagError(`invalid --announce "${values.get('announce')}" (gratuitous ARPs after bringing an address up: 0 to 10)`);

@@ -30,7 +30,7 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --hostname=NAME (default: this host's name) --hb=2s --monitor=4s
          (the controller takes its addresses down when no heartbeat succeeded
          for --monitor less min(--hb, --monitor/4), before the scheduler moves them)
-       --dad-wait=250ms (claimcontroller: before bringing an IPv4 address up, wait
+       --dad-wait=100ms (claimcontroller: before bringing an IPv4 address up, wait
          this long for another host to answer an ARP probe for it; one that does
          is a conflict, and the address stays down; 0: no probe)
        --announce=3 (claimcontroller: gratuitous ARPs, a second apart, after

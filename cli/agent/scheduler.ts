@@ -53,6 +53,7 @@ export class Scheduler {
   private elector?: LeaderElector;
   private readonly liveness: Liveness;
   private tick?: NodeJS.Timeout;
+  private expiry?: NodeJS.Timeout;
   private running = false;
   private again = false;
   private stopped = false;
@@ -224,6 +225,7 @@ export class Scheduler {
         else if (r.status !== 404) this.log.warn(`deleting claim ${name}: ${r.status} ${r.body?.message ?? ''}`);
       }
       this.metrics.desired = desired.wanted.size;
+      this.wakeAtExpiry();
     } catch (err) {
       this.metrics.errors++;
       this.log.warn(`scheduling failed: ${describe(err)}`);
@@ -235,6 +237,23 @@ export class Scheduler {
         this.schedule();
       }
     }
+  }
+
+  /**
+   * Runs again the moment the first live node would time out, rather than at
+   * the next tick: a lost node's claims move --monitor after its last
+   * heartbeat, not up to a tick later.
+   */
+  private wakeAtExpiry(): void {
+    const now = Date.now();
+    const at = this.liveness.nextExpiry(now);
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = undefined;
+    if (at === undefined || this.stopped) return;
+    this.expiry = setTimeout(() => {
+      this.expiry = undefined;
+      this.schedule();
+    }, at - now);
   }
 
   /**
@@ -394,6 +413,7 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.tick) clearInterval(this.tick);
+    if (this.expiry) clearTimeout(this.expiry);
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
     await this.elector?.stop();
     this.services?.stop();
