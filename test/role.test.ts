@@ -146,7 +146,7 @@ describe('claims mode (balance) on a 3-node lab', () => {
     expect(ctrl.spec.template.spec.containers[0].env[0]).toEqual({name: 'NODE_NAME', valueFrom: {fieldRef: {apiVersion: 'v1', fieldPath: 'spec.nodeName'}}});
     const sched = await getJson(lab, ['get', 'deployment', 'claimscheduler', '-n', 'extip']);
     expect(sched.spec.replicas).toBe(2);
-    expect(sched.spec.template.spec.containers[0].args).toEqual(['scheduler', '--iface=eth0', '--mask=24', '--mask-v6=128', '--nodefilter=fair', '--monitor=2s', '--leader-elect=true', '--leader-elect-resource-name=claimscheduler', '--leader-elect-resource-namespace=extip', '--logtostderr', '--v=5']);
+    expect(sched.spec.template.spec.containers[0].args).toEqual(['scheduler', '--iface=eth0', '--mask=24', '--mask-v6=128', '--nodefilter=fair', '--monitor=2s', '--lb-class=extip.io/ipmanager', '--leader-elect=true', '--leader-elect-resource-name=claimscheduler', '--leader-elect-resource-namespace=extip', '--logtostderr', '--v=5']);
     const pools = await getJson(lab, ['get', 'ipclaimpools']);
     expect(pools.items.map((p: any) => [p.metadata.name, p.spec])).toEqual([['pool-a', {cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']]}]]);
     const role = await getJson(lab, ['get', 'clusterrole', 'extip:claimcontroller']);
