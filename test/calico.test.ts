@@ -260,6 +260,7 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
     const keysBefore = await etcd.keys();
 
     const check = await runRole(lab, {vars: claims, args: ['--check', '--diff']});
+    if (check.exitCode !== 0) console.log(explain(check));
     expect(check.exitCode).toBe(0);
     expect(check.stdout).toContain('serviceExternalIPs after:  192.0.2.0/24, 10.0.0.0/24, 10.1.0.0/24');
     expect((await bgp()).spec).toEqual(mine.spec);
