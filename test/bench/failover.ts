@@ -36,6 +36,10 @@ interface Answer {
   from: string;
 }
 
+/** Each profile's heartbeat interval, to cut at a random point within it. */
+const HB_MS = [500, 2000];
+let profileIndex = 0;
+
 async function measure(vars: Record<string, string>): Promise<number[]> {
   const lab = await Lab.start({nodes: 3});
   try {
@@ -50,10 +54,10 @@ async function measure(vars: Record<string, string>): Promise<number[]> {
     // The client: one connection every 20 ms, each answer (or '-') with the time it came.
     const answers: Answer[] = [];
     const script = `const net = require('net');
-      const once = () => { const s = net.connect({host: '${ADDRESS}', port: 80, timeout: 150}); let d = '';
-        const done = (a) => { console.log(Date.now() + ' ' + a); setTimeout(once, 20); };
+      const once = () => { const s = net.connect({host: '${ADDRESS}', port: 80, timeout: 150}); let d = ''; let over = false;
+        const done = (a) => { if (over) return; over = true; s.destroy(); console.log(Date.now() + ' ' + a); setTimeout(once, 20); };
         s.on('data', (x) => (d += x)); s.on('end', () => done(d.trim() || '-'));
-        s.on('error', () => done('-')); s.on('timeout', () => { s.destroy(); }); };
+        s.on('error', () => done('-')); s.on('timeout', () => done('-')); };
       once();`;
     const prober = spawn('ip', ['netns', 'exec', client.ns, process.execPath, '-e', script], {stdio: ['ignore', 'pipe', 'inherit']});
     let partial = '';
@@ -70,6 +74,8 @@ async function measure(vars: Record<string, string>): Promise<number[]> {
     try {
       await waitFor('the client answered', async () => Boolean(last()) && last() !== '-', 60000);
       for (let i = 0; i < CUTS; i++) {
+        // A random moment within the heartbeat interval (and past any announcement still going).
+        await new Promise((r) => setTimeout(r, Math.random() * HB_MS[profileIndex]));
         const holder = last()!;
         const cut = Date.now();
         await lab.loseNode(holder);
@@ -96,7 +102,8 @@ async function measure(vars: Record<string, string>): Promise<number[]> {
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 const results: Array<{name: string; p50: number; p95: number; max: number}> = [];
-for (const profile of profiles) {
+for (const [i, profile] of profiles.entries()) {
+  profileIndex = i;
   process.stderr.write(`${profile.name}: ${CUTS} cuts\n`);
   const times = (await measure(profile.vars)).sort((a, b) => a - b);
   results.push({name: profile.name, p50: pct(times, 50), p95: pct(times, 95), max: times[times.length - 1]});
