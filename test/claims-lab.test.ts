@@ -85,6 +85,14 @@ async function neverTwo<T>(during: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The addresses of IPS a node holds now; balance gives each of the three nodes two. */
+async function heldBy(node: string): Promise<string[]> {
+  const h = await holders();
+  const mine = IPS.filter((ip) => h[ip].includes(node));
+  expect(mine.length).toBe(2);
+  return mine;
+}
+
 const count = (h: Record<string, string[]>, node: string) => Object.values(h).filter((n) => n.includes(node)).length;
 
 async function controllerPod(node: string): Promise<string> {
@@ -103,9 +111,7 @@ test('balance: 6 addresses on 3 nodes, 2 each, each up exactly where its claim s
 });
 
 test('a drain (SIGTERM) moves the node\'s addresses without waiting for the heartbeat timeout; it gets its share back after', async () => {
-  const before = await holders();
-  const mine = IPS.filter((ip) => before[ip].includes('node1'));
-  expect(mine.length).toBe(2);
+  const mine = await heldBy('node1');
   const pod = await controllerPod('node1');
   await neverTwo(async () => {
     const started = Date.now();
@@ -123,9 +129,7 @@ test('a drain (SIGTERM) moves the node\'s addresses without waiting for the hear
 });
 
 test('a lost node: its addresses come up elsewhere, it fences itself, and holds none when it returns', async () => {
-  const before = await holders();
-  const mine = IPS.filter((ip) => before[ip].includes('node2'));
-  expect(mine.length).toBe(2);
+  const mine = await heldBy('node2');
   // A client on the segment (the router) has talked to the address: its ARP entry holds node2's MAC.
   const watched = mine[0];
   expect((await lab.exec('tor', 'ping', ['-c', '1', '-W', '2', watched])).exitCode).toBe(0);
@@ -176,9 +180,7 @@ async function controllerPid(node: string): Promise<number> {
 }
 
 test('kill -9 of a holder\'s controller: no moment has two holders, and every address ends up where its claim says', async () => {
-  const before = await holders();
-  const mine = IPS.filter((ip) => before[ip].includes('node3'));
-  expect(mine.length).toBe(2);
+  const mine = await heldBy('node3');
   const pid = await controllerPid('node3');
   await neverTwo(async () => {
     process.kill(pid, 'SIGKILL');

@@ -108,8 +108,10 @@ export interface PoolPlan {
  */
 export function planPools(services: readonly ServiceView[], pools: readonly PoolView[], recent: ReadonlySet<string> = new Set()): PoolPlan {
   const plan: PoolPlan = {allocate: [], release: new Map(), clearIngress: []};
+  // Each pool's addresses, listed once for this round.
+  const addresses = new Map(pools.map((p) => [p.name, poolAddresses(p)]));
   const owner = new Map<string, string>();
-  for (const p of pools) for (const ip of poolAddresses(p)) if (!owner.has(ip)) owner.set(ip, p.name);
+  for (const p of pools) for (const ip of addresses.get(p.name)!) if (!owner.has(ip)) owner.set(ip, p.name);
   const inPool = (ip: string) => owner.has(ip);
   // Every address some Service uses: never given to another.
   const used = new Set<string>();
@@ -125,7 +127,7 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
   };
   const serves = (p: PoolView, s: ServiceView) => !p.namespaces || p.namespaces.includes(s.namespace);
   const firstFree = (s: ServiceView): {pool: string; ip: string} | undefined => {
-    for (const p of pools) if (serves(p, s)) for (const ip of poolAddresses(p)) if (!taken.has(ip)) return {pool: p.name, ip};
+    for (const p of pools) if (serves(p, s)) for (const ip of addresses.get(p.name)!) if (!taken.has(ip)) return {pool: p.name, ip};
     return undefined;
   };
   const none = (s: ServiceView) => {

@@ -294,6 +294,8 @@ export class Scheduler {
     const p = planPools(views, pools, new Set(this.recent.keys()));
     const at = new Date(now).toISOString();
     const stillFailing = new Set<string>();
+    // Each pool's resourceVersion as this round last wrote it, so that its allocations build on each other.
+    const versions = new Map<string, string | undefined>();
     for (const a of p.allocate) {
       if (a.kind === 'failed') {
         stillFailing.add(a.service.key);
@@ -304,7 +306,7 @@ export class Scheduler {
         }
         continue;
       }
-      if (!(await this.record(a))) return;
+      if (!(await this.record(a, versions))) return;
       this.recent.set(a.ip, now);
       if (a.kind === 'record') continue;
       const svc = this.services.list().find((s) => `${s.metadata?.namespace}/${s.metadata?.name}` === a.service.key);
@@ -324,9 +326,8 @@ export class Scheduler {
       if (r.status === 200) this.log.info(0, `Service ${s.key} is no longer a LoadBalancer extip serves: its ingress ${s.ingress.join(' ')} cleared`);
     }
     for (const [pool, ips] of p.release) {
-      const current = this.pools.get(pool);
       const r = await this.api.request('PATCH', `${POOLS}/${encodeURIComponent(pool)}`, {
-        metadata: {resourceVersion: current?.metadata.resourceVersion},
+        metadata: {resourceVersion: versions.has(pool) ? versions.get(pool) : this.pools.get(pool)?.metadata.resourceVersion},
         spec: {allocated: Object.fromEntries(ips.map((ip) => [ip, null]))},
       }, {contentType: 'application/merge-patch+json'});
       if (r.status === 200) this.log.info(0, `IpClaimPool ${pool}: released ${ips.join(' ')} (no Service uses them)`);
@@ -335,16 +336,14 @@ export class Scheduler {
   }
 
   /** Records an allocation in its pool; false when the pool changed meanwhile (the round ends). */
-  private async record(a: Exclude<Allocation, {kind: 'failed'}>): Promise<boolean> {
-    const current = this.pools.get(a.pool);
+  private async record(a: Exclude<Allocation, {kind: 'failed'}>, versions: Map<string, string | undefined>): Promise<boolean> {
+    const resourceVersion = versions.has(a.pool) ? versions.get(a.pool) : this.pools.get(a.pool)?.metadata.resourceVersion;
     const r = await this.api.request('PATCH', `${POOLS}/${encodeURIComponent(a.pool)}`, {
-      metadata: {resourceVersion: current?.metadata.resourceVersion},
+      metadata: {resourceVersion},
       spec: {allocated: {[a.ip]: allocationValue(a.ip, this.flags.mask, this.flags.mask6)}},
     }, {contentType: 'application/merge-patch+json'});
     if (r.status === 200) {
-      // The next allocation in this round writes on top of this version.
-      if (current && r.body?.metadata?.resourceVersion) current.metadata.resourceVersion = r.body.metadata.resourceVersion;
-      if (current && r.body?.spec) current.spec = r.body.spec;
+      versions.set(a.pool, r.body?.metadata?.resourceVersion);
       return true;
     }
     if (r.status !== 409) this.log.warn(`recording ${a.ip} in IpClaimPool ${a.pool}: ${r.status} ${r.body?.message ?? ''}`);
