@@ -141,6 +141,14 @@ test('claims-mode flags: upstream defaults, and what cannot work is refused', ()
   expect(() => parseAgentFlags(['--leader-elect-renew-deadline=20s'])).toThrow(/lease-duration > --leader-elect-renew-deadline/);
 });
 
+test('a lease duration given alone scales the renew deadline and retry period as Kubernetes defaults 15s/10s/2s do', () => {
+  const short = parseAgentFlags(['--leader-elect-lease-duration=3s']);
+  expect([short.leaseDurationMs, short.renewDeadlineMs, short.retryPeriodMs]).toEqual([3000, 2000, 400]);
+  const given = parseAgentFlags(['--leader-elect-lease-duration=3s', '--leader-elect-renew-deadline=2500ms', '--leader-elect-retry-period=1s']);
+  expect([given.renewDeadlineMs, given.retryPeriodMs]).toEqual([2500, 1000]);
+  expect(() => parseAgentFlags(['--leader-elect-lease-duration=3s', '--leader-elect-renew-deadline=10s'])).toThrow(/lease-duration > --leader-elect-renew-deadline/);
+});
+
 test('the probe and announcement flags: defaults, off with 0, and bounds', () => {
   const f = parseAgentFlags([]);
   expect([f.dadWaitMs, f.announce]).toEqual([100, 3]);

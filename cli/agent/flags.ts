@@ -101,8 +101,10 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   // The scheduler takes no --hb; a controller's must be shorter than the timeout it fences before.
   if (values.has('hb') && monitorMs <= hbMs) throw new FlagError(`--monitor (${values.get('monitor') ?? '4s'}) must be longer than --hb (${values.get('hb') ?? '2s'}): a node is given up when no heartbeat came for --monitor`);
   const leaseDurationMs = duration('leader-elect-lease-duration', '15s');
-  const renewDeadlineMs = duration('leader-elect-renew-deadline', '10s');
-  const retryPeriodMs = duration('leader-elect-retry-period', '2s');
+  if (leaseDurationMs < 1000) throw new FlagError(`--leader-elect-lease-duration=${values.get('leader-elect-lease-duration')} is under 1s: the Lease records whole seconds`);
+  // Kubernetes' defaults are 15s, 10s and 2s; a shorter lease given alone keeps those proportions.
+  const renewDeadlineMs = values.has('leader-elect-renew-deadline') ? duration('leader-elect-renew-deadline', '10s') : Math.round((leaseDurationMs * 2) / 3);
+  const retryPeriodMs = values.has('leader-elect-retry-period') ? duration('leader-elect-retry-period', '2s') : Math.round((leaseDurationMs * 2) / 15);
   if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
     throw new FlagError('leader election needs --leader-elect-lease-duration > --leader-elect-renew-deadline > --leader-elect-retry-period');
   }

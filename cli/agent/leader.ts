@@ -4,9 +4,11 @@
  * Lease when it is free or when its holder has not renewed it for the lease
  * duration, measured on this process's clock from when it last saw the Lease
  * change; the leader renews every retry period and, when it could not renew
- * for the renew deadline, stops leading (the process exits, and its restart
- * stands again as a candidate). Every write is conditional on the Lease's
- * resourceVersion, so two candidates never both win.
+ * for the renew deadline, stops leading and stands again as a candidate.
+ * Every write is conditional on the Lease's resourceVersion, so two
+ * candidates never both win. Kubernetes' components exit instead; a process
+ * that stays is a standby as soon as its API server answers again, where a
+ * restarted one would first wait out the kubelet's back-off (10 s, doubling).
  */
 import {randomUUID} from 'node:crypto';
 import {hostname} from 'node:os';
@@ -56,7 +58,6 @@ export class LeaderElector {
       if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) {
         this.leading = false;
         this.onLost(`could not renew lease ${this.options.namespace}/${this.options.name} within ${this.options.renewDeadlineMs} ms`);
-        return;
       }
       if (!this.stopped) this.timer = setTimeout(() => void tick(), this.options.retryPeriodMs);
     };

@@ -76,16 +76,12 @@ export async function main(argv: string[]): Promise<number> {
   if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
   else kc.loadFromDefault();
   const metrics = new Metrics();
-  let exitWith: ((code: number) => void) | undefined;
   let controller: {ready: boolean; start(): Promise<void>; stop(withdraw: boolean): Promise<void>};
   let banner: string;
   if (command === 'scheduler') {
     const scheduler = new Scheduler(kc, flags, log, metrics);
-    // As Kubernetes' components do: a leader that lost its lease exits, and comes back as a candidate.
-    scheduler.lost = (why) => {
-      log.error(`leader election lost: ${why}`);
-      void scheduler.stop().finally(() => exitWith?.(1));
-    };
+    // A leader that lost its lease stops deciding and stands again as a candidate (see leader.ts).
+    scheduler.lost = (why) => log.warn(`leader election lost: ${why}; standing by as a candidate`);
     controller = {get ready() { return scheduler.ready; }, start: () => scheduler.start(), stop: () => scheduler.stop()};
     banner = `scheduler: --nodefilter=${flags.nodefilter}, heartbeat timeout --monitor=${flags.monitorMs}ms, masks /${flags.mask} /${flags.mask6}, leader election ${flags.leaderElect ? `on (lease ${flags.leaseDurationMs}ms, renew ${flags.renewDeadlineMs}ms, retry ${flags.retryPeriodMs}ms)` : 'off'}`;
   } else if (command === 'claimcontroller') {
@@ -118,7 +114,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const done = new Promise<number>((resolve) => {
-    exitWith = resolve;
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;

@@ -17,7 +17,7 @@
  */
 import {readFileSync} from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
-import {ApiClient} from './api.js';
+import {ApiClient, type Json} from './api.js';
 import {CLAIMS, type ClaimView, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, handoffs} from './claims.js';
 import {canonicalIp} from './addresses.js';
 import {type Allocation, allocationValue, planPools, poolFrom, serviceView} from './pools.js';
@@ -58,10 +58,12 @@ export class Scheduler {
   private again = false;
   private stopped = false;
   private nodesWereConnected = false;
+  /** A new leader reading the IpNodes before its first decision. */
+  private confirming = false;
   private warned = new Set<string>();
   /** Handoffs asked for, by claim: since when (this process's clock). */
   private readonly asking = new Map<string, number>();
-  /** Set when leadership is lost: the process must end (main exits 1). */
+  /** Called when leadership is lost; the process goes on as a standby. */
   lost?: (why: string) => void;
 
   constructor(
@@ -117,10 +119,12 @@ export class Scheduler {
         retryPeriodMs: this.flags.retryPeriodMs,
       }, this.log, () => {
         this.log.info(0, `leading (lease ${namespace}/${this.flags.leaseName}, identity ${this.elector!.identity})`);
-        // The new leader gives every node a full timeout: it has not been watching their heartbeats.
-        this.liveness.reset(Date.now());
-        this.schedule();
-      }, (why) => this.lost?.(why));
+        void this.confirmHeartbeats();
+      }, (why) => {
+        // Handoffs asked for as leader are asked anew if this process leads again.
+        this.asking.clear();
+        this.lost?.(why);
+      });
       this.elector.start();
     }
     const period = Math.max(50, Math.min(1000, Math.floor(this.flags.monitorMs / 4)));
@@ -133,6 +137,34 @@ export class Scheduler {
       }
       this.schedule();
     }, period);
+  }
+
+  /**
+   * A new leader has watched the heartbeats as a standby, so a node that died
+   * with the old leader is given up --monitor after its last heartbeat, not
+   * a lease duration plus --monitor. Before deciding anything it reads the
+   * IpNodes afresh: a node whose heartbeat the watch missed (a watch that went
+   * quiet) counts as seen now, so a stale cache never makes nodes look dead.
+   */
+  private async confirmHeartbeats(): Promise<void> {
+    this.confirming = true;
+    try {
+      for (;;) {
+        try {
+          const list = await this.api.call('GET', NODES, undefined, {timeoutMs: 5000});
+          const now = Date.now();
+          for (const n of (list.items ?? []) as Json[]) this.liveness.observe(n.metadata.name, n.Revision, now);
+          return;
+        } catch (err) {
+          this.log.warn(`reading IpNodes as the new leader failed (${describe(err)}); next try in 1 s`);
+          if (this.stopped) return;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    } finally {
+      this.confirming = false;
+      this.schedule();
+    }
   }
 
   private observeNodes(): void {
@@ -156,7 +188,7 @@ export class Scheduler {
   }
 
   private async reconcile(): Promise<void> {
-    if (!this.leading || !this.ready || !this.nodes.connected) return;
+    if (!this.leading || this.confirming || !this.ready || !this.nodes.connected) return;
     this.running = true;
     const started = process.hrtime.bigint();
     try {
