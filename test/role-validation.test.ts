@@ -123,3 +123,17 @@ test('claims mode on kubespray\'s IPVS kube-proxy without strict ARP is refused,
   for (const run of [strict, ecmp]) expect(run?.task).not.toContain('leaves ARP');
   expect(strict?.task).toContain('Check that the Kubernetes API answers');
 }, 120_000);
+
+test('claims-mode timings that cannot work are refused before anything changes, saying which to change', async () => {
+  const claims = {extip_distribution: 'balance'};
+  const [slowHb, subSecondLease, fine] = await Promise.all([
+    preflight({...claims, extip_ctrl_hb: '2s', extip_sched_monitor: '1500ms'}),
+    preflight({...claims, extip_sched_lease_duration: '500ms'}),
+    preflight({...claims, extip_ctrl_hb: '500ms', extip_sched_monitor: '2s', extip_sched_lease_duration: '15s'}),
+  ]);
+  expect(slowHb?.task).toContain("Check claims mode's timings");
+  expect(slowHb?.msg).toContain('extip_sched_monitor (1500ms) must be longer than extip_ctrl_hb (2s)');
+  expect(subSecondLease?.msg).toContain('extip_sched_lease_duration (500ms) must be at least 1s');
+  expect(fine?.task).not.toContain('timings');
+  expect(fine?.task).toContain('Check that the Kubernetes API answers');
+}, 120_000);

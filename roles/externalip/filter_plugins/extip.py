@@ -42,6 +42,36 @@ def _overlap(a_first, a_last, b_first, b_last):
     return a_first <= b_last and b_first <= a_last
 
 
+_DURATION_UNITS = {"ns": 1e-6, "us": 1e-3, "\u00b5s": 1e-3, "\u03bcs": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+
+
+def _duration_ms(text):
+    """A Go duration (500ms, 1.5s, 1h30m) in milliseconds; None when it is not one."""
+    text = str(text)
+    if text == "0":
+        return 0.0
+    parts = re.findall(r"([0-9]*\.?[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def extip_timing_errors(hb, monitor, lease):
+    """What is wrong with claims mode's timings, as messages that say what to change."""
+    hb_ms, monitor_ms, lease_ms = _duration_ms(hb), _duration_ms(monitor), _duration_ms(lease)
+    errors = []
+    if None in (hb_ms, monitor_ms, lease_ms):
+        return errors  # each variable's own rule reports it
+    if hb_ms <= 0 or monitor_ms <= hb_ms:
+        errors.append(
+            "extip_sched_monitor (%s) must be longer than extip_ctrl_hb (%s), and should allow at least three "
+            "heartbeats: a node is given up when no heartbeat came for extip_sched_monitor" % (monitor, hb))
+    if lease_ms < 1000:
+        errors.append(
+            "extip_sched_lease_duration (%s) must be at least 1s: the Lease records whole seconds" % lease)
+    return errors
+
+
 def extip_cidr_errors(value):
     """Problems with a list of CIDRs: each valid with host bits zero, none overlapping."""
     if not isinstance(value, (list, tuple)):
@@ -629,6 +659,7 @@ class FilterModule:
         return {
             "extip_pool_errors": extip_pool_errors,
             "extip_cidr_errors": extip_cidr_errors,
+            "extip_timing_errors": extip_timing_errors,
             "extip_node_names": extip_node_names,
             "extip_owned_addr_batch": extip_owned_addr_batch,
             "extip_ledger_parse": extip_ledger_parse,
