@@ -13,39 +13,18 @@ import {join} from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import {execa} from 'execa';
 import {Lab} from '../lab/lab.js';
-import {startDaemon} from '../lab/procs.js';
+import {hrms, inBatches, monitorAddresses, percentile} from './common.js';
 import {repoRoot} from '../helpers/root.js';
 
 const lab = await Lab.start({nodes: 2});
 const kc = new k8s.KubeConfig();
 kc.loadFromFile(lab.api.kubeconfig);
 const core = kc.makeApiClient(k8s.CoreV1Api);
-const hrms = () => Number(process.hrtime.bigint()) / 1e6;
+/** Streams `ip monitor address` in a node; calls back with each new address and the time it was seen. */
+const monitor = (node: string, onAdd: (cidr: string, at: number) => void) => monitorAddresses(lab, node, onAdd);
 
 async function createService(name: string, ips: string[]) {
   await core.createNamespacedService({namespace: 'default', body: {apiVersion: 'v1', kind: 'Service', metadata: {name}, spec: {ports: [{port: 80}], externalIPs: ips}}});
-}
-
-/** Runs the calls 50 at a time. */
-async function inBatches(count: number, call: (i: number) => Promise<unknown>) {
-  for (let i = 0; i < count; i += 50) await Promise.all(Array.from({length: Math.min(50, count - i)}, (_, j) => call(i + j)));
-}
-
-/** Streams `ip monitor address` in a node; calls back with each new address and the time it was seen. */
-function monitor(node: string, onAdd: (cidr: string, at: number) => void) {
-  const d = startDaemon('ip', ['netns', 'exec', lab.host(node).ns, 'ip', '-o', 'monitor', 'address']);
-  let partial = '';
-  d.child.stdout?.on('data', (chunk: Buffer) => {
-    const at = hrms();
-    partial += chunk.toString();
-    const lines = partial.split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      const m = /^\d+:\s+\S+\s+inet6?\s+(\S+)/.exec(line);
-      if (m && !line.startsWith('Deleted')) onAdd(m[1], at);
-    }
-  });
-  return d;
 }
 
 function agent(node: string, extra: string[] = []) {
@@ -77,7 +56,7 @@ try {
     latencies.push(seen.get(`${ip}/32`)! - start);
   }
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)];
+  const pct = (p: number) => percentile(latencies, p);
   await a1.stop('SIGTERM');
   await mon1.stop();
   await inBatches(200, (i) => core.deleteNamespacedService({namespace: 'default', name: `lat-${i}`}));

@@ -1,21 +1,31 @@
 /**
- * Failover benchmark (claims mode, balance, installed by the role on the
- * lab's real control plane): the holder of an external IP loses its link to
- * the segment (Lab.loseNode), and the time is taken from the cut to the first
- * TCP connection answered by the new holder, as seen by a client behind the
- * router, whose ARP entry for the address is warm (it held the old holder's
- * MAC). The client connects every 20 ms with a 150 ms timeout; each node
- * answers with its name.
+ * Failover benchmark: the holder of an address loses its link to the segment
+ * (Lab.loseNode: link down, its way to the API server refused, its kubelet
+ * silent), and the time is taken from the cut to the first TCP connection
+ * answered by another node, as seen by a client behind the router whose ARP
+ * entry for the address is warm (it held the old holder's MAC). The client
+ * connects every 20 ms with a 150 ms timeout; each node answers with its name.
  *
- * Two profiles, each on a lab of its own in the same run: the role's defaults
- * (extip_ctrl_hb 500ms, extip_sched_monitor 2s) and, as the baseline, the
- * upstream controller's timings (--hb=2s --monitor=4s). Prints p50 / p95 /
- * max per profile and the ratio of the defaults to the baseline.
- * Usage: npm run bench:failover [-- --cuts N]   (default 20)
+ * Profiles, each on a lab of its own in the same run:
+ *  - extip claims mode (balance), installed by the role with its defaults;
+ *  - the baseline: the same with the upstream controller's timings (--hb=2s
+ *    --monitor=4s, and client-go's 15 s leader lease);
+ *  - kube-vip (the version test/kubevip pins, built from its Go module) in
+ *    Services mode with ARP and leader election, its DaemonSet as
+ *    `kube-vip manifest daemonset --services --arp --leaderElection` writes
+ *    it, run by the lab kubelet, serving a LoadBalancer Service that asks for
+ *    the address. Skipped with --no-kube-vip.
+ * For extip, each cut also says whether the lost node ran the scheduler's
+ * leader: then the standby must first wait out the leader's lease.
+ * Prints p50 / p95 / max per profile and the ratios to the baseline.
+ * Usage: npm run bench:failover [-- --cuts N] [--no-kube-vip] [--only extip|baseline|kube-vip]   (default 20 cuts)
  */
 import {spawn} from 'node:child_process';
+import {execa} from 'execa';
+import YAML from 'yaml';
 import {Lab} from '../lab/lab.js';
 import {waitFor} from '../lab/bgp.js';
+import {repoRoot} from '../lab/tools.js';
 import {explain, runRole} from '../helpers/role.js';
 
 const cutsArg = process.argv.indexOf('--cuts');
@@ -25,31 +35,122 @@ if (!Number.isInteger(CUTS) || CUTS < 1) {
   process.exit(2);
 }
 const ADDRESS = '10.210.1.150';
-const base = {extip_distribution: 'balance', extip_ctrl_app_kind: 'DaemonSet', extip_namespace: 'extip', extip_iface: 'eth0', extip_mask: 32};
-const profiles: Array<{name: string; vars: Record<string, string>}> = [
-  {name: 'role defaults (hb 500ms, monitor 2s)', vars: {}},
-  {name: 'baseline: upstream timings (hb 2s, monitor 4s)', vars: {extip_ctrl_hb: '2s', extip_sched_monitor: '4s'}},
+
+interface Setup {
+  /** Readiness of the pods that hold addresses on a node. */
+  podSelector: string;
+  namespace: string;
+  /** The node that runs the leader, when the profile has one apart from the holder. */
+  leaderNode?: () => Promise<string | undefined>;
+}
+
+interface Profile {
+  name: string;
+  /** How long apart heartbeats come: cuts land at a random point within it. */
+  beatMs: number;
+  privileged?: string[];
+  setup: (lab: Lab) => Promise<Setup>;
+}
+
+const extipBase = {extip_distribution: 'balance', extip_ctrl_app_kind: 'DaemonSet', extip_namespace: 'extip', extip_iface: 'eth0', extip_mask: 32};
+
+function extip(vars: Record<string, string>): Profile['setup'] {
+  return async (lab) => {
+    const run = await runRole(lab, {vars: {...extipBase, ...vars}});
+    if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
+    await apply(lab, {apiVersion: 'v1', kind: 'Service', metadata: {name: 'bench', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: [ADDRESS]}});
+    return {
+      podSelector: 'app.kubernetes.io/component=controller',
+      namespace: 'extip',
+      leaderNode: async () => {
+        const holder = (await lab.kubectl(['get', 'lease', '-n', 'extip', 'claimscheduler', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim();
+        const pod = holder.replace(/_[0-9a-f-]{36}$/, '');
+        return (await lab.kubectl(['get', 'pod', '-n', 'extip', pod, '-o', 'jsonpath={.spec.nodeName}'])).stdout.trim() || undefined;
+      },
+    };
+  };
+}
+
+async function apply(lab: Lab, ...objects: unknown[]): Promise<void> {
+  const r = await lab.kubectl(['apply', '-f', '-'], objects.map((o) => YAML.stringify(o)).join('---\n'));
+  if (r.exitCode !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
+}
+
+/** kube-vip's own manifest, its command pointed at the binary built here (the lab runs commands, not images). */
+async function kubeVip(lab: Lab): Promise<Setup> {
+  const built = await execa('bash', [`${repoRoot}/test/kubevip/build.sh`], {stderr: 'inherit', reject: false});
+  if (built.exitCode !== 0) throw new Error(`kube-vip could not be built (test/kubevip/build.sh exit ${built.exitCode})`);
+  const bin = built.stdout.trim();
+  const manifest = await execa(bin, ['manifest', 'daemonset', '--interface', 'eth0', '--services', '--arp', '--leaderElection', '--inCluster']);
+  const ds = YAML.parse(manifest.stdout);
+  ds.spec.template.spec.containers[0].command = [bin];
+  // EXTIP_BENCH_LOGS=<dir>: kube-vip's own log, at debug level, kept in <dir>/<node>.log.
+  const logs = process.env.EXTIP_BENCH_LOGS;
+  if (logs) {
+    ds.spec.template.spec.containers[0].command = ['sh', '-c', `exec "$0" "$@" >> ${logs}/$vip_nodename.log 2>&1`, bin];
+    ds.spec.template.spec.containers[0].env.push({name: 'vip_loglevel', value: '-4'});
+  }
+  // What kube-vip's documented RBAC grants.
+  const role = {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: {name: 'bench-kube-vip'}, rules: [
+    {apiGroups: [''], resources: ['services', 'services/status', 'nodes', 'endpoints'], verbs: ['list', 'get', 'watch', 'update']},
+    {apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'get', 'watch', 'update']},
+    {apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list', 'get', 'watch', 'update', 'create']},
+    {apiGroups: [''], resources: ['events'], verbs: ['create', 'patch']},
+  ]};
+  await apply(lab,
+    {apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name: 'kube-vip', namespace: 'kube-system'}},
+    role,
+    {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: {name: 'bench-kube-vip'}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'bench-kube-vip'}, subjects: [{kind: 'ServiceAccount', name: 'kube-vip', namespace: 'kube-system'}]},
+    ds,
+  );
+  // kube-vip's leader watches Services without a resourceVersion, and on this lab's API server such a
+  // watch brings no event for Services that exist already: the Service is created once the leader watches.
+  await waitFor('a kube-vip leader', async () => (await lab.kubectl(['get', 'lease', '-n', 'kube-system', 'plndr-svcs-lock', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim() !== '', 120000);
+  await new Promise((r) => setTimeout(r, 2000));
+  await apply(lab, {apiVersion: 'v1', kind: 'Service', metadata: {name: 'bench', namespace: 'default', annotations: {'kube-vip.io/loadbalancerIPs': ADDRESS}}, spec: {type: 'LoadBalancer', ports: [{port: 80}]}});
+  return {
+    podSelector: 'app.kubernetes.io/name=kube-vip-ds',
+    namespace: 'kube-system',
+    leaderNode: async () => (await lab.kubectl(['get', 'lease', '-n', 'kube-system', 'plndr-svcs-lock', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim() || undefined,
+  };
+}
+
+const profiles: Profile[] = [
+  {name: 'extip, role defaults', beatMs: 500, setup: extip({})},
+  {name: 'baseline: upstream timings', beatMs: 2000, setup: extip({extip_ctrl_hb: '2s', extip_sched_monitor: '4s', extip_sched_lease_duration: '15s'})},
 ];
+if (!process.argv.includes('--no-kube-vip')) profiles.push({name: 'kube-vip v1.0.0, its defaults', beatMs: 1000, privileged: ['default', 'kube-system'], setup: kubeVip});
+
+const onlyArg = process.argv.indexOf('--only');
+if (onlyArg > 0) {
+  const word = process.argv[onlyArg + 1] ?? '';
+  const kept = profiles.filter((p) => p.name.startsWith(word));
+  if (!kept.length) {
+    console.error(`--only ${word}: no profile's name starts so (${profiles.map((p) => p.name).join('; ')})`);
+    process.exit(2);
+  }
+  profiles.splice(0, profiles.length, ...kept);
+}
 
 interface Answer {
   at: number;
   from: string;
 }
 
-/** Each profile's heartbeat interval, to cut at a random point within it. */
-const HB_MS = [500, 2000];
-let profileIndex = 0;
+interface Cut {
+  /** Infinity: no other node answered within a minute. */
+  ms: number;
+  leader: boolean;
+  /** When another node took the leader's lease, if the cut node held it. */
+  leaseMs?: number;
+}
 
-async function measure(vars: Record<string, string>): Promise<number[]> {
-  const lab = await Lab.start({nodes: 3});
+async function measure(profile: Profile): Promise<Cut[]> {
+  const lab = await Lab.start({nodes: 3, privilegedNamespaces: profile.privileged});
   try {
-    const run = await runRole(lab, {vars: {...base, ...vars}});
-    if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
+    const setup = await profile.setup(lab);
     for (const h of lab.hosts) lab.startIn(h.name, process.execPath, ['-e', `require('net').createServer((s) => s.end('${h.name}\\n')).listen(80, '0.0.0.0')`]);
     const client = await lab.addClient();
-    const svc = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'bench', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: [ADDRESS]}};
-    const applied = await lab.kubectl(['apply', '-f', '-'], JSON.stringify(svc));
-    if (applied.exitCode !== 0) throw new Error(applied.stderr);
 
     // The client: one connection every 20 ms, each answer (or '-') with the time it came.
     const answers: Answer[] = [];
@@ -70,23 +171,38 @@ async function measure(vars: Record<string, string>): Promise<number[]> {
       }
     });
     const last = () => answers[answers.length - 1]?.from;
-    const times: number[] = [];
+    const cuts: Cut[] = [];
     try {
-      await waitFor('the client answered', async () => Boolean(last()) && last() !== '-', 60000);
+      await waitFor('the client answered', async () => Boolean(last()) && last() !== '-', 120000);
       for (let i = 0; i < CUTS; i++) {
         // A random moment within the heartbeat interval (and past any announcement still going).
-        await new Promise((r) => setTimeout(r, Math.random() * HB_MS[profileIndex]));
+        await new Promise((r) => setTimeout(r, Math.random() * profile.beatMs));
         const holder = last()!;
+        const leader = (await setup.leaderNode?.()) === holder;
         const cut = Date.now();
         await lab.loseNode(holder);
-        await waitFor(`an answer from another node than ${holder}`, async () => answers.some((a) => a.at >= cut && a.from !== '-' && a.from !== holder), 60000);
+        let leaseMs: number | undefined;
+        let asked = 0;
+        const answered = await waitFor(`an answer from another node than ${holder}`, async () => {
+          // The lease is read at most every 250 ms, to keep the API server's load that of the system under test.
+          if (leader && leaseMs === undefined && Date.now() - asked >= 250) {
+            asked = Date.now();
+            if ((await setup.leaderNode!()) !== holder) leaseMs = Date.now() - cut;
+          }
+          return answers.some((a) => a.at >= cut && a.from !== '-' && a.from !== holder);
+        }, 60000).then(() => true, () => false);
+        if (!answered) {
+          cuts.push({ms: Infinity, leader, leaseMs});
+          process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}: no other node answered within 60 s${leaseMs === undefined ? '' : ` (another node took the lease after ${leaseMs} ms)`}; stopping this profile\n`);
+          break;
+        }
         const took = answers.find((a) => a.at >= cut && a.from !== '-' && a.from !== holder)!.at - cut;
-        times.push(took);
-        process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder} -> ${last()} in ${took} ms\n`);
+        cuts.push({ms: took, leader, leaseMs});
+        process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}${leader ? ' (ran the leader)' : ''} -> ${last()} in ${took} ms\n`);
         await lab.restoreNode(holder);
-        // Until the restored node's controller serves again (Ready), so the next cut starts from three live nodes.
-        await waitFor(`${holder}'s controller ready`, async () => {
-          const r = await lab.kubectl(['get', 'pods', '-n', 'extip', '-l', 'app.kubernetes.io/component=controller', '--field-selector', `spec.nodeName=${holder}`, '-o', 'jsonpath={.items[0].status.conditions[?(@.type=="Ready")].status}']);
+        // Until the restored node's pod serves again (Ready), so the next cut starts from three live nodes.
+        await waitFor(`${holder}'s pod ready`, async () => {
+          const r = await lab.kubectl(['get', 'pods', '-n', setup.namespace, '-l', setup.podSelector, '--field-selector', `spec.nodeName=${holder}`, '-o', 'jsonpath={.items[0].status.conditions[?(@.type=="Ready")].status}']);
           return r.stdout.trim() === 'True';
         }, 120000);
         await new Promise((r) => setTimeout(r, 1000));
@@ -94,23 +210,40 @@ async function measure(vars: Record<string, string>): Promise<number[]> {
     } finally {
       prober.kill();
     }
-    return times;
+    return cuts;
   } finally {
     await lab.stop();
   }
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-const results: Array<{name: string; p50: number; p95: number; max: number}> = [];
-for (const [i, profile] of profiles.entries()) {
-  profileIndex = i;
+const results: Array<{name: string; p50: number; p95: number; max: number; note: string}> = [];
+for (const profile of profiles) {
   process.stderr.write(`${profile.name}: ${CUTS} cuts\n`);
-  const times = (await measure(profile.vars)).sort((a, b) => a - b);
-  results.push({name: profile.name, p50: pct(times, 50), p95: pct(times, 95), max: times[times.length - 1]});
+  let cuts: Cut[];
+  try {
+    cuts = await measure(profile);
+  } catch (err) {
+    // A peer that cannot be built or run here is reported, not fatal to the others.
+    if (profile.setup !== kubeVip) throw err;
+    console.error(`kube-vip: ${(err as Error).message}`);
+    continue;
+  }
+  const times = cuts.map((c) => c.ms).sort((a, b) => a - b);
+  const leaderCuts = cuts.filter((c) => c.leader);
+  const others = cuts.filter((c) => !c.leader).map((c) => c.ms).sort((a, b) => a - b);
+  const failed = cuts.find((c) => c.ms === Infinity);
+  const note = failed ? `no failover within 60 s at cut ${cuts.length}${failed.leaseMs === undefined ? '' : `, though another node took the lease after ${failed.leaseMs} ms`}`
+    : profile.setup === kubeVip ? 'the holder is always the leader'
+    : leaderCuts.length ? `${leaderCuts.length} cut(s) of the leader's node, max ${Math.max(...leaderCuts.map((c) => c.ms))} ms; the others p95 ${others.length ? pct(others, 95) : '-'} ms`
+    : 'no cut hit the leader\'s node';
+  results.push({name: profile.name, p50: pct(times, 50), p95: pct(times, 95), max: times[times.length - 1], note: `${note} (${cuts.length} cuts)`});
 }
-const [ours, baseline] = results;
+const baseline = results.find((r) => r.name.startsWith('baseline'));
 console.log(`failover: link cut to first answer from the new holder, ${CUTS} cuts each`);
-console.log('profile'.padEnd(50) + 'p50 ms'.padStart(9) + 'p95 ms'.padStart(9) + 'max ms'.padStart(9));
-for (const r of results) console.log(r.name.padEnd(50) + String(r.p50).padStart(9) + String(r.p95).padStart(9) + String(r.max).padStart(9));
+console.log('profile'.padEnd(34) + 'p50 ms'.padStart(9) + 'p95 ms'.padStart(9) + 'max ms'.padStart(9) + '   ' + 'ratio p95 to baseline'.padEnd(24) + 'note');
 const ratio = (a: number, b: number) => (a / b).toFixed(2);
-console.log(`ratio defaults / baseline: p50 ${ratio(ours.p50, baseline.p50)}, p95 ${ratio(ours.p95, baseline.p95)}, max ${ratio(ours.max, baseline.max)}`);
+for (const r of results) {
+  const ms = (v: number) => (Number.isFinite(v) ? String(v) : 'none');
+  console.log(r.name.padEnd(34) + ms(r.p50).padStart(9) + ms(r.p95).padStart(9) + ms(r.max).padStart(9) + '   ' + (baseline && Number.isFinite(r.p95) ? ratio(r.p95, baseline.p95) : '-').padEnd(24) + r.note);
+}
