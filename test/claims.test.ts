@@ -1,6 +1,6 @@
 /** Claims mode's decisions on their own: names, placement, liveness, the fence time. */
 import {describe, expect, test} from '@jest/globals';
-import {type ClaimView, Liveness, claimName, decide, fenceAfterMs, handoffs} from '../cli/agent/claims.js';
+import {type ClaimView, Liveness, claimName, decide, fenceAfterMs, givenBack, handoffs} from '../cli/agent/claims.js';
 import {FlagError, parseAgentFlags} from '../cli/agent/flags.js';
 
 const cidrs = (n: number) => Array.from({length: n}, (_, i) => `10.0.0.${i + 1}/32`);
@@ -95,6 +95,22 @@ describe('handoffs', () => {
     const unwanted = [{name: '10-0-0-9-32', cidr: '10.0.0.9/32', node: 'node1', releaseTo: 'node2'}];
     expect(handoffs(decide(new Set(), unwanted, live, 'fair'), unwanted, live)).toEqual([]);
   });
+});
+
+test('a claim goes back to the live node that still has its address up, only while the node it went to has not brought it up', () => {
+  const claim = (extra: Partial<ClaimView>): ClaimView => ({name: '10-0-0-1-32', cidr: '10.0.0.1/32', node: 'node2', ...extra});
+  expect(givenBack([claim({heldBy: 'node3', upOn: 'node3'})], ['node2', 'node3'])).toEqual([
+    {name: '10-0-0-1-32', cidr: '10.0.0.1/32', from: 'node2', to: 'node3', reason: 'node3 still has it up and node2 did not bring it up', alreadyUp: true},
+  ]);
+  expect(givenBack([claim({heldBy: 'node3'})], ['node2', 'node3'])).toHaveLength(1);
+  // The node it went to has it up: it stays there.
+  expect(givenBack([claim({heldBy: 'node3', upOn: 'node2'})], ['node2', 'node3'])).toEqual([]);
+  // The holder is not live (it went quiet again), or it is the claim's node already.
+  expect(givenBack([claim({heldBy: 'node3'})], ['node2'])).toEqual([]);
+  expect(givenBack([claim({heldBy: 'node2'})], ['node2', 'node3'])).toEqual([]);
+  // A handoff asked of node2, which never had it up: the claim goes back all the same.
+  expect(givenBack([claim({heldBy: 'node3', releaseTo: 'node1'})], ['node1', 'node2', 'node3'])).toHaveLength(1);
+  expect(givenBack([claim({})], ['node2', 'node3'])).toEqual([]);
 });
 
 test('liveness: a node is live while its heartbeat value changes within the timeout; reset gives a full timeout', () => {

@@ -21,14 +21,26 @@
 import * as k8s from '@kubernetes/client-node';
 import {ApiClient, type Json} from './api.js';
 import {isIPv4} from 'node:net';
-import {Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
+import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
-import {CLAIMS, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, fenceAfterMs} from './claims.js';
+import {CLAIMS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, claimName, fenceAfterMs} from './claims.js';
 import type {AgentFlags} from './flags.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {type Desired, plan} from './naive.js';
+
+/** How long a restarted controller keeps an address whose claim went elsewhere, waiting for the claim to come back. */
+const HOLD_MS = 5000;
+
+/** A claim's address and prefix, canonical as the host lists them; undefined when it is not one. */
+function claimCidr(c: Json): string | undefined {
+  const [ip, prefix] = String(c.spec?.cidr ?? '').split('/');
+  const canon = canonicalIp(ip ?? '');
+  const bits = Number(prefix);
+  if ('refused' in canon || !Number.isInteger(bits) || bits < 1 || bits > (canon.family === 4 ? 32 : 128)) return undefined;
+  return `${canon.ip}/${bits}`;
+}
 
 /** How often an address kept down by a conflict is checked again. */
 export const CONFLICT_RETRY_MS = 2000;
@@ -56,6 +68,8 @@ export class ClaimController {
   /** Addresses another host on the link answers for: by whom, and when that was last seen. */
   private readonly conflicts = new Map<string, {by: string; at: number}>();
   private recheck?: NodeJS.Timeout;
+  /** Claims given to another node while their address is still up here (this controller crashed): since when, by claim. */
+  private readonly holding = new Map<string, number>();
 
   constructor(
     kc: k8s.KubeConfig,
@@ -94,6 +108,9 @@ export class ClaimController {
       },
     }, `${NODE_LABEL}=${this.node}`);
     void this.claims.run();
+    // A restart that finds addresses still up whose claims went elsewhere asks for them back before
+    // its first heartbeat, so that the scheduler sees the request when it sees this node live again.
+    await this.stillHeld(await readAddresses(), new Map(), []).catch((err: Error) => this.log.warn(`checking for addresses still up here failed (${describe(err)})`));
     void this.heartbeat();
     this.beating = setInterval(() => void this.heartbeat(), this.flags.hbMs);
     this.watchdog = setInterval(() => void this.checkFence(), Math.max(20, Math.min(100, Math.floor(this.flags.hbMs / 4))));
@@ -171,19 +188,74 @@ export class ClaimController {
     const releasing: Array<{name: string; cidr: string; done: boolean}> = [];
     for (const c of this.claims.list()) {
       if (c.spec?.nodeName !== this.node || c.metadata.deletionTimestamp) continue;
-      const [ip, prefix] = String(c.spec?.cidr ?? '').split('/');
-      const canon = canonicalIp(ip ?? '');
-      const bits = Number(prefix);
-      if ('refused' in canon || !Number.isInteger(bits) || bits < 1 || bits > (canon.family === 4 ? 32 : 128)) {
+      const cidr = claimCidr(c);
+      if (!cidr) {
         invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), reason: 'not an address with a prefix length'});
         continue;
       }
-      const cidr = `${canon.ip}/${bits}`;
       const annotations = c.metadata.annotations ?? {};
       if (annotations[RELEASE_TO]) releasing.push({name: c.metadata.name, cidr, done: annotations[RELEASED_BY] === this.node});
       else wanted.set(cidr, [`IpClaim ${c.metadata.name}`]);
     }
     return {wanted, invalid, releasing};
+  }
+
+  /**
+   * Of this owner's addresses up on the interface that no claim of this node
+   * wants, those to keep up: their claim went to another node that has not
+   * brought the address up (its probe found it answered here), because this
+   * controller crashed, or was late, while its node was fine. Each is kept,
+   * and its claim marked HELD_BY this node so that the scheduler gives it
+   * back, for at most HOLD_MS; then it comes down as usual. Only where
+   * addresses are probed before they come up, which keeps the other node off.
+   * This controller watches only its own claims: the others are read by name.
+   */
+  private async stillHeld(host: readonly HostAddress[], wanted: ReadonlyMap<string, unknown>, releasing: ReadonlyArray<{cidr: string}>): Promise<Map<string, string>> {
+    const keep = new Map<string, string>();
+    if (!this.onLink || this.flags.dadWaitMs === 0) return keep;
+    const letGo = new Set(releasing.map((r) => r.cidr));
+    const candidates = host
+      .filter((a) => a.iface === this.flags.iface && !a.tentative)
+      .map((a) => `${a.ip}/${a.prefix}`)
+      .filter((cidr) => this.owned.owns(cidr) && !wanted.has(cidr) && !letGo.has(cidr));
+    const now = Date.now();
+    const seen = new Set<string>();
+    for (const cidr of candidates) {
+      const name = claimName(cidr);
+      const got = await this.api.request('GET', `${CLAIMS}/${name}`, undefined, {timeoutMs: 2000}).catch(() => undefined);
+      // The API server does not answer: nothing is known, and the addresses stay as the plan has them.
+      if (!got) break;
+      const c = got.status === 200 ? got.body : undefined;
+      const to = c?.spec?.nodeName;
+      if (!c || !to || c.metadata.deletionTimestamp || claimCidr(c) !== cidr) continue;
+      // Given back (or assigned) here already, and this node's watch has not caught up: it stays.
+      if (to === this.node) {
+        if (!c.metadata.annotations?.[RELEASE_TO]) keep.set(cidr, name);
+        continue;
+      }
+      if (c.status?.upOn === to) continue;
+      seen.add(name);
+      const since = this.holding.get(name);
+      if (since === undefined) {
+        this.holding.set(name, now);
+        this.log.info(0, `${cidr} is still up here while IpClaim ${name} went to ${to}, which has not brought it up: keeping it, and asking for the claim back`);
+        setTimeout(() => this.schedule(), HOLD_MS + 50).unref();
+      } else if (now - since > HOLD_MS) {
+        if (c.metadata.annotations?.[HELD_BY] === this.node) {
+          this.log.warn(`${cidr}: IpClaim ${name} was not given back within ${HOLD_MS} ms; letting ${to} have it`);
+          await this.api.request('PATCH', `${CLAIMS}/${name}`, {metadata: {annotations: {[HELD_BY]: null}}}, {contentType: 'application/merge-patch+json'}).catch(() => undefined);
+        }
+        continue;
+      }
+      keep.set(cidr, name);
+      if (c.metadata.annotations?.[HELD_BY] !== this.node) {
+        const r = await this.api.request('PATCH', `${CLAIMS}/${name}`, {metadata: {annotations: {[HELD_BY]: this.node}}}, {contentType: 'application/merge-patch+json'})
+          .catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
+        if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot mark IpClaim ${name} as held here (${r.status} ${r.body?.message ?? ''})`);
+      }
+    }
+    for (const name of [...this.holding.keys()]) if (!seen.has(name)) this.holding.delete(name);
+    return keep;
   }
 
   /**
@@ -224,6 +296,7 @@ export class ClaimController {
         if (settled) this.log.info(0, `${cidr}: no other host answers for it now; it is up`);
         if (settled || !desired.wanted.has(cidr)) this.conflicts.delete(cidr);
       }
+      for (const [cidr, name] of await this.stillHeld(host, desired.wanted, desired.releasing)) desired.wanted.set(cidr, [`IpClaim ${name}`]);
       // Re-check after the awaits: a fence that began meanwhile wins.
       if (this.fenced || this.stopped) return;
       const p = plan(desired, host, this.owned, others);

@@ -19,6 +19,15 @@ export const NODE_LABEL = 'ipnode';
  */
 export const RELEASE_TO = 'extip.io/release-to';
 export const RELEASED_BY = 'extip.io/released-by';
+/**
+ * A controller that crashed and came back (its node was fine all along) finds
+ * its addresses still up while the scheduler gave their claims to another
+ * node, whose ARP probe found them answered and so kept them down. It keeps
+ * them up and says so (HELD_BY, its own name) for a while, and the scheduler
+ * gives such a claim back: traffic never stops, where taking the address down
+ * would leave it without a holder until the other node's next probe.
+ */
+export const HELD_BY = 'extip.io/held-by';
 
 /** Upstream's claim name: the address and prefix with "." ":" "/" turned into "-" (10.0.0.7/24 -> 10-0-0-7-24). */
 export function claimName(cidr: string): string {
@@ -37,6 +46,9 @@ export interface ClaimView {
   /** A handoff in progress: the node asked for, and the node that confirmed letting go. */
   releaseTo?: string;
   releasedBy?: string;
+  /** The node that says it still has the address up (HELD_BY), and the node whose controller last brought it up. */
+  heldBy?: string;
+  upOn?: string;
 }
 
 export interface Move {
@@ -45,6 +57,26 @@ export interface Move {
   from: string;
   to: string;
   reason: string;
+  /** The address is up on the new node already (a claim given back to the node that still holds it). */
+  alreadyUp?: boolean;
+}
+
+/**
+ * Claims to give back to the live node that still holds their address: it
+ * says so (HELD_BY), and the node the claim went to never brought it up (so a
+ * handoff asked of that node has nothing to hand off, and gives way).
+ */
+export function givenBack(claims: readonly ClaimView[], live: readonly string[]): Move[] {
+  return claims
+    .filter((c) => c.heldBy && c.heldBy !== c.node && live.includes(c.heldBy) && c.upOn !== c.node)
+    .map((c) => ({
+      name: c.name,
+      cidr: c.cidr,
+      from: c.node,
+      to: c.heldBy!,
+      reason: `${c.heldBy} still has it up and ${c.node || 'no node'} did not bring it up`,
+      alreadyUp: true,
+    }));
 }
 
 export interface Decision {

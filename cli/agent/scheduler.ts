@@ -18,7 +18,7 @@
 import {readFileSync} from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import {ApiClient, type Json} from './api.js';
-import {CLAIMS, type ClaimView, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, handoffs} from './claims.js';
+import {CLAIMS, type ClaimView, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, givenBack, handoffs} from './claims.js';
 import {canonicalIp} from './addresses.js';
 import {type Allocation, allocationValue, planPools, poolFrom, serviceView} from './pools.js';
 import type {AgentFlags} from './flags.js';
@@ -215,9 +215,18 @@ export class Scheduler {
         node: String(c.spec?.nodeName ?? ''),
         releaseTo: c.metadata.annotations?.[RELEASE_TO],
         releasedBy: c.metadata.annotations?.[RELEASED_BY],
+        heldBy: c.metadata.annotations?.[HELD_BY],
+        upOn: c.status?.upOn ?? undefined,
       }));
       const known = new Set(this.nodes.list().map((n) => n.metadata.name));
       const live = this.liveness.live(now);
+      const at = new Date(now).toISOString();
+      // First the claims whose address is still up where a restarted controller held on to it.
+      for (const m of givenBack(claims, live)) {
+        if (!desired.wanted.has(m.cidr)) continue;
+        await this.assign(m, at, desired.wanted.get(m.cidr) ?? [], now);
+        Object.assign(claims.find((c) => c.name === m.name)!, {node: m.to, heldBy: undefined, upOn: m.to});
+      }
       const dead = (node: string) => {
         if (!known.has(node)) return `node ${node} left (its IpNode is gone)`;
         const silent = this.liveness.silentFor(node, now);
@@ -225,7 +234,6 @@ export class Scheduler {
       };
       const d = decide(new Set(desired.wanted.keys()), claims, live, this.flags.nodefilter, dead);
       for (const cidr of d.waiting) this.warnOnce(`${cidr} waits: no live node to give it to`);
-      const at = new Date(now).toISOString();
       for (const c of d.create) {
         const r = await this.api.request('POST', CLAIMS, {
           apiVersion: 'ipcontroller.ext/v1',
@@ -298,11 +306,11 @@ export class Scheduler {
   private async assign(m: Move, at: string, services: readonly string[], now: number): Promise<void> {
     const current = this.claims.get(m.name);
     const silent = m.from ? this.liveness.silentFor(m.from, now) : undefined;
-    const lastSeen = m.from ? new Date(now - (silent !== undefined && silent > this.flags.monitorMs ? silent : 0)).toISOString() : null;
+    const lastSeen = m.from && !m.alreadyUp ? new Date(now - (silent !== undefined && silent > this.flags.monitorMs ? silent : 0)).toISOString() : null;
     const r = await this.api.request('PATCH', `${CLAIMS}/${m.name}`, {
-      metadata: {resourceVersion: current?.metadata.resourceVersion, labels: {[NODE_LABEL]: m.to}, annotations: {[RELEASE_TO]: null, [RELEASED_BY]: null}},
+      metadata: {resourceVersion: current?.metadata.resourceVersion, labels: {[NODE_LABEL]: m.to}, annotations: {[RELEASE_TO]: null, [RELEASED_BY]: null, [HELD_BY]: null}},
       spec: {nodeName: m.to},
-      status: {node: m.to, since: at, previousNode: m.from || null, previousLastSeen: lastSeen, reason: m.reason, movedAt: at, upAt: null, upOn: null},
+      status: {node: m.to, since: at, previousNode: m.from || null, previousLastSeen: lastSeen, reason: m.reason, movedAt: at, upAt: m.alreadyUp ? at : null, upOn: m.alreadyUp ? m.to : null},
     }, {contentType: 'application/merge-patch+json'});
     if (r.status === 200) {
       this.log.info(0, `claim ${m.name}: ${m.cidr} moved ${m.from || '(none)'} -> ${m.to}: ${m.reason}`);
