@@ -142,11 +142,11 @@ describe('claims mode (balance) on a 3-node lab', () => {
       expect(c.status.conditions.find((x: any) => x.type === 'Established').status).toBe('True');
     }
     const ctrl = await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'extip']);
-    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--mask-v6=128', '--owner=extip.claimcontroller', '--resync=20s', '--hostname=$(NODE_NAME)', '--hb=500ms', '--monitor=2s', '--logtostderr', '--v=5']);
+    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--mask-v6=128', '--owner=extip.claimcontroller', '--resync=20s', '--hostname=$(NODE_NAME)', '--hb=500ms', '--monitor=1500ms', '--logtostderr', '--v=5']);
     expect(ctrl.spec.template.spec.containers[0].env[0]).toEqual({name: 'NODE_NAME', valueFrom: {fieldRef: {apiVersion: 'v1', fieldPath: 'spec.nodeName'}}});
     const sched = await getJson(lab, ['get', 'deployment', 'claimscheduler', '-n', 'extip']);
     expect(sched.spec.replicas).toBe(2);
-    expect(sched.spec.template.spec.containers[0].args).toEqual(['scheduler', '--iface=eth0', '--mask=24', '--mask-v6=128', '--nodefilter=fair', '--monitor=2s', '--lb-class=extip.io/ipmanager', '--leader-elect=true', '--leader-elect-resource-name=claimscheduler', '--leader-elect-resource-namespace=extip', '--logtostderr', '--v=5']);
+    expect(sched.spec.template.spec.containers[0].args).toEqual(['scheduler', '--iface=eth0', '--mask=24', '--mask-v6=128', '--nodefilter=fair', '--monitor=1500ms', '--lb-class=extip.io/ipmanager', '--leader-elect=true', '--leader-elect-lease-duration=3s', '--leader-elect-resource-name=claimscheduler', '--leader-elect-resource-namespace=extip', '--logtostderr', '--v=5']);
     const pools = await getJson(lab, ['get', 'ipclaimpools']);
     expect(pools.items.map((p: any) => [p.metadata.name, p.spec])).toEqual([['pool-a', {cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']]}]]);
     const role = await getJson(lab, ['get', 'clusterrole', 'extip:claimcontroller']);
