@@ -14,7 +14,9 @@
  *    Services mode with ARP and leader election, its DaemonSet as
  *    `kube-vip manifest daemonset --services --arp --leaderElection` writes
  *    it, run by the lab kubelet, serving a LoadBalancer Service that asks for
- *    the address. Skipped with --no-kube-vip.
+ *    the address; once with one leader for all Services (its default) and
+ *    once with an election per Service (svc_election). Skipped with
+ *    --no-kube-vip.
  * For extip, each cut also says whether the lost node ran the scheduler's
  * leader: then the standby must first wait out the leader's lease.
  * Prints p50 / p95 / max per profile and the ratios to the baseline.
@@ -35,6 +37,7 @@ if (!Number.isInteger(CUTS) || CUTS < 1) {
   process.exit(2);
 }
 const ADDRESS = '10.210.1.150';
+type Json = Record<string, any>;
 
 interface Setup {
   /** Readiness of the pods that hold addresses on a node. */
@@ -77,13 +80,15 @@ async function apply(lab: Lab, ...objects: unknown[]): Promise<void> {
 }
 
 /** kube-vip's own manifest, its command pointed at the binary built here (the lab runs commands, not images). */
-async function kubeVip(lab: Lab): Promise<Setup> {
+/** kube-vip with one leader for all Services (its default), or a leader election per Service (svc_election). */
+const kubeVip = (perService: boolean) => async (lab: Lab): Promise<Setup> => {
   const built = await execa('bash', [`${repoRoot}/test/kubevip/build.sh`], {stderr: 'inherit', reject: false});
   if (built.exitCode !== 0) throw new Error(`kube-vip could not be built (test/kubevip/build.sh exit ${built.exitCode})`);
   const bin = built.stdout.trim();
   const manifest = await execa(bin, ['manifest', 'daemonset', '--interface', 'eth0', '--services', '--arp', '--leaderElection', '--inCluster']);
   const ds = YAML.parse(manifest.stdout);
   ds.spec.template.spec.containers[0].command = [bin];
+  if (perService) ds.spec.template.spec.containers[0].env.push({name: 'svc_election', value: 'true'});
   // EXTIP_BENCH_LOGS=<dir>: kube-vip's own log, at debug level, kept in <dir>/<node>.log.
   const logs = process.env.EXTIP_BENCH_LOGS;
   if (logs) {
@@ -103,23 +108,38 @@ async function kubeVip(lab: Lab): Promise<Setup> {
     {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: {name: 'bench-kube-vip'}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'bench-kube-vip'}, subjects: [{kind: 'ServiceAccount', name: 'kube-vip', namespace: 'kube-system'}]},
     ds,
   );
-  // kube-vip's leader watches Services without a resourceVersion, and on this lab's API server such a
-  // watch brings no event for Services that exist already: the Service is created once the leader watches.
-  await waitFor('a kube-vip leader', async () => (await lab.kubectl(['get', 'lease', '-n', 'kube-system', 'plndr-svcs-lock', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim() !== '', 120000);
+  // kube-vip watches Services without a resourceVersion, and on this lab's API server such a watch
+  // brings no event for Services that exist already: the Service is created once kube-vip watches.
+  if (perService) {
+    await waitFor('kube-vip running on every node', async () => {
+      const pods = JSON.parse((await lab.kubectl(['get', 'pods', '-n', 'kube-system', '-l', 'app.kubernetes.io/name=kube-vip-ds', '-o', 'json'])).stdout).items as Json[];
+      return pods.length === lab.hosts.length && pods.every((p) => p.status?.conditions?.some((c: Json) => c.type === 'Ready' && c.status === 'True'));
+    }, 120000);
+  } else {
+    await waitFor('a kube-vip leader', async () => (await lab.kubectl(['get', 'lease', '-n', 'kube-system', 'plndr-svcs-lock', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim() !== '', 120000);
+  }
   await new Promise((r) => setTimeout(r, 2000));
   await apply(lab, {apiVersion: 'v1', kind: 'Service', metadata: {name: 'bench', namespace: 'default', annotations: {'kube-vip.io/loadbalancerIPs': ADDRESS}}, spec: {type: 'LoadBalancer', ports: [{port: 80}]}});
   return {
     podSelector: 'app.kubernetes.io/name=kube-vip-ds',
     namespace: 'kube-system',
-    leaderNode: async () => (await lab.kubectl(['get', 'lease', '-n', 'kube-system', 'plndr-svcs-lock', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim() || undefined,
+    leaderNode: perService ? undefined : async () => (await lab.kubectl(['get', 'lease', '-n', 'kube-system', 'plndr-svcs-lock', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim() || undefined,
   };
-}
+};
+const kubeVipGlobal = kubeVip(false);
+const kubeVipPerService = kubeVip(true);
 
 const profiles: Profile[] = [
   {name: 'extip, role defaults', beatMs: 500, setup: extip({})},
   {name: 'baseline: upstream timings', beatMs: 2000, setup: extip({extip_ctrl_hb: '2s', extip_sched_monitor: '4s', extip_sched_lease_duration: '15s'})},
 ];
-if (!process.argv.includes('--no-kube-vip')) profiles.push({name: 'kube-vip v1.0.0, its defaults', beatMs: 1000, privileged: ['default', 'kube-system'], setup: kubeVip});
+if (!process.argv.includes('--no-kube-vip')) {
+  profiles.push(
+    {name: 'kube-vip v1.0.0, its defaults', beatMs: 1000, privileged: ['default', 'kube-system'], setup: kubeVipGlobal},
+    {name: 'kube-vip v1.0.0, per-Service election', beatMs: 1000, privileged: ['default', 'kube-system'], setup: kubeVipPerService},
+  );
+}
+const isKubeVip = (p: Profile) => p.setup === kubeVipGlobal || p.setup === kubeVipPerService;
 
 const onlyArg = process.argv.indexOf('--only');
 if (onlyArg > 0) {
@@ -225,7 +245,7 @@ for (const profile of profiles) {
     cuts = await measure(profile);
   } catch (err) {
     // A peer that cannot be built or run here is reported, not fatal to the others.
-    if (profile.setup !== kubeVip) throw err;
+    if (!isKubeVip(profile)) throw err;
     console.error(`kube-vip: ${(err as Error).message}`);
     continue;
   }
@@ -234,7 +254,7 @@ for (const profile of profiles) {
   const others = cuts.filter((c) => !c.leader).map((c) => c.ms).sort((a, b) => a - b);
   const failed = cuts.find((c) => c.ms === Infinity);
   const note = failed ? `no failover within 60 s at cut ${cuts.length}${failed.leaseMs === undefined ? '' : `, though another node took the lease after ${failed.leaseMs} ms`}`
-    : profile.setup === kubeVip ? 'the holder is always the leader'
+    : isKubeVip(profile) ? 'the holder is the leader'
     : leaderCuts.length ? `${leaderCuts.length} cut(s) of the leader's node, max ${Math.max(...leaderCuts.map((c) => c.ms))} ms; the others p95 ${others.length ? pct(others, 95) : '-'} ms`
     : 'no cut hit the leader\'s node';
   results.push({name: profile.name, p50: pct(times, 50), p95: pct(times, 95), max: times[times.length - 1], note: `${note} (${cuts.length} cuts)`});
