@@ -6,6 +6,7 @@
 import {expect, test} from '@jest/globals';
 import type * as k8s from '@kubernetes/client-node';
 import {canonicalIp} from '../cli/agent/addresses.js';
+import {Limiter} from '../cli/agent/announce.js';
 import {desiredFrom, plan} from '../cli/agent/naive.js';
 
 const svc = (name: string, ips: string[]) => ({metadata: {name, namespace: 'default'}, spec: {externalIPs: ips}}) as k8s.V1Service;
@@ -27,4 +28,24 @@ test('an address already on another interface is a conflict, and the operator\'s
   expect(p.add).toEqual(['10.0.0.7/32']);
   expect(p.adopt).toEqual([]);
   expect(p.conflicts).toEqual([{cidr: '10.210.1.11/32', iface: 'eth0', services: ['default/web']}]);
+});
+
+test('the arping queue runs at most its limit at once, in order, and goes on after a task fails', async () => {
+  const limiter = new Limiter(3);
+  let active = 0;
+  let most = 0;
+  const started: number[] = [];
+  const task = (i: number) => limiter.run(async () => {
+    started.push(i);
+    active++;
+    most = Math.max(most, active);
+    await new Promise((r) => setTimeout(r, 5));
+    active--;
+    if (i === 4) throw new Error('arping failed');
+    return i;
+  });
+  const results = await Promise.allSettled(Array.from({length: 10}, (_, i) => task(i)));
+  expect(most).toBe(3);
+  expect(started).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(9);
 });

@@ -16,6 +16,37 @@ import {MissingToolError} from '../errors.js';
 import {switchOn} from './addresses.js';
 import {run} from '../run.js';
 
+/**
+ * At most this many arping processes of each kind at once. Starting a process
+ * holds up the agent's event loop for a moment: hundreds at once (a node given
+ * hundreds of addresses in one go) held it long enough to delay heartbeats
+ * past the fence. Probes and announcements queue apart, so that probes never
+ * wait behind announcements, which last seconds.
+ */
+export const ARPING_CONCURRENCY = 32;
+
+/** A queue that runs at most `limit` tasks at a time, in order. */
+export class Limiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+const probes = new Limiter(ARPING_CONCURRENCY);
+const announcements = new Limiter(ARPING_CONCURRENCY);
+
 export type Probe =
   | {taken: false}
   | {taken: true; by: string}
@@ -29,7 +60,7 @@ export type Probe =
  */
 export async function probeIPv4(iface: string, ip: string, waitMs: number): Promise<Probe> {
   try {
-    const r = await run('arping', ['-D', '-c', '1', '-w', String(Math.max(1, Math.ceil(waitMs / 1000))), '-I', iface, ip], {timeoutMs: waitMs, installHint: 'install iputils-arping'});
+    const r = await probes.run(() => run('arping', ['-D', '-c', '1', '-w', String(Math.max(1, Math.ceil(waitMs / 1000))), '-I', iface, ip], {timeoutMs: waitMs, installHint: 'install iputils-arping'}));
     if (r.timedOut || r.exitCode === 0) return {taken: false};
     const mac = /\[([0-9A-Fa-f:]{17})\]/.exec(r.stdout)?.[1];
     if (r.exitCode === 1 && mac) return {taken: true, by: mac.toLowerCase()};
@@ -46,7 +77,7 @@ export async function probeIPv4(iface: string, ip: string, waitMs: number): Prom
  */
 export async function announceIPv4(iface: string, ip: string, count = 3): Promise<string | undefined> {
   try {
-    const r = await run('arping', ['-U', '-c', String(count), '-I', iface, '-s', ip, ip], {installHint: 'install iputils-arping'});
+    const r = await announcements.run(() => run('arping', ['-U', '-c', String(count), '-I', iface, '-s', ip, ip], {installHint: 'install iputils-arping'}));
     return r.exitCode === 0 ? undefined : (r.stderr.trim() || `arping exited ${r.exitCode}`);
   } catch (err) {
     return err instanceof MissingToolError ? err.message : String(err);
