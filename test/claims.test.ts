@@ -115,10 +115,10 @@ test('a claim goes back to the live node that still has its address up, only whi
 
 test('liveness: a node is live while its heartbeat value changes within the timeout; reset gives a full timeout', () => {
   const l = new Liveness(1000);
-  l.observe('a', 1, 0);
+  expect(l.observe('a', 1, 0)).toBe(true);
   l.observe('b', 1, 0);
-  l.observe('a', 1, 900); // the same value: not a heartbeat
-  l.observe('b', 2, 900);
+  expect(l.observe('a', 1, 900)).toBe(false); // the same value: not a heartbeat
+  expect(l.observe('b', 2, 900)).toBe(true);
   expect(l.live(1500)).toEqual(['b']);
   expect(l.silentFor('a', 1500)).toBe(1500);
   l.reset(1500);

@@ -190,9 +190,12 @@ export class Liveness {
 
   constructor(readonly timeoutMs: number) {}
 
-  observe(name: string, revision: unknown, now: number): void {
+  /** Records a heartbeat value seen now; says whether it was a new one. */
+  observe(name: string, revision: unknown, now: number): boolean {
     const prev = this.seen.get(name);
-    if (!prev || prev.revision !== revision) this.seen.set(name, {revision, at: now});
+    if (prev && prev.revision === revision) return false;
+    this.seen.set(name, {revision, at: now});
+    return true;
   }
 
   forget(names: Iterable<string>): void {

@@ -30,6 +30,17 @@ import {desiredFrom} from './naive.js';
 import {ServiceWatcher} from './services.js';
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+/** Requests in flight at once when creating claims. */
+const CREATE_CONCURRENCY = 16;
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker));
+}
 
 function podNamespace(): string {
   if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
@@ -167,6 +178,22 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Reads afresh each IpNode that holds claims and seems silent, before its
+   * claims move: under load the watch can bring heartbeats seconds late,
+   * and a read that finds a newer heartbeat than the watch brought means the
+   * node is live (its controller has not fenced), not lost.
+   */
+  private async recheckSilent(claims: readonly ClaimView[], known: ReadonlySet<string>, now: number): Promise<void> {
+    const live = new Set(this.liveness.live(now));
+    const silent = [...new Set(claims.map((c) => c.node))].filter((n) => n && known.has(n) && !live.has(n));
+    await Promise.all(silent.map(async (name) => {
+      const r = await this.api.request('GET', `${NODES}/${encodeURIComponent(name)}`, undefined, {timeoutMs: 1000}).catch(() => undefined);
+      if (r?.status !== 200) return;
+      if (this.liveness.observe(name, r.body.Revision, Date.now())) this.log.info(1, `IpNode ${name}: a heartbeat the watch had not brought yet; the node is live`);
+    }));
+  }
+
   private observeNodes(): void {
     const now = Date.now();
     const names: string[] = [];
@@ -219,6 +246,7 @@ export class Scheduler {
         upOn: c.status?.upOn ?? undefined,
       }));
       const known = new Set(this.nodes.list().map((n) => n.metadata.name));
+      await this.recheckSilent(claims, known, now);
       const live = this.liveness.live(now);
       const at = new Date(now).toISOString();
       // First the claims whose address is still up where a restarted controller held on to it.
@@ -234,7 +262,8 @@ export class Scheduler {
       };
       const d = decide(new Set(desired.wanted.keys()), claims, live, this.flags.nodefilter, dead);
       for (const cidr of d.waiting) this.warnOnce(`${cidr} waits: no live node to give it to`);
-      for (const c of d.create) {
+      // Claims are created many at a time: a cold start with 1,000 Services would otherwise wait on 2,000 round trips in a row.
+      await inParallel(d.create, CREATE_CONCURRENCY, async (c) => {
         const r = await this.api.request('POST', CLAIMS, {
           apiVersion: 'ipcontroller.ext/v1',
           kind: 'IpClaim',
@@ -247,7 +276,7 @@ export class Scheduler {
           for (const service of desired.wanted.get(c.cidr) ?? []) await this.event(service, 'AddressAssigned', `${c.cidr} on ${c.node}`, at);
         }
         else if (r.status !== 409) this.log.warn(`creating claim ${c.name} for ${c.cidr}: ${r.status} ${r.body?.message ?? ''}`);
-      }
+      });
       const asked = new Set<string>();
       for (const step of handoffs(d, claims, live)) {
         if (step.kind === 'assign') await this.assign(step.move, at, desired.wanted.get(step.move.cidr) ?? [], now);
