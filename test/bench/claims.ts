@@ -112,6 +112,11 @@ try {
   const converged = Math.max(...cold.map((c) => seenAt.get(c) ?? Infinity)) - coldStart;
   const perNode = lab.hosts.map((h) => `${h.name} ${cold.filter((c) => where.get(c) === h.name).length}`).join(', ');
 
+  // What happened on the way: claims moved between nodes, and controllers that fenced themselves.
+  const logs = lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n').split('\n');
+  const moved = logs.filter((l) => / moved \S+ -> \S+: /.test(l));
+  const fences = logs.filter((l) => l.includes('self-fenced'));
+  if (process.env.EXTIP_BENCH_LOGS) console.error([...fences, ...moved.slice(0, 20)].join('\n'));
   const fmt = (v: number[]) => `p50 ${percentile(v, 50).toFixed(0)} ms, p99 ${percentile(v, 99).toFixed(0)} ms, max ${v[v.length - 1].toFixed(0)} ms`;
   console.log(`latency, Service created -> address up (${LATENCY_SERVICES} Services, one at a time):`);
   console.log(`  claims mode (balance, role defaults): ${fmt(claimsLat)}`);
@@ -119,6 +124,7 @@ try {
   console.log(`  ratio claims / naive: p50 ${(percentile(claimsLat, 50) / percentile(naiveLat, 50)).toFixed(1)}x, p99 ${(percentile(claimsLat, 99) / percentile(naiveLat, 99)).toFixed(1)}x`);
   console.log(`cold convergence, ${COLD_SERVICES} Services, scheduler started after them: ${missing ? `${missing} addresses MISSING after 300 s` : `${converged.toFixed(0)} ms to all ${COLD_SERVICES} addresses up (${perNode})`}`);
   console.log(`  floor: one ip -batch of the same addresses ${floor.toFixed(0)} ms; one list of the Services ${list.toFixed(0)} ms`);
+  console.log(`  on the way: ${moved.length} claim moves, ${fences.length} self-fences (EXTIP_BENCH_LOGS=1 prints them)`);
   if (!missing) console.log(`  ratio: ${(converged / (floor + list)).toFixed(1)}x (floor + list); includes the scheduler pod's start`);
 } finally {
   await lab.stop();
