@@ -14,6 +14,7 @@
  */
 import {MissingToolError} from '../errors.js';
 import {switchOn} from './addresses.js';
+import {Limiter} from './limiter.js';
 import {run} from '../run.js';
 
 /**
@@ -24,25 +25,6 @@ import {run} from '../run.js';
  * wait behind announcements, which last seconds.
  */
 export const ARPING_CONCURRENCY = 32;
-
-/** A queue that runs at most `limit` tasks at a time, in order. */
-export class Limiter {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
-    try {
-      return await task();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
-}
 
 const probes = new Limiter(ARPING_CONCURRENCY);
 const announcements = new Limiter(ARPING_CONCURRENCY);
