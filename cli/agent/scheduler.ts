@@ -17,12 +17,13 @@
  */
 import {readFileSync} from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
-import {ApiClient, type Json} from './api.js';
+import {ApiClient} from './api.js';
 import {CLAIMS, type ClaimView, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, givenBack, handoffs} from './claims.js';
 import {canonicalIp} from './addresses.js';
 import {type Allocation, allocationValue, planPools, poolFrom, serviceView} from './pools.js';
 import type {AgentFlags} from './flags.js';
 import {LeaderElector} from './leader.js';
+import {Limiter} from './limiter.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
@@ -32,15 +33,6 @@ import {ServiceWatcher} from './services.js';
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 /** Requests in flight at once when creating claims. */
 const CREATE_CONCURRENCY = 16;
-
-/** Runs `fn` on every item, at most `limit` at a time. */
-async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker));
-}
 
 function podNamespace(): string {
   if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
@@ -69,8 +61,6 @@ export class Scheduler {
   private again = false;
   private stopped = false;
   private nodesWereConnected = false;
-  /** A new leader reading the IpNodes before its first decision. */
-  private confirming = false;
   private warned = new Set<string>();
   /** Handoffs asked for, by claim: since when (this process's clock). */
   private readonly asking = new Map<string, number>();
@@ -130,7 +120,9 @@ export class Scheduler {
         retryPeriodMs: this.flags.retryPeriodMs,
       }, this.log, () => {
         this.log.info(0, `leading (lease ${namespace}/${this.flags.leaseName}, identity ${this.elector!.identity})`);
-        void this.confirmHeartbeats();
+        // It has watched the heartbeats as a standby: a node silent for --monitor is moved at once
+        // (after recheckSilent reads its IpNode, in case the watch missed a heartbeat).
+        this.schedule();
       }, (why) => {
         // Handoffs asked for as leader are asked anew if this process leads again.
         this.asking.clear();
@@ -151,38 +143,11 @@ export class Scheduler {
   }
 
   /**
-   * A new leader has watched the heartbeats as a standby, so a node that died
-   * with the old leader is given up --monitor after its last heartbeat, not
-   * a lease duration plus --monitor. Before deciding anything it reads the
-   * IpNodes afresh: a node whose heartbeat the watch missed (a watch that went
-   * quiet) counts as seen now, so a stale cache never makes nodes look dead.
-   */
-  private async confirmHeartbeats(): Promise<void> {
-    this.confirming = true;
-    try {
-      for (;;) {
-        try {
-          const list = await this.api.call('GET', NODES, undefined, {timeoutMs: 5000});
-          const now = Date.now();
-          for (const n of (list.items ?? []) as Json[]) this.liveness.observe(n.metadata.name, n.Revision, now);
-          return;
-        } catch (err) {
-          this.log.warn(`reading IpNodes as the new leader failed (${describe(err)}); next try in 1 s`);
-          if (this.stopped) return;
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
-    } finally {
-      this.confirming = false;
-      this.schedule();
-    }
-  }
-
-  /**
    * Reads afresh each IpNode that holds claims and seems silent, before its
-   * claims move: under load the watch can bring heartbeats seconds late,
-   * and a read that finds a newer heartbeat than the watch brought means the
-   * node is live (its controller has not fenced), not lost.
+   * claims move: under load the watch can bring heartbeats seconds late (and
+   * a new leader's standby watch may have gone quiet), and a read that finds
+   * a newer heartbeat than the watch brought means the node is live (its
+   * controller has not fenced), not lost.
    */
   private async recheckSilent(claims: readonly ClaimView[], known: ReadonlySet<string>, now: number): Promise<void> {
     const live = new Set(this.liveness.live(now));
@@ -215,7 +180,7 @@ export class Scheduler {
   }
 
   private async reconcile(): Promise<void> {
-    if (!this.leading || this.confirming || !this.ready || !this.nodes.connected) return;
+    if (!this.leading || !this.ready || !this.nodes.connected) return;
     this.running = true;
     const started = process.hrtime.bigint();
     try {
@@ -263,7 +228,8 @@ export class Scheduler {
       const d = decide(new Set(desired.wanted.keys()), claims, live, this.flags.nodefilter, dead);
       for (const cidr of d.waiting) this.warnOnce(`${cidr} waits: no live node to give it to`);
       // Claims are created many at a time: a cold start with 1,000 Services would otherwise wait on 2,000 round trips in a row.
-      await inParallel(d.create, CREATE_CONCURRENCY, async (c) => {
+      const creating = new Limiter(CREATE_CONCURRENCY);
+      await Promise.all(d.create.map((c) => creating.run(async () => {
         const r = await this.api.request('POST', CLAIMS, {
           apiVersion: 'ipcontroller.ext/v1',
           kind: 'IpClaim',
@@ -276,7 +242,7 @@ export class Scheduler {
           for (const service of desired.wanted.get(c.cidr) ?? []) await this.event(service, 'AddressAssigned', `${c.cidr} on ${c.node}`, at);
         }
         else if (r.status !== 409) this.log.warn(`creating claim ${c.name} for ${c.cidr}: ${r.status} ${r.body?.message ?? ''}`);
-      });
+      })));
       const asked = new Set<string>();
       for (const step of handoffs(d, claims, live)) {
         if (step.kind === 'assign') await this.assign(step.move, at, desired.wanted.get(step.move.cidr) ?? [], now);
