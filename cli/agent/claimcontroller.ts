@@ -208,7 +208,7 @@ export class ClaimController {
    * and its claim marked HELD_BY this node so that the scheduler gives it
    * back, for at most HOLD_MS; then it comes down as usual. Only where
    * addresses are probed before they come up, which keeps the other node off.
-   * This controller watches only its own claims: the others are read by name.
+   * This controller watches only its own claims: the others are listed once.
    */
   private async stillHeld(host: readonly HostAddress[], wanted: ReadonlyMap<string, unknown>, releasing: ReadonlyArray<{cidr: string}>): Promise<Map<string, string>> {
     const keep = new Map<string, string>();
@@ -218,14 +218,17 @@ export class ClaimController {
       .filter((a) => a.iface === this.flags.iface && !a.tentative)
       .map((a) => `${a.ip}/${a.prefix}`)
       .filter((cidr) => this.owned.owns(cidr) && !wanted.has(cidr) && !letGo.has(cidr));
+    if (!candidates.length) return keep;
+    // One list of every claim, not a read per address: a restart may find hundreds still up.
+    const listed = await this.api.request('GET', CLAIMS, undefined, {timeoutMs: 5000}).catch(() => undefined);
+    // The API server does not answer: nothing is known, and the addresses stay as the plan has them.
+    if (listed?.status !== 200) return keep;
+    const byName = new Map<string, Json>(((listed.body.items ?? []) as Json[]).map((c) => [c.metadata.name, c]));
     const now = Date.now();
     const seen = new Set<string>();
     for (const cidr of candidates) {
       const name = claimName(cidr);
-      const got = await this.api.request('GET', `${CLAIMS}/${name}`, undefined, {timeoutMs: 2000}).catch(() => undefined);
-      // The API server does not answer: nothing is known, and the addresses stay as the plan has them.
-      if (!got) break;
-      const c = got.status === 200 ? got.body : undefined;
+      const c = byName.get(name);
       const to = c?.spec?.nodeName;
       if (!c || !to || c.metadata.deletionTimestamp || claimCidr(c) !== cidr) continue;
       // Given back (or assigned) here already, and this node's watch has not caught up: it stays.
