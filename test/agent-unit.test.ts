@@ -15,8 +15,8 @@ test('entries that are not IPs, and IPv4-mapped IPv6 ones, are skipped with a re
   const d = desiredFrom([svc('web', ['10.0.0.7', 'not-an-ip', '::ffff:10.1.1.1', 'FD00:0:0::0007']), svc('other', ['10.0.0.7'])], 32, 128);
   expect([...d.wanted]).toEqual([['10.0.0.7/32', ['default/web', 'default/other']], ['fd00::7/128', ['default/web']]]);
   expect(d.invalid).toEqual([
-    {service: 'default/web', value: 'not-an-ip', reason: 'not an IP address'},
-    {service: 'default/web', value: '::ffff:10.1.1.1', reason: 'an IPv4-mapped IPv6 address; write the IPv4 address instead'},
+    {service: 'default/web', uid: undefined, value: 'not-an-ip', rule: 'not-an-ip', reason: '"not-an-ip" is not an IP address'},
+    {service: 'default/web', uid: undefined, value: '::ffff:10.1.1.1', rule: 'not-an-ip', reason: '"::ffff:10.1.1.1" is an IPv4-mapped IPv6 address; write the IPv4 address instead'},
   ]);
   expect(canonicalIp('FD00::0:7')).toEqual({ip: 'fd00::7', family: 6});
 });

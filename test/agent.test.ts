@@ -46,7 +46,8 @@ test('brings Service IPs up with its label, follows edits, skips bad entries, an
     return a.includes('10.0.0.7/32 lo:extip') && a.includes('10.0.0.8/32 lo:extip');
   });
   await waitFor('ready', async () => (await get('/readyz')).code === 200);
-  expect(agent.output()).toContain('skip 10.210.1.11/32 of Service default/web: the address is already on eth0');
+  // node1's own address (its InternalIP): refused before anything looks at the interfaces.
+  expect(agent.output()).toContain('refused for Service default/web: external IP not brought up: 10.210.1.11: 10.210.1.11 is an address of node node1');
 
   await service('web', ['10.0.0.7']);
   await waitFor('10.0.0.8 removed', async () => !(await lo()).some((a) => a.startsWith('10.0.0.8/')));
@@ -70,6 +71,65 @@ test('brings Service IPs up with its label, follows edits, skips bad entries, an
   expect(after).toContain('10.0.0.50/32');
   await service('other', null);
 });
+
+test('hostile Services: only addresses inside --allowed-cidrs come up, each refusal is one Event on its Service, and the agent stays up', async () => {
+  const hostile: Record<string, {ips: string[]; says: string}> = {
+    'h-unspecified': {ips: ['0.0.0.0'], says: 'is the unspecified address'},
+    'h-loopback': {ips: ['127.0.0.1'], says: 'is a loopback address (127.0.0.0/8)'},
+    'h-multicast': {ips: ['224.0.0.1'], says: 'is a multicast address (224.0.0.0/4)'},
+    'h-broadcast': {ips: ['255.255.255.255'], says: 'is the broadcast address'},
+    'h-linklocal': {ips: ['169.254.1.1'], says: 'is a link-local address (169.254.0.0/16)'},
+    'h-loopback6': {ips: ['::1'], says: 'is the loopback address'},
+    'h-linklocal6': {ips: ['fe80::1'], says: 'is a link-local address (fe80::/10)'},
+    'h-node': {ips: ['10.210.1.11'], says: 'is an address of node node1'},
+    'h-service-cidr': {ips: ['10.96.0.10'], says: 'is inside the Service CIDR 10.96.0.0/12'},
+    'h-pod-cidr': {ips: ['10.244.1.5'], says: 'is inside the pod CIDR 10.244.0.0/16'},
+    'h-outside': {ips: ['10.0.0.7', '8.8.8.8'], says: '8.8.8.8 is outside the ranges external IPs may come from (10.0.0.0/24, fd00:1::/64)'},
+    'h-same': {ips: ['10.0.0.7'], says: ''},
+    'h-flood': {ips: Array.from({length: 10000}, (_, i) => `10.1.${Math.floor(i / 256)}.${i % 256}`), says: '10000 external IPs not brought up: 10.1.0.0: 10.1.0.0 is outside'},
+  };
+  // The API server refuses some of these itself; the agent must refuse whatever it lets through.
+  const stored: string[] = [];
+  for (const [name, h] of Object.entries(hostile)) if ((await service(name, h.ips)).exitCode === 0) stored.push(name);
+  console.log(`hostile Services the API server stored: ${stored.join(' ')}; refused: ${Object.keys(hostile).filter((n) => !stored.includes(n)).join(' ')}`);
+  expect(stored).toEqual(expect.arrayContaining(['h-outside', 'h-same', 'h-flood', 'h-node', 'h-service-cidr', 'h-pod-cidr']));
+  const agent = startAgent(['--allowed-cidrs=10.0.0.0/24,fd00:1::/64', '--service-cidr=10.96.0.0/12', '--cluster-cidr=10.244.0.0/16']);
+  try {
+    await waitFor('10.0.0.7 up', async () => (await lo()).includes('10.0.0.7/32 lo:extip'));
+    const events = async () => {
+      const r = await lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'reason=ExternalIPRefused', '-o', 'json']);
+      return JSON.parse(r.stdout).items as Array<{involvedObject: {name: string}; message: string; type: string; count: number}>;
+    };
+    const expected = stored.filter((n) => hostile[n].says);
+    await waitFor('an ExternalIPRefused Event on each stored hostile Service', async () => {
+      const e = await events();
+      return expected.every((n) => e.some((x) => x.involvedObject.name === n));
+    }, 15000);
+    // Several reconciles later (--resync=1s): still one Event each, never a storm.
+    await new Promise((r) => setTimeout(r, 3500));
+    const all = await events();
+    for (const name of expected) {
+      const mine = all.filter((x) => x.involvedObject.name === name);
+      expect([name, mine.length]).toEqual([name, 1]);
+      expect(mine[0]).toMatchObject({type: 'Warning', count: 1});
+      expect(mine[0].message).toContain(hostile[name].says);
+    }
+    expect(all.filter((x) => x.involvedObject.name === 'h-same')).toEqual([]);
+    // Exactly the allowed address is up, once for both Services that want it.
+    expect((await lo()).filter((a) => a.includes('lo:extip'))).toEqual(['10.0.0.7/32 lo:extip']);
+    const metrics = (await get('/metrics')).body;
+    expect(metrics).toMatch(/^extip_refused_addresses\{rule="not-allowed"\} 10001$/m);
+    expect(metrics).toMatch(/^extip_refused_addresses\{rule="node-address"\} 1$/m);
+    expect((await get('/healthz')).code).toBe(200);
+    // A change is a new Event: h-outside now asks for another address outside.
+    await service('h-outside', ['10.0.0.7', '8.8.4.4']);
+    await waitFor('a second Event on h-outside', async () => (await events()).filter((x) => x.involvedObject.name === 'h-outside').length === 2, 15000);
+    expect(agent.child.exitCode).toBeNull();
+  } finally {
+    await agent.stop('SIGTERM');
+    for (const name of stored) await service(name, null);
+  }
+}, 120000);
 
 test('--keep-on-exit leaves the addresses up; the next start removes the stale ones', async () => {
   await service('keep', ['10.0.0.21', '10.0.0.22']);

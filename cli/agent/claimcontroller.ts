@@ -29,6 +29,7 @@ import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {type Desired, plan} from './naive.js';
+import {type AddressPolicy, RULES, policyFrom} from './policy.js';
 
 /** How long a restarted controller keeps an address whose claim went elsewhere, waiting for the claim to come back. */
 const HOLD_MS = 5000;
@@ -49,6 +50,7 @@ const DAD6_CHECK_MS = 1500;
 
 export class ClaimController {
   private readonly api: ApiClient;
+  private readonly policy: AddressPolicy;
   private claims!: ListWatch;
   private readonly node: string;
   private readonly fenceMs: number;
@@ -80,6 +82,7 @@ export class ClaimController {
     hostname: string,
   ) {
     this.api = new ApiClient(kc);
+    this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);
     this.node = hostname;
     this.fenceMs = fenceAfterMs(flags.hbMs, flags.monitorMs);
   }
@@ -190,7 +193,13 @@ export class ClaimController {
       if (c.spec?.nodeName !== this.node || c.metadata.deletionTimestamp) continue;
       const cidr = claimCidr(c);
       if (!cidr) {
-        invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), reason: 'not an address with a prefix length'});
+        invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), rule: 'not-an-ip', reason: 'not an address with a prefix length'});
+        continue;
+      }
+      // The scheduler places only what the policy allows; a claim written by hand is checked here too.
+      const no = this.policy.check(cidr.split('/')[0]);
+      if (no) {
+        invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), ...no});
         continue;
       }
       const annotations = c.metadata.annotations ?? {};
@@ -289,6 +298,7 @@ export class ClaimController {
     try {
       const desired = this.desired();
       for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of ${bad.service}: ${bad.reason}`);
+      this.metrics.refused = Object.fromEntries(RULES.map((rule) => [rule, desired.invalid.filter((b) => b.rule === rule).length]));
       const [read, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
       // IPv6 addresses the kernel's duplicate address detection refused: conflicts, taken down.
       const refused = read.filter((a) => a.iface === this.flags.iface && a.dadfailed && this.owned.owns(`${a.ip}/${a.prefix}`)).map((a) => `${a.ip}/${a.prefix}`);

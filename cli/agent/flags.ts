@@ -3,6 +3,7 @@
  * `--name value`, a single dash accepted too, booleans as `--flag` or
  * `--flag=true|false`.
  */
+import {parseCidrs} from './policy.js';
 
 export interface AgentFlags {
   iface: string;
@@ -37,10 +38,17 @@ export interface AgentFlags {
   lbClass: string;
   /** claimcontroller: gratuitous ARPs sent after bringing an IPv4 address up (`--announce`; 0: none). */
   announce: number;
+  /** Where external IPs may come from (`--allowed-cidrs`); undefined: anywhere but the ranges never allowed. */
+  allowedCidrs?: string[];
+  /** The cluster's Service CIDRs (`--service-cidr`) and pod CIDRs (`--cluster-cidr`, kube-proxy's name): never external IPs. */
+  serviceCidrs: string[];
+  clusterCidrs: string[];
+  /** Only Services of these namespaces get their external IPs (`--allowed-namespaces`); empty: any. */
+  allowedNamespaces: string[];
 }
 
 const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit']);
-const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'stderrthreshold', 'log_dir', 'vmodule']);
+const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'allowed-cidrs', 'service-cidr', 'cluster-cidr', 'allowed-namespaces', 'stderrthreshold', 'log_dir', 'vmodule']);
 
 export class FlagError extends Error {}
 
@@ -114,6 +122,21 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   if (!Number.isInteger(announce) || announce < 0 || announce > 10) throw new FlagError(`invalid --announce "${values.get('announce')}" (gratuitous ARPs after bringing an address up: 0 to 10)`);
   const lbClass = values.get('lb-class') ?? 'extip.io/ipmanager';
   if (!/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(lbClass)) throw new FlagError(`invalid --lb-class "${lbClass}" (a label-style name such as example.com/lb)`);
+  const list = (name: string) => (values.get(name) ?? '').split(',').map((v) => v.trim()).filter(Boolean);
+  const cidrs = (name: string) => {
+    const items = list(name);
+    try {
+      parseCidrs(items, `--${name}`);
+    } catch (err) {
+      throw new FlagError(`${(err as Error).message} (a comma-separated list of CIDRs such as 192.0.2.0/24,2001:db8::/64)`);
+    }
+    return items;
+  };
+  const allowedCidrs = values.has('allowed-cidrs') ? cidrs('allowed-cidrs') : undefined;
+  if (allowedCidrs && allowedCidrs.length === 0) throw new FlagError('--allowed-cidrs is empty: name at least one CIDR, or leave the flag out to allow any address outside the ranges never allowed');
+  const allowedNamespaces = list('allowed-namespaces');
+  const badNamespace = allowedNamespaces.find((n) => !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n));
+  if (badNamespace) throw new FlagError(`invalid --allowed-namespaces entry "${badNamespace}" (namespace names, comma-separated)`);
   const lock = values.get('leader-elect-resource-lock') ?? 'leases';
   if (lock !== 'leases') throw new FlagError(`--leader-elect-resource-lock=${lock}: only leases is supported (endpoints and configmaps locks are gone from Kubernetes)`);
   return {
@@ -140,5 +163,9 @@ export function parseAgentFlags(args: string[]): AgentFlags {
     dadWaitMs,
     announce,
     lbClass,
+    allowedCidrs,
+    serviceCidrs: cidrs('service-cidr'),
+    clusterCidrs: cidrs('cluster-cidr'),
+    allowedNamespaces,
   };
 }

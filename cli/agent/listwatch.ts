@@ -35,6 +35,8 @@ export class ListWatch {
     private readonly what: string,
     private readonly events: ListWatchEvents,
     private readonly labelSelector?: string,
+    /** Keeps only what the caller reads of each object (a Node is tens of kilobytes; its addresses are not). */
+    private readonly keep: (o: Json) => Json = (o) => o,
   ) {}
 
   list(): Json[] {
@@ -59,7 +61,7 @@ export class ListWatch {
         const list = await this.api.call('GET', this.query({}), undefined, {timeoutMs: 30000});
         if (this.stopped) return;
         if (began <= this.relistAt) continue; // asked for before this list began: read again
-        this.cache = new Map((list.items ?? []).map((o: Json) => [o.metadata.name, o]));
+        this.cache = new Map((list.items ?? []).map((o: Json) => [o.metadata.name, this.keep(o)]));
         rv = list.metadata?.resourceVersion ?? '';
         this.synced = true;
         this.listedAt = Date.now();
@@ -85,7 +87,7 @@ export class ListWatch {
           if (obj?.metadata?.resourceVersion) rv = obj.metadata.resourceVersion;
           if (type === 'BOOKMARK') return;
           if (type === 'DELETED') this.cache.delete(obj.metadata.name);
-          else this.cache.set(obj.metadata.name, obj);
+          else this.cache.set(obj.metadata.name, this.keep(obj));
           this.events.onChange();
         }, signal);
         this.connected = false;

@@ -39,6 +39,14 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --lb-class=extip.io/ipmanager (scheduler: LoadBalancer Services of this
          loadBalancerClass, or of none, get an address from the IpClaimPools;
          so do Services annotated external-ip: auto)
+       --allowed-cidrs=CIDR[,CIDR...] (bring up only Service addresses inside
+         these ranges; others get an ExternalIPRefused Event on their Service.
+         Without it any address is taken, but never an unspecified, loopback,
+         link-local, multicast, broadcast or reserved one, a node's address,
+         the API server's, or one inside --service-cidr or --cluster-cidr)
+       --service-cidr=CIDR[,CIDR] --cluster-cidr=CIDR[,CIDR] (the cluster's
+         Service and pod CIDRs) --allowed-namespaces=NS[,NS...] (only these
+         namespaces' Services; default: any)
        --nodefilter=fair --leader-elect --leader-elect-lease-duration=15s
          --leader-elect-renew-deadline=10s --leader-elect-retry-period=2s
          --leader-elect-resource-name=ipmanager-scheduler

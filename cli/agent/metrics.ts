@@ -9,6 +9,8 @@ export class Metrics {
   /** claimcontroller: addresses kept down because another host answers for them. */
   conflicts = 0;
   durationSum = 0;
+  /** Service entries the address policy refused at the last reconcile, by rule. */
+  refused: Record<string, number> = {};
 
   observe(seconds: number): void {
     this.reconciles++;
@@ -27,6 +29,8 @@ export class Metrics {
     ] as const;
     const out: string[] = [];
     for (const [name, type, help, value] of lines) out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
+    out.push('# HELP extip_refused_addresses Service entries not brought up because the address policy refuses them, by rule.', '# TYPE extip_refused_addresses gauge');
+    for (const [rule, n] of Object.entries(this.refused)) out.push(`extip_refused_addresses{rule="${rule}"} ${n}`);
     out.push(
       '# HELP extip_reconcile_duration_seconds Time spent reconciling.',
       '# TYPE extip_reconcile_duration_seconds summary',

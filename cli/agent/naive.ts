@@ -6,28 +6,46 @@
  * the addresses as they are.
  */
 import * as k8s from '@kubernetes/client-node';
+import {hostname} from 'node:os';
 import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
+import {ApiClient} from './api.js';
 import type {AgentFlags} from './flags.js';
 import {type Logger, describe} from './log.js';
 import {Metrics} from './metrics.js';
+import {AddressPolicy, policyFrom} from './policy.js';
+import {NodeAddressWatch, RefusalReporter, type Refused} from './refusals.js';
 import {ServiceWatcher} from './services.js';
+
+/** No ranges declared: any address but those never allowed. */
+const OPEN = new AddressPolicy();
 
 export interface Desired {
   /** "ip/prefix" (the address in canonical form) -> the Services that want it. */
   wanted: Map<string, string[]>;
-  /** Entries that are refused, with their Service and why. */
-  invalid: Array<{service: string; value: string; reason: string}>;
+  /** Entries that are refused, with their Service, the rule and why. */
+  invalid: Refused[];
 }
 
-export function desiredFrom(services: readonly k8s.V1Service[], mask: number, mask6 = 128): Desired {
+/**
+ * The addresses the Services want, each as IP/prefix with the Services that
+ * want it; what is not an address, or what the policy refuses, goes to
+ * `invalid` instead.
+ */
+export function desiredFrom(services: readonly k8s.V1Service[], mask: number, mask6 = 128, policy: AddressPolicy = OPEN): Desired {
   const wanted = new Map<string, string[]>();
   const invalid: Desired['invalid'] = [];
   for (const s of services) {
     const name = `${s.metadata?.namespace}/${s.metadata?.name}`;
+    const uid = s.metadata?.uid;
     for (const entry of s.spec?.externalIPs ?? []) {
       const c = canonicalIp(String(entry));
       if ('refused' in c) {
-        invalid.push({service: name, value: String(entry), reason: c.refused});
+        invalid.push({service: name, uid, value: String(entry), rule: 'not-an-ip', reason: `"${String(entry)}" is ${c.refused}`});
+        continue;
+      }
+      const no = policy.check(c.ip, s.metadata?.namespace);
+      if (no) {
+        invalid.push({service: name, uid, value: String(entry), ...no});
         continue;
       }
       const cidr = `${c.ip}/${c.family === 4 ? mask : mask6}`;
@@ -92,6 +110,10 @@ export class NaiveController {
   private stopped = false;
   private resync?: NodeJS.Timeout;
   private warned = new Set<string>();
+  private readonly policy: AddressPolicy;
+  private readonly refusals: RefusalReporter;
+  private readonly nodes: NodeAddressWatch;
+  private nodesLoop?: Promise<void>;
 
   constructor(
     private readonly kc: k8s.KubeConfig,
@@ -99,7 +121,12 @@ export class NaiveController {
     private readonly owned: Ownership,
     private readonly log: Logger,
     readonly metrics: Metrics,
-  ) {}
+  ) {
+    const api = new ApiClient(kc);
+    this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);
+    this.refusals = new RefusalReporter(api, log, metrics, 'extip-naivecontroller', flags.hostname || hostname());
+    this.nodes = new NodeAddressWatch(api, this.policy, log, () => this.schedule());
+  }
 
   /** Ready once the Services were listed, and while their watch is open. */
   get ready(): boolean {
@@ -127,6 +154,8 @@ export class NaiveController {
       },
     });
     this.loop = this.watcher.run();
+    this.nodesLoop = this.nodes.watch.run();
+    if (this.policy.open) this.log.warn('no --allowed-cidrs: any address a Service names is brought up, but for the ranges never allowed; declare where external IPs may come from (extip_external_cidrs)');
     // Rewrites the ownership record too, the sign of life other owners look for.
     this.resync = setInterval(() => this.schedule(), Math.min(Math.max(this.flags.resyncMs, 100), 10000));
   }
@@ -148,7 +177,8 @@ export class NaiveController {
   async reconcileNow(): Promise<void> {
     // After stop() nothing may add addresses again (stop withdraws them), and
     // before the first list there is nothing to reconcile against.
-    if (this.stopped || !this.watcher?.synced) return;
+    // Nor before the nodes' addresses are known: one of them must never be brought up here.
+    if (this.stopped || !this.watcher?.synced || !this.nodes.settled) return;
     if (this.running) {
       this.again = true;
       return;
@@ -156,8 +186,8 @@ export class NaiveController {
     this.running = true;
     const started = process.hrtime.bigint();
     try {
-      const desired = desiredFrom(this.watcher.list(), this.flags.mask, this.flags.mask6);
-      for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of Service ${bad.service}: ${bad.reason}`);
+      const desired = desiredFrom(this.watcher.list(), this.flags.mask, this.flags.mask6, this.policy);
+      this.refusals.report(desired.invalid);
       const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
       const p = plan(desired, host, this.owned, others);
       for (const c of p.conflicts) this.warnOnce(`skip ${c.cidr} of Service ${c.services.join(', ')}: the address is already on ${c.iface}`);
@@ -200,6 +230,7 @@ export class NaiveController {
     if (this.scheduled) clearTimeout(this.scheduled);
     if (this.resync) clearInterval(this.resync);
     this.watcher?.stop();
+    this.nodes.watch.stop();
     // Withdraw first: the watch may take a while to close, and a drain must not wait for it.
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
     if (withdraw) {
@@ -209,6 +240,6 @@ export class NaiveController {
       if (shared.length) this.log.info(0, `left up, other owners want them: ${shared.join(' ')}`);
       await this.owned.drop();
     }
-    await Promise.race([this.loop, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    await Promise.race([Promise.all([this.loop, this.nodesLoop]), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
   }
 }

@@ -28,6 +28,8 @@ import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {desiredFrom} from './naive.js';
+import {type AddressPolicy, policyFrom} from './policy.js';
+import {NodeAddressWatch, RefusalReporter} from './refusals.js';
 import {ServiceWatcher} from './services.js';
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -64,6 +66,10 @@ export class Scheduler {
   private warned = new Set<string>();
   /** Handoffs asked for, by claim: since when (this process's clock). */
   private readonly asking = new Map<string, number>();
+  private readonly policy: AddressPolicy;
+  private readonly refusals: RefusalReporter;
+  /** The Nodes' own addresses, which are never given to a Service. */
+  private readonly nodeAddresses: NodeAddressWatch;
   /** Called when leadership is lost; the process goes on as a standby. */
   lost?: (why: string) => void;
 
@@ -75,6 +81,9 @@ export class Scheduler {
   ) {
     this.api = new ApiClient(kc);
     this.liveness = new Liveness(flags.monitorMs);
+    this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);
+    this.refusals = new RefusalReporter(this.api, log, metrics, 'extip-scheduler', 'scheduler');
+    this.nodeAddresses = new NodeAddressWatch(this.api, this.policy, log, () => this.schedule());
   }
 
   get leading(): boolean {
@@ -110,6 +119,8 @@ export class Scheduler {
     void this.claims.run();
     void this.nodes.run();
     void this.pools.run();
+    void this.nodeAddresses.watch.run();
+    if (this.policy.open) this.log.warn('no --allowed-cidrs: any address a Service names gets a claim, but for the ranges never allowed; declare where external IPs may come from (extip_external_cidrs, or IpClaimPools)');
     if (this.flags.leaderElect) {
       const namespace = this.flags.leaseNamespace ?? podNamespace();
       this.elector = new LeaderElector(this.api, {
@@ -180,14 +191,14 @@ export class Scheduler {
   }
 
   private async reconcile(): Promise<void> {
-    if (!this.leading || !this.ready || !this.nodes.connected) return;
+    if (!this.leading || !this.ready || !this.nodes.connected || !this.nodeAddresses.settled) return;
     this.running = true;
     const started = process.hrtime.bigint();
     try {
       this.observeNodes();
       const now = Date.now();
       await this.allocate(now);
-      const desired = desiredFrom(this.services.list(), this.flags.mask, this.flags.mask6);
+      const desired = desiredFrom(this.services.list(), this.flags.mask, this.flags.mask6, this.policy);
       // LoadBalancers extip serves: their ingress addresses are wanted too.
       for (const svc of this.services.list()) {
         const v = serviceView(svc, this.flags.lbClass);
@@ -195,12 +206,17 @@ export class Scheduler {
         for (const ip of v.ingress) {
           const c = canonicalIp(ip);
           if ('refused' in c) continue;
+          const no = this.policy.check(c.ip, svc.metadata?.namespace);
+          if (no) {
+            desired.invalid.push({service: v.key, uid: svc.metadata?.uid, value: ip, ...no});
+            continue;
+          }
           const cidr = `${c.ip}/${c.family === 4 ? this.flags.mask : this.flags.mask6}`;
           const users = desired.wanted.get(cidr) ?? [];
           if (!users.includes(v.key)) desired.wanted.set(cidr, [...users, v.key]);
         }
       }
-      for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of Service ${bad.service}: ${bad.reason}`);
+      this.refusals.report(desired.invalid);
       const claims: ClaimView[] = this.claims.list().map((c) => ({
         name: c.metadata.name,
         cidr: String(c.spec?.cidr ?? ''),
@@ -454,6 +470,7 @@ export class Scheduler {
     this.claims?.stop();
     this.nodes?.stop();
     this.pools?.stop();
+    this.nodeAddresses.watch.stop();
   }
 }
 
