@@ -6,11 +6,11 @@
  * are all generated from this list (see generate.ts); test/generated.test.ts
  * fails when a committed file drifts from it.
  */
-import {type Rule, bool, choice, cidr, cidrList, integer, mask, pattern, pools, text, birdBody} from './rules.js';
+import {type Rule, bool, choice, cidr, cidrList, integer, mask, nameList, pattern, pools, text, birdBody} from './rules.js';
 
 export type Value = string | number | boolean | null | Value[] | {[key: string]: Value};
 
-export type Section = 'general' | 'controller' | 'scheduler' | 'pools' | 'cluster' | 'calico';
+export type Section = 'general' | 'addresses' | 'controller' | 'scheduler' | 'pools' | 'cluster' | 'calico';
 
 export interface Variable {
   name: string;
@@ -349,6 +349,28 @@ export const catalogue: readonly Variable[] = [
     description: 'The scheduler moves the claims of a node whose heartbeat it has not seen for this long to a live node. A controller whose heartbeats fail takes its addresses down earlier, at this less min(extip_ctrl_hb, a quarter of this), so that two nodes never hold one address. With the defaults (500ms, 1500ms) a node that is lost hands its addresses over in 1.1 to 1.8 seconds, and one heartbeat that fails or is late does not move anything; an API server that does not answer a heartbeat for 1.1 seconds makes a node withdraw until it answers. The original role had 2s.',
     example: '2s',
     since: 'kargo',
+  },
+  // --- addresses -------------------------------------------------------------
+  {
+    name: 'extip_external_cidrs',
+    section: 'addresses',
+    default: [],
+    rule: cidrList,
+    summary: 'Where Service external IPs may come from (IPv4 and IPv6 CIDRs).',
+    description:
+      'With the CIDRs of extip_ip_pools (claims mode), the only ranges the agent brings addresses up from (ipmanager --allowed-cidrs): any other address a Service names gets an ExternalIPRefused Event on the Service and stays down. Whatever the ranges, the agent never brings up an unspecified, loopback, link-local, multicast, broadcast or reserved address, a node\'s address, one inside extip_service_cidr or extip_pod_cidr, or the API server\'s. The ranges are also what Calico advertises in bgpconfiguration mode. Empty: any address a Service names is taken (the upstream behaviour; anyone who may create a Service can then take any address, CVE-2020-8554), and install, status and doctor warn.',
+    example: ['192.0.2.0/24', '2001:db8:10::/64'],
+    since: '0.2.0',
+  },
+  {
+    name: 'extip_namespaces',
+    section: 'addresses',
+    default: [],
+    rule: nameList,
+    summary: 'Only Services of these namespaces get their external IPs (ipmanager --allowed-namespaces).',
+    description: 'Empty: Services of any namespace. Services of other namespaces get an ExternalIPRefused Event. To give a team its own range, use an IpClaimPool with namespaces.',
+    example: ['ingress', 'team-a'],
+    since: '0.2.0',
   },
   // --- pools ---------------------------------------------------------------
   {

@@ -94,6 +94,18 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
     fix: problems.length ? problems.map((p) => `set ${p.name} like ${p.example}`).join('; ') : undefined,
   });
 
+  // Where external IPs may come from: without a declaration, any address a Service names comes up.
+  const declared = Array.isArray(vars.values.extip_external_cidrs) ? (vars.values.extip_external_cidrs as string[]) : [];
+  const claimsMode = ['balance', 'single'].includes(String(vars.values.extip_distribution));
+  const poolCidrs = claimsMode && Array.isArray(vars.values.extip_ip_pools) ? (vars.values.extip_ip_pools as Array<{cidr?: string}>).map((p) => p.cidr).filter(Boolean) : [];
+  const allowed = [...declared, ...poolCidrs];
+  add({
+    name: 'policy',
+    ok: allowed.length > 0,
+    detail: allowed.length ? `external IPs only from ${allowed.join(', ')}` : `extip_external_cidrs is empty${claimsMode ? ' and there are no extip_ip_pools' : ''}: the controller brings up any address a Service names (CVE-2020-8554)`,
+    fix: allowed.length ? undefined : 'set extip_external_cidrs to the ranges your Services\' external IPs come from',
+  });
+
   const filters = await checkCalicoFilters(vars.values, vars.explicit);
   if (filters.problems.length || filters.notes.length) {
     add({
@@ -172,6 +184,10 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
       const y = parseIp(b);
       if (x && y) poolRanges.push({what: `pool ${p.name} ${a}-${b}`, first: x.value, last: y.value, family: x.family});
     }
+  }
+  for (const text of declared) {
+    const c = typeof text === 'string' ? parseCidr(text) : undefined;
+    if (c && isCidr(c)) poolRanges.push({what: `extip_external_cidrs ${text}`, first: c.network, last: c.last, family: c.family});
   }
   const nodeAddrs = new Map<string, string>();
   for (const n of cluster?.nodes ?? []) for (const a of n.status?.addresses ?? []) if (parseIp(a.address)) nodeAddrs.set(a.address, `node ${n.metadata?.name}`);

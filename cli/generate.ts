@@ -15,6 +15,7 @@ import {parseYaml, stringifyDocument, stringifyInline} from './yamlio.js';
 
 export const sectionTitles: Record<Section, string> = {
   general: 'General',
+  addresses: 'Address policy (where external IPs may come from)',
   controller: 'Controller (ipmanager naivecontroller / claimcontroller)',
   scheduler: 'Scheduler (claims mode: balance and single)',
   pools: 'IP pools (claims mode)',

@@ -248,6 +248,29 @@ export const cidrList: Rule = {
   jinja: [`VAR is sequence and VAR is not string`, `(VAR | extip_cidr_errors) == []`],
 };
 
+/** A list of namespace names, no repeats. */
+export const nameList: Rule = {
+  specType: 'list',
+  elements: 'str',
+  describe: 'a list of namespace names such as ["ingress", "team-a"]',
+  check(value) {
+    if (!Array.isArray(value)) return fail('a list of namespace names such as ["ingress", "team-a"]');
+    const re = new RegExp(patterns.dnsLabel);
+    const bad = value.find((v) => typeof v !== 'string' || !re.test(v));
+    if (bad !== undefined) return fail('each entry a namespace name: lowercase letters, digits and "-", at most 63', `${JSON.stringify(bad)} is not one`);
+    const seen = new Set<string>();
+    const twice = (value as string[]).find((v) => seen.size === seen.add(v).size);
+    if (twice !== undefined) return fail('no repeats', `"${twice}" is listed twice`);
+    return undefined;
+  },
+  jinja: [
+    `VAR is sequence and VAR is not string`,
+    `VAR | reject('string') | list == []`,
+    `VAR | reject('regex', ${pyString(patterns.dnsLabel)}, match_type='fullmatch') | list == []`,
+    `VAR | unique | length == VAR | length`,
+  ],
+};
+
 /** One CIDR (network address and prefix). */
 export const cidr: Rule = {
   specType: 'str',

@@ -2,6 +2,8 @@
  * `extip status`: what runs where, where each external IP is held, and what
  * looks wrong. Pure assessment over a ClusterState read by cli/kube.ts.
  */
+import {parseAgentFlags} from './agent/flags.js';
+import {type AddressPolicy, nodeAddresses, policyFrom} from './agent/policy.js';
 import type {ClaimStatus, ClusterState} from './kube.js';
 
 export interface NodeStatus {
@@ -15,6 +17,8 @@ export interface IpStatus {
   ip: string;
   services: string[];
   heldBy: string[];
+  /** Why the controller does not bring it up: its address policy refuses it. */
+  refused?: string;
   /** Claims mode: since when it is on its node (ISO time). */
   since?: string;
   /** Claims mode: the last move, and for how long the address had no holder (previous node last heard from, to up on the new one). */
@@ -55,6 +59,21 @@ export function age(iso: string, now = Date.now()): string {
   if (s < 7200) return `${Math.floor(s / 60)}m`;
   if (s < 172800) return `${Math.floor(s / 3600)}h`;
   return `${Math.floor(s / 86400)}d`;
+}
+
+/**
+ * The address policy the deployed agent enforces, read from its command line
+ * (the scheduler's in claims mode), with the nodes' addresses; undefined when
+ * the command line is not one extip's agent takes.
+ */
+function deployedPolicy(args: readonly string[], state: ClusterState): AddressPolicy | undefined {
+  try {
+    const policy = policyFrom(parseAgentFlags(args.slice(1)));
+    policy.setNodeAddresses(nodeAddresses(state.nodes));
+    return policy;
+  } catch {
+    return undefined;
+  }
 }
 
 function flag(args: string[], name: string): string | undefined {
@@ -103,7 +122,15 @@ export function assess(state: ClusterState): StatusReport {
     const ips = [...(svc.spec?.externalIPs ?? []), ...(svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter((x): x is string => Boolean(x))];
     for (const ip of ips) byIp.set(ip, [...(byIp.get(ip) ?? []), name]);
   }
+  const policy = deployedPolicy(mode === 'all' ? args : schedArgs, state);
+  if (policy?.open) problems.push('the controller brings up any address a Service names (no --allowed-cidrs), so anyone who may create a Service can take an address of your network (CVE-2020-8554): set extip_external_cidrs and install again');
+  const namespaceOf = new Map(state.services.map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s.metadata?.namespace]));
   const ips: IpStatus[] = [...byIp].sort(([a], [b]) => a.localeCompare(b, undefined, {numeric: true})).map(([ip, services]) => {
+    const refused = services.map((s) => policy?.check(ip, namespaceOf.get(s))).find(Boolean);
+    if (refused) {
+      problems.push(`external IP ${ip} (${services.join(', ')}) is refused: ${refused.reason}`);
+      return {ip, services, heldBy: [], refused: refused.reason};
+    }
     let heldBy: string[];
     let history: Pick<IpStatus, 'since' | 'lastMove'> = {};
     if (mode === 'all') heldBy = holders;
@@ -179,8 +206,8 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
   out.push('');
   if (r.ips.length && r.mode !== 'all') {
     const move = (m: IpStatus['lastMove']) => (m ? `${m.from} -> ${m.to} ${age(m.at, now)} ago${m.withoutHolderMs !== undefined ? `, ${(m.withoutHolderMs / 1000).toFixed(1)} s without a holder` : ''}: ${m.reason}` : '-');
-    out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY', 'FOR', 'LAST MOVE'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.heldBy.join(',') || '(nobody)', i.since ? age(i.since, now) : '-', move(i.lastMove)])]));
-  } else if (r.ips.length) out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.heldBy.join(',') || '(nobody)'])]));
+    out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY', 'FOR', 'LAST MOVE'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.refused ? '(refused)' : i.heldBy.join(',') || '(nobody)', i.since ? age(i.since, now) : '-', move(i.lastMove)])]));
+  } else if (r.ips.length) out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.refused ? '(refused)' : i.heldBy.join(',') || '(nobody)'])]));
   else out.push('No Service has external IPs or LoadBalancer ingress.');
   if (r.pools.length) out.push('', ...table([['POOL', 'CIDR', 'ALLOCATED'], ...r.pools.map((p) => [p.name, p.cidr, String(p.allocated)])]));
   out.push('', r.problems.length ? `${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}:` : 'No problems found.');

@@ -286,6 +286,23 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
     await lab.kubectl(['delete', 'bgpconfigurations.crd.projectcalico.org', 'default']);
   });
 
+  test('auto on Calico v3 with nothing to advertise stops before changing anything, naming the variable; extip_external_cidrs is what it advertises', async () => {
+    const before = await snapshot();
+    const nothing = await runRole(lab, {vars: {extip_iface: 'lo', extip_distribution: 'all'}});
+    expect(nothing.exitCode).not.toBe(0);
+    expect(explain(nothing)).toContain('Calico v3 runs here (bgpconfiguration), which advertises only the ranges in the BGPConfiguration\'s serviceExternalIPs, but there is nothing to add: extip_external_cidrs is empty');
+    await expectSameState(before);
+    const vars = {extip_iface: 'lo', extip_distribution: 'all', extip_external_cidrs: ['10.0.0.0/24']};
+    const install = await runRole(lab, {vars});
+    if (install.exitCode !== 0) console.log(explain(install));
+    expect(install.exitCode).toBe(0);
+    expect((await bgp()).spec).toEqual({serviceExternalIPs: [{cidr: '10.0.0.0/24'}]});
+    const removal = await runRole(lab, {vars, playbook: 'externalip-uninstall.yml'});
+    expect(removal.exitCode).toBe(0);
+    expect(await bgp()).toBeNull();
+    await expectSameState(before);
+  });
+
   test('with no default BGPConfiguration, install creates it and uninstall deletes it', async () => {
     const before = await snapshot();
     const vars = {extip_iface: 'lo', extip_calico_export: 'bgpconfiguration', extip_calico_service_cidrs: ['10.0.0.0/24']};

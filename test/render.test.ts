@@ -26,6 +26,7 @@ describe('render --out', () => {
       extip_distribution: 'all',
       extip_mask: 32,
       extip_iface: 'lo',
+      extip_external_cidrs: ['10.0.0.0/24'],
     });
     // Every other variable is there, documented and commented out.
     expect(groupVars).toContain('# extip_image_tag: release-0.2.1');

@@ -15,7 +15,7 @@ function cluster(claimStatus: Record<string, unknown>): ClusterState {
       {kind: 'DaemonSet', metadata: {name: 'claimcontroller', namespace: 'extip', labels: {...labels, 'app.kubernetes.io/component': 'controller'}},
         spec: {selector: {matchLabels: {app: 'claimcontroller'}}, template: {spec: {nodeSelector: {externalip: 'true'}, containers: [{name: 'c', image: 'extip/ipmanager:1', args: ['claimcontroller', '--iface=eth0', '--mask=32']}]}}}},
       {kind: 'Deployment', metadata: {name: 'claimscheduler', namespace: 'extip', labels: {...labels, 'app.kubernetes.io/component': 'scheduler'}},
-        spec: {selector: {matchLabels: {app: 'claimscheduler'}}, template: {spec: {containers: [{name: 's', image: 'extip/ipmanager:1', args: ['scheduler', '--nodefilter=fair']}]}}}},
+        spec: {selector: {matchLabels: {app: 'claimscheduler'}}, template: {spec: {containers: [{name: 's', image: 'extip/ipmanager:1', args: ['scheduler', '--nodefilter=fair', '--allowed-cidrs=10.0.0.0/24', '--service-cidr=10.96.0.0/12']}]}}}},
     ],
     pods: [pod('node1'), pod('node2')],
     services: [{metadata: {name: 'web', namespace: 'default'}, spec: {externalIPs: ['10.0.0.7']}}],
@@ -59,4 +59,23 @@ test('a claim never moved shows its age and no move; --json carries the same fie
 
 test('ages read as kubectl prints them', () => {
   expect([age('2026-11-23T11:59:01Z', now), age('2026-11-23T11:00:00Z', now), age('2026-11-23T09:00:00Z', now), age('2026-11-20T12:00:00Z', now)]).toEqual(['59s', '60m', '3h', '3d']);
+});
+
+test('an address the deployed policy refuses is a problem that says why, not "held by nobody"', () => {
+  const state = cluster({node: 'node1'});
+  state.services.push({metadata: {name: 'bad', namespace: 'default'}, spec: {externalIPs: ['8.8.8.8', '10.96.0.10']}} as never);
+  const r = assess(state);
+  expect(r.problems).toEqual([
+    'external IP 8.8.8.8 (default/bad) is refused: 8.8.8.8 is outside the ranges external IPs may come from (10.0.0.0/24); the cluster\'s operator declares them (extip_external_cidrs, or an IpClaimPool)',
+    'external IP 10.96.0.10 (default/bad) is refused: 10.96.0.10 is inside the Service CIDR 10.96.0.0/12',
+  ]);
+  expect(r.ips.find((i) => i.ip === '8.8.8.8')).toMatchObject({heldBy: [], refused: expect.stringContaining('outside the ranges')});
+  expect(formatStatus(r, now)).toMatch(/8\.8\.8\.8\s+default\/bad\s+\(refused\)/);
+});
+
+test('a controller that takes any address is a problem, naming the variable to set', () => {
+  const state = cluster({node: 'node1'});
+  const sched = state.workloads[1].spec!.template.spec!.containers[0];
+  sched.args = ['scheduler', '--nodefilter=fair'];
+  expect(assess(state).problems).toEqual(['the controller brings up any address a Service names (no --allowed-cidrs), so anyone who may create a Service can take an address of your network (CVE-2020-8554): set extip_external_cidrs and install again']);
 });

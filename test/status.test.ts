@@ -36,9 +36,10 @@ test('doctor passes on a good setup, then catches an external IP that is a node 
   expect(good.stdout).toContain('All checks passed.');
   expect(good.exitCode).toBe(0);
   expect(good.stdout).toMatch(/pass\s+interface\s+lo exists on every target host/);
+  expect(good.stdout).toMatch(/pass\s+policy\s+external IPs only from 10\.0\.0\.0\/24/);
 
   await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'clash', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['10.210.1.12']}}));
-  const bad = await extip(['doctor', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--kubeconfig', lab.api.kubeconfig, '--set', 'extip_ip_pools=[{name: p, cidr: 10.233.0.0/24}]', '--set', 'extip_iface=eth3', '--json']);
+  const bad = await extip(['doctor', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--kubeconfig', lab.api.kubeconfig, '--set', 'extip_ip_pools=[{name: p, cidr: 10.233.0.0/24}]', '--set', 'extip_iface=eth3', '--set', 'extip_external_cidrs=[]', '--json']);
   expect(bad.exitCode).toBe(6);
   const report = JSON.parse(bad.stdout);
   const check = (name: string) => report.checks.find((c: {name: string}) => c.name === name);
@@ -46,6 +47,7 @@ test('doctor passes on a good setup, then catches an external IP that is a node 
   expect(check('addresses').detail).toContain('external IP 10.210.1.12 of default/clash is the address of node node2');
   expect(check('addresses').detail).toContain('pool p 10.233.0.0-10.233.0.255 overlaps the service CIDR 10.233.0.0/18');
   expect(check('interface')).toMatchObject({ok: false, detail: 'eth3 is missing on node1, node2, node3'});
+  expect(check('policy')).toMatchObject({ok: false, detail: 'extip_external_cidrs is empty: the controller brings up any address a Service names (CVE-2020-8554)', fix: 'set extip_external_cidrs to the ranges your Services\' external IPs come from'});
   expect(check('API').ok).toBe(true);
   await lab.kubectl(['delete', 'service', 'clash', '-n', 'default']);
 });

@@ -94,6 +94,45 @@ def extip_cidr_errors(value):
     return errors
 
 
+def extip_policy_errors(external_cidrs, pools, service_cidr, pod_cidr, nodes):
+    """Where external IPs may come from, against what they must never be: the ranges of
+    extip_external_cidrs and of the pools must not overlap the Service or pod CIDR, nor
+    hold a node's address (nodes: Node objects as kubectl lists them). Each problem names
+    the variable to change."""
+    # (where, CIDR, the address ranges in it that are given out): a pool gives out its
+    # ranges only, so its CIDR may be the nodes' own segment, as claims mode on eth0 wants.
+    ranges = [("extip_external_cidrs", c, None) for c in external_cidrs or [] if isinstance(c, str)]
+    ranges += [('extip_ip_pools (pool "%s")' % p.get("name"), p.get("cidr"), p.get("ranges") or None) for p in pools or []
+               if isinstance(p, dict) and isinstance(p.get("cidr"), str)]
+    never = [("extip_service_cidr", service_cidr, "the Service CIDR"), ("extip_pod_cidr", pod_cidr, "the pod CIDR")]
+    addresses = []
+    for n in nodes or []:
+        for a in (n.get("status") or {}).get("addresses") or []:
+            if a.get("type") in ("InternalIP", "ExternalIP"):
+                ip = _ip(a.get("address") or "")
+                if ip is not None:
+                    addresses.append((ip, (n.get("metadata") or {}).get("name")))
+    errors = []
+    for where, text, given in ranges:
+        network, error = _cidr(text)
+        if error:
+            continue  # validate.yml reports it
+        for var, other_text, what in never:
+            other, other_error = _cidr(other_text) if isinstance(other_text, str) else (None, "none")
+            if other_error is None and other.version == network.version and network.overlaps(other):
+                errors.append("%s: %s overlaps %s %s (%s)" % (where, text, what, other_text, var))
+        spans = []
+        for pair in given or [[str(network.network_address), str(network.broadcast_address)]]:
+            first, last = (_ip(str(x)) for x in (list(pair) + [None, None])[:2])
+            if first is not None and last is not None:
+                spans.append(("%s-%s" % (first, last) if given else text, first, last))
+        for ip, node in addresses:
+            for label, first, last in spans:
+                if ip.version == first.version and first <= ip <= last:
+                    errors.append("%s: %s holds %s, the address of node %s" % (where, label, ip, node))
+    return errors
+
+
 def extip_pool_errors(value):
     """Problems with extip_ip_pools, in the words of poolErrors() in cli/rules.ts."""
     if not isinstance(value, (list, tuple)):
@@ -660,6 +699,7 @@ class FilterModule:
             "extip_pool_errors": extip_pool_errors,
             "extip_cidr_errors": extip_cidr_errors,
             "extip_timing_errors": extip_timing_errors,
+            "extip_policy_errors": extip_policy_errors,
             "extip_node_names": extip_node_names,
             "extip_owned_addr_batch": extip_owned_addr_batch,
             "extip_ledger_parse": extip_ledger_parse,
