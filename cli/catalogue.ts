@@ -269,6 +269,16 @@ export const catalogue: readonly Variable[] = [
     example: false,
     since: '0.1.0',
   },
+  {
+    name: 'extip_health_port',
+    section: 'controller',
+    default: 10295,
+    rule: integer(1, 65535),
+    summary: 'Port of the agent\'s /healthz, /readyz and /metrics (ipmanager --health-port).',
+    description: 'The controller serves it on the node\'s 127.0.0.1 (it shares the node\'s network), the scheduler on its pod\'s address; the kubelet probes /healthz (liveness) and /readyz (ready once the Services are listed, not while the API server is away). Choose a port nothing else on the nodes listens on.',
+    example: 10295,
+    since: '0.2.0',
+  },
   // --- scheduler -----------------------------------------------------------
   {
     name: 'extip_sched_app',

@@ -12,6 +12,7 @@ import {Lab} from './lab/lab.js';
 import {waitFor} from './lab/bgp.js';
 import {explain, runRole} from './helpers/role.js';
 import {extip} from './helpers/cli.js';
+import {type PolicyRule, auditUses, rbacReport} from './helpers/rbac-audit.js';
 
 const IPS = Array.from({length: 6}, (_, i) => `10.210.1.${101 + i}`);
 const vars = {
@@ -349,6 +350,17 @@ test('pools: external-ip: auto and LoadBalancers get addresses that come up on a
   await waitFor('lb-late\'s address up on one node', async () => (await upOn(given.lb)).length === 1, 30000);
   for (const name of ['auto', 'lb-asks', 'lb-other', 'lb-late']) await lab.kubectl(['delete', 'service', name, '-n', 'default']);
   await waitFor('every pooled address released and down', async () => (await allocated()).length === 0 && (await Promise.all(pooled.map(upOn))).every((n) => n.length === 0), 30000);
+});
+
+test('RBAC is exactly what the agent uses: no request of its ServiceAccounts was refused, and every rule granted was used', async () => {
+  const uses = await auditUses(lab.k8s.auditLog, 'system:serviceaccount:extip:');
+  const rules = async (kind: string, name: string) => JSON.parse((await lab.kubectl(['get', kind, name, '-n', 'extip', '-o', 'json'])).stdout).rules as PolicyRule[];
+  const controller = rbacReport(uses, 'system:serviceaccount:extip:claimcontroller', await rules('clusterrole', 'extip:claimcontroller'));
+  const scheduler = rbacReport(uses, 'system:serviceaccount:extip:claimscheduler', [
+    ...(await rules('clusterrole', 'extip:claimscheduler')),
+    ...(await rules('role', 'extip:claimscheduler:leader-election')),
+  ]);
+  expect({controller, scheduler}).toEqual({controller: {unused: [], forbidden: []}, scheduler: {unused: [], forbidden: []}});
 });
 
 test('single: every address on one node; uninstall takes every address down', async () => {

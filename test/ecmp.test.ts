@@ -13,6 +13,7 @@ import {Lab} from './lab/lab.js';
 import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
+import {type PolicyRule, auditUses, rbacReport} from './helpers/rbac-audit.js';
 
 const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
 let lab: Lab;
@@ -45,8 +46,10 @@ test('seed 004: ECMP over node1 and node3, TCP to both, drain, delete, uninstall
   const labelled = JSON.parse((await lab.kubectl(['get', 'nodes', '-l', 'externalip=true', '-o', 'json'])).stdout);
   expect(labelled.items.map((n: {metadata: {name: string}}) => n.metadata.name)).toEqual(['node1', 'node3']);
 
-  // 2. a Service with two external IPs: on lo of node1 and node3 only, two nexthops each on the router.
-  await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'nginx', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['10.0.0.7', '10.0.0.8']}}));
+  // 2. a Service with two external IPs inside extip_external_cidrs (10.0.0.0/24) and one outside:
+  // the two on lo of node1 and node3 only, two nexthops each on the router; 8.8.8.8 nowhere, and
+  // an Event on the Service says why.
+  await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'nginx', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['10.0.0.7', '10.0.0.8', '8.8.8.8']}}));
   for (const ip of ['10.0.0.7', '10.0.0.8']) {
     await waitFor(`${ip} with two nexthops`, async () => (await routerNexthops(lab, ip)).length === 2, 30000);
     expect(await routerNexthops(lab, ip)).toEqual(['10.210.1.11', '10.210.1.13']);
@@ -54,6 +57,15 @@ test('seed 004: ECMP over node1 and node3, TCP to both, drain, delete, uninstall
   expect(await lo('node1')).toEqual(expect.arrayContaining(['10.0.0.7/32', '10.0.0.8/32']));
   expect(await lo('node3')).toEqual(expect.arrayContaining(['10.0.0.7/32', '10.0.0.8/32']));
   expect((await lo('node2')).filter((a) => a.startsWith('10.0.0.'))).toEqual([]);
+  for (const node of ['node1', 'node2', 'node3']) expect(await lo(node)).not.toContain('8.8.8.8/32');
+  expect(await routerNexthops(lab, '8.8.8.8')).toEqual([]);
+  const refused = async () => JSON.parse((await lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=nginx,reason=ExternalIPRefused', '-o', 'json'])).stdout).items as Array<{message: string}>;
+  await waitFor('an ExternalIPRefused Event on nginx', async () => (await refused()).length > 0, 15000);
+  // Both controllers refused it; they wrote one Event between them.
+  expect((await refused()).map((e) => e.message)).toEqual(['external IP not brought up: 8.8.8.8: 8.8.8.8 is outside the ranges external IPs may come from (10.0.0.0/24); the cluster\'s operator declares them (extip_external_cidrs, or an IpClaimPool)']);
+  const status = await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig]);
+  expect(status.exitCode).toBe(6);
+  expect(JSON.parse(status.stdout).problems).toContainEqual(expect.stringMatching(/^external IP 8\.8\.8\.8 \(default\/nginx\) is refused: 8\.8\.8\.8 is outside/));
 
   // 3. TCP from the client reaches both nodes over many connections.
   const answers = await client.connectMany('10.0.0.7', 80, 60);
@@ -71,6 +83,11 @@ test('seed 004: ECMP over node1 and node3, TCP to both, drain, delete, uninstall
   await lab.kubectl(['delete', 'service', 'nginx', '-n', 'default']);
   await waitFor('no route for 10.0.0.7', async () => (await routerNexthops(lab, '10.0.0.7')).length === 0);
   expect((await lo('node3')).filter((a) => a.startsWith('10.0.0.'))).toEqual([]);
+
+  // The controller's RBAC is what it used: no request refused, no rule unused.
+  const rules = JSON.parse((await lab.kubectl(['get', 'clusterrole', 'extip:claimcontroller', '-o', 'json'])).stdout).rules as PolicyRule[];
+  const uses = await auditUses(lab.k8s.auditLog, 'system:serviceaccount:default:');
+  expect(rbacReport(uses, 'system:serviceaccount:default:claimcontroller', rules)).toEqual({unused: [], forbidden: []});
 
   // 6. uninstall: the state equals the one before install.
   const removal = await extip(['uninstall', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--limit', 'node1,node3', '--yes']);

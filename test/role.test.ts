@@ -49,13 +49,28 @@ describe('ECMP setup (the seed variables) on a 3-node lab', () => {
     const pod = ds.spec.template.spec;
     expect(pod.nodeSelector).toEqual({externalip: 'true'});
     expect(pod.hostNetwork).toBe(true);
-    expect(pod.containers[0].args).toEqual(['naivecontroller', '--iface=lo', '--mask=32', '--mask-v6=128', '--owner=default.claimcontroller', '--resync=20s', '--logtostderr', '--v=5']);
-    expect(pod.containers[0].securityContext).toEqual({capabilities: {add: ['NET_ADMIN']}});
+    expect(pod.containers[0].args).toEqual([
+      'naivecontroller', '--iface=lo', '--mask=32', '--mask-v6=128', '--owner=default.claimcontroller', '--resync=20s',
+      '--allowed-cidrs=10.0.0.0/24', '--service-cidr=10.233.0.0/18', '--cluster-cidr=10.233.64.0/18', '--health-port=10295', '--logtostderr', '--v=5',
+    ]);
+    // Hardened, as the API server (Pod Security admission included) took it.
+    expect(pod.containers[0].securityContext).toEqual({
+      allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, seccompProfile: {type: 'RuntimeDefault'},
+      capabilities: {drop: ['ALL'], add: ['NET_ADMIN']},
+    });
+    expect(pod.priorityClassName).toBe('system-node-critical');
+    expect(pod.containers[0].resources).toEqual({requests: {cpu: '20m', memory: '128Mi'}, limits: {memory: '256Mi'}});
+    expect(pod.containers[0].livenessProbe.httpGet).toEqual({host: '127.0.0.1', path: '/healthz', port: 10295, scheme: 'HTTP'});
+    expect(pod.containers[0].readinessProbe.httpGet).toEqual({host: '127.0.0.1', path: '/readyz', port: 10295, scheme: 'HTTP'});
     expect(pod.containers[0].image).toBe('mirantis/k8s-externalipcontroller:release-0.2.1');
     expect(ds.metadata.labels).toMatchObject({'app.kubernetes.io/managed-by': 'extip', 'app.kubernetes.io/name': 'externalipcontroller'});
 
     const role = await getJson(lab, ['get', 'clusterrole', 'extip:claimcontroller']);
-    expect(role.rules).toEqual([{apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch']}]);
+    expect(role.rules).toEqual([
+      {apiGroups: [''], resources: ['services'], verbs: ['list', 'watch']},
+      {apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch']},
+      {apiGroups: [''], resources: ['events'], verbs: ['create']},
+    ]);
     const bindings = await getJson(lab, ['get', 'clusterrolebindings']);
     // None of extip's bindings grants cluster-admin (the cluster's own system:masters one is not extip's).
     const extips = bindings.items.filter((b: any) => b.metadata.labels?.['app.kubernetes.io/managed-by'] === 'extip');
@@ -142,11 +157,18 @@ describe('claims mode (balance) on a 3-node lab', () => {
       expect(c.status.conditions.find((x: any) => x.type === 'Established').status).toBe('True');
     }
     const ctrl = await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'extip']);
-    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--mask-v6=128', '--owner=extip.claimcontroller', '--resync=20s', '--hostname=$(NODE_NAME)', '--hb=500ms', '--monitor=1500ms', '--logtostderr', '--v=5']);
+    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--mask-v6=128', '--owner=extip.claimcontroller', '--resync=20s', '--allowed-cidrs=192.0.2.0/24', '--service-cidr=10.233.0.0/18', '--cluster-cidr=10.233.64.0/18', '--hostname=$(NODE_NAME)', '--hb=500ms', '--monitor=1500ms', '--health-port=10295', '--logtostderr', '--v=5']);
+    expect(ctrl.spec.template.spec.containers[0].securityContext.capabilities).toEqual({drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW']});
     expect(ctrl.spec.template.spec.containers[0].env[0]).toEqual({name: 'NODE_NAME', valueFrom: {fieldRef: {apiVersion: 'v1', fieldPath: 'spec.nodeName'}}});
     const sched = await getJson(lab, ['get', 'deployment', 'claimscheduler', '-n', 'extip']);
     expect(sched.spec.replicas).toBe(2);
-    expect(sched.spec.template.spec.containers[0].args).toEqual(['scheduler', '--iface=eth0', '--mask=24', '--mask-v6=128', '--nodefilter=fair', '--monitor=1500ms', '--lb-class=extip.io/ipmanager', '--leader-elect=true', '--leader-elect-lease-duration=3s', '--leader-elect-resource-name=claimscheduler', '--leader-elect-resource-namespace=extip', '--logtostderr', '--v=5']);
+    expect(sched.spec.template.spec.containers[0].args).toEqual(['scheduler', '--iface=eth0', '--mask=24', '--mask-v6=128', '--nodefilter=fair', '--monitor=1500ms', '--lb-class=extip.io/ipmanager', '--allowed-cidrs=192.0.2.0/24', '--service-cidr=10.233.0.0/18', '--cluster-cidr=10.233.64.0/18', '--leader-elect=true', '--leader-elect-lease-duration=3s', '--leader-elect-resource-name=claimscheduler', '--leader-elect-resource-namespace=extip', '--health-port=10295', '--health-address=0.0.0.0', '--logtostderr', '--v=5']);
+    // The scheduler needs no privilege at all.
+    expect(sched.spec.template.spec.containers[0].securityContext).toEqual({
+      allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 65532,
+      seccompProfile: {type: 'RuntimeDefault'}, capabilities: {drop: ['ALL']},
+    });
+    expect(sched.spec.template.spec.containers[0].readinessProbe.httpGet).toEqual({path: '/readyz', port: 10295, scheme: 'HTTP'});
     const pools = await getJson(lab, ['get', 'ipclaimpools']);
     expect(pools.items.map((p: any) => [p.metadata.name, p.spec])).toEqual([['pool-a', {cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']]}]]);
     const role = await getJson(lab, ['get', 'clusterrole', 'extip:claimcontroller']);
@@ -191,6 +213,19 @@ describe('claims mode (balance) on a 3-node lab', () => {
     expect(failure?.msg).toContain('Pods:');
     for (const h of lab.hosts) await lab.kubectl(['patch', 'node', h.name, '--type=merge', '-p', '{"spec":{"unschedulable":null}}']);
     expect((await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: balance})).exitCode).toBe(0);
+  });
+
+  test('preflight: ranges over the Service CIDR or a node\'s address are refused, naming the variable; none at all is a loud warning', async () => {
+    const before = await takeSnapshot(lab);
+    const overlaps = await runRole(lab, {vars: {...ecmp, extip_external_cidrs: ['10.233.0.0/24', '10.210.1.8/29']}});
+    expect(overlaps.exitCode).not.toBe(0);
+    const failure = overlaps.failures.find((f) => f.task.includes('Check where external IPs may come from'));
+    expect(failure?.msg).toContain('extip_external_cidrs: 10.233.0.0/24 overlaps the Service CIDR 10.233.0.0/18 (extip_service_cidr)');
+    expect(failure?.msg).toContain('extip_external_cidrs: 10.210.1.8/29 holds 10.210.1.11, the address of node node1');
+    expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
+    const open = await runRole(lab, {vars: {...ecmp, extip_external_cidrs: []}, args: ['--check']});
+    expect(open.exitCode).toBe(0);
+    expect(open.warnings.join(' ').replace(/\s+/g, ' ')).toContain('extip_external_cidrs is empty: the controller will bring up any address a Service names');
   });
 
   test('preflight: a host that is not a node, and a missing interface, fail with what to change', async () => {

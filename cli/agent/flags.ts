@@ -3,6 +3,7 @@
  * `--name value`, a single dash accepted too, booleans as `--flag` or
  * `--flag=true|false`.
  */
+import {isIP} from 'node:net';
 import {parseCidrs} from './policy.js';
 
 export interface AgentFlags {
@@ -18,6 +19,8 @@ export interface AgentFlags {
   hostname?: string;
   verbosity: number;
   healthPort: number;
+  /** Where /healthz, /readyz and /metrics listen (`--health-address`): 127.0.0.1, or 0.0.0.0 in a pod of its own network, where the kubelet's probes come from outside. */
+  healthAddress: string;
   keepOnExit: boolean;
   stateDir: string;
   /** claimcontroller: heartbeat interval (`--hb`). */
@@ -48,7 +51,7 @@ export interface AgentFlags {
 }
 
 const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit']);
-const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'allowed-cidrs', 'service-cidr', 'cluster-cidr', 'allowed-namespaces', 'stderrthreshold', 'log_dir', 'vmodule']);
+const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'health-address', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'allowed-cidrs', 'service-cidr', 'cluster-cidr', 'allowed-namespaces', 'stderrthreshold', 'log_dir', 'vmodule']);
 
 export class FlagError extends Error {}
 
@@ -96,6 +99,8 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   if (!/^(?![.]{1,2}$)[A-Za-z0-9_.-]{1,15}$/.test(iface)) throw new FlagError(`invalid --iface "${iface}"`);
   const healthPort = Number(values.get('health-port') ?? '0');
   if (!Number.isInteger(healthPort) || healthPort < 0 || healthPort > 65535) throw new FlagError(`invalid --health-port "${values.get('health-port')}"`);
+  const healthAddress = values.get('health-address') ?? '127.0.0.1';
+  if (!isIP(healthAddress)) throw new FlagError(`invalid --health-address "${healthAddress}" (an IP address such as 127.0.0.1 or 0.0.0.0)`);
   const truthy = (name: string) => ['true', '1'].includes(values.get(name) ?? 'false');
   const duration = (name: string, fallback: string) => {
     const ms = parseDuration(values.get(name) ?? fallback);
@@ -149,6 +154,7 @@ export function parseAgentFlags(args: string[]): AgentFlags {
     hostname: values.get('hostname'),
     verbosity: Number(values.get('v') ?? '0') || 0,
     healthPort,
+    healthAddress,
     keepOnExit: truthy('keep-on-exit'),
     stateDir: values.get('state-dir') ?? '/run/extip',
     hbMs,

@@ -52,7 +52,8 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
          --leader-elect-resource-name=ipmanager-scheduler
          --leader-elect-resource-namespace=NS (default: the pod's namespace)
        --v=N --logtostderr --alsologtostderr
-       --health-port=0 (serve /healthz /readyz /metrics on 127.0.0.1:PORT;
+       --health-port=0 --health-address=127.0.0.1 (serve /healthz /readyz
+         /metrics on ADDRESS:PORT;
          /readyz answers 503 until the Services are listed and while the API is away)
        --keep-on-exit (leave the addresses up on SIGTERM) --state-dir=/run/extip
        --owner=ipmanager (the workload whose addresses these are; agents with
@@ -113,10 +114,10 @@ export async function main(argv: string[]): Promise<number> {
     // Before anything else runs: a port that is taken stops the agent with a clear message, not a crash later.
     const listening = await new Promise<Error | undefined>((resolve) => {
       server.once('error', resolve).once('listening', () => resolve(undefined));
-      server.listen(flags.healthPort, '127.0.0.1');
+      server.listen(flags.healthPort, flags.healthAddress);
     });
     if (listening) {
-      log.error(`cannot serve --health-port=${flags.healthPort} on 127.0.0.1 (${(listening as NodeJS.ErrnoException).code ?? listening.message}); choose a free port, or 0 for none`);
+      log.error(`cannot serve --health-port=${flags.healthPort} on ${flags.healthAddress} (${(listening as NodeJS.ErrnoException).code ?? listening.message}); choose a free port, or 0 for none`);
       return 1;
     }
   }

@@ -66,6 +66,8 @@ export interface ControlPlane {
   /** Stops kube-apiserver (an outage) and starts it again with the same state. */
   stopApiServer(): Promise<void>;
   startApiServer(): Promise<void>;
+  /** The API server's audit log (JSON lines): every request a ServiceAccount made, at Metadata level. */
+  auditLog: string;
   /** Compacts etcd at its current revision: watches from older resourceVersions get 410 Gone. */
   compactEtcd(): Promise<void>;
   stop(): Promise<void>;
@@ -226,6 +228,17 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
     }],
   }));
 
+  // Every request of a ServiceAccount, with its verb, resource and answer: what the agent's
+  // RBAC is checked against (test/rbac-audit.ts).
+  const auditPolicy = join(dir, 'audit-policy.yaml');
+  const auditLog = join(dir, 'audit.log');
+  await writeFile(auditPolicy, YAML.stringify({
+    apiVersion: 'audit.k8s.io/v1',
+    kind: 'Policy',
+    omitStages: ['RequestReceived'],
+    rules: [{level: 'Metadata', userGroups: ['system:serviceaccounts']}, {level: 'None'}],
+  }));
+
   const daemons: Daemon[] = [];
   const etcd = startDaemon('etcd', [
     '--name', 'kube-etcd',
@@ -256,6 +269,10 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
     '--enable-admission-plugins=NodeRestriction',
     `--admission-control-config-file=${admission}`,
     '--service-cluster-ip-range=10.96.0.0/12',
+    `--audit-policy-file=${auditPolicy}`,
+    `--audit-log-path=${auditLog}`,
+    '--audit-log-format=json',
+    '--audit-log-mode=blocking',
     '--allow-privileged=true',
     '--profiling=false',
     '--v=1',
@@ -314,6 +331,7 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
     kubeconfig,
     hostKubeconfig,
     socketPath,
+    auditLog,
     async nodeKubeconfig(name: string) {
       const cert = await pki.issue(`node-${name}`, {client: true, subject: `/O=system:nodes/CN=system:node:${name}`});
       const file = join(dir, `kubelet-${name}.conf`);
