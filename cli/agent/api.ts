@@ -83,7 +83,8 @@ export class ApiClient {
    * the connection fails or the signal aborts; resolves with the HTTP status
    * (0 when no answer came) and the error, if any.
    */
-  async watch(path: string, onEvent: (type: string, object: Json) => void, signal: AbortSignal): Promise<{status: number; err?: Error}> {
+  /** Streams a watch's events to `onEvent`; `onOpen` runs once the server has answered 200 (before any event: a watch of nothing sends none). */
+  async watch(path: string, onEvent: (type: string, object: Json) => void, signal: AbortSignal, onOpen?: () => void): Promise<{status: number; err?: Error}> {
     const opts = await this.options('GET', {});
     const url = new URL(this.server + path);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -96,6 +97,7 @@ export class ApiClient {
           res.on('end', () => resolve({status}));
           return;
         }
+        onOpen?.();
         let buf = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => {

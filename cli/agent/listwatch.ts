@@ -89,7 +89,9 @@ export class ListWatch {
           if (type === 'DELETED') this.cache.delete(obj.metadata.name);
           else this.cache.set(obj.metadata.name, this.keep(obj));
           this.events.onChange();
-        }, signal);
+        }, signal, () => {
+          this.connected = true;
+        });
         this.connected = false;
         if (this.stopped) return;
         if (signal.aborted) {
