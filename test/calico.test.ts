@@ -12,6 +12,7 @@ import {execa} from 'execa';
 import {routerBird2Config, routerNexthops, waitFor} from './lab/bgp.js';
 import {startBird} from './lab/bird.js';
 import {CUSTOM_FILTERS, type CalicoNode, startCalicoNode} from './lab/calico.js';
+import {type CalicoV3Node, startCalicoV3Node} from './lab/calico-v3.js';
 import {type LabEtcd, startEtcd} from './lab/etcd.js';
 import {Lab} from './lab/lab.js';
 import {type Snapshot, diffSnapshots, takeSnapshot} from './lab/snapshot.js';
@@ -244,12 +245,32 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
     return r.stdout.trim() ? JSON.parse(r.stdout) : null;
   };
 
+  let v3: CalicoV3Node[] = [];
   beforeAll(async () => {
     // Calico's own CRD, from its Go module (test/calico/crd.sh).
     const crd = (await execa('bash', [join(repoRoot, 'test/calico/crd.sh'), 'bgpconfigurations'])).stdout.trim();
     const created = await lab.kubectl(['create', '-f', crd]);
     expect(created.stderr).toBe('');
     await lab.kubectl(['wait', '--for=condition=Established', 'crd/bgpconfigurations.crd.projectcalico.org']);
+    // Calico v3 in place of v2 on every node: the v2 stand-ins go.
+    for (const c of calico) {
+      await c.watch.stop();
+      await c.bird.daemon.stop();
+    }
+    for (const h of lab.hosts) v3.push(await startCalicoV3Node(lab, h.name));
+  });
+  afterAll(async () => {
+    for (const n of v3) await n.stop();
+    v3 = [];
+  });
+
+  test('the calico/node v3 stand-in: every node advertises what serviceExternalIPs lists, and stops when it is gone', async () => {
+    const conf = {apiVersion: 'crd.projectcalico.org/v1', kind: 'BGPConfiguration', metadata: {name: 'default'}, spec: {serviceExternalIPs: [{cidr: '198.51.100.0/24'}]}};
+    expect((await lab.kubectl(['create', '-f', '-'], JSON.stringify(conf))).exitCode).toBe(0);
+    await waitFor('198.51.100.0/24 from the three nodes', async () => (await routerNexthops(lab, '198.51.100.0/24')).length === 3, 30000);
+    expect(await routerNexthops(lab, '198.51.100.0/24')).toEqual(lab.hosts.map((h) => h.ip).sort());
+    await lab.kubectl(['delete', 'bgpconfigurations.crd.projectcalico.org', 'default']);
+    await waitFor('198.51.100.0/24 withdrawn', async () => (await routerNexthops(lab, '198.51.100.0/24')).length === 0, 30000);
   });
 
   test('auto finds Calico v3; install adds exactly the missing CIDRs, a re-run changes nothing, uninstall gives the object back', async () => {
@@ -297,9 +318,22 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
     if (install.exitCode !== 0) console.log(explain(install));
     expect(install.exitCode).toBe(0);
     expect((await bgp()).spec).toEqual({serviceExternalIPs: [{cidr: '10.0.0.0/24'}]});
+    // A Service asks for 10.0.0.7 and 8.8.8.8: the router reaches 10.0.0.7 over every node
+    // (Calico advertises the range), and has no route for 8.8.8.8, which no node brought up.
+    await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'v3', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['10.0.0.7', '8.8.8.8']}}));
+    await waitFor('10.0.0.0/24 from the three nodes', async () => (await routerNexthops(lab, '10.0.0.0/24')).length === 3, 30000);
+    const via = JSON.parse((await lab.exec('tor', 'ip', ['-j', 'route', 'get', '10.0.0.7'])).stdout)[0];
+    expect(lab.hosts.map((h) => h.ip)).toContain(via.gateway);
+    expect((await lab.exec('tor', 'ip', ['route', 'get', '8.8.8.8'])).exitCode).not.toBe(0);
+    for (const h of lab.hosts) {
+      await waitFor(`10.0.0.7 on lo of ${h.name}`, async () => JSON.parse((await lab.exec(h.name, 'ip', ['-j', 'address', 'show', 'dev', 'lo'])).stdout)[0].addr_info.some((a: {local: string}) => a.local === '10.0.0.7'), 15000);
+      expect(JSON.parse((await lab.exec(h.name, 'ip', ['-j', 'address', 'show', 'dev', 'lo'])).stdout)[0].addr_info.map((a: {local: string}) => a.local)).not.toContain('8.8.8.8');
+    }
+    await lab.kubectl(['delete', 'service', 'v3', '-n', 'default']);
     const removal = await runRole(lab, {vars, playbook: 'externalip-uninstall.yml'});
     expect(removal.exitCode).toBe(0);
     expect(await bgp()).toBeNull();
+    await waitFor('10.0.0.0/24 withdrawn', async () => (await routerNexthops(lab, '10.0.0.0/24')).length === 0, 30000);
     await expectSameState(before);
   });
 
