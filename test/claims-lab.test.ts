@@ -352,6 +352,24 @@ test('pools: external-ip: auto and LoadBalancers get addresses that come up on a
   await waitFor('every pooled address released and down', async () => (await allocated()).length === 0 && (await Promise.all(pooled.map(upOn))).every((n) => n.length === 0), 30000);
 });
 
+test('claims mode refuses what the policy refuses: no claim for an address outside the pools or a node\'s own, one Event each', async () => {
+  const svc = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'outside', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['8.8.8.8', '10.210.1.12', IPS[0]]}};
+  expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(svc))).exitCode).toBe(0);
+  const events = async () => JSON.parse((await lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=outside,reason=ExternalIPRefused', '-o', 'json'])).stdout).items as Array<{message: string; source: {component: string}}>;
+  await waitFor('an ExternalIPRefused Event on outside', async () => (await events()).length > 0, 15000);
+  const [e] = await events();
+  expect(e.source.component).toBe('extip-scheduler');
+  expect(e.message).toContain('8.8.8.8: 8.8.8.8 is outside the ranges external IPs may come from (10.210.1.0/24)');
+  expect(e.message).toContain('10.210.1.12: 10.210.1.12 is an address of node node2');
+  const c = await claims();
+  expect(['8.8.8.8', '10.210.1.12'].filter((ip) => ip in c)).toEqual([]);
+  // The allowed address of the same Service keeps its claim.
+  expect(c[IPS[0]]).toBeTruthy();
+  await new Promise((r) => setTimeout(r, 2000));
+  expect(await events()).toHaveLength(1);
+  expect((await lab.kubectl(['delete', 'service', 'outside', '-n', 'default'])).exitCode).toBe(0);
+});
+
 test('RBAC is exactly what the agent uses: no request of its ServiceAccounts was refused, and every rule granted was used', async () => {
   const uses = await auditUses(lab.k8s.auditLog, 'system:serviceaccount:extip:');
   const rules = async (kind: string, name: string) => JSON.parse((await lab.kubectl(['get', kind, name, '-n', 'extip', '-o', 'json'])).stdout).rules as PolicyRule[];

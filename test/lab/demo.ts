@@ -55,6 +55,14 @@ try {
   say("The router's routes to the external IPs (ECMP)");
   for (const ip of ['10.0.0.7', '10.0.0.8']) console.log((await lab.exec('tor', 'ip', ['route', 'show', ip])).stdout);
 
+  say('A Service asking for 8.8.8.8, outside extip_external_cidrs (10.0.0.0/24): refused, with an Event');
+  const rogue = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'rogue', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['8.8.8.8']}};
+  await lab.kubectl(['apply', '-f', '-'], JSON.stringify(rogue));
+  const refused = () => lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=rogue,reason=ExternalIPRefused', '-o', 'custom-columns=REASON:.reason,MESSAGE:.message']);
+  await waitFor('the ExternalIPRefused Event', async () => (await refused()).stdout.includes('8.8.8.8'), 15000).catch(() => {});
+  console.log((await refused()).stdout);
+  await lab.kubectl(['delete', 'service', 'rogue', '-n', 'default']);
+
   if (keep) {
     say('The lab stays up until Ctrl-C');
     console.log(`  kubectl:   ${lab.kubectlPath} --kubeconfig ${lab.api.kubeconfig} get all -A`);
