@@ -14,8 +14,8 @@
 import {writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {execa} from 'execa';
-import {LAB_AS} from './bgp.js';
 import {type Bird, startBird} from './bird.js';
+import {calicoPeering} from './calico.js';
 import type {Lab, LabHost} from './lab.js';
 import {bird16Path, birdc16Path} from './tools.js';
 
@@ -41,33 +41,7 @@ filter calico_export_to_bgp_peers {
 ${v4.length ? `  if ( net ~ [ ${v4.join(', ')} ] ) then { accept; }\n` : ''}  reject;
 }
 
-protocol kernel {
-  learn;
-  persist;
-  scan time 2;
-  import all;
-  export none;
-  graceful restart;
-}
-
-protocol device {
-  scan time 1;
-}
-
-protocol bgp Global_${lab.router.ip.replace(/\./g, '_')} {
-  description "Connection to BGP peer";
-  local as ${LAB_AS};
-  neighbor ${lab.router.ip} as ${LAB_AS};
-  direct;
-  import none;
-  export filter calico_export_to_bgp_peers;
-  next hop self;
-  source address ${h.ip};
-  connect delay time 1;
-  connect retry time 1;
-  error wait time 1,2;
-}
-`;
+${calicoPeering(lab, h, 'calico_export_to_bgp_peers')}`;
 }
 
 /** The CIDRs of the default BGPConfiguration's serviceExternalIPs; none when it or the CRD is missing. */

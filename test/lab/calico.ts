@@ -50,7 +50,16 @@ filter calico_pools {
   reject;
 }
 
-protocol kernel {
+protocol direct {
+  interface -"cali*", "*";
+}
+
+${calicoPeering(lab, h, 'calico_pools')}`;
+}
+
+/** What calico/node's bird.cfg has in every version: the kernel and device protocols, and the ToR as a global BGP peer. */
+export function calicoPeering(lab: Lab, h: LabHost, exportFilter: string): string {
+  return `protocol kernel {
   learn;
   persist;
   scan time 2;
@@ -63,17 +72,13 @@ protocol device {
   scan time 1;
 }
 
-protocol direct {
-  interface -"cali*", "*";
-}
-
 protocol bgp Global_${lab.router.ip.replace(/\./g, '_')} {
   description "Connection to BGP peer";
   local as ${LAB_AS};
   neighbor ${lab.router.ip} as ${LAB_AS};
   direct;
   import none;
-  export filter calico_pools;
+  export filter ${exportFilter};
   next hop self;
   source address ${h.ip};
   connect delay time 1;
