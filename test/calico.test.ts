@@ -85,6 +85,14 @@ describe('etcd-v2-filter, the seed 000 way, through the CLI', () => {
     // The filter let only lo's /32 through: no 127.0.0.0/8, no eth0 subnet, nothing else.
     expect(await birdRoutes()).toEqual(['10.0.0.7']);
     for (const c of calico) expect(c.filters()).toContain('if net != 127.0.0.0/8 then accept;');
+    // A Service asks for 10.0.0.7 and 8.8.8.8. The seed's filter would export anything on lo, but
+    // the controllers do not bring 8.8.8.8 up (outside extip_external_cidrs): no route for it.
+    await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'v2', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['10.0.0.7', '8.8.8.8']}}));
+    await waitFor('an ExternalIPRefused Event on v2', async () => (await lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=v2,reason=ExternalIPRefused', '-o', 'name'])).stdout.trim() !== '', 15000);
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // past BIRD's scan time, had anything come up
+    expect(await birdRoutes()).toEqual(['10.0.0.7']);
+    expect(await routerNexthops(lab, '10.0.0.7')).toEqual(['10.210.1.11', '10.210.1.13']);
+    await lab.kubectl(['delete', 'service', 'v2', '-n', 'default']);
     const status = await extip(['status', '--kubeconfig', lab.api.kubeconfig]);
     expect(status.stdout).toContain(`BGP export: Calico v2 filter in etcd at ${V4}`);
 
