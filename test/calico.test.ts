@@ -321,7 +321,7 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
     expect(nothing.exitCode).not.toBe(0);
     expect(explain(nothing)).toContain('Calico v3 runs here (bgpconfiguration), which advertises only the ranges in the BGPConfiguration\'s serviceExternalIPs, but there is nothing to add: extip_external_cidrs is empty');
     await expectSameState(before);
-    const vars = {extip_iface: 'lo', extip_distribution: 'all', extip_external_cidrs: ['10.0.0.0/24']};
+    const vars = {extip_iface: 'lo', extip_distribution: 'all', extip_ctrl_app_kind: 'DaemonSet', extip_mask: 32, extip_external_cidrs: ['10.0.0.0/24']};
     const install = await runRole(lab, {vars});
     if (install.exitCode !== 0) console.log(explain(install));
     expect(install.exitCode).toBe(0);
