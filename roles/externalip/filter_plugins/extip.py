@@ -363,6 +363,23 @@ def extip_label_restores(ledger_labels, nodes):
 CALICO_FILTERS = "/calico/bgp/v1/global/custom_filters"
 
 
+def extip_scoped_filter(text, seed, cidrs, version):
+    """The seed's filter exports every route on lo (but loopback's own); once the ranges
+    external IPs may come from are declared, the same filter exported only within them
+    (`net ~ [ CIDR+ ]`: the range and every route inside it), so that an address on lo from
+    anywhere else never reaches the routers. A filter the operator wrote is theirs, as is."""
+    if not isinstance(text, str) or not isinstance(seed, str) or text.strip() != seed.strip():
+        return text
+    mine = []
+    for c in cidrs or []:
+        network, error = _cidr(c) if isinstance(c, str) else (None, "not a string")
+        if error is None and network.version == version:
+            mine.append("%s+" % network)
+    if not mine:
+        return text
+    return 'if ( ifname = "lo" ) then {\n  if net ~ [ %s ] then accept;\n}\n' % ", ".join(mine)
+
+
 def extip_etcd_want(mode, name, v4, v6_enabled, v6):
     """The Calico v2 filter keys this install wants, key -> text (none unless mode is etcd-v2-filter)."""
     if mode != "etcd-v2-filter":
@@ -707,6 +724,7 @@ class FilterModule:
             "extip_label_restores": extip_label_restores,
             "extip_nodes_labelled": extip_nodes_labelled,
             "extip_etcd_want": extip_etcd_want,
+            "extip_scoped_filter": extip_scoped_filter,
             "extip_etcd_plan": extip_etcd_plan,
             "extip_bgp_plan": extip_bgp_plan,
             "extip_bird_body_errors": extip_bird_body_errors,
