@@ -80,8 +80,10 @@ const alive = (d: Daemon) => d.child.exitCode === null && d.child.signalCode ===
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('rides out an API outage and a restart with the API down, never dropping an address, without --health-port', async () => {
-  const argv = await manifestArgv(['extip_iface=lo', 'extip_mask=32']);
-  expect(argv.some((a) => a.startsWith('--health-port'))).toBe(false);
+  // The role passes --health-port; the agent must ride it out without one too.
+  const rendered = await manifestArgv(['extip_iface=lo', 'extip_mask=32']);
+  expect(rendered).toContain('--health-port=10295');
+  const argv = rendered.filter((a) => !a.startsWith('--health-port'));
   await service('outage', ['10.0.0.41', '10.0.0.42']);
   const mon = monitor();
   const first = runAgent(argv);
@@ -144,7 +146,8 @@ test('an API that answers 500 gets few, growing retries; /readyz is 503 until a 
   const healthPort = 19100 + Math.floor(Math.random() * 500);
   const agent = runAgent(await manifestArgv(['extip_iface=lo']), {kubeconfig, extra: [`--health-port=${healthPort}`]});
   await sleep(10000);
-  const requests = broken.output().split('\n').filter((l) => l.startsWith('request')).length;
+  // The Services' list and watch (the Nodes' list retries on its own backoff).
+  const requests = broken.output().split('\n').filter((l) => /^request \d+ \/api\/v1\/services/.test(l)).length;
   const ready = await lab.exec('node1', process.execPath, ['-e', `fetch('http://127.0.0.1:${healthPort}/readyz').then(r => console.log(r.status))`]);
   expect(alive(agent)).toBe(true);
   expect(ready.stdout.trim()).toBe('503');
@@ -158,7 +161,8 @@ test('an API that answers 500 gets few, growing retries; /readyz is 503 until a 
 
 test('two agents of different workloads on one node: stopping one leaves the address the other wants', async () => {
   const a = runAgent(await manifestArgv(['extip_iface=lo', 'extip_mask=32', 'extip_ctrl_app=old-controller']));
-  const b = runAgent(await manifestArgv(['extip_iface=lo', 'extip_mask=32', 'extip_ctrl_app=new-controller']));
+  // Two agents in one network namespace: the second serves its health port elsewhere.
+  const b = runAgent(await manifestArgv(['extip_iface=lo', 'extip_mask=32', 'extip_ctrl_app=new-controller']), {extra: ['--health-port=10296']});
   await service('shared', ['10.0.0.51']);
   await waitFor('10.0.0.51 up', async () => (await addrs('lo')).includes('10.0.0.51/32'));
   await sleep(1500); // both have reconciled and recorded it
