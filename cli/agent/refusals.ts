@@ -40,8 +40,8 @@ export function refusalEvent(service: string, uid: string | undefined, refused: 
 export class RefusalReporter {
   /** Event names written, or found written, by this process: never written twice. */
   private written = new Set<string>();
+  /** Events are written one after another, behind the reconciles. */
   private queue: Promise<void> = Promise.resolve();
-  private logged = new Set<string>();
   private warnedEvents = false;
 
   constructor(
@@ -62,26 +62,22 @@ export class RefusalReporter {
     for (const r of refused) counts[r.rule]++;
     this.metrics.refused = counts;
     const byService = new Map<string, Refused[]>();
-    for (const r of refused) byService.set(r.service, [...(byService.get(r.service) ?? []), r]);
+    for (const r of refused) {
+      const list = byService.get(r.service);
+      if (list) list.push(r);
+      else byService.set(r.service, [r]);
+    }
     const current = new Set<string>();
     for (const [service, list] of byService) {
       const event = refusalEvent(service, list[0].uid, list);
       current.add(event.name);
       if (this.written.has(event.name)) continue;
       this.written.add(event.name);
-      const line = `refused for Service ${service}: ${event.message}`;
-      if (!this.logged.has(line)) this.log.warn(line);
-      this.logged.add(line);
+      this.log.warn(`refused for Service ${service}: ${event.message}`);
       this.queue = this.queue.then(() => this.write(service, event));
     }
-    // What no Service asks for any more is forgotten; asking again is a change, and a new Event.
+    // What no Service asks for any more is forgotten; asking again is a change: a new Event and log line.
     for (const name of this.written) if (!current.has(name)) this.written.delete(name);
-    for (const line of this.logged) if (![...byService.keys()].some((s) => line.startsWith(`refused for Service ${s}:`))) this.logged.delete(line);
-  }
-
-  /** Waits for the Events asked for so far (tests, and a clean stop). */
-  async flush(): Promise<void> {
-    await this.queue;
   }
 
   private async write(service: string, event: {name: string; message: string}): Promise<void> {
