@@ -79,7 +79,6 @@ export class ListWatch {
         const signal = this.abort.signal;
         const timeout = String(240 + Math.floor(Math.random() * 120));
         const outcome = await this.api.watch(this.query({watch: '1', resourceVersion: rv, allowWatchBookmarks: 'true', timeoutSeconds: timeout}), (type, obj) => {
-          this.connected = true;
           if (type === 'ERROR') {
             if (obj?.code === 410) gone = true;
             return;
