@@ -288,6 +288,8 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
     const mine = {apiVersion: 'crd.projectcalico.org/v1', kind: 'BGPConfiguration', metadata: {name: 'default'},
       spec: {asNumber: 64512, nodeToNodeMeshEnabled: false, serviceExternalIPs: [{cidr: '192.0.2.0/24'}], serviceLoadBalancerIPs: [{cidr: '198.51.100.0/24'}]}};
     expect((await lab.kubectl(['create', '-f', '-'], JSON.stringify(mine))).exitCode).toBe(0);
+    // The router's routes are part of the snapshot: take it once every node advertises 192.0.2.0/24.
+    await waitFor('192.0.2.0/24 from the three nodes', async () => (await routerNexthops(lab, '192.0.2.0/24')).length === 3, 30000);
     const before = await snapshot();
     const keysBefore = await etcd.keys();
 
@@ -316,6 +318,8 @@ describe('bgpconfiguration (Calico v3) against the lab API', () => {
     expect((await bgp()).spec).toEqual(mine.spec);
     await expectSameState(before);
     await lab.kubectl(['delete', 'bgpconfigurations.crd.projectcalico.org', 'default']);
+    // The next test snapshots the router: BGP withdraws asynchronously, so wait for it here.
+    await waitFor('192.0.2.0/24 withdrawn', async () => (await routerNexthops(lab, '192.0.2.0/24')).length === 0, 30000);
   });
 
   test('auto on Calico v3 with nothing to advertise stops before changing anything, naming the variable; extip_external_cidrs is what it advertises', async () => {
