@@ -61,8 +61,30 @@ export function stringifyInline(value: Value): string {
 
 /** `name: value` as block YAML, multi-line strings as literal blocks. */
 export function stringifyEntry(name: string, value: Value): string {
-  return YAML.stringify({[name]: value}, {version: '1.1', lineWidth: 0, blockQuote: 'literal'}).trimEnd();
+  const plain = YAML.stringify({[name]: value}, {version: '1.1', lineWidth: 0, blockQuote: 'literal'}).trimEnd();
+  if (typeof value !== 'string' || plain.length <= ENTRY_WIDTH || value.includes('\n')) return plain;
+  // A long one-line string (a Jinja expression): a folded scalar, broken at single spaces,
+  // reads back as the same string and keeps within the linters' line length.
+  const lines: string[] = [];
+  let line = '';
+  for (const word of value.split(' ')) {
+    if (line && word && line.length + 1 + word.length > FOLD_WIDTH) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' && !lines.length ? word : `${line} ${word}`;
+    }
+  }
+  lines.push(line);
+  const folded = `${name}: >-\n${lines.map((l) => `  ${l}`).join('\n')}`;
+  const back = YAML.parse(folded, {version: '1.1'}) as Record<string, unknown>;
+  return back[name] === value ? folded : plain;
 }
+
+/** Lines of generated YAML stay within this many characters where they can (yamllint allows 160). */
+const ENTRY_WIDTH = 150;
+/** Where a folded entry breaks its lines. */
+const FOLD_WIDTH = 100;
 
 /** A YAML document; long strings are folded at `lineWidth` (0: never). */
 export function stringifyDocument(value: unknown, lineWidth = 0): string {

@@ -91,7 +91,7 @@ describe('extip_bgp_plan', () => {
   test('entries present before extip are never added to the ledger, so never removed', async () => {
     const current = obj({serviceExternalIPs: [{cidr: '10.0.0.0/24'}]});
     const install = await call('extip_bgp_plan', {}, ['10.0.0.0/24'], current);
-    expect([install.changed, install.after_ledger]).toEqual([false, {}]);
+    expect([install.changed, install.ahead, install.after_ledger]).toEqual([false, {}, {}]);
     const uninstall = await call('extip_bgp_plan', {}, [], current);
     expect(uninstall.changed).toBe(false);
   });
@@ -108,6 +108,19 @@ describe('extip_bgp_plan', () => {
     ]);
     expect(p.after).toEqual(['192.0.2.0/24']);
     expect([p.delete, p.after_ledger]).toEqual([false, {}]);
+  });
+
+  test('CIDRs kubespray keeps (calico_advertise_service_external_ips) are added when missing but never owned, so never removed', async () => {
+    const kept = ['10.0.0.0/24'];
+    const install = await call('extip_bgp_plan', {}, ['10.0.0.0/24', '10.1.0.0/24'], obj({serviceExternalIPs: []}), null, kept);
+    expect(install.patch.filter((o: {op: string}) => o.op === 'add').map((o: {value: unknown}) => o.value)).toEqual([{cidr: '10.0.0.0/24'}, {cidr: '10.1.0.0/24'}]);
+    expect(install.after_ledger).toEqual({created: false, added: ['10.1.0.0/24']});
+    // An earlier install that owned it gives it up once kubespray lists it.
+    const uninstall = await call('extip_bgp_plan', {created: false, added: ['10.0.0.0/24', '10.1.0.0/24']}, [],
+      obj({serviceExternalIPs: [{cidr: '10.0.0.0/24'}, {cidr: '10.1.0.0/24'}]}), null, kept);
+    expect(uninstall.after).toEqual(['10.0.0.0/24']);
+    const created = await call('extip_bgp_plan', {}, ['10.0.0.0/24'], null, null, kept);
+    expect(created.after_ledger).toEqual({created: true, added: []});
   });
 
   test('an object extip created is deleted only when nothing else is in its spec', async () => {

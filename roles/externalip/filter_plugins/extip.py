@@ -486,14 +486,18 @@ def _norm_cidr(text):
         return str(text)
 
 
-def extip_bgp_plan(ledger, want, current, labels=None):
+def extip_bgp_plan(ledger, want, current, labels=None, kept=None):
     """Reconciles Calico v3's default BGPConfiguration (current: the object or None) with the
     CIDRs wanted in spec.serviceExternalIPs, given what extip did before (ledger: {created,
     added}). Adds only what is missing, removes only what extip added and no longer wants, and
     deletes the object only if extip created it and nothing else is left in its spec.
+    kept: CIDRs another tool keeps in the list (kubespray's calico_advertise_service_external_ips,
+    which its Calico role writes on every run): extip may add them early but never owns them,
+    so it never removes them.
     """
     ledger = ledger or {}
-    added = [_norm_cidr(c) for c in ledger.get("added", [])]
+    kept = [_norm_cidr(c) for c in kept or []]
+    added = [c for c in (_norm_cidr(c) for c in ledger.get("added", [])) if c not in kept]
     created = bool(ledger.get("created"))
     wanted = []
     for c in want or []:
@@ -509,7 +513,7 @@ def extip_bgp_plan(ledger, want, current, labels=None):
                 "spec": {"serviceExternalIPs": [{"cidr": c} for c in wanted]},
             }
             plan["after"] = wanted
-            ledger_ahead = {"created": True, "added": wanted}
+            ledger_ahead = {"created": True, "added": [c for c in wanted if c not in kept]}
             plan["ahead"], plan["after_ledger"] = ledger_ahead, ledger_ahead
         else:
             plan["ahead"], plan["after_ledger"] = ledger or {}, {}
@@ -538,8 +542,10 @@ def extip_bgp_plan(ledger, want, current, labels=None):
                 ops.append({"op": "remove", "path": "/spec/serviceExternalIPs/%d" % i})
         ops.extend({"op": "add", "path": "/spec/serviceExternalIPs/-", "value": {"cidr": c}} for c in add)
         plan["patch"] = ops if len(ops) > 1 else []
-    ahead_added = added + [c for c in add if c not in added]
-    plan["ahead"] = {"created": created, "added": ahead_added}
+    ahead_added = added + [c for c in add if c not in added and c not in kept]
+    # Nothing created and nothing added is the empty record, the same as after_ledger writes:
+    # two spellings of it would make every run rewrite the ledger twice.
+    plan["ahead"] = {"created": created, "added": ahead_added} if created or ahead_added else {}
     after_added = [c for c in ahead_added if c not in drop]
     plan["after_ledger"] = {} if plan["delete"] or (not created and not after_added) else {"created": created, "added": after_added}
     plan["changed"] = plan["delete"] or bool(plan["patch"])
