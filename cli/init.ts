@@ -1,9 +1,12 @@
 /** Starter inventories for `extip init`, copied from inventory-examples/. */
-import {copyFile, mkdir, stat} from 'node:fs/promises';
+import {copyFile, mkdir, readFile, stat, writeFile} from 'node:fs/promises';
 import {dirname, join, relative} from 'node:path';
 import {UserError} from './errors.js';
 import {listFiles} from './files.js';
 import {inventoryExamplesDir} from './paths.js';
+import {resolve} from './loader.js';
+import {CALICO_ADVERTISE, calicoAdvertiseCidrs} from './workspace.js';
+import {readVarsFile, stringifyEntry} from './yamlio.js';
 
 export const ERAS = ['kubespray', 'kargo'] as const;
 export const PRESETS = ['ecmp', 'balance'] as const;
@@ -33,6 +36,16 @@ export async function initInventory(out: string, era: Era, preset: Preset): Prom
   for (const {from, to} of plan) {
     await mkdir(dirname(to), {recursive: true});
     await copyFile(from, to);
+  }
+  if (era === 'kubespray') {
+    // kubespray's Calico role replaces serviceExternalIPs with its own list on every run.
+    const presetPath = join(inventoryExamplesDir, presetFile[preset]);
+    const cidrs = calicoAdvertiseCidrs(resolve([{origin: presetPath, values: await readVarsFile(presetPath)}]));
+    if (cidrs.length) {
+      const target = join(out, varsTarget);
+      const text = await readFile(target, 'utf8');
+      await writeFile(target, `${text.replace(/\n*$/, '\n')}\n# kubespray's Calico role sets the default BGPConfiguration's serviceExternalIPs to this\n# list on every cluster.yml and upgrade_cluster.yml run: keep every range extip advertises in it.\n${stringifyEntry(CALICO_ADVERTISE, cidrs)}\n`);
+    }
   }
   return plan.map((p) => relative(out, p.to)).sort();
 }

@@ -126,7 +126,14 @@ export function classify(result: PlaybookResult): ExitCodeValue {
   if (result.interrupted) return ExitCode.interrupted;
   if (result.failures.some((f) => f.unreachable) || Object.values(result.hosts).some((h) => h.unreachable > 0)) return ExitCode.unreachable;
   if (result.exitCode !== 0 || result.failures.length) return ExitCode.commandFailed;
+  // ansible-playbook exits 0 when no host matched: that did nothing, and is not success.
+  if (!matchedHosts(result).length) return ExitCode.commandFailed;
   return ExitCode.ok;
+}
+
+/** The inventory hosts the run did something on (the implicit localhost of the inventory check is not one). */
+function matchedHosts(result: PlaybookResult): string[] {
+  return Object.keys(result.hosts).filter((h) => h !== 'localhost');
 }
 
 function report(options: OperateOptions, result: PlaybookResult, exitCode: number): void {
@@ -148,6 +155,11 @@ function report(options: OperateOptions, result: PlaybookResult, exitCode: numbe
     options.log(`${f.unreachable ? 'Unreachable' : 'Failed'}: host ${f.host}, task "${f.task.replace(/^externalip : /, '')}":`);
     options.log(indent(f.message.trim() || '(no message)', '    '));
     if (f.stderr.trim()) options.log(indent(`stderr: ${f.stderr.trim()}`, '    '));
+  }
+  if (!result.failures.length && result.exitCode === 0) {
+    options.log('ansible-playbook ran nothing on any host: the inventory (with --limit, if given) matched no kube_node host.');
+    options.log('Give -i the inventory file itself (for example inventory/mycluster/inventory.ini): Ansible skips .ini files when -i names a directory.');
+    return;
   }
   if (!result.failures.length) {
     options.log(`ansible-playbook exited ${result.exitCode ?? 'abnormally'} without reporting a failed task; its last output:`);

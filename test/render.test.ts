@@ -1,6 +1,6 @@
 /** `extip render` and `extip init`, run as built, as a user types them. */
 import {afterEach, beforeEach, describe, expect, test} from '@jest/globals';
-import {mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
+import {cp, mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {parseYaml} from '../cli/yamlio.js';
 import {repoRoot, runPlaybook, tempDir} from './helpers/ansible.js';
@@ -35,7 +35,7 @@ describe('render --out', () => {
 
     expect((await readdir(join(out, 'roles/externalip/tasks'))).sort()).toContain('main.yml');
     // One ansible-playbook run checks both playbooks (it takes several).
-    const check = await runPlaybook(['--syntax-check', '-i', join(repoRoot, 'inventory-examples/kubespray/hosts.yaml'), join(out, 'externalip.yml'), join(out, 'externalip-uninstall.yml')]);
+    const check = await runPlaybook(['--syntax-check', '-i', join(repoRoot, 'inventory-examples/kubespray/inventory.ini'), join(out, 'externalip.yml'), join(out, 'externalip-uninstall.yml')]);
     expect([check.exitCode, check.stderr]).toEqual([0, '']);
     expect(check.stdout).toMatch(/playbook: .*externalip\.yml[\s\S]*playbook: .*externalip-uninstall\.yml/);
   });
@@ -160,14 +160,100 @@ describe('render --kargo', () => {
     await mkdir(join(root, 'inventory/sample/group_vars/all'), {recursive: true});
     await mkdir(join(root, 'inventory/mycluster/group_vars/all'), {recursive: true});
     await writeFile(join(root, 'cluster.yml'), '---\n- name: Kubespray\n  hosts: k8s_cluster\n  roles: []\n');
+    await writeFile(join(root, 'inventory/mycluster/inventory.ini'), '[kube_node]\nnode1\n');
     const run = await extip(['render', '--kargo', root, '--set', 'extip_iface=lo']);
     expect(run.exitCode).toBe(0);
     expect(await readFile(join(root, 'inventory/mycluster/group_vars/all/extip.yml'), 'utf8')).toContain('extip_iface: lo');
   });
 });
 
+/** kubespray's current layout (test/fixtures/kubespray), with an inventory/mycluster copied from its sample. */
+async function kubesprayTree(root: string): Promise<void> {
+  await cp(join(repoRoot, 'test/fixtures/kubespray'), root, {recursive: true});
+  await cp(join(root, 'inventory/sample'), join(root, 'inventory/mycluster'), {recursive: true});
+}
+
+describe('render --kargo on kubespray as it is today', () => {
+  test('joins cluster.yml, scale.yml and upgrade_cluster.yml with kubespray\'s defaults role, sets kubespray\'s Calico switch, and prints a command with the inventory file', async () => {
+    const root = join(dir.path, 'kubespray');
+    await kubesprayTree(root);
+    const thin = await readFile(join(root, 'scale.yml'), 'utf8');
+    const run = await extip(['render', '--kargo', root, '-e', `@${ecmp}`, '--json']);
+    expect(run.exitCode).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.command).toBe(`cd ${root} && ansible-playbook -i inventory/mycluster/inventory.ini -b cluster.yml -t externalip`);
+    expect(result.playbooks).toEqual(['cluster.yml', 'scale.yml', 'upgrade_cluster.yml']);
+    // kubespray's own playbooks under playbooks/ are not touched; the thin root files get one block each.
+    expect(result.files.filter((f: string) => !f.startsWith('roles/externalip/')).sort()).toEqual(
+      ['cluster.yml', 'inventory/mycluster/group_vars/all/extip.yml', 'scale.yml', 'upgrade_cluster.yml']);
+    const scale = await readFile(join(root, 'scale.yml'), 'utf8');
+    expect(scale.startsWith(thin)).toBe(true);
+    const plays = parseYaml(scale, 'scale.yml') as Array<Record<string, any>>;
+    expect(plays.map((p) => p.hosts ?? p['ansible.builtin.import_playbook'])).toEqual(['playbooks/scale.yml', 'localhost', 'kube_node']);
+    expect(plays[2].roles).toEqual([{role: 'kubespray_defaults'}, {role: 'externalip', tags: 'externalip'}]);
+    expect(plays[2].environment).toBe('{{ proxy_disable_env | default({}) }}');
+    const vars = parseYaml(await readFile(join(root, 'inventory/mycluster/group_vars/all/extip.yml'), 'utf8'), 'x') as Record<string, unknown>;
+    expect(vars.calico_advertise_service_external_ips).toEqual(['10.0.0.0/24']);
+
+    const again = await extip(['render', '--kargo', root, '-e', `@${ecmp}`, '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({changed: false, files: []});
+    // A new render with other values replaces the block and the variables, adding nothing twice.
+    const other = await extip(['render', '--kargo', root, '-e', `@${ecmp}`, '--set', 'extip_external_cidrs=["10.0.0.0/24","10.9.0.0/24"]', '--json']);
+    expect(JSON.parse(other.stdout).files).toEqual(['inventory/mycluster/group_vars/all/extip.yml']);
+    expect((await readFile(join(root, 'cluster.yml'), 'utf8')).match(/BEGIN extip/g)).toHaveLength(1);
+  });
+
+  test('adds the missing ranges to an active calico_advertise_service_external_ips where it is, keeping its comments', async () => {
+    const root = join(dir.path, 'kubespray');
+    await kubesprayTree(root);
+    const calico = join(root, 'inventory/mycluster/group_vars/k8s_cluster/k8s-net-calico.yml');
+    await writeFile(calico, '---\n# Advertise Service External IPs\ncalico_advertise_service_external_ips:\n  - 192.0.2.0/24  # the lab\n');
+    const run = await extip(['render', '--kargo', root, '-e', `@${ecmp}`]);
+    expect(run.exitCode).toBe(0);
+    const text = await readFile(calico, 'utf8');
+    expect(text).toContain('# Advertise Service External IPs');
+    expect(text).toContain('# the lab');
+    expect((parseYaml(text, 'x') as Record<string, unknown>).calico_advertise_service_external_ips).toEqual(['192.0.2.0/24', '10.0.0.0/24']);
+    // Not written twice: extip's own file leaves it to the inventory's.
+    expect(await readFile(join(root, 'inventory/mycluster/group_vars/all/extip.yml'), 'utf8')).not.toContain('calico_advertise_service_external_ips');
+  });
+
+  test('an inventory directory without an inventory file is refused, saying what to do', async () => {
+    const root = join(dir.path, 'kubespray');
+    await kubesprayTree(root);
+    await mkdir(join(root, 'inventory/empty/group_vars'), {recursive: true});
+    const run = await extip(['render', '--kargo', root, '--kargo-inventory', 'inventory/empty', '--set', 'extip_iface=lo']);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain('inventory/empty has no inventory file (inventory.ini, hosts.yaml or inventory.cfg)');
+    expect(run.stderr).toContain('copy kubespray\'s inventory/sample to it');
+  });
+});
+
+describe('the role\'s defaults inside kubespray', () => {
+  const paths = '{{ [extip_kubeconfig, extip_manifest_dir, extip_kubectl, extip_etcd_host, extip_etcd_ca_file, extip_etcd_cert_file, extip_etcd_key_file] | to_json }}';
+  async function defaults(inventory: string, vars: Record<string, string>): Promise<string[]> {
+    await writeFile(join(dir.path, 'hosts.ini'), inventory);
+    const r = await runPlaybook(['-i', join(dir.path, 'hosts.ini'), '-c', 'local', join(dir.path, 'show.yml'), '-e', JSON.stringify(vars)]);
+    expect([r.exitCode, r.stderr]).toEqual([0, '']);
+    return JSON.parse(JSON.parse(r.stdout.slice(r.stdout.indexOf('=>') + 2, r.stdout.indexOf('PLAY RECAP'))).msg);
+  }
+  beforeEach(async () => {
+    await writeFile(join(dir.path, 'show.yml'), `- hosts: localhost\n  gather_facts: false\n  vars_files: [${join(repoRoot, 'roles/externalip/defaults/main.yml')}]\n  tasks:\n    - ansible.builtin.debug:\n        msg: "${paths}"\n`);
+  });
+
+  test('etcd_deployment_type host: the admin certificate of the first etcd host in etcd_cert_dir; kube_config_dir and bin_dir', async () => {
+    expect(await defaults('[kube_control_plane]\ncp1\n[etcd]\netcd1\n', {kube_config_dir: '/srv/k8s', bin_dir: '/opt/bin', etcd_cert_dir: '/srv/etcd-ssl'})).toEqual(
+      ['/srv/k8s/admin.conf', '/srv/k8s', '/opt/bin/kubectl', 'etcd1', '/srv/etcd-ssl/ca.pem', '/srv/etcd-ssl/admin-etcd1.pem', '/srv/etcd-ssl/admin-etcd1-key.pem']);
+  });
+
+  test('etcd_deployment_type kubeadm: the control plane\'s certificates in kube_cert_dir/etcd, as kubespray\'s etcdctl uses them', async () => {
+    expect(await defaults('[kube_control_plane]\ncp1\n[etcd]\n', {etcd_deployment_type: 'kubeadm'})).toEqual(
+      ['/etc/kubernetes/admin.conf', '/etc/kubernetes', '/usr/local/bin/kubectl', 'cp1', '/etc/kubernetes/ssl/etcd/ca.crt', '/etc/kubernetes/ssl/etcd/server.crt', '/etc/kubernetes/ssl/etcd/server.key']);
+  });
+});
+
 describe('init', () => {
-  test.each([['kubespray', 'hosts.yaml', 'group_vars/all/extip.yml'], ['kargo', 'inventory.cfg', 'group_vars/all.yml']])(
+  test.each([['kubespray', 'inventory.ini', 'group_vars/all/extip.yml'], ['kargo', 'inventory.cfg', 'group_vars/all.yml']])(
     '%s era writes an inventory that render reads',
     async (era, inventoryFile, varsFile) => {
       const out = join(dir.path, 'inv');

@@ -12,7 +12,7 @@ export default class Doctor extends BaseCommand {
   static override description = `Checks: ansible-playbook present and recent enough; the inventory parses (ansible-inventory) and has the groups; the extip_* variables are valid; the API answers (--kubeconfig, KUBECONFIG or ~/.kube/config); every target host is a known node; extip_iface exists on each host; and no external IP or pool range clashes with a node address, the service or pod CIDR, or each other. Exits 6 when a check fails.`;
 
   static override examples = [
-    {description: 'Before installing the ECMP setup', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster/hosts.yaml -e @extip_ecmp.yaml'},
+    {description: 'Before installing the ECMP setup', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster/inventory.ini -e @extip_ecmp.yaml'},
   ];
 
   static override enableJsonFlag = true;

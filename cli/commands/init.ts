@@ -6,7 +6,7 @@ export default class Init extends BaseCommand {
   static override summary = 'Write a starter inventory and extip group_vars to edit.';
 
   static override description =
-    'Copies a Kargo-era (inventory.cfg, kube-master/kube-node) or kubespray-era (hosts.yaml, kube_control_plane/kube_node) inventory, with group_vars for the chosen setup. Existing files are never overwritten.';
+    'Copies a Kargo-era (inventory.cfg, kube-master/kube-node) or kubespray-era (inventory.ini, kube_control_plane/kube_node, as in kubespray\'s sample) inventory, with group_vars for the chosen setup. Existing files are never overwritten.';
 
   static override examples = [
     {description: 'kubespray inventory with the ECMP setup', command: '<%= config.bin %> <%= command.id %> --out inventory/mycluster'},

@@ -10,7 +10,7 @@ export default class Install extends BaseCommand {
 Running it again applies changed variables and reports changed=0 when nothing differs. Exit codes: 0 done, 2 bad variables or flags, 3 ansible-playbook missing or too old, 4 a task failed, 5 a host was unreachable, 130 interrupted.`;
 
   static override examples = [
-    {description: 'ECMP setup of the original docs on a kubespray inventory', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster/hosts.yaml -e @extip_ecmp.yaml'},
+    {description: 'ECMP setup of the original docs on a kubespray inventory', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster/inventory.ini -e @extip_ecmp.yaml'},
     {description: 'See what would change', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster --dry-run --set extip_ctrl_verbose=2'},
     {description: 'Pass options to ansible-playbook', command: '<%= config.bin %> <%= command.id %> -i inventory.cfg -u vagrant -b -- --forks 20 --ask-become-pass'},
   ];

@@ -6,7 +6,7 @@ import {loadVariables} from '../loader.js';
 import {assertValid} from '../validate.js';
 import {checkCalicoFilters} from '../bird.js';
 import {renderManifests} from '../manifests.js';
-import {applyKargo, planDiff, planKargo, renderWorkspace} from '../workspace.js';
+import {applyKargo, kargoCommand, planDiff, planKargo, renderWorkspace} from '../workspace.js';
 
 export interface RenderResult {
   mode: 'workspace' | 'kargo' | 'manifests';
@@ -14,6 +14,10 @@ export interface RenderResult {
   /** Files written (workspace) or changed (kargo), relative to the directory. */
   files: string[];
   changed: boolean;
+  /** With --kargo: the command that installs extip through the checkout, to run as printed. */
+  command?: string;
+  /** With --kargo: the root playbooks that run extip. */
+  playbooks?: string[];
 }
 
 export default class Render extends BaseCommand {
@@ -23,11 +27,11 @@ export default class Render extends BaseCommand {
 
 With --out DIR, DIR gets roles/externalip, the playbooks externalip.yml and externalip-uninstall.yml, and group_vars/all/extip.yml holding your values (every variable documented; only the ones you set are active). Run it with ansible-playbook -i <inventory> DIR/externalip.yml.
 
-With --kargo DIR, the role is copied into DIR/roles, the variables into the inventory's group_vars, and a play with the role (tag externalip) is appended to DIR/cluster.yml, so that "ansible-playbook cluster.yml -t externalip" installs it. The diff is shown; a second run changes nothing.`;
+With --kargo DIR, the role is copied into DIR/roles and the variables into the inventory's group_vars (with kubespray's calico_advertise_service_external_ips set to the ranges extip advertises, so kubespray's Calico role keeps them). A play with kubespray's defaults role and the externalip role (tag externalip) is appended to DIR/cluster.yml, scale.yml and upgrade_cluster.yml, so nodes added or upgraded later get the controller too; the command printed at the end installs it alone. The diff is shown; a second run changes nothing.`;
 
   static override examples = [
     {description: 'A workspace with the ECMP setup of the original docs', command: '<%= config.bin %> <%= command.id %> --out ./extip-ws -e @inventory-examples/ecmp/extip_ecmp.yaml'},
-    {description: 'Add the role to a kubespray checkout', command: '<%= config.bin %> <%= command.id %> --kargo ~/kubespray --set extip_iface=lo --set extip_mask=32'},
+    {description: 'Add the role to a kubespray checkout', command: '<%= config.bin %> <%= command.id %> --kargo ~/kubespray --kargo-inventory inventory/mycluster --set extip_iface=lo --set extip_mask=32'},
     {description: 'See what --kargo would change without writing', command: '<%= config.bin %> <%= command.id %> --kargo ~/kubespray --dry-run'},
     {description: 'Only the Kubernetes manifests, for GitOps', command: '<%= config.bin %> <%= command.id %> --manifests --out ./manifests -e @extip_ecmp.yaml'},
   ];
@@ -75,17 +79,20 @@ With --kargo DIR, the role is copied into DIR/roles, the variables into the inve
     if (!root) throw new UserError('give --out DIR or --kargo DIR');
     const plan = await planKargo(root, vars, flags['kargo-inventory']);
     const files = [...plan.changes.keys()];
+    const command = kargoCommand(plan);
+    const result = {mode: 'kargo' as const, directory: root, files, command, playbooks: plan.playbooks};
+    for (const note of plan.notes) this.note(`Note: ${note}`);
     if (!files.length) {
-      this.note(`${root} already has the externalip role, the tag and these variables: nothing to change.`);
-      return {mode: 'kargo', directory: root, files, changed: false};
+      this.note(`${root} already has the externalip role, its plays and these variables: nothing to change. Install with:\n  ${command}`);
+      return {...result, changed: false};
     }
     if (!this.jsonEnabled()) this.log(planDiff(plan).trimEnd());
     if (flags['dry-run']) {
       this.note(`Dry run: ${files.length} files would change; nothing was written.`);
-      return {mode: 'kargo', directory: root, files, changed: false};
+      return {...result, changed: false};
     }
     await applyKargo(plan);
-    this.note(`Changed ${files.length} files in ${root}. Install with:\n  ansible-playbook -i ${plan.inventory} ${root}/cluster.yml -t externalip`);
-    return {mode: 'kargo', directory: root, files, changed: true};
+    this.note(`Changed ${files.length} files in ${root}; ${plan.playbooks.join(', ')} now run extip. Install it alone with:\n  ${command}`);
+    return {...result, changed: true};
   }
 }

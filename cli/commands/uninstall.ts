@@ -13,7 +13,7 @@ export default class Uninstall extends BaseCommand {
 Asks for confirmation on a terminal unless --yes; without a terminal it needs --yes.`;
 
   static override examples = [
-    {description: 'Remove the ECMP setup', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster/hosts.yaml -e @extip_ecmp.yaml --yes'},
+    {description: 'Remove the ECMP setup', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster/inventory.ini -e @extip_ecmp.yaml --yes'},
     {description: 'See what would be removed', command: '<%= config.bin %> <%= command.id %> -i inventory/mycluster --dry-run'},
   ];
 
