@@ -19,6 +19,9 @@ command -v unshare >/dev/null || need+=(util-linux)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v bird >/dev/null || need+=(bird2)
+# npm run image: readelf finds the libraries the image's programs need; skopeo reads what it wrote.
+command -v readelf >/dev/null || need+=(binutils)
+command -v skopeo >/dev/null || need+=(skopeo)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test/setup.sh: missing ${need[*]}; run as root (or install them with apt-get) and try again" >&2
