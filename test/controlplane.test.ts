@@ -158,14 +158,14 @@ test('the lab kubelet runs the spec: env and fieldRefs, hostPath, the projected 
   expect(podIP).toMatch(/^10\.244\.2\.\d+$/);
   expect(await readFile(join(out, 'podnet-addr'), 'utf8')).toContain(`inet ${podIP}/32`);
 
-  // An image without a command cannot run here, and its status says why.
+  // An image the lab does not have cannot start, and its status says so, as a kubelet's does.
   await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Pod', metadata: {name: 'image', namespace: 'runs'}, spec: {nodeName: 'node1', containers: [{name: 'c', image: 'nginx'}]}}));
-  const unsupported = await until('LabUnsupported', async () => {
+  const pulling = await until('ErrImagePull', async () => {
     const p = await pod('runs', 'image');
-    return p?.status?.reason === 'LabUnsupported' ? p : undefined;
+    return p?.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ErrImagePull' ? p : undefined;
   });
-  expect(unsupported.status.message).toContain('the lab runs commands, not images');
-  expect(unsupported.status.phase).toBe('Pending');
+  expect(pulling.status.containerStatuses[0].state.waiting.message).toContain('Failed to pull image "nginx": the lab has no such image; it has ghcr.io/extip/ipmanager:');
+  expect(pulling.status.phase).toBe('Pending');
   await lab.kubectl(['delete', 'namespace', 'runs', '--wait=false']);
 }, 120_000);
 

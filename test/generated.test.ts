@@ -33,7 +33,9 @@ test('the original Kargo role variables keep their names and defaults', async ()
     extip_sched_leader_elect: 'true', extip_sched_monitor: '2s',
   };
   // Defaults changed on purpose, each saying so in its description: 2s of heartbeat timeout made failover 1.9 to 2.3 s.
-  const changed: Record<string, unknown> = {extip_sched_monitor: '1500ms'};
+  // The image: extip's own, built by npm run image, tagged with its version.
+  const version = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')).version;
+  const changed: Record<string, unknown> = {extip_sched_monitor: '1500ms', extip_image_repo: 'ghcr.io/extip/ipmanager', extip_image_tag: version};
   for (const [name, value] of Object.entries(original)) {
     const v = catalogue.find((c) => c.name === name);
     expect([name, v?.default, v?.since]).toEqual([name, changed[name] ?? value, 'kargo']);

@@ -29,7 +29,7 @@ describe('render --out', () => {
       extip_external_cidrs: ['10.0.0.0/24'],
     });
     // Every other variable is there, documented and commented out.
-    expect(groupVars).toContain('# extip_image_tag: release-0.2.1');
+    expect(groupVars).toContain('# extip_image_repo: ghcr.io/extip/ipmanager');
     expect(groupVars).toContain(`# (set in ${ecmp})`);
     expect(groupVars.replaceAll(ecmp, 'extip_ecmp.yaml')).toMatchSnapshot();
 

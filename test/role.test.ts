@@ -62,7 +62,8 @@ describe('ECMP setup (the seed variables) on a 3-node lab', () => {
     expect(pod.containers[0].resources).toEqual({requests: {cpu: '20m', memory: '128Mi'}, limits: {memory: '256Mi'}});
     expect(pod.containers[0].livenessProbe.httpGet).toEqual({host: '127.0.0.1', path: '/healthz', port: 10295, scheme: 'HTTP'});
     expect(pod.containers[0].readinessProbe.httpGet).toEqual({host: '127.0.0.1', path: '/readyz', port: 10295, scheme: 'HTTP'});
-    expect(pod.containers[0].image).toBe('mirantis/k8s-externalipcontroller:release-0.2.1');
+    // extip's own image, which the lab kubelet runs under runc (test/lab/images.ts).
+    expect(pod.containers[0].image).toBe(`ghcr.io/extip/ipmanager:${JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')).version}`);
     expect(ds.metadata.labels).toMatchObject({'app.kubernetes.io/managed-by': 'extip', 'app.kubernetes.io/name': 'externalipcontroller'});
 
     const role = await getJson(lab, ['get', 'clusterrole', 'extip:claimcontroller']);

@@ -22,6 +22,8 @@ command -v bird >/dev/null || need+=(bird2)
 # npm run image: readelf finds the libraries the image's programs need; skopeo reads what it wrote.
 command -v readelf >/dev/null || need+=(binutils)
 command -v skopeo >/dev/null || need+=(skopeo)
+# The lab kubelet runs containers from their images with runc, Debian's OCI runtime.
+command -v runc >/dev/null || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test/setup.sh: missing ${need[*]}; run as root (or install them with apt-get) and try again" >&2

@@ -19,6 +19,7 @@ import {execa} from 'execa';
 import YAML from 'yaml';
 import {waitFor} from './bgp.js';
 import {type ApiProxy, type ControlPlane, NODE_HEARTBEAT_SECONDS, startControlPlane} from './controlplane.js';
+import {loadImages} from './images.js';
 import {NodeKubelet} from './nodekubelet.js';
 import {type Daemon, reapStaleNamespaces, startDaemon, trackDir, trackNamespace, untrackDir, untrackNamespace} from './procs.js';
 
@@ -145,6 +146,7 @@ export class Lab {
     this.k8s = cp;
     this.api = {pki: cp.pki, kubeconfig: cp.kubeconfig, hostKubeconfig: cp.hostKubeconfig};
     const admin = await readFile(cp.hostKubeconfig, 'utf8');
+    const images = await loadImages();
     for (const h of this.hosts) {
       const way = await cp.hostProxy(h.name);
       this.daemons.push(startDaemon('ip', ['netns', 'exec', h.ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${way.socketPath}`]));
@@ -157,6 +159,7 @@ export class Lab {
         heartbeatSeconds: NODE_HEARTBEAT_SECONDS,
         podCidr: `10.244.${this.hosts.indexOf(h) + 1}.0/24`,
         apiSocket: way.socketPath,
+        images,
       });
       this.nodeKubelets.push(kubelet);
     }

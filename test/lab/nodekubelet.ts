@@ -18,13 +18,13 @@
  */
 import {spawn, type ChildProcess} from 'node:child_process';
 import {existsSync} from 'node:fs';
-import {mkdir, readFile, rm, writeFile} from 'node:fs/promises';
+import {chown, mkdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {request as httpsRequest} from 'node:https';
 import {dirname, join} from 'node:path';
 import {execa} from 'execa';
 import YAML from 'yaml';
+import {type LabImage, NO_IMAGE} from './images.js';
 import {trackNamespace, untrackNamespace} from './procs.js';
-import {repoRoot} from './tools.js';
 
 type Json = Record<string, any>;
 
@@ -109,6 +109,8 @@ interface Running {
   started?: string;
   lastExit?: {exitCode: number; finishedAt: string; startedAt: string; reason: string};
   waiting?: {reason: string; message?: string};
+  /** The runc container of the current run, when the container runs from an image. */
+  runcId?: string;
   backoffUntil: number;
   timers: NodeJS.Timeout[];
   probeFailures: number;
@@ -123,6 +125,8 @@ interface PodState {
   containers: Map<string, Running>;
   deleting: boolean;
   unsupported?: string;
+  /** Set when a container names an image the lab does not have: the pod stays Pending. */
+  pullError?: string;
   startTime: string;
   /** The network namespace its containers run in: the node's (hostNetwork) or the pod's own. */
   netns: string;
@@ -155,9 +159,14 @@ export interface NodeKubeletOptions {
    * of 40 s; the lab's controller-manager is set to match what the lab passes.
    */
   heartbeatSeconds?: number;
+  /** The images this node has (test/lab/images.ts): a container naming one runs from it under runc. */
+  images?: Map<string, LabImage>;
 }
 
 const BACKOFF_MAX = 300;
+
+/** The capabilities a container runtime (containerd, CRI-O) gives a container before its securityContext's drop and add. */
+const DEFAULT_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
 
 function now(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -337,7 +346,7 @@ export class NodeKubelet {
   private unsupported(pod: Json): string | undefined {
     if (!pod.spec.hostNetwork && (!this.options.podCidr || !this.options.apiSocket)) return 'this lab node has no pod network: it runs only hostNetwork pods';
     for (const c of pod.spec.containers ?? []) {
-      if (!c.command?.length) return `container ${c.name} has no command; the lab runs commands, not images (${c.image})`;
+      if (c.image === NO_IMAGE && !c.command?.length) return `container ${c.name} has image ${NO_IMAGE} (the node's own files) and no command to run there`;
     }
     for (const v of pod.spec.volumes ?? []) {
       if (!v.hostPath && !v.projected && !v.configMap && !v.emptyDir) return `volume ${v.name}: the lab mounts hostPath, projected, configMap and emptyDir volumes only`;
@@ -374,7 +383,7 @@ export class NodeKubelet {
   private async stopContainers(state: PodState): Promise<void> {
     await Promise.all([...state.containers.values()].map(async (r) => {
       for (const t of r.timers.splice(0)) clearTimeout(t);
-      if (r.child) await this.kill(r.child, 0);
+      if (r.child) await this.kill(r.child, 0, r.runcId);
     }));
     state.containers.clear();
     if (state.network) {
@@ -394,6 +403,18 @@ export class NodeKubelet {
       state.unsupported = why;
       for (const c of pod.spec.containers ?? []) state.containers.set(c.name, {name: c.name, restarts: 0, ready: false, waiting: {reason: 'LabUnsupported', message: why}, backoffUntil: 0, timers: [], probeFailures: 0});
       this.events.push(`unsupported ${state.namespace}/${state.name}: ${why}`);
+      await this.reportStatus(state);
+      return;
+    }
+    const missing = (pod.spec.containers as Json[]).filter((c) => c.image !== NO_IMAGE && !this.options.images?.has(c.image));
+    if (missing.length) {
+      const have = [...(this.options.images?.keys() ?? [])];
+      for (const c of pod.spec.containers as Json[]) {
+        const message = `Failed to pull image "${c.image}": the lab has no such image; it has ${have.length ? have.join(', ') : 'none'} (npm run image builds extip's), and ${NO_IMAGE} runs a command on the node's own files`;
+        state.containers.set(c.name, {name: c.name, restarts: 0, ready: false, waiting: missing.includes(c) ? {reason: 'ErrImagePull', message} : {reason: 'PodInitializing'}, backoffUntil: 0, timers: [], probeFailures: 0});
+      }
+      state.pullError = missing.map((c) => c.image).join(', ');
+      this.events.push(`no image ${state.namespace}/${state.name}: ${state.pullError}`);
       await this.reportStatus(state);
       return;
     }
@@ -461,7 +482,14 @@ export class NodeKubelet {
               spec: {audiences: source.serviceAccountToken.audience ? [source.serviceAccountToken.audience] : [], expirationSeconds: source.serviceAccountToken.expirationSeconds ?? 3607, boundObjectRef: {kind: 'Pod', apiVersion: 'v1', name: state.name, uid: state.uid}},
             });
             if (r.status !== 201) throw new Error(`token for ${state.namespace}/${pod.spec.serviceAccountName}: ${r.status} ${JSON.stringify(r.body)}`);
-            await writeFile(join(dir, source.serviceAccountToken.path), r.body.status.token, {mode: 0o600});
+            const token = join(dir, source.serviceAccountToken.path);
+            await writeFile(token, r.body.status.token, {mode: 0o600});
+            // As the kubelet does: readable by the pod's user when every container runs as the same non-root one.
+            const users = new Set((pod.spec.containers as Json[]).map((c) => c.securityContext?.runAsUser ?? pod.spec.securityContext?.runAsUser ?? 0));
+            if (users.size === 1 && [...users][0] !== 0) {
+              const ctr = (pod.spec.containers as Json[])[0];
+              await chown(token, Number([...users][0]), Number(ctr.securityContext?.runAsGroup ?? pod.spec.securityContext?.runAsGroup ?? 0));
+            }
           }
           if (source.configMap) await this.writeConfigMap(state.namespace, source.configMap.name, source.configMap.items, dir);
           if (source.downwardAPI) {
@@ -519,6 +547,74 @@ export class NodeKubelet {
     return join(this.options.root, path);
   }
 
+  /** runc's state directory for this node's containers. */
+  private get runcRoot(): string {
+    return join(this.options.dir, 'runc');
+  }
+
+  /** Where a volume's files are on this machine. */
+  private volumeSource(state: PodState, v: Json): string {
+    return v.hostPath ? this.hostPath(v.hostPath.path) : join(state.dir, 'volumes', v.name);
+  }
+
+  /**
+   * The OCI runtime spec of a container run from an image, as a CRI runtime
+   * writes it: the image's root filesystem (read-only if the securityContext
+   * says so), its entrypoint and env under the container's command, args and
+   * env; the user, group, capabilities (the runtime's defaults, then drop and
+   * add) and no_new_privs of the securityContext; the volumes bind-mounted; the
+   * pod's network namespace joined, its own pid, ipc, uts and mount namespaces.
+   * Not applied: seccomp profiles, AppArmor, cgroup limits.
+   */
+  private ociSpec(state: PodState, c: Json, image: LabImage, env: Record<string, string>): Json {
+    const sc: Json = {...(state.pod.spec.securityContext ?? {}), ...(c.securityContext ?? {})};
+    const uid = Number(sc.runAsUser ?? 0);
+    const gid = Number(sc.runAsGroup ?? 0);
+    if (sc.runAsNonRoot && uid === 0) throw new Error(`container ${c.name} has runAsNonRoot and image will run as root`);
+    const drop = new Set<string>((sc.capabilities?.drop ?? []).map((x: string) => x.toUpperCase()));
+    const caps = new Set<string>(drop.has('ALL') ? [] : DEFAULT_CAPS.filter((x) => !drop.has(x)));
+    for (const add of sc.capabilities?.add ?? []) caps.add(String(add).toUpperCase());
+    const set = [...caps].sort().map((x) => `CAP_${x}`);
+    // A process that is not root keeps capabilities in its bounding set only, as under containerd.
+    const active = uid === 0 ? set : [];
+    const vars = new Map<string, string>(image.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+    for (const [k, v] of Object.entries(env)) if (k !== 'PATH') vars.set(k, v);
+    const expandIn = (a: string) => expand(String(a), Object.fromEntries(vars));
+    const args = c.command?.length ? [...c.command, ...(c.args ?? [])] : [...image.entrypoint, ...(c.args ?? image.cmd)];
+    const mounts: Json[] = [
+      {destination: '/proc', type: 'proc', source: 'proc'},
+      {destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k']},
+      {destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620']},
+      {destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k']},
+      {destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev']},
+      {destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro']},
+    ];
+    for (const m of c.volumeMounts ?? []) {
+      const v = (state.pod.spec.volumes ?? []).find((x: Json) => x.name === m.name);
+      if (v) mounts.push({destination: m.mountPath, type: 'bind', source: this.volumeSource(state, v), options: ['rbind', m.readOnly ? 'ro' : 'rw']});
+    }
+    return {
+      ociVersion: '1.0.2',
+      process: {
+        terminal: false,
+        user: {uid, gid, additionalGids: [...(state.pod.spec.securityContext?.supplementalGroups ?? []), ...(state.pod.spec.securityContext?.fsGroup !== undefined ? [state.pod.spec.securityContext.fsGroup] : [])]},
+        args: args.map(expandIn),
+        env: [...vars].map(([k, v]) => `${k}=${v}`),
+        cwd: c.workingDir || image.workingDir || '/',
+        capabilities: {bounding: set, effective: active, permitted: active, inheritable: [], ambient: []},
+        noNewPrivileges: sc.allowPrivilegeEscalation === false,
+      },
+      root: {path: image.rootfs, readonly: sc.readOnlyRootFilesystem === true},
+      hostname: state.pod.spec.hostNetwork ? this.name : state.name,
+      mounts,
+      linux: {
+        namespaces: [{type: 'pid'}, {type: 'ipc'}, {type: 'uts'}, {type: 'mount'}, {type: 'network', path: `/var/run/netns/${state.netns}`}],
+        maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
+        readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      },
+    };
+  }
+
   /** The shell line that bind-mounts the pod's volumes at their paths inside the container's mount namespace. */
   private mounts(state: PodState, c: Json): string[] {
     const lines: string[] = [];
@@ -542,14 +638,29 @@ export class NodeKubelet {
   private async runContainer(state: PodState, c: Json, running: Running): Promise<void> {
     if (this.stopped || state.deleting) return;
     const env = await this.containerEnv(state, c);
-    let argv = [...(c.command ?? []), ...(c.args ?? [])].map((a: string) => expand(String(a), env));
-    if (argv[0] === 'ipmanager' || argv[0] === '/ipmanager' || argv[0].endsWith('/ipmanager')) argv = [process.execPath, join(repoRoot, 'bin/ipmanager.js'), ...argv.slice(1)];
-    const script = [...this.mounts(state, c), 'exec "$@"'].join(' && ');
-    const child = spawn('ip', ['netns', 'exec', state.netns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'container', ...argv], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env,
-      cwd: c.workingDir && existsSync(c.workingDir) ? c.workingDir : '/',
-    });
+    const image = this.options.images?.get(c.image);
+    let child: ChildProcess;
+    if (image) {
+      const id = `${this.name}-${state.uid.slice(0, 8)}-${c.name}-${running.restarts}`;
+      const bundle = join(state.dir, 'bundles', id);
+      await mkdir(bundle, {recursive: true});
+      // hostPath directories are made when missing, as for type DirectoryOrCreate (the lab did so before images too).
+      for (const m of c.volumeMounts ?? []) {
+        const v = (state.pod.spec.volumes ?? []).find((x: Json) => x.name === m.name);
+        if (v?.hostPath && v.hostPath.type !== 'File' && v.hostPath.type !== 'FileOrCreate') await mkdir(this.volumeSource(state, v), {recursive: true});
+      }
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(this.ociSpec(state, c, image, env)));
+      running.runcId = id;
+      child = spawn('runc', ['--root', this.runcRoot, 'run', '--bundle', bundle, id], {stdio: ['ignore', 'pipe', 'pipe']});
+    } else {
+      const argv = [...(c.command ?? []), ...(c.args ?? [])].map((a: string) => expand(String(a), env));
+      const script = [...this.mounts(state, c), 'exec "$@"'].join(' && ');
+      child = spawn('ip', ['netns', 'exec', state.netns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'container', ...argv], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env,
+        cwd: c.workingDir && existsSync(c.workingDir) ? c.workingDir : '/',
+      });
+    }
     running.child = child;
     running.started = now();
     running.waiting = undefined;
@@ -564,6 +675,7 @@ export class NodeKubelet {
     this.startProbes(state, c, running, child);
     child.once('exit', (code, signal) => {
       void writeFile(log, Buffer.concat(chunks)).catch(() => {});
+      if (running.runcId) void execa('runc', ['--root', this.runcRoot, 'delete', '--force', running.runcId], {reject: false});
       for (const t of running.timers.splice(0)) clearInterval(t);
       const exitCode = code ?? (signal ? 128 + (({SIGKILL: 9, SIGTERM: 15, SIGINT: 2} as Record<string, number>)[signal] ?? 1) : 1);
       running.lastExit = {exitCode, finishedAt: now(), startedAt: running.started!, reason: exitCode === 0 ? 'Completed' : 'Error'};
@@ -633,15 +745,16 @@ export class NodeKubelet {
       if (liveFails >= (c.livenessProbe.failureThreshold ?? 3)) {
         this.events.push(`liveness failed ${state.namespace}/${state.name}/${c.name}: restarting`);
         liveFails = 0;
-        this.kill(child, state.pod.spec.terminationGracePeriodSeconds ?? 30);
+        void this.kill(child, state.pod.spec.terminationGracePeriodSeconds ?? 30, running.runcId);
       }
     });
   }
 
-  private kill(child: ChildProcess, graceSeconds: number): Promise<void> {
+  private kill(child: ChildProcess, graceSeconds: number, runcId?: string): Promise<void> {
     if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceSeconds * 1000);
+      // runc run passes SIGTERM on to the container; SIGKILL cannot be passed, so runc kill sends it.
+      const timer = setTimeout(() => (runcId ? void execa('runc', ['--root', this.runcRoot, 'kill', runcId, 'KILL'], {reject: false}) : child.kill('SIGKILL')), graceSeconds * 1000);
       child.once('exit', () => {
         clearTimeout(timer);
         resolve();
@@ -657,7 +770,7 @@ export class NodeKubelet {
     this.events.push(`teardown ${state.namespace}/${state.name} grace ${graceSeconds}s${deleteAfter ? ', then delete' : ''}`);
     await Promise.all([...state.containers.values()].map(async (r) => {
       for (const t of r.timers.splice(0)) clearTimeout(t);
-      if (r.child) await this.kill(r.child, graceSeconds);
+      if (r.child) await this.kill(r.child, graceSeconds, r.runcId);
     }));
     this.pods.delete(state.uid);
     if (state.network) {
@@ -701,7 +814,7 @@ export class NodeKubelet {
     });
     const allReady = statuses.length > 0 && statuses.every((s) => s.ready);
     const status: Json = {
-      phase: state.unsupported ? 'Pending' : 'Running',
+      phase: state.unsupported || state.pullError ? 'Pending' : 'Running',
       hostIP: this.options.ip,
       hostIPs: [{ip: this.options.ip}],
       podIP: state.podIP,
