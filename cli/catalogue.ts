@@ -152,7 +152,7 @@ export const catalogue: readonly Variable[] = [
     default: 'ghcr.io/extip/ipmanager',
     rule: pattern('imageRepo', 'an OCI image repository such as registry.example.com:5000/team/ipmanager (lowercase path)', 255),
     summary: 'Image repository of the controller and scheduler.',
-    description: 'extip\'s own image (npm run image builds it), or any image with the ipmanager command-line contract. The original role had mirantis/k8s-externalipcontroller: that 2017 image (tag release-0.2.1) has none of extip\'s flags and cannot run claims mode on current Kubernetes.',
+    description: 'extip\'s own image (npm run image builds it), or any image with the ipmanager command-line contract; the upstream 2017 image (tag release-0.2.1) has none of extip\'s flags and cannot run claims mode on current Kubernetes. The original role had mirantis/k8s-externalipcontroller.',
     example: 'registry.example.com:5000/extip/ipmanager',
     since: 'kargo',
   },
