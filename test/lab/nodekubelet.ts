@@ -5,16 +5,18 @@
  * It registers its Node with the node's own credentials (system:node:<name>,
  * so the Node authorizer and NodeRestriction apply to it), reports addresses,
  * capacity and Ready, renews its Lease in kube-node-lease, and watches the Pods
- * the scheduler binds to it. Each container's command and args run as a process
- * in the node's network namespace and a mount namespace of its own, where
+ * the scheduler binds to it. A container runs from the image it names (the
+ * lab's images, test/lab/images.ts) under runc, with the OCI spec a CRI runtime
+ * writes (see ociSpec); one naming lab/none runs its command as a process in
+ * the node's network namespace and a mount namespace of its own. Either way
  * hostPath volumes (under the node's root directory) and the projected
  * service-account token (TokenRequest, bound to the pod), ca.crt and namespace
  * are bind-mounted at their paths. Env includes downward-API fieldRefs and
  * KUBERNETES_SERVICE_HOST/PORT. Probes run as declared; a container that exits
  * restarts with back-off (CrashLoopBackOff); a deleted Pod's processes get
  * SIGTERM, then SIGKILL after the grace period. A spec the lab cannot honour
- * (a pod network, an image without a command it can run) gets a status that
- * says so. `ipmanager` as a command runs the package's bin/ipmanager.js.
+ * (a pod network) gets a status that says so, and an image the lab does not
+ * have, ErrImagePull.
  */
 import {spawn, type ChildProcess} from 'node:child_process';
 import {existsSync} from 'node:fs';
