@@ -106,6 +106,20 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
     fix: allowed.length ? undefined : 'set extip_external_cidrs to the ranges your Services\' external IPs come from',
   });
 
+  // The upstream image knows only naive mode's first flags.
+  const image = `${String(vars.values.extip_image_repo)}:${String(vars.values.extip_image_tag)}`;
+  const upstream = /(^|\/)k8s-externalipcontroller$/.test(String(vars.values.extip_image_repo));
+  add({
+    name: 'image',
+    ok: !(upstream && claimsMode),
+    detail: !upstream
+      ? image
+      : claimsMode
+        ? `${image} is the upstream image, which cannot run claims mode (extip_distribution ${String(vars.values.extip_distribution)}) on current Kubernetes`
+        : `${image} is the upstream image: naive mode runs, without the address policy, the address records uninstall reads, or health probes`,
+    fix: upstream && claimsMode ? 'unset extip_image_repo and extip_image_tag (extip\'s own image), or set extip_distribution to all' : undefined,
+  });
+
   const filters = await checkCalicoFilters(vars.values, vars.explicit);
   if (filters.problems.length || filters.notes.length) {
     add({

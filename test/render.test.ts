@@ -229,6 +229,26 @@ describe('render --kargo on kubespray as it is today', () => {
   });
 });
 
+describe('render --manifests with the upstream image', () => {
+  test('naive mode gets only the flags the upstream image knows, and no health probes; the default image gets extip\'s', async () => {
+    const controller = async (sets: string[]) => {
+      const out = join(dir.path, `m${sets.length}`);
+      const r = await extip(['render', '--manifests', '--out', out, '-e', `@${ecmp}`, ...sets.flatMap((x) => ['--set', x])]);
+      expect(r.exitCode).toBe(0);
+      const docs = (await readFile(join(out, 'extip_controller.yml'), 'utf8')).split(/^---$/m).map((d) => parseYaml(d, 'x') as any).filter(Boolean);
+      return docs.find((d) => d.kind === 'DaemonSet').spec.template.spec.containers[0];
+    };
+    const upstream = await controller(['extip_image_repo=mirantis/k8s-externalipcontroller', 'extip_image_tag=release-0.2.1']);
+    expect(upstream.image).toBe('mirantis/k8s-externalipcontroller:release-0.2.1');
+    expect([...upstream.command, ...upstream.args]).toEqual(['ipmanager', 'naivecontroller', '--iface=lo', '--mask=32', '--logtostderr', '--v=5']);
+    expect(upstream.livenessProbe).toBeUndefined();
+    const own = await controller([]);
+    expect(own.image).toMatch(/^ghcr\.io\/extip\/ipmanager:/);
+    expect(own.args).toContain('--allowed-cidrs=10.0.0.0/24');
+    expect(own.livenessProbe.httpGet.path).toBe('/healthz');
+  });
+});
+
 describe('the role\'s defaults inside kubespray', () => {
   const paths = '{{ [extip_kubeconfig, extip_manifest_dir, extip_kubectl, extip_etcd_host, extip_etcd_ca_file, extip_etcd_cert_file, extip_etcd_key_file] | to_json }}';
   async function defaults(inventory: string, vars: Record<string, string>): Promise<string[]> {

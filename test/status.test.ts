@@ -37,6 +37,13 @@ test('doctor passes on a good setup, then catches an external IP that is a node 
   expect(good.exitCode).toBe(0);
   expect(good.stdout).toMatch(/pass\s+interface\s+lo exists on every target host/);
   expect(good.stdout).toMatch(/pass\s+policy\s+external IPs only from 10\.0\.0\.0\/24/);
+  expect(good.stdout).toMatch(/pass\s+image\s+ghcr\.io\/extip\/ipmanager:\d/);
+  // The upstream image cannot run claims mode.
+  const upstream = await extip(['doctor', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--kubeconfig', lab.api.kubeconfig, '--set', 'extip_distribution=balance',
+    '--set', 'extip_image_repo=mirantis/k8s-externalipcontroller', '--set', 'extip_image_tag=release-0.2.1', '--json']);
+  expect(upstream.exitCode).toBe(6);
+  expect(JSON.parse(upstream.stdout).checks.find((c: {name: string}) => c.name === 'image')).toMatchObject({
+    ok: false, detail: 'mirantis/k8s-externalipcontroller:release-0.2.1 is the upstream image, which cannot run claims mode (extip_distribution balance) on current Kubernetes'});
 
   await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'clash', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['10.210.1.12']}}));
   const bad = await extip(['doctor', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--kubeconfig', lab.api.kubeconfig, '--set', 'extip_ip_pools=[{name: p, cidr: 10.233.0.0/24}]', '--set', 'extip_iface=eth3', '--set', 'extip_external_cidrs=[]', '--json']);
