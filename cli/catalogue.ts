@@ -166,6 +166,27 @@ export const catalogue: readonly Variable[] = [
     example: '0.1.0',
     since: 'kargo',
   },
+  {
+    name: 'extip_image_archive',
+    section: 'general',
+    default: '',
+    rule: pattern('absPathOrEmpty', 'an absolute path on the control machine without spaces or shell metacharacters, or empty'),
+    summary: 'Image archive to load on every target node (air-gapped clusters).',
+    description:
+      'npm run image\'s .oci.tar, on the control machine. Before deploying, the role copies it to each target node and imports it into containerd (ctr -n k8s.io images import) where that node does not have the image; uninstall removes the image from the nodes where extip imported it. The archive must hold extip_image_repo:extip_image_tag. Empty: the nodes pull the image.',
+    example: '/srv/extip/ipmanager-0.1.0.oci.tar',
+    since: '0.1.0',
+  },
+  {
+    name: 'extip_ctr',
+    section: 'general',
+    default: "{{ bin_dir | default('/usr/local/bin') }}/ctr",
+    rule: absPath,
+    summary: 'containerd\'s ctr on the target nodes, for extip_image_archive.',
+    description: 'kubespray installs it in bin_dir. It runs as ctr -n k8s.io images import|ls|rm.',
+    example: '/usr/local/bin/ctr',
+    since: '0.1.0',
+  },
   // --- controller ----------------------------------------------------------
   {
     name: 'extip_ctrl_app',

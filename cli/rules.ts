@@ -36,6 +36,8 @@ export const patterns = {
   dnsSubdomain: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
   /** An absolute path without whitespace or shell metacharacters. */
   absPath: '^/[A-Za-z0-9_.@+/-]*$',
+  /** The same, or empty (not set). */
+  absPathOrEmpty: '^(/[A-Za-z0-9_.@+/-]*)?$',
   /** One etcd key segment. */
   keySegment: '^[A-Za-z0-9_.-]{1,128}$',
   /** Comma-separated http(s) URLs with a host name or IPv4 address and a port. */

@@ -20,6 +20,7 @@ import YAML from 'yaml';
 import {waitFor} from './bgp.js';
 import {type ApiProxy, type ControlPlane, NODE_HEARTBEAT_SECONDS, startControlPlane} from './controlplane.js';
 import {loadImages} from './images.js';
+import {repoRoot} from './tools.js';
 import {NodeKubelet} from './nodekubelet.js';
 import {type Daemon, reapStaleNamespaces, startDaemon, trackDir, trackNamespace, untrackDir, untrackNamespace} from './procs.js';
 
@@ -243,6 +244,8 @@ export class Lab {
       extip_manifest_dir: join(h.root, 'etc/kubernetes'),
       // The lab kubelet starts each node's agent with --state-dir under the node's root.
       extip_state_dir: join(h.root, 'run/extip'),
+      // No containerd here: a stand-in ctr (test/lab/ctr.py) keeps each node's image list.
+      extip_ctr: join(this.dir, 'ctr', h.name),
       // Paths on the etcd host (node1), where Kargo puts the admin certificates; etcdctl
       // runs there. The lab's hosts share one filesystem, each under its own root.
       extip_etcdctl: '/usr/bin/etcdctl',
@@ -250,6 +253,11 @@ export class Lab {
       extip_etcd_cert_file: join(etcdHost.root, `etc/ssl/etcd/ssl/admin-${etcdHost.name}.pem`),
       extip_etcd_key_file: join(etcdHost.root, `etc/ssl/etcd/ssl/admin-${etcdHost.name}-key.pem`),
     };
+  }
+
+  /** Where the stand-in ctr keeps a node's images (images.json) and the calls it got (calls.jsonl). */
+  containerdRoot(h: LabHost): string {
+    return join(h.root, 'var/lib/containerd');
   }
 
   private interpreter(h: LabHost): string {
@@ -268,8 +276,10 @@ export class Lab {
 
   private async writeInventories(): Promise<void> {
     await mkdir(join(this.dir, 'interpreters'), {recursive: true});
+    await mkdir(join(this.dir, 'ctr'), {recursive: true});
     for (const h of this.hosts) {
       await writeFile(this.interpreter(h), `#!/bin/sh\nexec /usr/sbin/ip netns exec ${h.ns} /usr/bin/python3 "$@"\n`, {mode: 0o755});
+      await writeFile(join(this.dir, 'ctr', h.name), `#!/bin/sh\nEXTIP_LAB_CONTAINERD_ROOT=${this.containerdRoot(h)} exec /usr/bin/python3 ${join(repoRoot, 'test/lab/ctr.py')} "$@"\n`, {mode: 0o755});
     }
     const quote = (v: string) => (/\s/.test(v) ? `"${v}"` : v);
     const kargo = [

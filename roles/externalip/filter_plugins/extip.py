@@ -5,6 +5,7 @@ message for message; test/rules-parity.test.ts runs the same cases through both.
 """
 
 import ipaddress
+import json
 import re
 
 NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
@@ -552,6 +553,29 @@ def extip_bgp_plan(ledger, want, current, labels=None, kept=None):
     return plan
 
 
+# --- extip_image_archive -----------------------------------------------------
+
+
+def extip_archive_images(index_text):
+    """The images an OCI layout's index.json names for containerd: {name: manifest digest}."""
+    try:
+        index = json.loads(index_text or "{}")
+    except ValueError:
+        return {}
+    images = {}
+    for m in index.get("manifests") or []:
+        name = (m.get("annotations") or {}).get("io.containerd.image.name")
+        if name:
+            images[name] = m.get("digest")
+    return images
+
+
+def extip_image_missing(listings, digest):
+    """The hosts whose `ctr images ls name==REF` output ({host: stdout}) does not show the
+    image with this digest, sorted."""
+    return sorted(h for h, out in (listings or {}).items() if not digest or digest not in (out or ""))
+
+
 # --- The run lock (a Lease) --------------------------------------------------
 
 LOCK_SECONDS = 900
@@ -733,6 +757,8 @@ class FilterModule:
             "extip_scoped_filter": extip_scoped_filter,
             "extip_etcd_plan": extip_etcd_plan,
             "extip_bgp_plan": extip_bgp_plan,
+            "extip_archive_images": extip_archive_images,
+            "extip_image_missing": extip_image_missing,
             "extip_bird_body_errors": extip_bird_body_errors,
             "extip_lock_holder": extip_lock_holder,
             "extip_lease": extip_lease,
