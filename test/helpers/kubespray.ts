@@ -22,7 +22,7 @@ export async function labInventory(lab: Lab, root: string, name: string, era: Er
   const dir = join(root, 'inventory', name);
   await rm(dir, {recursive: true, force: true});
   await cp(join(root, 'inventory/sample'), dir, {recursive: true});
-  const bin = dirname(lab.kubectlPath);
+  const bin = lab.binDir;
   const line = (h: Lab['hosts'][number]) => {
     const own = lab.hostVars(h);
     const vars: Record<string, string> = {

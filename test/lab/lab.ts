@@ -239,7 +239,9 @@ export class Lab {
       ansible_python_interpreter: this.interpreter(h),
       ip: h.ip,
       access_ip: h.ip,
-      extip_kubectl: this.kubectlPath,
+      // kubectl with this lab's own discovery cache: every lab's hosts reach their API server as
+      // 127.0.0.1:6443, and kubectl keys its cache by that, so labs side by side would share one.
+      extip_kubectl: join(this.binDir, 'kubectl'),
       extip_kubeconfig: join(h.root, 'etc/kubernetes/admin.conf'),
       extip_manifest_dir: join(h.root, 'etc/kubernetes'),
       // The lab kubelet starts each node's agent with --state-dir under the node's root.
@@ -253,6 +255,11 @@ export class Lab {
       extip_etcd_cert_file: join(etcdHost.root, `etc/ssl/etcd/ssl/admin-${etcdHost.name}.pem`),
       extip_etcd_key_file: join(etcdHost.root, `etc/ssl/etcd/ssl/admin-${etcdHost.name}-key.pem`),
     };
+  }
+
+  /** The lab's bin_dir: kubectl with the lab's own discovery cache. */
+  get binDir(): string {
+    return join(this.dir, 'bin');
   }
 
   /** Where the stand-in ctr keeps a node's images (images.json) and the calls it got (calls.jsonl). */
@@ -277,6 +284,8 @@ export class Lab {
   private async writeInventories(): Promise<void> {
     await mkdir(join(this.dir, 'interpreters'), {recursive: true});
     await mkdir(join(this.dir, 'ctr'), {recursive: true});
+    await mkdir(this.binDir, {recursive: true});
+    await writeFile(join(this.binDir, 'kubectl'), `#!/bin/sh\nKUBECACHEDIR=${join(this.dir, 'kubecache')} exec ${this.kubectlPath} "$@"\n`, {mode: 0o755});
     for (const h of this.hosts) {
       await writeFile(this.interpreter(h), `#!/bin/sh\nexec /usr/sbin/ip netns exec ${h.ns} /usr/bin/python3 "$@"\n`, {mode: 0o755});
       await writeFile(join(this.dir, 'ctr', h.name), `#!/bin/sh\nEXTIP_LAB_CONTAINERD_ROOT=${this.containerdRoot(h)} exec /usr/bin/python3 ${join(repoRoot, 'test/lab/ctr.py')} "$@"\n`, {mode: 0o755});
