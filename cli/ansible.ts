@@ -6,9 +6,9 @@ import {mkdtemp, open, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import type {Value} from './catalogue.js';
-import {MissingToolError, tail} from './errors.js';
+import {MissingToolError, tail} from '../lib/errors.js';
 import {playbooksDir, rolesDir} from './paths.js';
-import {run, spawnProgram} from './run.js';
+import {run, spawnProgram} from '../lib/run.js';
 import YAML from 'yaml';
 
 /** The oldest ansible-core the role is tested on: kubespray's pin. */

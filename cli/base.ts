@@ -1,6 +1,6 @@
 /** What every extip command shares: error reporting with the documented exit codes. */
 import {Command} from '@oclif/core';
-import {ExitCode, ExtipError, UserError} from './errors.js';
+import {ExitCode, ExtipError, UserError} from '../lib/errors.js';
 
 export abstract class BaseCommand extends Command {
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<void> {

@@ -11,8 +11,8 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import type {Value} from './catalogue.js';
-import {MissingToolError, type VariableProblem} from './errors.js';
-import {run} from './run.js';
+import {MissingToolError, type VariableProblem} from '../lib/errors.js';
+import {run} from '../lib/run.js';
 import {isJinja} from './validate.js';
 
 export interface Bird {

@@ -631,3 +631,14 @@ export const catalogue: readonly Variable[] = [
     since: '0.1.0',
   },
 ];
+
+/** The titles of the catalogue's sections, in the order the generated files list them. */
+export const sectionTitles: Record<Section, string> = {
+  general: 'General',
+  addresses: 'Address policy (where external IPs may come from)',
+  controller: 'Controller (ipmanager naivecontroller / claimcontroller)',
+  scheduler: 'Scheduler (claims mode: balance and single)',
+  pools: 'IP pools (claims mode)',
+  cluster: 'Cluster access',
+  calico: 'Calico BGP export',
+};

@@ -6,11 +6,11 @@ import type {KubeConfig} from '@kubernetes/client-node';
 import {ANSIBLE_INSTALL_HINT, type AnsibleEvent, checkAnsible, runPlaybook} from './ansible.js';
 import type {Value} from './catalogue.js';
 import {checkCalicoFilters} from './bird.js';
-import {ExtipError} from './errors.js';
-import {type Cidr, formatIp, isCidr, parseCidr, parseIp} from './ipnet.js';
+import {ExtipError} from '../lib/errors.js';
+import {type Cidr, formatIp, isCidr, parseCidr, parseIp} from '../lib/ipnet.js';
 import {type ClusterState, readCluster} from './kube.js';
 import {type ResolvedVariables} from './loader.js';
-import {run} from './run.js';
+import {run} from '../lib/run.js';
 import {findProblems, isJinja} from './validate.js';
 
 export interface Check {

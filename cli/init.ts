@@ -1,7 +1,7 @@
 /** Starter inventories for `extip init`, copied from inventory-examples/. */
 import {copyFile, mkdir, readFile, stat, writeFile} from 'node:fs/promises';
 import {dirname, join, relative} from 'node:path';
-import {UserError} from './errors.js';
+import {UserError} from '../lib/errors.js';
 import {listFiles} from './files.js';
 import {inventoryExamplesDir} from './paths.js';
 import {resolve} from './loader.js';

@@ -5,7 +5,7 @@
  * tests point it at the lab.
  */
 import * as k8s from '@kubernetes/client-node';
-import {ExitCode, type ExitCodeValue, ExtipError} from './errors.js';
+import {ExitCode, type ExitCodeValue, ExtipError} from '../lib/errors.js';
 
 export class ClusterUnreachableError extends ExtipError {
   readonly exitCode: ExitCodeValue = ExitCode.unreachable;

@@ -7,7 +7,7 @@ import {randomBytes} from 'node:crypto';
 import {mkdir, readFile, readdir, rename, rm, stat} from 'node:fs/promises';
 import {basename, dirname, join, resolve} from 'node:path';
 import {checkAnsible, runPlaybook} from './ansible.js';
-import {CommandError, UserError, tail} from './errors.js';
+import {CommandError, UserError, tail} from '../lib/errors.js';
 import type {ResolvedVariables} from './loader.js';
 import YAML from 'yaml';
 

@@ -6,7 +6,7 @@
 import {type PlaybookResult, checkAnsible, runPlaybook} from './ansible.js';
 import type {Value} from './catalogue.js';
 import {checkCalicoFilters} from './bird.js';
-import {ExitCode, type ExitCodeValue, UserError, ValidationError, indent} from './errors.js';
+import {ExitCode, type ExitCodeValue, UserError, ValidationError, indent} from '../lib/errors.js';
 import {type VariableInputs, loadVariables} from './loader.js';
 import {createProgress, summaryLines} from './progress.js';
 import {assertValid} from './validate.js';

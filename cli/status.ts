@@ -2,8 +2,8 @@
  * `extip status`: what runs where, where each external IP is held, and what
  * looks wrong. Pure assessment over a ClusterState read by cli/kube.ts.
  */
-import {parseAgentFlags} from './agent/flags.js';
-import {type AddressPolicy, nodeAddresses, policyFrom} from './agent/policy.js';
+import {parseAgentFlags} from '../lib/agent-flags.js';
+import {type AddressPolicy, nodeAddresses, policyFrom} from '../lib/policy.js';
 import type {ClaimStatus, ClusterState} from './kube.js';
 
 export interface NodeStatus {

@@ -3,7 +3,6 @@ import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import Handlebars from 'handlebars';
 import type {Value} from './catalogue.js';
-import {templatesDir} from './paths.js';
 import {stringifyEntry, stringifyInline} from './yamlio.js';
 
 const hb = Handlebars.create();
@@ -42,13 +41,14 @@ hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
 
 const cache = new Map<string, Handlebars.TemplateDelegate>();
 
-/** Renders templates/<name> with `context`. */
-export async function renderTemplate(name: string, context: object): Promise<string> {
-  let template = cache.get(name);
+/** Renders the handlebars template <dir>/<name> with `context` (compiled once per path). */
+export async function renderTemplate(dir: string, name: string, context: object): Promise<string> {
+  const path = join(dir, name);
+  let template = cache.get(path);
   if (!template) {
-    const source = await readFile(join(templatesDir, name), 'utf8');
+    const source = await readFile(path, 'utf8');
     template = hb.compile(source, {noEscape: true, strict: true});
-    cache.set(name, template);
+    cache.set(path, template);
   }
   return template(context);
 }

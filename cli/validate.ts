@@ -1,6 +1,6 @@
 /** Checks resolved variables against the catalogue; every problem is reported at once. */
 import {type Value, type Variable, catalogue} from './catalogue.js';
-import {ValidationError, type VariableProblem} from './errors.js';
+import {ValidationError, type VariableProblem} from '../lib/errors.js';
 import {type RuleContext, nearest} from './rules.js';
 import {stringifyInline} from './yamlio.js';
 

@@ -5,10 +5,9 @@
 import {randomBytes} from 'node:crypto';
 import {cp, mkdir, readFile, readdir, rename, rm, stat, writeFile} from 'node:fs/promises';
 import {basename, dirname, join, relative} from 'node:path';
-import {type Value, catalogue} from './catalogue.js';
-import {sectionTitles} from './generate.js';
-import {UserError} from './errors.js';
-import {playbooksDir, roleDir} from './paths.js';
+import {type Value, catalogue, sectionTitles} from './catalogue.js';
+import {UserError} from '../lib/errors.js';
+import {playbooksDir, roleDir, templatesDir} from './paths.js';
 import {listFiles} from './files.js';
 import {commentBlock, renderTemplate} from './templating.js';
 import type {ResolvedVariables} from './loader.js';
@@ -34,7 +33,7 @@ export async function groupVarsFile(vars: ResolvedVariables): Promise<string> {
         };
       }),
   }));
-  const text = await renderTemplate('group-vars.yml.hbs', {sections});
+  const text = await renderTemplate(templatesDir, 'group-vars.yml.hbs', {sections});
   // What we write must read back as exactly the values the user set.
   const back = (parseYaml(text, 'generated group_vars') ?? {}) as Record<string, Value>;
   for (const name of vars.explicit.keys()) {

@@ -2,7 +2,7 @@
 import {readFile} from 'node:fs/promises';
 import YAML from 'yaml';
 import type {Value} from './catalogue.js';
-import {UserError} from './errors.js';
+import {UserError} from '../lib/errors.js';
 
 // Duplicate keys are an error: Ansible keeps the last one silently, which hides typos.
 const parseOptions = {version: '1.1', merge: true, uniqueKeys: true} as const;

@@ -5,9 +5,9 @@
  */
 import {expect, test} from '@jest/globals';
 import type * as k8s from '@kubernetes/client-node';
-import {canonicalIp} from '../cli/agent/addresses.js';
-import {Limiter} from '../cli/agent/limiter.js';
-import {desiredFrom, plan} from '../cli/agent/naive.js';
+import {canonicalIp} from '../agent/addresses.js';
+import {Limiter} from '../agent/limiter.js';
+import {desiredFrom, plan} from '../agent/naive.js';
 
 const svc = (name: string, ips: string[]) => ({metadata: {name, namespace: 'default'}, spec: {externalIPs: ips}}) as k8s.V1Service;
 

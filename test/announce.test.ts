@@ -1,5 +1,5 @@
 /**
- * The agent's ARP probe and announcement (cli/agent/announce.ts), run with
+ * The agent's ARP probe and announcement (agent/announce.ts), run with
  * the real arping and kernel in two network namespaces joined by a veth
  * pair: "holder" holds addresses, "newcomer" probes and announces.
  */
@@ -12,7 +12,7 @@ import {repoRoot} from './helpers/root.js';
 const id = `${process.pid}-${randomBytes(2).toString('hex')}`;
 const holder = `extip-an-${id}-h`;
 const newcomer = `extip-an-${id}-n`;
-const module = join(repoRoot, 'dist/cli/agent/announce.js');
+const module = join(repoRoot, 'dist/agent/announce.js');
 
 const ip = (ns: string, ...args: string[]) => execa('ip', ['-n', ns, ...args]);
 const mac = async (ns: string, dev: string) => JSON.parse((await ip(ns, '-j', 'link', 'show', 'dev', dev)).stdout)[0].address as string;

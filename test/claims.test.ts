@@ -1,7 +1,7 @@
 /** Claims mode's decisions on their own: names, placement, liveness, the fence time. */
 import {describe, expect, test} from '@jest/globals';
-import {type ClaimView, Liveness, claimName, decide, fenceAfterMs, givenBack, handoffs} from '../cli/agent/claims.js';
-import {FlagError, parseAgentFlags} from '../cli/agent/flags.js';
+import {type ClaimView, Liveness, claimName, decide, fenceAfterMs, givenBack, handoffs} from '../agent/claims.js';
+import {FlagError, parseAgentFlags} from '../lib/agent-flags.js';
 
 const cidrs = (n: number) => Array.from({length: n}, (_, i) => `10.0.0.${i + 1}/32`);
 const perNode = (d: ReturnType<typeof decide>, claims: ClaimView[] = []) => {

@@ -25,7 +25,7 @@ let second: Built;
 const version = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')).version as string;
 
 async function build(out: string): Promise<Built> {
-  const r = await execa('node', [join(repoRoot, 'dist/cli/tools/image.js'), '--out', out, '--json'], {reject: false});
+  const r = await execa('node', [join(repoRoot, 'dist/tools/image.js'), '--out', out, '--json'], {reject: false});
   if (r.exitCode !== 0) throw new Error(`npm run image failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }

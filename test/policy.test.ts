@@ -5,10 +5,10 @@
  */
 import {describe, expect, test} from '@jest/globals';
 import type * as k8s from '@kubernetes/client-node';
-import {FlagError, parseAgentFlags} from '../cli/agent/flags.js';
-import {desiredFrom} from '../cli/agent/naive.js';
-import {AddressPolicy, nodeAddresses, policyFrom} from '../cli/agent/policy.js';
-import {refusalEvent} from '../cli/agent/refusals.js';
+import {FlagError, parseAgentFlags} from '../lib/agent-flags.js';
+import {desiredFrom} from '../agent/naive.js';
+import {AddressPolicy, nodeAddresses, policyFrom} from '../lib/policy.js';
+import {refusalEvent} from '../agent/refusals.js';
 
 const policy = () => {
   const p = new AddressPolicy({

@@ -11,4 +11,4 @@ bash test/setup.sh
 npm run --silent build
 npm run --silent build:all
 # The agent's image (npm run image): the lab runs the agent from it, as a cluster would.
-node dist/cli/tools/image.js >&2
+node dist/tools/image.js >&2

@@ -1,6 +1,6 @@
 import {describe, expect, test} from '@jest/globals';
 import {catalogue} from '../cli/catalogue.js';
-import {ValidationError} from '../cli/errors.js';
+import {ValidationError} from '../lib/errors.js';
 import {patterns} from '../cli/rules.js';
 import {assertValid, findProblems} from '../cli/validate.js';
 import {ruleCases} from './fixtures/rule-cases.js';

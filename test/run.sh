@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/prepare.sh
-node dist/cli/tools/generate.js --check
+node dist/tools/generate.js --check
 # Every test on the newest ansible-core (and its linters); then the tests that
 # drive the role, again on kubespray's pin, with the kubespray tests. One line sums both runs.
 newest="$(bash test/ansible/venv.sh newest)"

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core';
 import {BaseCommand} from '../base.js';
 import {type Check, doctor, formatChecks} from '../doctor.js';
-import {ExitCode} from '../errors.js';
+import {ExitCode} from '../../lib/errors.js';
 import {variableFlags, variableInputs} from '../flags.js';
 import {loadKubeConfig} from '../kube.js';
 import {loadVariables} from '../loader.js';

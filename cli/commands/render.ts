@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core';
 import {BaseCommand} from '../base.js';
-import {UserError, ValidationError} from '../errors.js';
+import {UserError, ValidationError} from '../../lib/errors.js';
 import {variableFlags, variableInputs} from '../flags.js';
 import {loadVariables} from '../loader.js';
 import {assertValid} from '../validate.js';

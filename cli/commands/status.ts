@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core';
 import {BaseCommand} from '../base.js';
-import {ExitCode} from '../errors.js';
+import {ExitCode} from '../../lib/errors.js';
 import {loadKubeConfig, readCluster} from '../kube.js';
 import {type StatusReport, assess, formatStatus} from '../status.js';
 

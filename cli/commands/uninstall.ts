@@ -1,7 +1,7 @@
 import {createInterface} from 'node:readline/promises';
 import {Flags} from '@oclif/core';
 import {BaseCommand} from '../base.js';
-import {UserError} from '../errors.js';
+import {UserError} from '../../lib/errors.js';
 import {operateFlags, operateOptions} from '../operate-flags.js';
 import {type OperateResult, operate} from '../operate.js';
 

@@ -14,7 +14,7 @@
 import {mkdir, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {isIPv4, isIPv6} from 'node:net';
-import {run} from '../run.js';
+import {run} from '../lib/run.js';
 
 export interface HostAddress {
   iface: string;

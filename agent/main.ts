@@ -9,7 +9,7 @@ import * as k8s from '@kubernetes/client-node';
 import {Ownership} from './addresses.js';
 import {ClaimController} from './claimcontroller.js';
 import {fenceAfterMs} from './claims.js';
-import {FlagError, parseAgentFlags} from './flags.js';
+import {FlagError, parseAgentFlags} from '../lib/agent-flags.js';
 import {createLogger} from './log.js';
 import {Metrics} from './metrics.js';
 import {NaiveController} from './naive.js';

@@ -12,10 +12,10 @@
  * with `ndisc_notify` on it sends an unsolicited neighbour advertisement once
  * detection has passed.
  */
-import {MissingToolError} from '../errors.js';
+import {MissingToolError} from '../lib/errors.js';
 import {switchOn} from './addresses.js';
 import {Limiter} from './limiter.js';
-import {run} from '../run.js';
+import {run} from '../lib/run.js';
 
 /**
  * At most this many arping processes of each kind at once. Starting a process

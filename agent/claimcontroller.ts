@@ -24,12 +24,12 @@ import {isIPv4} from 'node:net';
 import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import {CLAIMS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, claimName, fenceAfterMs} from './claims.js';
-import type {AgentFlags} from './flags.js';
+import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {type Desired, plan} from './naive.js';
-import {type AddressPolicy, RULES, policyFrom} from './policy.js';
+import {type AddressPolicy, RULES, policyFrom} from '../lib/policy.js';
 
 /** How long a restarted controller keeps an address whose claim went elsewhere, waiting for the claim to come back. */
 const HOLD_MS = 5000;

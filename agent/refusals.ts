@@ -11,7 +11,7 @@ import type {ApiClient, Json} from './api.js';
 import {ListWatch} from './listwatch.js';
 import type {Logger} from './log.js';
 import type {Metrics} from './metrics.js';
-import {type AddressPolicy, RULES, type Rule, nodeAddresses} from './policy.js';
+import {type AddressPolicy, RULES, type Rule, nodeAddresses} from '../lib/policy.js';
 
 export interface Refused {
   /** namespace/name */

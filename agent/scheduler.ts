@@ -21,14 +21,14 @@ import {ApiClient} from './api.js';
 import {CLAIMS, type ClaimView, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, givenBack, handoffs} from './claims.js';
 import {canonicalIp} from './addresses.js';
 import {type Allocation, allocationValue, planPools, poolFrom, serviceView} from './pools.js';
-import type {AgentFlags} from './flags.js';
+import type {AgentFlags} from '../lib/agent-flags.js';
 import {LeaderElector} from './leader.js';
 import {Limiter} from './limiter.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {desiredFrom} from './naive.js';
-import {type AddressPolicy, policyFrom} from './policy.js';
+import {type AddressPolicy, policyFrom} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter} from './refusals.js';
 import {ServiceWatcher} from './services.js';
 

@@ -5,23 +5,16 @@
  */
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import {type Section, type Value, type Variable, catalogue} from './catalogue.js';
-import {exitCodeTable} from './errors.js';
-import {packageRoot} from './paths.js';
-import type {Rule} from './rules.js';
-import {renderTemplate} from './templating.js';
-import {isJinja} from './validate.js';
-import {parseYaml, stringifyDocument, stringifyInline} from './yamlio.js';
+import {type Section, type Value, type Variable, catalogue, sectionTitles} from '../cli/catalogue.js';
+import {exitCodeTable} from '../lib/errors.js';
+import {packageRoot} from '../cli/paths.js';
+import type {Rule} from '../cli/rules.js';
+import {renderTemplate} from '../cli/templating.js';
 
-export const sectionTitles: Record<Section, string> = {
-  general: 'General',
-  addresses: 'Address policy (where external IPs may come from)',
-  controller: 'Controller (ipmanager naivecontroller / claimcontroller)',
-  scheduler: 'Scheduler (claims mode: balance and single)',
-  pools: 'IP pools (claims mode)',
-  cluster: 'Cluster access',
-  calico: 'Calico BGP export',
-};
+/** The generator's own handlebars templates (build time only, not shipped). */
+const toolTemplates = join(packageRoot, 'tools', 'templates');
+import {isJinja} from '../cli/validate.js';
+import {parseYaml, stringifyDocument, stringifyInline} from '../cli/yamlio.js';
 
 function sections(): Array<{title: string; variables: Variable[]}> {
   return (Object.keys(sectionTitles) as Section[]).map((s) => ({
@@ -44,7 +37,7 @@ function explanation(v: Variable): string[] {
 }
 
 export async function roleDefaults(): Promise<string> {
-  return renderTemplate('role-defaults.yml.hbs', {
+  return renderTemplate(toolTemplates, 'role-defaults.yml.hbs', {
     sections: sections().map((s) => ({
       title: s.title,
       variables: s.variables.map((v) => ({name: v.name, text: explanation(v).join('\n'), default: v.default})),
@@ -64,7 +57,7 @@ export async function argumentSpecs(): Promise<string> {
   // Deprecated variables are accepted but not used, so they are not checked (the
   // old extip_ctrl_hostname default needs facts that the role does not gather).
   const options = Object.fromEntries(catalogue.filter((v) => !v.deprecated).map((v) => [v.name, specOption(v)]));
-  return renderTemplate('argument-specs.yml.hbs', {
+  return renderTemplate(toolTemplates, 'argument-specs.yml.hbs', {
     options: stringifyDocument(options, 110).trimEnd(),
   });
 }
@@ -106,7 +99,7 @@ export async function validateTasks(): Promise<string> {
         expression: `(${message}) if not (${guard ? `not (${guard}) or ` : ''}${ok}) else ''`,
       };
     });
-  return renderTemplate('validate-tasks.yml.hbs', {checks});
+  return renderTemplate(toolTemplates, 'validate-tasks.yml.hbs', {checks});
 }
 
 /** A Jinja (Python) string literal. */
@@ -122,7 +115,7 @@ function tableCell(text: string): string {
 }
 
 export async function readmeVariables(readme: string): Promise<string> {
-  const table = await renderTemplate('readme-variables.md.hbs', {
+  const table = await renderTemplate(toolTemplates, 'readme-variables.md.hbs', {
     sections: sections().map((s) => ({
       title: s.title,
       variables: s.variables.map((v) => ({
@@ -140,7 +133,7 @@ export async function readmeVariables(readme: string): Promise<string> {
   return replaceBetween(readme, README_BEGIN, README_END, table);
 }
 
-export const EXIT_BEGIN = '<!-- BEGIN EXIT CODES (generated from cli/errors.ts by `npm run generate`) -->';
+export const EXIT_BEGIN = '<!-- BEGIN EXIT CODES (generated from lib/errors.ts by `npm run generate`) -->';
 export const EXIT_END = '<!-- END EXIT CODES -->';
 
 function replaceBetween(text: string, begin: string, end: string, body: string): string {

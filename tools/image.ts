@@ -21,7 +21,7 @@ import {parseArgs} from 'node:util';
 import {execa} from 'execa';
 import {type TarEntry, imageLayout, layoutArchive} from './oci.js';
 
-const root = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
+const root = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const inputsFile = join(root, 'image/inputs.json');
 const cacheDir = join(root, 'node_modules/.cache/extip-image');
 const LIBDIR = 'lib/x86_64-linux-gnu';
@@ -179,7 +179,7 @@ async function addElf(fs: Rootfs, source: string, target: string, libraryDirs: s
 /** The agent's own modules: bin/ipmanager.js and every dist module it imports, transitively. */
 async function agentModules(): Promise<string[]> {
   const seen = new Set<string>();
-  const queue = [join(root, 'dist/cli/agent/main.js')];
+  const queue = [join(root, 'dist/agent/main.js')];
   while (queue.length) {
     const file = queue.shift()!;
     if (seen.has(file)) continue;
@@ -263,7 +263,7 @@ export async function buildImage(out: string): Promise<ImageResult> {
   const started = Date.now();
   const inputs = JSON.parse(await readFile(inputsFile, 'utf8')) as Inputs;
   const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {version: string};
-  if (!existsSync(join(root, 'dist/cli/agent/main.js'))) throw new BuildError('dist/cli/agent/main.js is missing: run npm run build first');
+  if (!existsSync(join(root, 'dist/agent/main.js'))) throw new BuildError('dist/agent/main.js is missing: run npm run build first');
   const reference = `${IMAGE_REPO}:${pkg.version}`;
   const work = join(cacheDir, 'work');
 
@@ -304,7 +304,7 @@ export async function buildImage(out: string): Promise<ImageResult> {
   for (const p of packages) await addTree(fs, p.dir, `opt/extip/${relative(root, p.dir)}`, runtimeFile);
   // No shell in the image: the kernel runs the interpreter the first line names.
   fs.file('usr/local/bin/ipmanager', Buffer.from(
-    "#!/usr/local/bin/node\n// ipmanager: extip's External IP Controller (a CommonJS file: it has no extension).\nimport('/opt/extip/dist/cli/agent/main.js').then(async (m) => process.exit(await m.main(process.argv.slice(2))));\n",
+    "#!/usr/local/bin/node\n// ipmanager: extip's External IP Controller (a CommonJS file: it has no extension).\nimport('/opt/extip/dist/agent/main.js').then(async (m) => process.exit(await m.main(process.argv.slice(2))));\n",
   ), 0o755);
 
   const image = imageLayout({

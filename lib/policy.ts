@@ -8,7 +8,7 @@
  * link-local, multicast, broadcast and reserved addresses, a node's own
  * address, the Service and pod CIDRs, the API server's address.
  */
-import {type Cidr, type Family, formatIp, isCidr, parseCidr, parseIp} from '../ipnet.js';
+import {type Cidr, type Family, formatIp, isCidr, parseCidr, parseIp} from './ipnet.js';
 
 /** Each way an address is refused; the name goes into logs and the metric's label. */
 export type Rule =

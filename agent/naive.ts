@@ -9,10 +9,10 @@ import * as k8s from '@kubernetes/client-node';
 import {hostname} from 'node:os';
 import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
 import {ApiClient} from './api.js';
-import type {AgentFlags} from './flags.js';
+import type {AgentFlags} from '../lib/agent-flags.js';
 import {type Logger, describe} from './log.js';
 import {Metrics} from './metrics.js';
-import {AddressPolicy, policyFrom} from './policy.js';
+import {AddressPolicy, policyFrom} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter, type Refused} from './refusals.js';
 import {ServiceWatcher} from './services.js';
 

@@ -4,8 +4,8 @@
  */
 import {readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import {generatedFiles} from '../generate.js';
-import {packageRoot} from '../paths.js';
+import {generatedFiles} from './generate.js';
+import {packageRoot} from '../cli/paths.js';
 
 const check = process.argv.includes('--check');
 let stale = 0;
