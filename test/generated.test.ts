@@ -3,7 +3,7 @@ import {expect, test} from '@jest/globals';
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {catalogue} from '../cli/catalogue.js';
-import {generatedFiles} from '../tools/generate.js';
+import {generatedFiles} from '../tools/derived.js';
 import {parseYaml} from '../cli/yamlio.js';
 import {repoRoot} from './helpers/ansible.js';
 
