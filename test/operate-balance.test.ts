@@ -19,7 +19,7 @@ test('balance setup: install with progress and summary, status, uninstall back t
   const install = await extip(['install', '-i', lab.kargoInventory, '-e', `@${balance}`, '--set', 'extip_namespace=extip']);
   expect(install.exitCode).toBe(0);
   expect(install.stderr).toMatch(/TASK Externalip \| Wait for the CRDs to be Established/);
-  expect(install.stderr).toMatch(/changed: node1: Externalip \| Apply \(server-side\) the manifest of pools/);
+  expect(install.stderr).toMatch(/changed: node1: Externalip \| Apply the objects of the kinds the CRDs added/);
   expect(install.stderr).toMatch(/^node3\s+ok=\d+\s+changed=0\s+failed=0\s+unreachable=0/m);
   expect((await lab.kubectl(['get', 'ipclaimpools', 'pool-a'])).exitCode).toBe(0);
 

@@ -28,6 +28,7 @@ export async function labInventory(lab: Lab, root: string, name: string, era: Er
     const vars: Record<string, string> = {
       ansible_connection: 'local',
       ansible_python_interpreter: own.ansible_python_interpreter,
+      ansible_shell_executable: own.ansible_shell_executable,
       // The lab runs as root and has no sudo: -b becomes root with su, which asks root nothing.
       ansible_become_method: 'su',
       ip: h.ip,

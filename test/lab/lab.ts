@@ -237,6 +237,9 @@ export class Lab {
       ansible_connection: 'local',
       // A wrapper that enters the host's namespace (Ansible 2.19 and later take a path only, no arguments).
       ansible_python_interpreter: this.interpreter(h),
+      // The shell that runs commands on the host (the role's extip_exec and every module
+      // start go through it): /bin/sh in the host's namespace, as ssh would give it.
+      ansible_shell_executable: this.shell(h),
       ip: h.ip,
       access_ip: h.ip,
       // kubectl with this lab's own discovery cache: every lab's hosts reach their API server as
@@ -271,6 +274,10 @@ export class Lab {
     return join(this.dir, 'interpreters', h.name);
   }
 
+  private shell(h: LabHost): string {
+    return join(this.dir, 'shells', h.name);
+  }
+
   /** The Kargo-era inventory (kube-master, kube-node, etcd, k8s-cluster). */
   get kargoInventory(): string {
     return join(this.dir, 'inventory-kargo', 'inventory.cfg');
@@ -283,11 +290,13 @@ export class Lab {
 
   private async writeInventories(): Promise<void> {
     await mkdir(join(this.dir, 'interpreters'), {recursive: true});
+    await mkdir(join(this.dir, 'shells'), {recursive: true});
     await mkdir(join(this.dir, 'ctr'), {recursive: true});
     await mkdir(this.binDir, {recursive: true});
     await writeFile(join(this.binDir, 'kubectl'), `#!/bin/sh\nKUBECACHEDIR=${join(this.dir, 'kubecache')} exec ${this.kubectlPath} "$@"\n`, {mode: 0o755});
     for (const h of this.hosts) {
       await writeFile(this.interpreter(h), `#!/bin/sh\nexec /usr/sbin/ip netns exec ${h.ns} /usr/bin/python3 "$@"\n`, {mode: 0o755});
+      await writeFile(this.shell(h), `#!/bin/sh\nexec /usr/sbin/ip netns exec ${h.ns} /bin/sh "$@"\n`, {mode: 0o755});
       await writeFile(join(this.dir, 'ctr', h.name), `#!/bin/sh\nEXTIP_LAB_CONTAINERD_ROOT=${this.containerdRoot(h)} exec /usr/bin/python3 ${join(repoRoot, 'test/lab/ctr.py')} "$@"\n`, {mode: 0o755});
     }
     const quote = (v: string) => (/\s/.test(v) ? `"${v}"` : v);
