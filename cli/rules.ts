@@ -304,7 +304,7 @@ export const pools: Rule = {
   jinja: [`VAR is sequence and VAR is not string`, `(VAR | extip_pool_errors) == []`],
 };
 
-/** The same checks as the role's `extip_pool_errors` filter (filter_plugins/extip.py). */
+/** The same checks as the role's `extip_pool_errors` filter (filter_plugins/extip_addresses.py). */
 export function poolErrors(value: unknown): string[] {
   if (!Array.isArray(value)) return ['not a list'];
   const errors: string[] = [];

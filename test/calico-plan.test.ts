@@ -1,5 +1,5 @@
 /**
- * The role's Calico planning filters (roles/externalip/filter_plugins/extip.py),
+ * The role's Calico planning filters (roles/externalip/filter_plugins/extip_calico.py),
  * table-driven through real python3: what install and uninstall would change in
  * etcd and in the default BGPConfiguration, for the cases the lab runs do not reach.
  */
@@ -11,7 +11,7 @@ import {repoRoot} from './helpers/ansible.js';
 async function call(filter: string, ...args: unknown[]): Promise<any> {
   const script = `import json, sys
 sys.path.insert(0, ${JSON.stringify(join(repoRoot, 'roles/externalip/filter_plugins'))})
-import extip
+import extip_calico as extip
 args = json.load(sys.stdin)
 print(json.dumps(getattr(extip, ${JSON.stringify(filter)})(*args)))`;
   const r = await execa('/usr/bin/python3', ['-c', script], {input: JSON.stringify(args)});

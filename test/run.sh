@@ -11,13 +11,16 @@ node dist/tools/generate.js --check
 # drive the role, again on kubespray's pin, with the kubespray tests. One line sums both runs.
 newest="$(bash test/ansible/venv.sh newest)"
 kubespray="$(bash test/ansible/venv.sh kubespray)"
+status=0
+# The role's filter plugins, by pytest (their unit tests live in the role).
+echo "== the role's unit tests (pytest)" >&2
+"$newest/python" -m pytest -q -p no:cacheprovider roles/externalip/tests/unit >&2 || status=$?
 role_tests=(test/role.test.ts test/role-validation.test.ts test/uninstall-addresses.test.ts test/ledger-lock.test.ts test/data-vars.test.ts)
 # kubespray refuses any Ansible outside its pin (playbooks/ansible_version.yml, tagged
 # always), so the tests that run its playbooks run on the pin alone.
 pin_only=(test/kubespray.test.ts)
 results="$(mktemp)"
 results18="$(mktemp)"
-status=0
 echo "== every test, ansible-core $("$newest/ansible-playbook" --version | sed -n 's/.*core \([0-9.]*\)].*/\1/p')" >&2
 # Two workers: lab tests spend most of their time waiting on real daemons, and
 # each lab has its own namespaces, ports and directories.

@@ -1,0 +1,40 @@
+from extip_addresses import extip_cidr_errors, extip_policy_errors, extip_pool_errors
+
+
+def test_cidr_errors_name_each_bad_item():
+    assert extip_cidr_errors(["10.0.0.0/24", "2001:db8::/64"]) == []
+    errors = extip_cidr_errors(["10.0.0.1/24", "10.0.0.0", "x/8"])
+    assert len(errors) == 3
+    assert "host bits are set; the network address is 10.0.0.0/24" in errors[0]
+    assert "has no /prefix length" in errors[1]
+
+
+def test_cidr_errors_refuse_overlapping_ranges():
+    assert any("overlap" in e for e in extip_cidr_errors(["10.0.0.0/16", "10.0.1.0/24"]))
+
+
+NODES = [{"metadata": {"name": "n1"}, "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.5"}]}}]
+
+
+def test_policy_errors_refuse_the_cluster_ranges_and_node_addresses():
+    errors = extip_policy_errors(["10.233.0.0/24", "192.0.2.0/24"], [], "10.233.0.0/18", "10.233.64.0/18", NODES)
+    assert any("10.233.0.0/24 overlaps" in e and "extip_service_cidr" in e for e in errors)
+    assert any("192.0.2.5, the address of node n1" in e for e in errors)
+
+
+def test_policy_errors_accept_ranges_outside_them():
+    assert extip_policy_errors(["198.51.100.0/24"], [], "10.233.0.0/18", "10.233.64.0/18", NODES) == []
+
+
+def test_a_pool_range_that_holds_a_node_address_is_refused_but_not_the_rest_of_its_cidr():
+    pools = [{"name": "a", "cidr": "192.0.2.0/24", "ranges": [["192.0.2.100", "192.0.2.120"]]}]
+    assert extip_policy_errors([], pools, "10.233.0.0/18", "10.233.64.0/18", NODES) == []
+    pools[0]["ranges"] = [["192.0.2.1", "192.0.2.10"]]
+    assert extip_policy_errors([], pools, "10.233.0.0/18", "10.233.64.0/18", NODES) != []
+
+
+def test_pool_errors_read_like_the_cli():
+    assert extip_pool_errors([{"name": "a", "cidr": "10.0.0.0/24"}]) == []
+    errors = extip_pool_errors([{"name": "a", "cidr": "10.0.0.0/24", "ranges": [["10.0.0.50", "10.0.0.10"]]}])
+    assert errors == ["pool 1: range 10.0.0.50-10.0.0.10 ends before it starts"]
+    assert "not a list" in extip_pool_errors("a")
