@@ -2,6 +2,7 @@
  * `extip doctor`: checks before an install, changing nothing. Each check says
  * pass or fail and, on fail, what to do.
  */
+import {nodeNames} from './nodes.js';
 import type {KubeConfig} from '@kubernetes/client-node';
 import {ANSIBLE_INSTALL_HINT, type AnsibleEvent, checkAnsible, runPlaybook} from './ansible.js';
 import type {Value} from './catalogue.js';
@@ -140,14 +141,9 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
 
   const hostvarsOf = (h: string) => inventory?.hostvars[h] ?? {};
   if (cluster && inventory && nodesGroup.length) {
-    const lookup = String(vars.values.extip_node_name_lookup);
-    const byIp = new Map(cluster.nodes.flatMap((n) => (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => [a.address, n.metadata?.name ?? ''] as const)));
+    const mapped = nodeNames(nodesGroup, Object.fromEntries(nodesGroup.map((h) => [h, hostvarsOf(h)])), cluster.nodes, String(vars.values.extip_node_name_lookup));
     const names = new Set(cluster.nodes.map((n) => n.metadata?.name ?? ''));
-    const unknown = nodesGroup.filter((h) => {
-      const hv = hostvarsOf(h);
-      const name = lookup === 'internal_ip' ? byIp.get(String(hv.ip ?? hv.access_ip ?? hv.ansible_host ?? '')) : String(hv.kube_override_hostname ?? h);
-      return !name || !names.has(name);
-    });
+    const unknown = nodesGroup.filter((h) => !mapped[h] || !names.has(mapped[h]));
     add({
       name: 'nodes',
       ok: unknown.length === 0,
