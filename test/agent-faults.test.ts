@@ -4,21 +4,17 @@
  * kubelet starts containers), watched with `ip monitor`: an address it should
  * hold is never removed, whatever the API server does.
  */
-import {afterAll, afterEach, beforeAll, expect, test} from '@jest/globals';
+import {afterEach, expect, test} from '@jest/globals';
 import {readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import YAML from 'yaml';
-import {Lab} from './lab/lab.js';
 import {waitFor} from './lab/bgp.js';
 import {type Daemon, startDaemon} from './lab/procs.js';
 import {repoRoot, tempDir} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
+import {useLab} from './helpers/lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 1});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 1});
 // A failed test must not leave agents that disturb the next one.
 const started: Daemon[] = [];
 afterEach(async () => {

@@ -1,16 +1,12 @@
 /** The ipmanager agent (naive mode) in a lab node, against the lab API, with real iproute2. */
-import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {join} from 'node:path';
-import {Lab} from './lab/lab.js';
 import {waitFor} from './lab/bgp.js';
 import type {Daemon} from './lab/procs.js';
 import {repoRoot} from './helpers/ansible.js';
+import {useLab} from './helpers/lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 1});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 1});
 
 function startAgent(extra: string[] = []): Daemon {
   return lab.startIn('node1', process.execPath, [

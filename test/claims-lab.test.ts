@@ -5,14 +5,14 @@
  * each. Every placement is checked on the nodes' interfaces, sampled so that
  * no moment shows two holders of one address.
  */
-import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {readFile} from 'node:fs/promises';
 import {execa} from 'execa';
-import {Lab} from './lab/lab.js';
 import {waitFor} from './lab/bgp.js';
 import {explain, runRole} from './helpers/role.js';
 import {extip} from './helpers/cli.js';
 import {type PolicyRule, auditUses, rbacReport} from './helpers/rbac-audit.js';
+import {useLab} from './helpers/lab.js';
 
 const IPS = Array.from({length: 6}, (_, i) => `10.210.1.${101 + i}`);
 const vars = {
@@ -24,13 +24,10 @@ const vars = {
   extip_ip_pools: [{name: 'lab', cidr: '10.210.1.0/24', ranges: [['10.210.1.200', '10.210.1.202']]}],
 };
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 3});
-  const run = await runRole(lab, {vars});
+const lab = useLab({nodes: 3}, async (started) => {
+  const run = await runRole(started, {vars});
   if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
 });
-afterAll(async () => lab?.stop());
 
 /** Which nodes have each of IPS on eth0. */
 async function holders(): Promise<Record<string, string[]>> {

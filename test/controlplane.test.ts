@@ -6,18 +6,14 @@
  * token, exit codes and CrashLoopBackOff, SIGTERM on deletion, a clear status
  * for what it cannot run).
  */
-import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import {Lab} from './lab/lab.js';
 import {extip} from './helpers/cli.js';
 import {tempDir} from './helpers/ansible.js';
+import {useLab} from './helpers/lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 2, privilegedNamespaces: []});
-}, 600_000);
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 2, privilegedNamespaces: []});
 
 const expectedVersion = (process.env.EXTIP_KUBE_VERSION ?? '').replace(/^v?/, 'v') || (await readFile(new URL('./controlplane/VERSION', import.meta.url), 'utf8')).trim();
 

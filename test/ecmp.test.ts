@@ -5,22 +5,18 @@
  * the router reaching both nodes, a drained node withdrawing, and uninstall
  * giving back the state before install.
  */
-import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {join} from 'node:path';
 import {startBird} from './lab/bird.js';
 import {nodeBird2Config, routerBird2Config, routerNexthops, waitFor} from './lab/bgp.js';
-import {Lab} from './lab/lab.js';
 import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
 import {type PolicyRule, auditUses, rbacReport} from './helpers/rbac-audit.js';
+import {useLab} from './helpers/lab.js';
 
 const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 3});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 3});
 
 async function lo(node: string): Promise<string[]> {
   const a = JSON.parse((await lab.exec(node, 'ip', ['-j', 'address', 'show', 'dev', 'lo'])).stdout);

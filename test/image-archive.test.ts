@@ -5,14 +5,14 @@
  * (test/lab/ctr.py) keeps each node's image list and checks archives as
  * containerd does, and is tested on its own first.
  */
-import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
+import {describe, expect, test} from '@jest/globals';
 import {existsSync} from 'node:fs';
 import {copyFile, readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {execa} from 'execa';
-import {Lab} from './lab/lab.js';
 import {repoRoot, tempDir} from './helpers/ansible.js';
 import {explain, runRole} from './helpers/role.js';
+import {useLab} from './helpers/lab.js';
 
 const version = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')).version as string;
 const ref = `ghcr.io/extip/ipmanager:${version}`;
@@ -20,11 +20,7 @@ const archive = join(repoRoot, `dist/image/ipmanager-${version}.oci.tar`);
 const built = JSON.parse(await readFile(join(repoRoot, `dist/image/ipmanager-${version}.json`), 'utf8')) as {digest: string};
 const ecmp = {extip_iface: 'lo', extip_mask: 32, extip_distribution: 'all', extip_ctrl_app_kind: 'DaemonSet', extip_external_cidrs: ['10.0.0.0/24']};
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 2});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 2});
 
 const ctr = (node: string, args: string[]) => execa(join(lab.dir, 'ctr', node), ['-n', 'k8s.io', ...args], {reject: false});
 async function images(node: string): Promise<Record<string, {digest: string}>> {

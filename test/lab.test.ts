@@ -1,5 +1,5 @@
 /** The lab itself: hosts, inventories of both eras, the API from every host, cleanup. */
-import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
+import {beforeAll, describe, expect, test} from '@jest/globals';
 import {existsSync} from 'node:fs';
 import {writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
@@ -10,12 +10,9 @@ import {nodeBird2Config, routerBird2Config, routerNexthops, waitFor} from './lab
 import {certDir, startEtcd, type LabEtcd} from './lab/etcd.js';
 import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {runPlaybook} from './helpers/ansible.js';
+import {useLab} from './helpers/lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 3});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 3});
 
 describe('a 3-node lab', () => {
   test('each node has its eth0 address and reaches the others through the router', async () => {

@@ -6,19 +6,15 @@
  * carries extip's labels and says what it could not know; a re-install prunes
  * what the current setup no longer applies.
  */
-import {afterAll, afterEach, beforeAll, expect, test} from '@jest/globals';
+import {afterEach, expect, test} from '@jest/globals';
 import {hostname, userInfo} from 'node:os';
-import {Lab} from './lab/lab.js';
 import {join} from 'node:path';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
 import {explain, runRole} from './helpers/role.js';
+import {useLab} from './helpers/lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 2});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 2});
 afterEach(async () => {
   await lab.kubectl(['-n', 'kube-system', 'delete', 'lease', 'extip-lock', '--ignore-not-found']);
   const r = await runRole(lab, {playbook: 'externalip-uninstall.yml'});

@@ -1,18 +1,14 @@
 /** `extip install` / `uninstall` of the claims-mode (balance) setup through the built CLI. */
-import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {join} from 'node:path';
 import {waitFor} from './lab/bgp.js';
-import {Lab} from './lab/lab.js';
 import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
+import {useLab} from './helpers/lab.js';
 
 const balance = join(repoRoot, 'inventory-examples/balance/extip_balance.yaml');
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 3});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 3});
 
 test('balance setup: install with progress and summary, status, uninstall back to the state before', async () => {
   const before = await takeSnapshot(lab);

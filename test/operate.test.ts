@@ -1,20 +1,16 @@
 /** `extip install` and `extip uninstall`, built, run as a user types them, on the lab. */
-import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
-import {Lab} from './lab/lab.js';
 import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
+import {useLab} from './helpers/lab.js';
 
 const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 3});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 3});
 
 test('install --dry-run changes nothing; install shows progress and a summary; --json matches what happened; uninstall restores', async () => {
   const before = await takeSnapshot(lab);

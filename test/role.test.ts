@@ -3,7 +3,7 @@
  * install in both modes, idempotence, check mode, changed variables,
  * uninstall back to the exact state before, and both inventory eras.
  */
-import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
+import {describe, expect, test} from '@jest/globals';
 import {copyFile, mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import YAML from 'yaml';
@@ -12,6 +12,7 @@ import {diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
 import {explain, runRole} from './helpers/role.js';
+import {useLab} from './helpers/lab.js';
 
 const ecmp = YAML.parse(await readFile(join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml'), 'utf8')) as Record<string, unknown>;
 
@@ -22,11 +23,7 @@ async function getJson(lab: Lab, args: string[]): Promise<any> {
 }
 
 describe('ECMP setup (the seed variables) on a 3-node lab', () => {
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await Lab.start({nodes: 3});
-  });
-  afterAll(async () => lab?.stop());
+  const lab = useLab({nodes: 3});
 
   test('--check on a fresh cluster changes nothing anywhere', async () => {
     const before = await takeSnapshot(lab);
@@ -135,11 +132,7 @@ describe('ECMP setup (the seed variables) on a 3-node lab', () => {
 });
 
 describe('claims mode (balance) on a 3-node lab', () => {
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await Lab.start({nodes: 3});
-  });
-  afterAll(async () => lab?.stop());
+  const lab = useLab({nodes: 3});
 
   const balance = {
     extip_distribution: 'balance',
@@ -246,11 +239,7 @@ describe('claims mode (balance) on a 3-node lab', () => {
 });
 
 describe('the role inside a Kargo/kubespray checkout, run with -t externalip', () => {
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await Lab.start({nodes: 2});
-  });
-  afterAll(async () => lab?.stop());
+  const lab = useLab({nodes: 2});
 
   test.each(['kargo', 'kubespray'])('%s-era checkout with group_vars', async (era) => {
     const root = join(lab.dir, `checkout-${era}`);

@@ -1,17 +1,13 @@
 /** `extip status` and `extip doctor`, built, on the lab. */
-import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {join} from 'node:path';
 import {waitFor} from './lab/bgp.js';
-import {Lab} from './lab/lab.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
+import {useLab} from './helpers/lab.js';
 
 const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 3});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 3});
 
 /** The controller pod on a node, and whether it is Ready. */
 async function controllerReady(node: string): Promise<boolean> {

@@ -3,17 +3,13 @@
  * its records), never a node's own address, and follows the interface the
  * install recorded in the ledger, not the variables of the uninstall run.
  */
-import {afterAll, beforeAll, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {mkdir, readdir, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import {Lab} from './lab/lab.js';
 import {explain, runRole} from './helpers/role.js';
+import {useLab} from './helpers/lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await Lab.start({nodes: 2});
-});
-afterAll(async () => lab?.stop());
+const lab = useLab({nodes: 2});
 
 async function eth0(node: string): Promise<string[]> {
   const a = JSON.parse((await lab.exec(node, 'ip', ['-j', 'address', 'show', 'dev', 'eth0'])).stdout);
