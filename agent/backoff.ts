@@ -29,3 +29,24 @@ export class Backoff {
     return this.failures;
   }
 }
+
+/** The wait between two tries, which stop() or hurry() can cut short. */
+export class RetryWait {
+  private sleeping?: {timer: NodeJS.Timeout; resolve: () => void};
+
+  /** Waits ms. The timer is referenced: it keeps the agent running while it waits for the API. */
+  async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.sleeping = {timer: setTimeout(resolve, ms), resolve};
+    });
+    this.sleeping = undefined;
+  }
+
+  /** Ends the current wait at once (none: nothing happens). */
+  wake(): void {
+    if (this.sleeping) {
+      clearTimeout(this.sleeping.timer);
+      this.sleeping.resolve();
+    }
+  }
+}

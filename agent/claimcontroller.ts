@@ -26,8 +26,9 @@ import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import {CLAIMS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, claimName, fenceAfterMs} from './claims.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
-import {type Logger, describe} from './log.js';
+import {type Logger, describe, onceEach} from './log.js';
 import type {Metrics} from './metrics.js';
+import {SerialPasses} from './serial.js';
 import {type Desired, plan} from './naive.js';
 import {type AddressPolicy, RULES, policyFrom} from '../lib/policy.js';
 
@@ -62,11 +63,10 @@ export class ClaimController {
   private beating?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
   private resync?: NodeJS.Timeout;
-  private running = false;
-  private again = false;
+  private readonly passes: SerialPasses;
   private stopped = false;
   private beatFailing = false;
-  private warned = new Set<string>();
+  private readonly warnOnce: (message: string) => void;
   /** Addresses another host on the link answers for: by whom, and when that was last seen. */
   private readonly conflicts = new Map<string, {by: string; at: number}>();
   private recheck?: NodeJS.Timeout;
@@ -81,6 +81,8 @@ export class ClaimController {
     readonly metrics: Metrics,
     hostname: string,
   ) {
+    this.passes = new SerialPasses('reconcile', metrics, log, () => this.schedule());
+    this.warnOnce = onceEach(log);
     this.api = new ApiClient(kc);
     this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);
     this.node = hostname;
@@ -151,7 +153,7 @@ export class ClaimController {
     this.fenced = true;
     this.fencedAt = Date.now();
     this.claims.relist();
-    while (this.running) await new Promise((resolve) => setTimeout(resolve, 2));
+    await this.passes.idle(2);
     const removed = await this.withdraw();
     this.log.warn(`self-fenced: no heartbeat succeeded for ${Date.now() - this.lastBeat} ms (limit ${this.fenceMs} ms, before the scheduler's --monitor=${this.flags.monitorMs}ms): took down ${removed.join(' ') || 'nothing'}`);
   }
@@ -174,10 +176,7 @@ export class ClaimController {
 
   schedule(): void {
     if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
+    if (this.passes.busy()) return;
     void this.reconcile();
   }
 
@@ -293,9 +292,7 @@ export class ClaimController {
 
   private async reconcile(): Promise<void> {
     if (this.stopped || this.fenced || !this.claims.synced) return;
-    this.running = true;
-    const started = process.hrtime.bigint();
-    try {
+    await this.passes.run(async () => {
       const desired = this.desired();
       for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of ${bad.service}: ${bad.reason}`);
       this.metrics.refused = Object.fromEntries(RULES.map((rule) => [rule, desired.invalid.filter((b) => b.rule === rule).length]));
@@ -333,17 +330,7 @@ export class ClaimController {
       if (!this.fenced && !this.stopped) await this.confirmReleases(desired.releasing);
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
-    } catch (err) {
-      this.metrics.errors++;
-      this.log.warn(`reconcile failed: ${describe(err)}`);
-    } finally {
-      this.metrics.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      this.running = false;
-      if (this.again) {
-        this.again = false;
-        this.schedule();
-      }
-    }
+    });
   }
 
   /** Whether the interface is on a shared link (anything but loopback): probes and announcements make sense there. */
@@ -430,12 +417,6 @@ export class ClaimController {
     return removed;
   }
 
-  private warnOnce(message: string): void {
-    if (this.warned.has(message)) return;
-    this.warned.add(message);
-    this.log.warn(message);
-  }
-
   /**
    * Stops. Withdrawing (SIGTERM without --keep-on-exit) takes the addresses
    * down first, then deletes the IpNode so that the scheduler moves the
@@ -446,7 +427,7 @@ export class ClaimController {
     for (const t of [this.beating, this.watchdog, this.resync]) if (t) clearInterval(t);
     if (this.recheck) clearTimeout(this.recheck);
     this.claims?.stop();
-    while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.passes.idle(5);
     if (!withdraw) return;
     const removed = await this.withdraw();
     if (removed.length) this.log.info(0, `withdrew ${removed.join(' ')}`);

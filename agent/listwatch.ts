@@ -6,7 +6,7 @@
  * self-fence, nothing may be brought up from what was known before it).
  */
 import {type ApiClient, type Json} from './api.js';
-import {Backoff} from './backoff.js';
+import {Backoff, RetryWait} from './backoff.js';
 
 export interface ListWatchEvents {
   onChange(): void;
@@ -18,7 +18,7 @@ export class ListWatch {
   private cache = new Map<string, Json>();
   private stopped = false;
   private abort = new AbortController();
-  private sleeping?: {timer: NodeJS.Timeout; resolve: () => void};
+  private readonly wait = new RetryWait();
   /** True once a list succeeded. */
   synced = false;
   /** True while a watch is open after a list. */
@@ -111,33 +111,23 @@ export class ListWatch {
     this.synced = false;
     this.relistAt = Date.now();
     this.abort.abort();
-    this.wake();
+    this.wait.wake();
   }
 
   /** Cuts a retry wait short (the API is known to answer again). */
   hurry(): void {
-    this.wake();
+    this.wait.wake();
   }
 
   private async retry(what: string, err: unknown): Promise<void> {
     const ms = this.backoff.next();
     this.events.onError(what, err, ms);
-    await new Promise<void>((resolve) => {
-      this.sleeping = {timer: setTimeout(resolve, ms), resolve};
-    });
-    this.sleeping = undefined;
-  }
-
-  private wake(): void {
-    if (this.sleeping) {
-      clearTimeout(this.sleeping.timer);
-      this.sleeping.resolve();
-    }
+    await this.wait.sleep(ms);
   }
 
   stop(): void {
     this.stopped = true;
     this.abort.abort();
-    this.wake();
+    this.wait.wake();
   }
 }

@@ -26,3 +26,17 @@ export function describe(err: unknown): string {
   const e = err as {message?: string; cause?: {code?: string}; code?: string | number};
   return String(e.cause?.code ?? e.message ?? err).split('\n')[0];
 }
+
+/**
+ * A warning said once per distinct message: what a pass skips (a Service's
+ * address already on another interface) is reported the first time, not at
+ * every pass.
+ */
+export function onceEach(log: Logger): (message: string) => void {
+  const said = new Set<string>();
+  return (message) => {
+    if (said.has(message)) return;
+    said.add(message);
+    log.warn(message);
+  };
+}

@@ -10,8 +10,9 @@ import {hostname} from 'node:os';
 import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
 import {ApiClient} from './api.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
-import {type Logger, describe} from './log.js';
+import {type Logger, describe, onceEach} from './log.js';
 import {Metrics} from './metrics.js';
+import {SerialPasses} from './serial.js';
 import {AddressPolicy, policyFrom} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter, type Refused} from './refusals.js';
 import {ServiceWatcher} from './services.js';
@@ -105,11 +106,10 @@ export class NaiveController {
   private watcher?: ServiceWatcher;
   private loop?: Promise<void>;
   private scheduled?: NodeJS.Timeout;
-  private running = false;
-  private again = false;
+  private readonly passes: SerialPasses;
   private stopped = false;
   private resync?: NodeJS.Timeout;
-  private warned = new Set<string>();
+  private readonly warnOnce: (message: string) => void;
   private readonly policy: AddressPolicy;
   private readonly refusals: RefusalReporter;
   private readonly nodes: NodeAddressWatch;
@@ -122,6 +122,8 @@ export class NaiveController {
     private readonly log: Logger,
     readonly metrics: Metrics,
   ) {
+    this.passes = new SerialPasses('reconcile', metrics, log, () => this.schedule());
+    this.warnOnce = onceEach(log);
     const api = new ApiClient(kc);
     this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);
     this.refusals = new RefusalReporter(api, log, metrics, 'extip-naivecontroller', flags.hostname || hostname());
@@ -163,10 +165,7 @@ export class NaiveController {
   /** Coalesces bursts of events into one reconcile. */
   schedule(): void {
     if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
+    if (this.passes.busy()) return;
     if (this.scheduled) return;
     this.scheduled = setTimeout(() => {
       this.scheduled = undefined;
@@ -178,15 +177,11 @@ export class NaiveController {
     // After stop() nothing may add addresses again (stop withdraws them), and
     // before the first list there is nothing to reconcile against.
     // Nor before the nodes' addresses are known: one of them must never be brought up here.
-    if (this.stopped || !this.watcher?.synced || !this.nodes.settled) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    const started = process.hrtime.bigint();
-    try {
-      const desired = desiredFrom(this.watcher.list(), this.flags.mask, this.flags.mask6, this.policy);
+    const watcher = this.watcher;
+    if (this.stopped || !watcher?.synced || !this.nodes.settled) return;
+    if (this.passes.busy()) return;
+    await this.passes.run(async () => {
+      const desired = desiredFrom(watcher.list(), this.flags.mask, this.flags.mask6, this.policy);
       this.refusals.report(desired.invalid);
       const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
       const p = plan(desired, host, this.owned, others);
@@ -202,23 +197,7 @@ export class NaiveController {
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
       this.metrics.skipped = desired.invalid.length + p.conflicts.length;
-    } catch (err) {
-      this.metrics.errors++;
-      this.log.warn(`reconcile failed: ${describe(err)}`);
-    } finally {
-      this.metrics.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      this.running = false;
-      if (this.again) {
-        this.again = false;
-        this.schedule();
-      }
-    }
-  }
-
-  private warnOnce(message: string): void {
-    if (this.warned.has(message)) return;
-    this.warned.add(message);
-    this.log.warn(message);
+    });
   }
 
   /**
@@ -232,7 +211,7 @@ export class NaiveController {
     this.watcher?.stop();
     this.nodes.watch.stop();
     // Withdraw first: the watch may take a while to close, and a drain must not wait for it.
-    while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.passes.idle(5);
     if (withdraw) {
       const {removed, shared, failed} = await this.owned.withdraw();
       for (const line of failed) this.log.warn(`ip: ${line}`);

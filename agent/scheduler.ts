@@ -25,8 +25,9 @@ import type {AgentFlags} from '../lib/agent-flags.js';
 import {LeaderElector} from './leader.js';
 import {Limiter} from './limiter.js';
 import {ListWatch} from './listwatch.js';
-import {type Logger, describe} from './log.js';
+import {type Logger, describe, onceEach} from './log.js';
 import type {Metrics} from './metrics.js';
+import {SerialPasses} from './serial.js';
 import {desiredFrom} from './naive.js';
 import {type AddressPolicy, policyFrom} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter} from './refusals.js';
@@ -59,11 +60,10 @@ export class Scheduler {
   private readonly liveness: Liveness;
   private tick?: NodeJS.Timeout;
   private expiry?: NodeJS.Timeout;
-  private running = false;
-  private again = false;
+  private readonly passes: SerialPasses;
   private stopped = false;
   private nodesWereConnected = false;
-  private warned = new Set<string>();
+  private readonly warnOnce: (message: string) => void;
   /** Handoffs asked for, by claim: since when (this process's clock). */
   private readonly asking = new Map<string, number>();
   private readonly policy: AddressPolicy;
@@ -79,6 +79,8 @@ export class Scheduler {
     private readonly log: Logger,
     readonly metrics: Metrics,
   ) {
+    this.passes = new SerialPasses('scheduling', metrics, log, () => this.schedule());
+    this.warnOnce = onceEach(log);
     this.api = new ApiClient(kc);
     this.liveness = new Liveness(flags.monitorMs);
     this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);
@@ -183,18 +185,13 @@ export class Scheduler {
 
   schedule(): void {
     if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
+    if (this.passes.busy()) return;
     void this.reconcile();
   }
 
   private async reconcile(): Promise<void> {
     if (!this.leading || !this.ready || !this.nodes.connected || !this.nodeAddresses.settled) return;
-    this.running = true;
-    const started = process.hrtime.bigint();
-    try {
+    await this.passes.run(async () => {
       this.observeNodes();
       const now = Date.now();
       await this.allocate(now);
@@ -277,17 +274,7 @@ export class Scheduler {
       }
       this.metrics.desired = desired.wanted.size;
       this.wakeAtExpiry();
-    } catch (err) {
-      this.metrics.errors++;
-      this.log.warn(`scheduling failed: ${describe(err)}`);
-    } finally {
-      this.metrics.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      this.running = false;
-      if (this.again) {
-        this.again = false;
-        this.schedule();
-      }
-    }
+    });
   }
 
   /**
@@ -454,17 +441,11 @@ export class Scheduler {
     if (now - since >= limit) this.warnOnce(`claim ${m.name}: ${m.from} has not let go of ${m.cidr} for ${m.to} within ${limit / 1000} s; it stays on ${m.from} (a claimcontroller that predates handoffs never lets go; its claims move only when it stops)`);
   }
 
-  private warnOnce(message: string): void {
-    if (this.warned.has(message)) return;
-    this.warned.add(message);
-    this.log.warn(message);
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.tick) clearInterval(this.tick);
     if (this.expiry) clearTimeout(this.expiry);
-    while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.passes.idle(5);
     await this.elector?.stop();
     this.services?.stop();
     this.claims?.stop();

@@ -8,7 +8,7 @@
  * alive: the loop runs until `stop()`, whatever the API server does.
  */
 import * as k8s from '@kubernetes/client-node';
-import {Backoff} from './backoff.js';
+import {Backoff, RetryWait} from './backoff.js';
 
 export interface ServiceWatcherEvents {
   /** The cache changed (or was listed anew). */
@@ -25,7 +25,7 @@ export class ServiceWatcher {
   private cache = new Map<string, k8s.V1Service>();
   private stopped = false;
   private abort?: AbortController;
-  private sleeping?: {timer: NodeJS.Timeout; resolve: () => void};
+  private readonly wait = new RetryWait();
   /** True once a list succeeded; stays true (the cache is the last known state). */
   synced = false;
   /** True while a watch is open after a successful list. */
@@ -126,20 +126,13 @@ export class ServiceWatcher {
   private async retry(what: string, err: unknown): Promise<void> {
     const ms = this.backoff.next();
     this.events.onError(what, err, ms);
-    await new Promise<void>((resolve) => {
-      // A referenced timer: it keeps the agent running while it waits for the API.
-      this.sleeping = {timer: setTimeout(resolve, ms), resolve};
-    });
-    this.sleeping = undefined;
+    await this.wait.sleep(ms);
   }
 
   stop(): void {
     this.stopped = true;
     this.abort?.abort();
-    if (this.sleeping) {
-      clearTimeout(this.sleeping.timer);
-      this.sleeping.resolve();
-    }
+    this.wait.wake();
   }
 }
 

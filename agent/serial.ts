@@ -1,0 +1,55 @@
+/**
+ * One pass at a time of a reconcile loop. A pass asked for while one runs is
+ * owed: the running one is followed by another at once, so a burst of events
+ * costs at most two passes and none is missed. Each pass's failure is counted
+ * and logged, and its duration observed, in the component's metrics.
+ */
+import {type Logger, describe} from './log.js';
+import type {Metrics} from './metrics.js';
+
+export class SerialPasses {
+  private active = false;
+  private owed = false;
+
+  constructor(
+    /** What a pass does, for the log line of a failed one ("reconcile", "scheduling"). */
+    private readonly what: string,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    /** Starts the owed pass (the component's schedule()). */
+    private readonly next: () => void,
+  ) {}
+
+  get running(): boolean {
+    return this.active;
+  }
+
+  /** Whether a pass runs now; if one does, another is owed when it ends. */
+  busy(): boolean {
+    if (this.active) this.owed = true;
+    return this.active;
+  }
+
+  async run(pass: () => Promise<void>): Promise<void> {
+    this.active = true;
+    const started = process.hrtime.bigint();
+    try {
+      await pass();
+    } catch (err) {
+      this.metrics.errors++;
+      this.log.warn(`${this.what} failed: ${describe(err)}`);
+    } finally {
+      this.metrics.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      this.active = false;
+      if (this.owed) {
+        this.owed = false;
+        this.next();
+      }
+    }
+  }
+
+  /** Resolves once no pass runs. */
+  async idle(pollMs = 5): Promise<void> {
+    while (this.active) await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
