@@ -516,7 +516,7 @@ export const catalogue: readonly Variable[] = [
     rule: choice(['auto', 'etcd-v2-filter', 'bgpconfiguration', 'none']),
     summary: 'How Calico is told to export the external IPs over BGP.',
     description:
-      'etcd-v2-filter: Calico v2 custom BIRD export filter in etcd (the seed\'s manual etcdctl step). bgpconfiguration: Calico v3, add the CIDRs to the default BGPConfiguration\'s serviceExternalIPs. auto: when extip_iface is lo, detect which Calico runs and do the matching thing; otherwise nothing. none: leave Calico alone.',
+      'etcd-v2-filter: Calico v2 custom BIRD export filter in etcd (what the original install guide did by hand with etcdctl). bgpconfiguration: Calico v3, add the CIDRs to the default BGPConfiguration\'s serviceExternalIPs. auto: when extip_iface is lo, detect which Calico runs and do the matching thing; otherwise nothing. none: leave Calico alone.',
     example: 'etcd-v2-filter',
     since: '0.1.0',
   },
@@ -526,7 +526,7 @@ export const catalogue: readonly Variable[] = [
     default: 'lo_iface',
     rule: pattern('keySegment', 'one etcd key segment: 1 to 128 characters of [A-Za-z0-9_.-]', 128),
     summary: 'Key name of the filter under /calico/bgp/v1/global/custom_filters/v4 (and v6).',
-    description: 'The seed used lo_iface.',
+    description: 'The original install guide named it lo_iface.',
     example: 'lo_iface',
     since: '0.1.0',
   },

@@ -1,7 +1,7 @@
 /**
- * The Calico export of issue 5, against real etcd (v2 API, TLS), BIRD 1.6 as
+ * The Calico v2 export (etcd-v2-filter), against real etcd (v2 API, TLS), BIRD 1.6 as
  * calico/node v2's BGP speaker on every node (test/lab/calico.ts) and a BIRD 2
- * router: extip writes the seed's filter, the router learns the /32s on lo with
+ * router: extip writes the default filter, the router learns the /32s on lo with
  * ECMP and nothing else, and uninstall takes it all back.
  */
 import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
@@ -67,7 +67,7 @@ async function sessionsUp(): Promise<void> {
   }
 }
 
-describe('etcd-v2-filter, the seed 000 way, through the CLI', () => {
+describe('etcd-v2-filter, as the original install guide did it, through the CLI', () => {
   test('install exports 10.0.0.7 from node1 and node3 with ECMP and nothing else; uninstall takes it back', async () => {
     await sessionsUp();
     // By hand, as in this issue: the /32 on lo of node1 and node3.
@@ -79,7 +79,7 @@ describe('etcd-v2-filter, the seed 000 way, through the CLI', () => {
 
     const install = await extip(['install', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--limit', 'node1,node3']);
     expect(install.exitCode).toBe(0);
-    // The seed's filter, limited to extip_external_cidrs of the ECMP example (10.0.0.0/24).
+    // The default filter, limited to extip_external_cidrs of the ECMP example (10.0.0.0/24).
     expect(await key(V4)).toBe('if ( ifname = "lo" ) then {\n  if net ~ [ 10.0.0.0/24+ ] then accept;\n}\n');
     await waitFor('10.0.0.7 with two nexthops', async () => (await routerNexthops(lab, '10.0.0.7')).length === 2, 30000);
     expect(await routerNexthops(lab, '10.0.0.7')).toEqual(['10.210.1.11', '10.210.1.13']);

@@ -1,5 +1,5 @@
 /**
- * The seed 004 scenario end to end, driven through the CLI: the controller on
+ * The original install guide's ECMP scenario end to end, driven through the CLI: the controller on
  * node1 and node3 only, a Service with two external IPs, BIRD on the nodes
  * exporting their /32s on lo to a router with ECMP, TCP from a client behind
  * the router reaching both nodes, a drained node withdrawing, and uninstall
@@ -23,7 +23,7 @@ async function lo(node: string): Promise<string[]> {
   return a[0].addr_info.map((i: {local: string; prefixlen: number}) => `${i.local}/${i.prefixlen}`);
 }
 
-test('seed 004: ECMP over node1 and node3, TCP to both, drain, delete, uninstall', async () => {
+test('ECMP over node1 and node3, TCP to both, drain, delete, uninstall', async () => {
   // The router and the nodes' BGP speakers, and a client behind the router.
   await startBird(lab, 'tor', routerBird2Config(lab));
   for (const h of lab.hosts) await startBird(lab, h.name, nodeBird2Config(lab, h));
@@ -34,7 +34,7 @@ test('seed 004: ECMP over node1 and node3, TCP to both, drain, delete, uninstall
   }
   const before = await takeSnapshot(lab);
 
-  // 1. install with the seed's variables, the controller on node1 and node3 only.
+  // 1. install with the example's variables (extip_ecmp.yaml), the controller on node1 and node3 only.
   const install = await extip(['install', '-i', lab.kubesprayInventory, '-e', `@${ecmp}`, '--limit', 'node1,node3']);
   expect(install.exitCode).toBe(0);
   // This lab runs plain BIRD, no Calico: auto says so instead of failing or staying silent.

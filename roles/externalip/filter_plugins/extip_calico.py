@@ -7,12 +7,12 @@ import ipaddress
 CALICO_FILTERS = "/calico/bgp/v1/global/custom_filters"
 
 
-def extip_scoped_filter(text, seed, cidrs, version):
-    """The seed's filter exports every route on lo (but loopback's own); once the ranges
+def extip_scoped_filter(text, default, cidrs, version):
+    """The default filter (the original install guide's) exports every route on lo (but loopback's own); once the ranges
     external IPs may come from are declared, the same filter exported only within them
     (`net ~ [ CIDR+ ]`: the range and every route inside it), so that an address on lo from
     anywhere else never reaches the routers. A filter the operator wrote is theirs, as is."""
-    if not isinstance(text, str) or not isinstance(seed, str) or text.strip() != seed.strip():
+    if not isinstance(text, str) or not isinstance(default, str) or text.strip() != default.strip():
         return text
     mine = []
     for c in cidrs or []:
