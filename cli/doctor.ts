@@ -3,6 +3,7 @@
  * pass or fail and, on fail, what to do.
  */
 import {nodeNames} from './nodes.js';
+import {groupHosts, groupNames} from './role.js';
 import type {KubeConfig} from '@kubernetes/client-node';
 import {ANSIBLE_INSTALL_HINT, type AnsibleEvent, checkAnsible, runPlaybook} from './ansible.js';
 import type {Value} from './catalogue.js';
@@ -75,15 +76,16 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
   } catch (err) {
     add({name: 'inventory', ok: false, detail: `ansible-inventory cannot read ${options.inventory}: ${(err as Error).message}`, fix: 'fix the inventory so that ansible-inventory --list reads it'});
   }
-  const nodesGroup = inventory ? (inventory.groups.kube_node ?? inventory.groups['kube-node'] ?? []) : [];
-  const cpGroup = inventory ? (inventory.groups.kube_control_plane ?? inventory.groups['kube-master'] ?? []) : [];
+  const nodesGroup = inventory ? groupHosts(inventory.groups, 'node') : [];
+  const cpGroup = inventory ? groupHosts(inventory.groups, 'control_plane') : [];
+  const [nodeNamesText, cpNamesText] = [groupNames.node.join('/'), groupNames.control_plane.join('/')];
   if (inventory) {
     const ok = nodesGroup.length > 0 && cpGroup.length > 0;
     add({
       name: 'groups',
       ok,
-      detail: ok ? `kube_node: ${nodesGroup.join(', ')}; control plane: ${cpGroup[0]}` : `kube_node/kube-node has ${nodesGroup.length} hosts, kube_control_plane/kube-master ${cpGroup.length}`,
-      fix: ok ? undefined : 'add the hosts that run the controller to kube_node (Kargo: kube-node) and the control-plane hosts to kube_control_plane (Kargo: kube-master)',
+      detail: ok ? `${nodeNamesText}: ${nodesGroup.join(', ')}; control plane: ${cpGroup[0]}` : `${nodeNamesText} has ${nodesGroup.length} hosts, ${cpNamesText} ${cpGroup.length}`,
+      fix: ok ? undefined : `add the hosts that run the controller to ${groupNames.node.join(' (Kargo: ')}) and the control-plane hosts to ${groupNames.control_plane.join(' (Kargo: ')})`,
     });
   }
 

@@ -4,6 +4,7 @@
  * ~/.kube/config) and every reader takes the KubeConfig as a parameter, so
  * tests point it at the lab.
  */
+import {extipSelector, ledger as ledgerRef} from './role.js';
 import * as k8s from '@kubernetes/client-node';
 import {ExitCode, type ExitCodeValue, ExtipError} from '../lib/errors.js';
 
@@ -42,7 +43,7 @@ export interface ClusterState {
   claims: Array<{metadata: {name: string}; spec?: {cidr?: string; nodeName?: string}; status?: ClaimStatus}>;
   pools: Array<{metadata: {name: string}; spec?: {cidr?: string; ranges?: string[][]; allocated?: Record<string, string>}}>;
   leases: k8s.V1Lease[];
-  /** The install ledger (kube-system/extip-ledger), when there is one. */
+  /** The install ledger (the role's extip__ledger_namespace/extip__ledger_name), when there is one. */
   ledger?: Ledger;
 }
 
@@ -54,7 +55,7 @@ export interface Ledger {
   };
 }
 
-const EXTIP = 'app.kubernetes.io/managed-by=extip';
+const EXTIP = extipSelector;
 
 /** Reads what status and doctor look at. */
 export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
@@ -87,7 +88,7 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
     }
   };
   const ledger = await core
-    .readNamespacedConfigMap({name: 'extip-ledger', namespace: 'kube-system'})
+    .readNamespacedConfigMap(ledgerRef)
     .then((cm) => JSON.parse(cm.data?.['ledger.json'] ?? '{}') as Ledger)
     .catch(() => undefined);
   return {server, nodes, workloads, pods, services: services.items, claims: await listCustom('ipclaims'), pools: await listCustom('ipclaimpools'), leases: leases.items, ledger};
