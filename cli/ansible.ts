@@ -2,6 +2,7 @@
  * Runs the shipped playbooks with ansible-playbook and turns its events (one
  * JSON line each, from the extip_events callback) into progress and a result.
  */
+import {type AnsibleOptions, ansibleArgs} from './ansible-flags.js';
 import {mkdtemp, open, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -69,7 +70,7 @@ export interface PlaybookResult {
   events: AnsibleEvent[];
 }
 
-export interface PlaybookOptions {
+export interface PlaybookOptions extends AnsibleOptions {
   playbook: 'externalip.yml' | 'externalip-uninstall.yml' | 'externalip-manifests.yml' | 'externalip-doctor.yml';
   inventory: string;
   /** Variables handed over in a temporary file, never on the command line. */
@@ -80,10 +81,6 @@ export interface PlaybookOptions {
    * is never evaluated on the control machine. Wins over `extraVars`.
    */
   dataVars?: Record<string, Value>;
-  limit?: string;
-  tags?: string;
-  user?: string;
-  become?: boolean;
   check?: boolean;
   diff?: boolean;
   passthrough?: string[];
@@ -99,10 +96,7 @@ export interface PlaybookOptions {
 
 export function playbookArgs(options: PlaybookOptions, varsFile: string): string[] {
   const args = ['-i', options.inventory, '-e', `@${varsFile}`];
-  if (options.limit) args.push('--limit', options.limit);
-  if (options.tags) args.push('--tags', options.tags);
-  if (options.user) args.push('--user', options.user);
-  if (options.become) args.push('--become');
+  args.push(...ansibleArgs(options));
   if (options.check) args.push('--check');
   if (options.diff) args.push('--diff');
   args.push(...(options.passthrough ?? []), join(playbooksDir, options.playbook));
@@ -139,9 +133,7 @@ export async function runPlaybook(options: PlaybookOptions): Promise<PlaybookRes
     const spawned = spawnProgram(options.binary ?? 'ansible-playbook', playbookArgs(options, varsFile), {
       env: {
         ANSIBLE_ROLES_PATH: [rolesDir, process.env.ANSIBLE_ROLES_PATH].filter(Boolean).join(':'),
-        ANSIBLE_CALLBACK_PLUGINS: join(playbooksDir, 'callback_plugins'),
-        ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
-        EXTIP_EVENTS_FILE: eventsFile,
+        ...eventsEnv(eventsFile),
         ...(options.withStdout ? {EXTIP_EVENTS_STDOUT: '1'} : {}),
         ANSIBLE_NOCOLOR: '1',
         ANSIBLE_FORCE_COLOR: '0',
@@ -177,7 +169,7 @@ export async function runPlaybook(options: PlaybookOptions): Promise<PlaybookRes
         partial = lines.pop() ?? '';
         for (const line of lines) {
           if (!line.trim()) continue;
-          const event = JSON.parse(line) as AnsibleEvent;
+          const event = parseEvent(line);
           // Ansible has read the extra vars by the time the playbook starts: the file
           // (which may hold passwords given with -e) goes now, so that not even a
           // SIGKILL of extip later can leave it behind.
@@ -207,6 +199,26 @@ export async function runPlaybook(options: PlaybookOptions): Promise<PlaybookRes
 }
 
 function summarise(events: AnsibleEvent[], exitCode: number | undefined, interrupted: boolean, durationSeconds: number, outputTail: string): PlaybookResult {
+  return {exitCode, interrupted, ...outcome(events), durationSeconds, outputTail, events};
+}
+
+/** The environment that makes ansible-playbook write extip's events (playbooks/callback_plugins/extip_events.py) to `file`. */
+export function eventsEnv(file: string): Record<string, string> {
+  return {ANSIBLE_CALLBACK_PLUGINS: join(playbooksDir, 'callback_plugins'), ANSIBLE_CALLBACKS_ENABLED: 'extip_events', EXTIP_EVENTS_FILE: file};
+}
+
+/** One line of the events file. */
+export function parseEvent(line: string): AnsibleEvent {
+  return JSON.parse(line) as AnsibleEvent;
+}
+
+/** Every event of an events file's text, in order. */
+export function parseEvents(text: string): AnsibleEvent[] {
+  return text.split('\n').filter((l) => l.trim()).map(parseEvent);
+}
+
+/** What a run's events say: per-host counts, the tasks that changed something, failures and warnings. */
+export function outcome(events: readonly AnsibleEvent[]): Pick<PlaybookResult, 'hosts' | 'changedTasks' | 'failures' | 'warnings'> {
   const stats = events.find((e): e is Extract<AnsibleEvent, {event: 'stats'}> => e.event === 'stats');
   const changedTasks: Array<{host: string; task: string}> = [];
   const failures: Failure[] = [];
@@ -218,5 +230,5 @@ function summarise(events: AnsibleEvent[], exitCode: number | undefined, interru
       failures.push({host: e.host, task: e.task, message: e.msg, stderr: tail(e.stderr ?? '', 10), unreachable: e.event === 'unreachable'});
     }
   }
-  return {exitCode, interrupted, hosts: stats?.hosts ?? {}, changedTasks, failures, warnings, durationSeconds, outputTail, events};
+  return {hosts: stats?.hosts ?? {}, changedTasks, failures, warnings};
 }

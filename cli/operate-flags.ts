@@ -1,5 +1,6 @@
 /** Flags of `extip install` and `extip uninstall`, in Ansible's own words where it has them. */
-import {Flags} from '@oclif/core';
+import {Flags, type Interfaces} from '@oclif/core';
+import {ansibleFlags, pickAnsibleOptions} from './ansible-flags.js';
 import {variableFlags, variableInputs} from './flags.js';
 import type {OperateOptions} from './operate.js';
 
@@ -12,10 +13,7 @@ export const operateFlags = {
     helpGroup: 'VARIABLES',
   }),
   kubeconfig: Flags.string({summary: 'Kubeconfig on the first control-plane host (sets extip_kubeconfig).', helpGroup: 'ANSIBLE'}),
-  limit: Flags.string({char: 'l', summary: 'Limit the run to these hosts (ansible-playbook --limit).', helpGroup: 'ANSIBLE'}),
-  tags: Flags.string({char: 't', summary: 'Only run tasks with these tags (ansible-playbook --tags).', helpGroup: 'ANSIBLE'}),
-  user: Flags.string({char: 'u', summary: 'Connect as this user (ansible-playbook --user).', helpGroup: 'ANSIBLE'}),
-  become: Flags.boolean({char: 'b', summary: 'Run operations with become (ansible-playbook --become).', helpGroup: 'ANSIBLE'}),
+  ...ansibleFlags,
   'dry-run': Flags.boolean({summary: "Show what would change and change nothing (Ansible's --check --diff; kubectl dry runs).", helpGroup: 'ANSIBLE'}),
   'break-lock': Flags.boolean({
     summary: 'Take the run lock even if another run holds it (sets extip_break_lock).',
@@ -26,21 +24,7 @@ export const operateFlags = {
   'ansible-playbook': Flags.string({summary: 'The ansible-playbook program to run.', default: 'ansible-playbook', hidden: true}),
 };
 
-type OperateFlagValues = {
-  inventory: string;
-  'extra-vars'?: string[];
-  'vars-file'?: string[];
-  set?: string[];
-  kubeconfig?: string;
-  limit?: string;
-  tags?: string;
-  user?: string;
-  become: boolean;
-  'dry-run': boolean;
-  'break-lock': boolean;
-  verbose: boolean;
-  'ansible-playbook': string;
-};
+type OperateFlagValues = Interfaces.InferredFlags<typeof operateFlags>;
 
 /** Maps the parsed flags of install/uninstall to what operate() takes. */
 export function operateOptions(action: OperateOptions['action'], flags: OperateFlagValues, argv: unknown[], json: boolean, log: (line: string) => void): OperateOptions {
@@ -48,10 +32,7 @@ export function operateOptions(action: OperateOptions['action'], flags: OperateF
     action,
     inputs: variableInputs(flags),
     kubeconfig: flags.kubeconfig,
-    limit: flags.limit,
-    tags: flags.tags,
-    user: flags.user,
-    become: flags.become,
+    ansible: pickAnsibleOptions(flags),
     dryRun: flags['dry-run'],
     breakLock: flags['break-lock'],
     passthrough: argv.map(String),

@@ -3,6 +3,7 @@
  * Ansible, run the shipped playbook with progress, and report the result with
  * an exit code that says what kind of failure it was.
  */
+import type {AnsibleOptions} from './ansible-flags.js';
 import {type PlaybookResult, checkAnsible, runPlaybook} from './ansible.js';
 import type {Value} from './catalogue.js';
 import {checkCalicoFilters} from './bird.js';
@@ -15,10 +16,8 @@ export interface OperateOptions {
   action: 'install' | 'uninstall';
   inputs: VariableInputs;
   kubeconfig?: string;
-  limit?: string;
-  tags?: string;
-  user?: string;
-  become?: boolean;
+  /** ansible-playbook's own options (--limit, --tags, --user, --become). */
+  ansible: AnsibleOptions;
   dryRun?: boolean;
   /** Take the run lock whoever holds it (extip_break_lock). */
   breakLock?: boolean;
@@ -85,10 +84,7 @@ export async function operate(options: OperateOptions): Promise<OperateResult> {
       inventory: options.inputs.inventory,
       extraVars,
       dataVars,
-      limit: options.limit,
-      tags: options.tags,
-      user: options.user,
-      become: options.become,
+      ...options.ansible,
       check: options.dryRun,
       diff: options.dryRun,
       passthrough: options.passthrough,

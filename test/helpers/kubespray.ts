@@ -3,6 +3,7 @@
  * run as printed: by a shell, from wherever the command says, with nothing from
  * the test's own Ansible settings (no roles path of extip's).
  */
+import {eventsEnv, outcome, parseEvents} from '../../cli/ansible.js';
 import {cp, mkdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
 import {execa} from 'execa';
@@ -88,18 +89,15 @@ export async function runPrinted(command: string, extra: string[] = [], eventsDi
     env: {
       ANSIBLE_NOCOLOR: '1',
       // extip's event callback, to read which tasks changed; it prints nothing.
-      ANSIBLE_CALLBACK_PLUGINS: join(repoRoot, 'playbooks', 'callback_plugins'),
-      ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
-      EXTIP_EVENTS_FILE: events,
+      ...eventsEnv(events),
     },
   });
-  const lines = (await readFile(events, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  const result = outcome(parseEvents(await readFile(events, 'utf8').catch(() => '')));
   await rm(events, {force: true});
-  const stats = (lines.find((e) => e.event === 'stats')?.hosts ?? {}) as Record<string, {ok: number; changed: number}>;
   return {
     exitCode: run.exitCode ?? -1,
     output: run.all ?? '',
-    changed: lines.filter((e) => (e.event === 'ok' || e.event === 'changed') && e.changed).map((e) => `${e.host}: ${e.task}`),
-    hosts: Object.keys(stats).filter((h) => stats[h].ok + stats[h].changed > 0),
+    changed: result.changedTasks.map((c) => `${c.host}: ${c.task}`),
+    hosts: Object.keys(result.hosts).filter((h) => result.hosts[h].ok + result.hosts[h].changed > 0),
   };
 }

@@ -3,6 +3,7 @@ import {readFile, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import YAML from 'yaml';
 import type {Lab} from '../lab/lab.js';
+import {type HostCounts, eventsEnv, outcome, parseEvents} from '../../cli/ansible.js';
 import {repoRoot, runPlaybook} from './ansible.js';
 
 export interface RoleRun {
@@ -10,7 +11,7 @@ export interface RoleRun {
   stdout: string;
   stderr: string;
   /** Per-host counts from the extip_events callback's summary. */
-  stats: Record<string, {ok: number; changed: number; failed: number; unreachable: number; skipped: number}>;
+  stats: Record<string, HostCounts>;
   changedTasks: string[];
   failures: Array<{host: string; task: string; msg: string}>;
   /** What tasks reported as Ansible warnings (extip_warn among them). */
@@ -39,22 +40,16 @@ export async function runRole(lab: Lab, options: RoleRunOptions = {}): Promise<R
   }
   const playbook = options.playbook ?? 'externalip.yml';
   args.push(playbook.startsWith('/') ? playbook : join(repoRoot, 'playbooks', playbook), ...(options.args ?? []));
-  const run = await runPlaybook(args, {
-    ANSIBLE_CALLBACK_PLUGINS: join(repoRoot, 'playbooks', 'callback_plugins'),
-    ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
-    EXTIP_EVENTS_FILE: events,
-    ...options.env,
-  });
-  const lines = (await readFile(events, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  const run = await runPlaybook(args, {...eventsEnv(events), ...options.env});
+  const result = outcome(parseEvents(await readFile(events, 'utf8').catch(() => '')));
   await rm(events, {force: true});
-  const stats = (lines.find((e) => e.event === 'stats')?.hosts ?? {}) as RoleRun['stats'];
   return {
     ...run,
-    stats,
-    changedTasks: lines.filter((e) => (e.event === 'ok' || e.event === 'changed') && e.changed).map((e) => `${e.host}: ${e.task}`),
-    failures: lines.filter((e) => e.event === 'failed' && !e.ignored).map((e) => ({host: e.host, task: e.task, msg: e.msg})),
-    warnings: lines.flatMap((e) => (e.event === 'ok' ? ((e.warnings as string[] | undefined) ?? []) : [])),
-    totalChanged: Object.values(stats).reduce((sum, s) => sum + s.changed, 0),
+    stats: result.hosts,
+    changedTasks: result.changedTasks.map((c) => `${c.host}: ${c.task}`),
+    failures: result.failures.map((f) => ({host: f.host, task: f.task, msg: f.message})),
+    warnings: result.warnings.map((w) => w.message),
+    totalChanged: Object.values(result.hosts).reduce((sum, s) => sum + s.changed, 0),
   };
 }
 
