@@ -50,6 +50,9 @@ export const CONFLICT_RETRY_MS = 2000;
 const DAD6_CHECK_MS = 1500;
 
 export class ClaimController {
+  /** One reconcile pass at a time, and each skipped thing warned about once (both set in the constructor). */
+  private readonly passes: SerialPasses;
+  private readonly warnOnce: (message: string) => void;
   private readonly api: ApiClient;
   private readonly policy: AddressPolicy;
   private claims!: ListWatch;
@@ -63,10 +66,8 @@ export class ClaimController {
   private beating?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
   private resync?: NodeJS.Timeout;
-  private readonly passes: SerialPasses;
   private stopped = false;
   private beatFailing = false;
-  private readonly warnOnce: (message: string) => void;
   /** Addresses another host on the link answers for: by whom, and when that was last seen. */
   private readonly conflicts = new Map<string, {by: string; at: number}>();
   private recheck?: NodeJS.Timeout;
@@ -81,7 +82,7 @@ export class ClaimController {
     readonly metrics: Metrics,
     hostname: string,
   ) {
-    this.passes = new SerialPasses('reconcile', metrics, log, () => this.schedule());
+    this.passes = new SerialPasses({what: 'reconcile', metrics, log, next: () => this.schedule()});
     this.warnOnce = onceEach(log);
     this.api = new ApiClient(kc);
     this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);

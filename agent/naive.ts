@@ -103,13 +103,14 @@ export function plan(desired: Desired, host: readonly HostAddress[], owned: Owne
 }
 
 export class NaiveController {
+  /** One reconcile pass at a time, and each skipped thing warned about once (both set in the constructor). */
+  private readonly passes: SerialPasses;
+  private readonly warnOnce: (message: string) => void;
   private watcher?: ServiceWatcher;
   private loop?: Promise<void>;
   private scheduled?: NodeJS.Timeout;
-  private readonly passes: SerialPasses;
   private stopped = false;
   private resync?: NodeJS.Timeout;
-  private readonly warnOnce: (message: string) => void;
   private readonly policy: AddressPolicy;
   private readonly refusals: RefusalReporter;
   private readonly nodes: NodeAddressWatch;
@@ -122,7 +123,7 @@ export class NaiveController {
     private readonly log: Logger,
     readonly metrics: Metrics,
   ) {
-    this.passes = new SerialPasses('reconcile', metrics, log, () => this.schedule());
+    this.passes = new SerialPasses({what: 'reconcile', metrics, log, next: () => this.schedule()});
     this.warnOnce = onceEach(log);
     const api = new ApiClient(kc);
     this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);

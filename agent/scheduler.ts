@@ -47,6 +47,9 @@ function podNamespace(): string {
 }
 
 export class Scheduler {
+  /** One reconcile pass at a time, and each skipped thing warned about once (both set in the constructor). */
+  private readonly passes: SerialPasses;
+  private readonly warnOnce: (message: string) => void;
   private readonly api: ApiClient;
   private services!: ServiceWatcher;
   private claims!: ListWatch;
@@ -60,10 +63,8 @@ export class Scheduler {
   private readonly liveness: Liveness;
   private tick?: NodeJS.Timeout;
   private expiry?: NodeJS.Timeout;
-  private readonly passes: SerialPasses;
   private stopped = false;
   private nodesWereConnected = false;
-  private readonly warnOnce: (message: string) => void;
   /** Handoffs asked for, by claim: since when (this process's clock). */
   private readonly asking = new Map<string, number>();
   private readonly policy: AddressPolicy;
@@ -79,7 +80,7 @@ export class Scheduler {
     private readonly log: Logger,
     readonly metrics: Metrics,
   ) {
-    this.passes = new SerialPasses('scheduling', metrics, log, () => this.schedule());
+    this.passes = new SerialPasses({what: 'scheduling', metrics, log, next: () => this.schedule()});
     this.warnOnce = onceEach(log);
     this.api = new ApiClient(kc);
     this.liveness = new Liveness(flags.monitorMs);

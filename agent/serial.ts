@@ -11,14 +11,18 @@ export class SerialPasses {
   private active = false;
   private owed = false;
 
-  constructor(
-    /** What a pass does, for the log line of a failed one ("reconcile", "scheduling"). */
-    private readonly what: string,
-    private readonly metrics: Metrics,
-    private readonly log: Logger,
-    /** Starts the owed pass (the component's schedule()). */
-    private readonly next: () => void,
-  ) {}
+  private readonly what: string;
+  private readonly metrics: Metrics;
+  private readonly log: Logger;
+  private readonly next: () => void;
+
+  /**
+   * what: what a pass does, for the log line of a failed one ("reconcile");
+   * next: starts the owed pass (the component's schedule()).
+   */
+  constructor(options: {what: string; metrics: Metrics; log: Logger; next: () => void}) {
+    ({what: this.what, metrics: this.metrics, log: this.log, next: this.next} = options);
+  }
 
   get running(): boolean {
     return this.active;

@@ -229,15 +229,30 @@ export const birdBody: Rule = {
   jinja: [`VAR is string`, `(VAR | extip_bird_body_errors) == []`],
 };
 
+/**
+ * A rule for a list of strings: `expected` is what it says of a value that is
+ * not a list; `items` checks the strings (the first problem it finds).
+ */
+function stringList(describe: string, expected: string, items: (list: string[]) => RuleFailure | undefined, jinja: string[]): Rule {
+  return {
+    specType: 'list',
+    elements: 'str',
+    describe,
+    check(value) {
+      if (!Array.isArray(value)) return fail(expected);
+      return items(value as string[]);
+    },
+    jinja: [`VAR is sequence and VAR is not string`, ...jinja],
+  };
+}
+
 /** A list of CIDRs, each a network address with its prefix. */
-export const cidrList: Rule = {
-  specType: 'list',
-  elements: 'str',
-  describe: 'a list of CIDRs such as ["10.0.0.0/24"], host bits zero, not overlapping',
-  check(value) {
-    if (!Array.isArray(value)) return fail('a list of CIDRs such as ["10.0.0.0/24"]');
+export const cidrList: Rule = stringList(
+  'a list of CIDRs such as ["10.0.0.0/24"], host bits zero, not overlapping',
+  'a list of CIDRs such as ["10.0.0.0/24"]',
+  (items) => {
     const parsed: Cidr[] = [];
-    for (const item of value) {
+    for (const item of items) {
       if (typeof item !== 'string') return fail('a list of CIDR strings', `${JSON.stringify(item)} is not a string`);
       const cidr = parseCidr(item);
       if (!isCidr(cidr)) return fail('each entry a CIDR with host bits zero', `"${item}": ${cidr.error}`);
@@ -247,16 +262,14 @@ export const cidrList: Rule = {
     }
     return undefined;
   },
-  jinja: [`VAR is sequence and VAR is not string`, `(VAR | extip_cidr_errors) == []`],
-};
+  [`(VAR | extip_cidr_errors) == []`],
+);
 
 /** A list of namespace names, no repeats. */
-export const nameList: Rule = {
-  specType: 'list',
-  elements: 'str',
-  describe: 'a list of namespace names such as ["ingress", "team-a"]',
-  check(value) {
-    if (!Array.isArray(value)) return fail('a list of namespace names such as ["ingress", "team-a"]');
+export const nameList: Rule = stringList(
+  'a list of namespace names such as ["ingress", "team-a"]',
+  'a list of namespace names such as ["ingress", "team-a"]',
+  (value) => {
     const re = new RegExp(patterns.dnsLabel);
     const bad = value.find((v) => typeof v !== 'string' || !re.test(v));
     if (bad !== undefined) return fail('each entry a namespace name: lowercase letters, digits and "-", at most 63', `${JSON.stringify(bad)} is not one`);
@@ -265,13 +278,12 @@ export const nameList: Rule = {
     if (twice !== undefined) return fail('no repeats', `"${twice}" is listed twice`);
     return undefined;
   },
-  jinja: [
-    `VAR is sequence and VAR is not string`,
+  [
     `VAR | reject('string') | list == []`,
     `VAR | reject('regex', ${pyString(patterns.dnsLabel)}, match_type='fullmatch') | list == []`,
     `VAR | unique | length == VAR | length`,
   ],
-};
+);
 
 /** One CIDR (network address and prefix). */
 export const cidr: Rule = {
