@@ -3,11 +3,11 @@
  * generated clients make awkward: a deadline on every request (a heartbeat
  * that cannot finish in time must count as failed, not hang), merge patches
  * on custom resources, and watch streams that can be aborted. Credentials
- * (in-cluster token, client certificates) come from the KubeConfig.
+ * (in-cluster token, client certificates) come from kubeconfig.ts.
  */
 import {request as httpRequest, type RequestOptions} from 'node:http';
 import {request as httpsRequest} from 'node:https';
-import type * as k8s from '@kubernetes/client-node';
+import type {ApiAccess} from './kubeconfig.js';
 
 export type Json = Record<string, any>;
 
@@ -29,16 +29,21 @@ export class ApiError extends Error {
 export class ApiClient {
   readonly server: string;
 
-  constructor(private readonly kc: k8s.KubeConfig) {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig names no cluster');
-    this.server = cluster.server.replace(/\/$/, '');
+  constructor(private readonly access: ApiAccess) {
+    this.server = access.server;
   }
 
   private async options(method: string, headers: Record<string, string>): Promise<RequestOptions> {
-    const opts: RequestOptions & {headers: Record<string, string>} = {method, headers: {Accept: 'application/json', ...headers}};
-    await this.kc.applyToHTTPSOptions(opts);
-    return opts;
+    const token = this.access.token();
+    const {ca, cert, key, insecure} = this.access;
+    return {
+      method,
+      headers: {Accept: 'application/json', ...(token ? {Authorization: `Bearer ${token}`} : {}), ...headers},
+      ca,
+      cert,
+      key,
+      rejectUnauthorized: !insecure,
+    } as RequestOptions;
   }
 
   /** One request with a deadline; the answer whatever its status (network failures reject). */

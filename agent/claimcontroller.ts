@@ -18,8 +18,7 @@
  * the addresses up; the restarted controller takes them into its record
  * without taking them down.
  */
-import * as k8s from '@kubernetes/client-node';
-import {ApiClient, type Json} from './api.js';
+import type {ApiClient, Json} from './api.js';
 import {isIPv4} from 'node:net';
 import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
@@ -53,7 +52,6 @@ export class ClaimController {
   /** One reconcile pass at a time, and each skipped thing warned about once (both set in the constructor). */
   private readonly passes: SerialPasses;
   private readonly warnOnce: (message: string) => void;
-  private readonly api: ApiClient;
   private readonly policy: AddressPolicy;
   private claims!: ListWatch;
   private readonly node: string;
@@ -75,7 +73,7 @@ export class ClaimController {
   private readonly holding = new Map<string, number>();
 
   constructor(
-    kc: k8s.KubeConfig,
+    private readonly api: ApiClient,
     private readonly flags: AgentFlags,
     private readonly owned: Ownership,
     private readonly log: Logger,
@@ -84,8 +82,7 @@ export class ClaimController {
   ) {
     this.passes = new SerialPasses({what: 'reconcile', metrics, log, next: () => this.schedule()});
     this.warnOnce = onceEach(log);
-    this.api = new ApiClient(kc);
-    this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);
+    this.policy = policyFrom(flags, api.server);
     this.node = hostname;
     this.fenceMs = fenceAfterMs(flags.hbMs, flags.monitorMs);
   }

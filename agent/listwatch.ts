@@ -9,9 +9,19 @@ import {type ApiClient, type Json} from './api.js';
 import {Backoff, RetryWait} from './backoff.js';
 
 export interface ListWatchEvents {
+  /** The cache changed (or was listed anew). */
   onChange(): void;
+  /** The API could not be reached; the cache is kept as it was. */
   onError(what: string, err: unknown, retryMs: number): void;
+  /** A list succeeded after start or after errors. */
   onSynced?(count: number): void;
+  /** The server ended a watch with 410 Gone: the version it resumed from is too old; a fresh list follows. */
+  onExpired?(resourceVersion: string): void;
+}
+
+/** The cache key of an object: namespace/name, or the name of a cluster-scoped one. */
+function key(o: Json): string {
+  return o.metadata?.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata?.name;
 }
 
 export class ListWatch {
@@ -43,6 +53,7 @@ export class ListWatch {
     return [...this.cache.values()];
   }
 
+  /** An object by name (namespace/name for a namespaced kind). */
   get(name: string): Json | undefined {
     return this.cache.get(name);
   }
@@ -61,7 +72,7 @@ export class ListWatch {
         const list = await this.api.call('GET', this.query({}), undefined, {timeoutMs: 30000});
         if (this.stopped) return;
         if (began <= this.relistAt) continue; // asked for before this list began: read again
-        this.cache = new Map((list.items ?? []).map((o: Json) => [o.metadata.name, this.keep(o)]));
+        this.cache = new Map((list.items ?? []).map((o: Json) => [key(o), this.keep(o)]));
         rv = list.metadata?.resourceVersion ?? '';
         this.synced = true;
         this.listedAt = Date.now();
@@ -85,8 +96,8 @@ export class ListWatch {
           }
           if (obj?.metadata?.resourceVersion) rv = obj.metadata.resourceVersion;
           if (type === 'BOOKMARK') return;
-          if (type === 'DELETED') this.cache.delete(obj.metadata.name);
-          else this.cache.set(obj.metadata.name, this.keep(obj));
+          if (type === 'DELETED') this.cache.delete(key(obj));
+          else this.cache.set(key(obj), this.keep(obj));
           this.events.onChange();
         }, signal, () => {
           this.connected = true;
@@ -98,7 +109,10 @@ export class ListWatch {
           break; // relist() asked for a fresh list
         }
         if (Date.now() - started >= 10000) this.backoff.reset();
-        if (gone || outcome.status === 410) break;
+        if (gone || outcome.status === 410) {
+          this.events.onExpired?.(rv);
+          break;
+        }
         if (outcome.err || outcome.status !== 200 || Date.now() - started < 1000) {
           await this.retry(`watching ${this.what}`, outcome.err ?? new Error(outcome.status ? `HTTP ${outcome.status}` : 'the watch closed at once'));
         }

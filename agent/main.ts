@@ -5,7 +5,8 @@
  */
 import {createServer} from 'node:http';
 import {hostname} from 'node:os';
-import * as k8s from '@kubernetes/client-node';
+import {ApiClient} from './api.js';
+import {KubeconfigError, loadAccess} from './kubeconfig.js';
 import {Ownership} from './addresses.js';
 import {ClaimController} from './claimcontroller.js';
 import {fenceAfterMs} from './claims.js';
@@ -81,24 +82,29 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const log = createLogger(flags.verbosity);
-  const kc = new k8s.KubeConfig();
-  if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
-  else kc.loadFromDefault();
+  let api: ApiClient;
+  try {
+    api = new ApiClient(loadAccess(flags.kubeconfig));
+  } catch (err) {
+    if (!(err instanceof KubeconfigError)) throw err;
+    process.stderr.write(`ipmanager: ${err.message}\n`);
+    return 2;
+  }
   const metrics = new Metrics();
   let controller: {ready: boolean; start(): Promise<void>; stop(withdraw: boolean): Promise<void>};
   let banner: string;
   if (command === 'scheduler') {
-    const scheduler = new Scheduler(kc, flags, log, metrics);
+    const scheduler = new Scheduler(api, flags, log, metrics);
     // A leader that lost its lease stops deciding and stands again as a candidate (see leader.ts).
     scheduler.lost = (why) => log.warn(`leader election lost: ${why}; standing by as a candidate`);
     controller = {get ready() { return scheduler.ready; }, start: () => scheduler.start(), stop: () => scheduler.stop()};
     banner = `scheduler: --nodefilter=${flags.nodefilter}, heartbeat timeout --monitor=${flags.monitorMs}ms, masks /${flags.mask} /${flags.mask6}, leader election ${flags.leaderElect ? `on (lease ${flags.leaseDurationMs}ms, renew ${flags.renewDeadlineMs}ms, retry ${flags.retryPeriodMs}ms)` : 'off'}`;
   } else if (command === 'claimcontroller') {
     const node = flags.hostname || hostname();
-    controller = new ClaimController(kc, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics, node);
+    controller = new ClaimController(api, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics, node);
     banner = `claimcontroller for IpNode ${node} on ${flags.iface}, owner ${flags.owner}, heartbeat every ${flags.hbMs} ms, self-fence after ${fenceAfterMs(flags.hbMs, flags.monitorMs)} ms without one (--monitor=${flags.monitorMs}ms)`;
   } else {
-    controller = new NaiveController(kc, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics);
+    controller = new NaiveController(api, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics);
     banner = `naivecontroller on ${flags.iface} with masks /${flags.mask} (IPv4) and /${flags.mask6} (IPv6), owner ${flags.owner}, resync ${flags.resyncMs} ms`;
   }
 

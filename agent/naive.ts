@@ -5,17 +5,17 @@
  * before the first successful list of the Services, and an API outage keeps
  * the addresses as they are.
  */
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import {hostname} from 'node:os';
 import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
-import {ApiClient} from './api.js';
+import type {ApiClient} from './api.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {type Logger, describe, onceEach} from './log.js';
 import {Metrics} from './metrics.js';
 import {SerialPasses} from './serial.js';
 import {AddressPolicy, policyFrom} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter, type Refused} from './refusals.js';
-import {ServiceWatcher} from './services.js';
+import {ListWatch} from './listwatch.js';
 
 /** No ranges declared: any address but those never allowed. */
 const OPEN = new AddressPolicy();
@@ -106,7 +106,7 @@ export class NaiveController {
   /** One reconcile pass at a time, and each skipped thing warned about once (both set in the constructor). */
   private readonly passes: SerialPasses;
   private readonly warnOnce: (message: string) => void;
-  private watcher?: ServiceWatcher;
+  private watcher?: ListWatch;
   private loop?: Promise<void>;
   private scheduled?: NodeJS.Timeout;
   private stopped = false;
@@ -117,7 +117,7 @@ export class NaiveController {
   private nodesLoop?: Promise<void>;
 
   constructor(
-    private readonly kc: k8s.KubeConfig,
+    private readonly api: ApiClient,
     private readonly flags: AgentFlags,
     private readonly owned: Ownership,
     private readonly log: Logger,
@@ -125,8 +125,7 @@ export class NaiveController {
   ) {
     this.passes = new SerialPasses({what: 'reconcile', metrics, log, next: () => this.schedule()});
     this.warnOnce = onceEach(log);
-    const api = new ApiClient(kc);
-    this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);
+    this.policy = policyFrom(flags, api.server);
     this.refusals = new RefusalReporter(api, log, metrics, 'extip-naivecontroller', flags.hostname || hostname());
     this.nodes = new NodeAddressWatch(api, this.policy, log, () => this.schedule());
   }
@@ -140,9 +139,9 @@ export class NaiveController {
     await this.owned.load();
     const why = await promoteSecondaries(this.flags.iface);
     if (why) this.log.warn(`cannot turn on promote_secondaries for ${this.flags.iface} (${why}); addresses that a removal takes along are put back instead`);
-    const server = this.kc.getCurrentCluster()?.server ?? 'the API server';
+    const server = this.api.server;
     let failing = false;
-    this.watcher = new ServiceWatcher(this.kc, {
+    this.watcher = new ListWatch(this.api, '/api/v1/services', 'Services', {
       onChange: () => this.schedule(),
       onSynced: (count) => {
         if (failing) this.log.info(0, `${server} answers again; ${count} Services listed`);
@@ -182,7 +181,7 @@ export class NaiveController {
     if (this.stopped || !watcher?.synced || !this.nodes.settled) return;
     if (this.passes.busy()) return;
     await this.passes.run(async () => {
-      const desired = desiredFrom(watcher.list(), this.flags.mask, this.flags.mask6, this.policy);
+      const desired = desiredFrom(watcher.list() as k8s.V1Service[], this.flags.mask, this.flags.mask6, this.policy);
       this.refusals.report(desired.invalid);
       const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
       const p = plan(desired, host, this.owned, others);

@@ -16,8 +16,8 @@
  * never takes that for nodes being dead.
  */
 import {readFileSync} from 'node:fs';
-import * as k8s from '@kubernetes/client-node';
-import {ApiClient} from './api.js';
+import type * as k8s from '@kubernetes/client-node';
+import type {ApiClient} from './api.js';
 import {CLAIMS, type ClaimView, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, givenBack, handoffs} from './claims.js';
 import {canonicalIp} from './addresses.js';
 import {type Allocation, allocationValue, planPools, poolFrom, serviceView} from './pools.js';
@@ -31,7 +31,6 @@ import {SerialPasses} from './serial.js';
 import {desiredFrom} from './naive.js';
 import {type AddressPolicy, policyFrom} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter} from './refusals.js';
-import {ServiceWatcher} from './services.js';
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 /** Requests in flight at once when creating claims. */
@@ -50,8 +49,7 @@ export class Scheduler {
   /** One reconcile pass at a time, and each skipped thing warned about once (both set in the constructor). */
   private readonly passes: SerialPasses;
   private readonly warnOnce: (message: string) => void;
-  private readonly api: ApiClient;
-  private services!: ServiceWatcher;
+  private services!: ListWatch;
   private claims!: ListWatch;
   private nodes!: ListWatch;
   private pools!: ListWatch;
@@ -75,16 +73,15 @@ export class Scheduler {
   lost?: (why: string) => void;
 
   constructor(
-    private readonly kc: k8s.KubeConfig,
+    private readonly api: ApiClient,
     private readonly flags: AgentFlags,
     private readonly log: Logger,
     readonly metrics: Metrics,
   ) {
     this.passes = new SerialPasses({what: 'scheduling', metrics, log, next: () => this.schedule()});
     this.warnOnce = onceEach(log);
-    this.api = new ApiClient(kc);
     this.liveness = new Liveness(flags.monitorMs);
-    this.policy = policyFrom(flags, kc.getCurrentCluster()?.server);
+    this.policy = policyFrom(flags, api.server);
     this.refusals = new RefusalReporter(this.api, log, metrics, 'extip-scheduler', 'scheduler');
     this.nodeAddresses = new NodeAddressWatch(this.api, this.policy, log, () => this.schedule());
   }
@@ -98,13 +95,17 @@ export class Scheduler {
     return Boolean(this.services?.synced && this.claims?.synced && this.nodes?.synced && this.pools?.synced);
   }
 
+  private serviceList(): k8s.V1Service[] {
+    return this.services.list() as k8s.V1Service[];
+  }
+
   async start(): Promise<void> {
     const server = this.api.server;
     const onError = (what: string, err: unknown, retryMs: number) => {
       this.metrics.apiErrors++;
       this.log.warn(`${what} failed (${describe(err)}); waiting for ${server}; next try in ${(retryMs / 1000).toFixed(1)} s`);
     };
-    this.services = new ServiceWatcher(this.kc, {onChange: () => this.schedule(), onSynced: () => {}, onError});
+    this.services = new ListWatch(this.api, '/api/v1/services', 'Services', {onChange: () => this.schedule(), onError});
     this.claims = new ListWatch(this.api, CLAIMS, 'IpClaims', {onChange: () => this.schedule(), onError});
     this.nodes = new ListWatch(this.api, NODES, 'IpNodes', {
       onChange: () => {
@@ -196,9 +197,9 @@ export class Scheduler {
       this.observeNodes();
       const now = Date.now();
       await this.allocate(now);
-      const desired = desiredFrom(this.services.list(), this.flags.mask, this.flags.mask6, this.policy);
+      const desired = desiredFrom(this.serviceList(), this.flags.mask, this.flags.mask6, this.policy);
       // LoadBalancers extip serves: their ingress addresses are wanted too.
-      for (const svc of this.services.list()) {
+      for (const svc of this.serviceList()) {
         const v = serviceView(svc, this.flags.lbClass);
         if (!v.lb) continue;
         for (const ip of v.ingress) {
@@ -325,7 +326,7 @@ export class Scheduler {
    * round, and the next one starts from fresh lists.
    */
   private async allocate(now: number): Promise<void> {
-    const views = this.services.list().map((s) => serviceView(s, this.flags.lbClass));
+    const views = this.serviceList().map((s) => serviceView(s, this.flags.lbClass));
     // An address given moments ago is kept until a Service is seen using it (then that keeps it), or 10 s.
     const seen = new Set(views.flatMap((v) => [...v.externalIPs, ...(v.lb ? v.ingress : [])]));
     for (const [ip, at] of this.recent) if (seen.has(ip) || now - at > 10000) this.recent.delete(ip);
@@ -348,7 +349,7 @@ export class Scheduler {
       if (!(await this.record(a, versions))) return;
       this.recent.set(a.ip, now);
       if (a.kind === 'record') continue;
-      const svc = this.services.list().find((s) => `${s.metadata?.namespace}/${s.metadata?.name}` === a.service.key);
+      const svc = this.serviceList().find((s) => `${s.metadata?.namespace}/${s.metadata?.name}` === a.service.key);
       const path = `/api/v1/namespaces/${encodeURIComponent(a.service.namespace)}/services/${encodeURIComponent(a.service.name)}`;
       const r = a.kind === 'external-ip'
         ? await this.api.request('PATCH', path, {metadata: {resourceVersion: svc?.metadata?.resourceVersion}, spec: {externalIPs: [...a.service.externalIPs, a.ip]}}, {contentType: 'application/merge-patch+json'})
