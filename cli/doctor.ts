@@ -2,6 +2,7 @@
  * `extip doctor`: checks before an install, changing nothing. Each check says
  * pass or fail and, on fail, what to do.
  */
+import {wantedAddresses} from './services.js';
 import {nodeNames} from './nodes.js';
 import {groupHosts, groupNames} from './role.js';
 import type {KubeConfig} from '@kubernetes/client-node';
@@ -207,12 +208,7 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
     const v = hostvarsOf(h)[k];
     if (typeof v === 'string' && parseIp(v)) nodeAddrs.set(v, nodeAddrs.get(v) ?? `host ${h}`);
   }
-  const externals = new Map<string, string[]>();
-  for (const s of cluster?.services ?? []) {
-    for (const ip of [...(s.spec?.externalIPs ?? []), ...(s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '')]) {
-      if (parseIp(ip)) externals.set(ip, [...(externals.get(ip) ?? []), `${s.metadata?.namespace}/${s.metadata?.name}`]);
-    }
-  }
+  const externals = new Map([...wantedAddresses(cluster?.services ?? [])].filter(([ip]) => parseIp(ip)));
   const conflicts: string[] = [];
   const inCidr = (v: bigint, fam: number, c: Cidr) => fam === c.family && v >= c.network && v <= c.last;
   for (const [ip, services] of externals) {

@@ -2,6 +2,7 @@
  * `extip status`: what runs where, where each external IP is held, and what
  * looks wrong. Pure assessment over a ClusterState read by cli/kube.ts.
  */
+import {wantedAddresses} from './services.js';
 import {parseAgentFlags} from '../lib/agent-flags.js';
 import {type AddressPolicy, nodeAddresses, policyFrom} from '../lib/policy.js';
 import type {ClaimStatus, ClusterState} from './kube.js';
@@ -116,12 +117,7 @@ export function assess(state: ClusterState): StatusReport {
   }
   const holders = nodes.filter((n) => n.controller === 'ready').map((n) => n.name);
 
-  const byIp = new Map<string, string[]>();
-  for (const svc of state.services) {
-    const name = `${svc.metadata?.namespace}/${svc.metadata?.name}`;
-    const ips = [...(svc.spec?.externalIPs ?? []), ...(svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter((x): x is string => Boolean(x))];
-    for (const ip of ips) byIp.set(ip, [...(byIp.get(ip) ?? []), name]);
-  }
+  const byIp = wantedAddresses(state.services);
   const policy = deployedPolicy(mode === 'all' ? args : schedArgs, state);
   if (policy?.open) problems.push('the controller brings up any address a Service names (no --allowed-cidrs), so anyone who may create a Service can take an address of your network (CVE-2020-8554): set extip_external_cidrs and install again');
   const namespaceOf = new Map(state.services.map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s.metadata?.namespace]));

@@ -4,6 +4,7 @@ import type {PlaybookResult} from '../cli/ansible.js';
 import {explainBirdError} from '../cli/bird.js';
 import type {ResolvedVariables} from '../cli/loader.js';
 import {classify} from '../cli/operate.js';
+import {wantedAddresses} from '../cli/services.js';
 import {calicoAdvertiseCidrs} from '../cli/workspace.js';
 import {ExitCode} from '../lib/errors.js';
 
@@ -54,5 +55,18 @@ describe('calicoAdvertiseCidrs: the ranges calico_advertise_service_external_ips
   });
   test('nothing when extip leaves Calico alone or writes Calico v2 filters', () => {
     for (const mode of ['none', 'etcd-v2-filter']) expect(calicoAdvertiseCidrs(vars({extip_calico_export: mode, extip_external_cidrs: ['192.0.2.0/24']}))).toEqual([]);
+  });
+});
+
+describe('wantedAddresses: the addresses Services ask for (status and doctor)', () => {
+  test('external IPs and LoadBalancer ingress, with every Service that names each', () => {
+    const services = [
+      {metadata: {namespace: 'a', name: 'web'}, spec: {externalIPs: ['192.0.2.1']}},
+      {metadata: {namespace: 'b', name: 'lb'}, spec: {}, status: {loadBalancer: {ingress: [{ip: '192.0.2.1'}, {ip: '192.0.2.9'}, {}]}}},
+    ];
+    expect([...wantedAddresses(services)]).toEqual([
+      ['192.0.2.1', ['a/web', 'b/lb']],
+      ['192.0.2.9', ['b/lb']],
+    ]);
   });
 });
