@@ -25,11 +25,11 @@ import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import {CLAIMS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, claimName, fenceAfterMs} from './claims.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
-import {type Logger, describe, onceEach} from './log.js';
+import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
-import {SerialPasses} from './serial.js';
+import {Component} from './component.js';
 import {type Desired, plan} from './naive.js';
-import {type AddressPolicy, RULES, policyFrom} from '../lib/policy.js';
+import {RULES} from '../lib/policy.js';
 
 /** How long a restarted controller keeps an address whose claim went elsewhere, waiting for the claim to come back. */
 const HOLD_MS = 5000;
@@ -48,11 +48,7 @@ export const CONFLICT_RETRY_MS = 2000;
 /** When to look again after adding IPv6 addresses: the kernel's duplicate address detection takes about a second. */
 const DAD6_CHECK_MS = 1500;
 
-export class ClaimController {
-  /** One reconcile pass at a time, and each skipped thing warned about once (both set in the constructor). */
-  private readonly passes: SerialPasses;
-  private readonly warnOnce: (message: string) => void;
-  private readonly policy: AddressPolicy;
+export class ClaimController extends Component {
   private claims!: ListWatch;
   private readonly node: string;
   private readonly fenceMs: number;
@@ -72,17 +68,9 @@ export class ClaimController {
   /** Claims given to another node while their address is still up here (this controller crashed): since when, by claim. */
   private readonly holding = new Map<string, number>();
 
-  constructor(
-    private readonly api: ApiClient,
-    private readonly flags: AgentFlags,
-    private readonly owned: Ownership,
-    private readonly log: Logger,
-    readonly metrics: Metrics,
-    hostname: string,
-  ) {
-    this.passes = new SerialPasses({what: 'reconcile', metrics, log, next: () => this.schedule()});
-    this.warnOnce = onceEach(log);
-    this.policy = policyFrom(flags, api.server);
+  /** hostname: the node this controller serves (its IpNode's name). */
+  constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics, hostname: string) {
+    super(api, flags, log, metrics, 'reconcile');
     this.node = hostname;
     this.fenceMs = fenceAfterMs(flags.hbMs, flags.monitorMs);
   }

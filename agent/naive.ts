@@ -10,10 +10,10 @@ import {hostname} from 'node:os';
 import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
 import type {ApiClient} from './api.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
-import {type Logger, describe, onceEach} from './log.js';
+import {type Logger, describe} from './log.js';
 import {Metrics} from './metrics.js';
-import {SerialPasses} from './serial.js';
-import {AddressPolicy, policyFrom} from '../lib/policy.js';
+import {Component} from './component.js';
+import {AddressPolicy} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter, type Refused} from './refusals.js';
 import {ListWatch} from './listwatch.js';
 
@@ -102,30 +102,18 @@ export function plan(desired: Desired, host: readonly HostAddress[], owned: Owne
   return p;
 }
 
-export class NaiveController {
-  /** One reconcile pass at a time, and each skipped thing warned about once (both set in the constructor). */
-  private readonly passes: SerialPasses;
-  private readonly warnOnce: (message: string) => void;
+export class NaiveController extends Component {
   private watcher?: ListWatch;
   private loop?: Promise<void>;
   private scheduled?: NodeJS.Timeout;
   private stopped = false;
   private resync?: NodeJS.Timeout;
-  private readonly policy: AddressPolicy;
   private readonly refusals: RefusalReporter;
   private readonly nodes: NodeAddressWatch;
   private nodesLoop?: Promise<void>;
 
-  constructor(
-    private readonly api: ApiClient,
-    private readonly flags: AgentFlags,
-    private readonly owned: Ownership,
-    private readonly log: Logger,
-    readonly metrics: Metrics,
-  ) {
-    this.passes = new SerialPasses({what: 'reconcile', metrics, log, next: () => this.schedule()});
-    this.warnOnce = onceEach(log);
-    this.policy = policyFrom(flags, api.server);
+  constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics) {
+    super(api, flags, log, metrics, 'reconcile');
     this.refusals = new RefusalReporter(api, log, metrics, 'extip-naivecontroller', flags.hostname || hostname());
     this.nodes = new NodeAddressWatch(api, this.policy, log, () => this.schedule());
   }

@@ -25,11 +25,10 @@ import type {AgentFlags} from '../lib/agent-flags.js';
 import {LeaderElector} from './leader.js';
 import {Limiter} from './limiter.js';
 import {ListWatch} from './listwatch.js';
-import {type Logger, describe, onceEach} from './log.js';
+import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
-import {SerialPasses} from './serial.js';
+import {Component} from './component.js';
 import {desiredFrom} from './naive.js';
-import {type AddressPolicy, policyFrom} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter} from './refusals.js';
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -45,10 +44,7 @@ function podNamespace(): string {
   }
 }
 
-export class Scheduler {
-  /** One reconcile pass at a time, and each skipped thing warned about once (both set in the constructor). */
-  private readonly passes: SerialPasses;
-  private readonly warnOnce: (message: string) => void;
+export class Scheduler extends Component {
   private services!: ListWatch;
   private claims!: ListWatch;
   private nodes!: ListWatch;
@@ -65,23 +61,15 @@ export class Scheduler {
   private nodesWereConnected = false;
   /** Handoffs asked for, by claim: since when (this process's clock). */
   private readonly asking = new Map<string, number>();
-  private readonly policy: AddressPolicy;
   private readonly refusals: RefusalReporter;
   /** The Nodes' own addresses, which are never given to a Service. */
   private readonly nodeAddresses: NodeAddressWatch;
   /** Called when leadership is lost; the process goes on as a standby. */
   lost?: (why: string) => void;
 
-  constructor(
-    private readonly api: ApiClient,
-    private readonly flags: AgentFlags,
-    private readonly log: Logger,
-    readonly metrics: Metrics,
-  ) {
-    this.passes = new SerialPasses({what: 'scheduling', metrics, log, next: () => this.schedule()});
-    this.warnOnce = onceEach(log);
+  constructor(api: ApiClient, flags: AgentFlags, log: Logger, metrics: Metrics) {
+    super(api, flags, log, metrics, 'scheduling');
     this.liveness = new Liveness(flags.monitorMs);
-    this.policy = policyFrom(flags, api.server);
     this.refusals = new RefusalReporter(this.api, log, metrics, 'extip-scheduler', 'scheduler');
     this.nodeAddresses = new NodeAddressWatch(this.api, this.policy, log, () => this.schedule());
   }
