@@ -573,7 +573,7 @@ export const catalogue: readonly Variable[] = [
   {
     name: 'extip_etcd_host',
     section: 'calico',
-    default: "{{ (groups['kube_control_plane'] | default(groups['kube-master'] | default([])) if (etcd_deployment_type | default('host')) == 'kubeadm' else groups['etcd'] | default([])) | first | default('') }}",
+    default: "{{ extip__control_plane_host if (etcd_deployment_type | default('host')) == 'kubeadm' else (groups['etcd'] | default([]) | first | default('')) }}",
     rule: text,
     summary: 'Inventory host that runs etcdctl for the Calico filter.',
     description: 'The first host of the etcd group, where Kargo and kubespray put the admin client certificates; with kubespray\'s etcd_deployment_type kubeadm, the first control-plane host.',

@@ -250,6 +250,7 @@ describe('render --manifests with the upstream image', () => {
 });
 
 describe('the role\'s defaults inside kubespray', () => {
+  // The defaults as the role reads them: with its vars (extip__control_plane_host).
   const paths = '{{ [extip_kubeconfig, extip_manifest_dir, extip_kubectl, extip_etcd_host, extip_etcd_ca_file, extip_etcd_cert_file, extip_etcd_key_file] | to_json }}';
   async function defaults(inventory: string, vars: Record<string, string>): Promise<string[]> {
     await writeFile(join(dir.path, 'hosts.ini'), inventory);
@@ -258,7 +259,7 @@ describe('the role\'s defaults inside kubespray', () => {
     return JSON.parse(JSON.parse(r.stdout.slice(r.stdout.indexOf('=>') + 2, r.stdout.indexOf('PLAY RECAP'))).msg);
   }
   beforeEach(async () => {
-    await writeFile(join(dir.path, 'show.yml'), `- hosts: localhost\n  gather_facts: false\n  vars_files: [${join(repoRoot, 'roles/externalip/defaults/main.yml')}]\n  tasks:\n    - ansible.builtin.debug:\n        msg: "${paths}"\n`);
+    await writeFile(join(dir.path, 'show.yml'), `- hosts: localhost\n  gather_facts: false\n  vars_files: [${join(repoRoot, 'roles/externalip/defaults/main.yml')}, ${join(repoRoot, 'roles/externalip/vars/main.yml')}]\n  tasks:\n    - ansible.builtin.debug:\n        msg: "${paths}"\n`);
   });
 
   test('etcd_deployment_type host: the admin certificate of the first etcd host in etcd_cert_dir; kube_config_dir and bin_dir', async () => {
