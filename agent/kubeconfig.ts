@@ -61,12 +61,6 @@ function tokenFile(path: string): () => string | undefined {
   };
 }
 
-interface Named<T> {
-  name: string;
-  [key: string]: unknown;
-  value?: T;
-}
-
 function fromFile(path: string): ApiAccess {
   let doc: Record<string, any>;
   try {
@@ -75,7 +69,7 @@ function fromFile(path: string): ApiAccess {
     throw new KubeconfigError(`cannot read the kubeconfig ${path}: ${(err as Error).message}`);
   }
   const pick = (list: unknown, name: string | undefined, what: string): Record<string, any> => {
-    const items = (Array.isArray(list) ? list : []) as Array<Named<unknown> & Record<string, any>>;
+    const items = (Array.isArray(list) ? list : []) as Array<Record<string, any>>;
     const found = name === undefined ? items[0] : items.find((i) => i.name === name);
     if (!found) throw new KubeconfigError(`the kubeconfig ${path} has no ${what}${name ? ` named ${name}` : ''}`);
     return found;

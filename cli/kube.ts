@@ -55,7 +55,6 @@ export interface Ledger {
   };
 }
 
-const EXTIP = extipSelector;
 
 /** Reads what status and doctor look at. */
 export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
@@ -71,14 +70,14 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
     throw new ClusterUnreachableError(`cannot read the cluster at ${server}: ${describe(err)}`);
   }
   const [daemonsets, deployments, services, leases] = await Promise.all([
-    apps.listDaemonSetForAllNamespaces({labelSelector: `${EXTIP},app.kubernetes.io/component=controller`}),
-    apps.listDeploymentForAllNamespaces({labelSelector: EXTIP}),
+    apps.listDaemonSetForAllNamespaces({labelSelector: `${extipSelector},app.kubernetes.io/component=controller`}),
+    apps.listDeploymentForAllNamespaces({labelSelector: extipSelector}),
     core.listServiceForAllNamespaces(),
     coordination.listLeaseForAllNamespaces().catch(() => ({items: [] as k8s.V1Lease[]})),
   ]);
   const workloads = [...daemonsets.items, ...deployments.items];
   const namespaces = [...new Set(workloads.map((w) => w.metadata?.namespace ?? 'default'))];
-  const pods = (await Promise.all(namespaces.map((ns) => core.listNamespacedPod({namespace: ns, labelSelector: EXTIP})))).flatMap((l) => l.items);
+  const pods = (await Promise.all(namespaces.map((ns) => core.listNamespacedPod({namespace: ns, labelSelector: extipSelector})))).flatMap((l) => l.items);
   const listCustom = async (plural: string) => {
     try {
       const r = (await custom.listClusterCustomObject({group: 'ipcontroller.ext', version: 'v1', plural})) as {items: never[]};

@@ -1,7 +1,7 @@
 /**
  * Names the role fixes, read from its vars/main.yml so that the CLI never
- * spells them a second time: the inventory groups, the ledger's and the run
- * lock's names, and the labels every object extip creates carries.
+ * spells them a second time: the inventory groups, the ledger's name, and the
+ * labels every object extip creates carries.
  */
 import {readFileSync} from 'node:fs';
 import {join} from 'node:path';
@@ -12,7 +12,6 @@ interface RoleVars {
   extip__groups: {node: string[]; control_plane: string[]};
   extip__ledger_name: string;
   extip__ledger_namespace: string;
-  extip__lock_name: string;
   extip__common_labels: Record<string, string>;
 }
 
@@ -20,7 +19,6 @@ const vars = YAML.parse(readFileSync(join(roleDir, 'vars', 'main.yml'), 'utf8'))
 
 export const groupNames = vars.extip__groups;
 export const ledger = {name: vars.extip__ledger_name, namespace: vars.extip__ledger_namespace};
-export const lockName = vars.extip__lock_name;
 export const commonLabels = vars.extip__common_labels;
 /** A label selector for every object extip created. */
 export const extipSelector = Object.entries(commonLabels)
