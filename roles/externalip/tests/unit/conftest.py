@@ -1,4 +1,4 @@
-"""pytest set-up for the role's filter plugins: they import as plain modules."""
+"""pytest set-up for the role's filter and action plugins: they import as plain modules."""
 
 import json
 import pathlib
@@ -9,6 +9,7 @@ import pytest
 ROLE = pathlib.Path(__file__).resolve().parents[2]
 REPO = ROLE.parents[1]
 sys.path.insert(0, str(ROLE / "filter_plugins"))
+sys.path.insert(0, str(ROLE / "action_plugins"))
 
 
 @pytest.fixture
