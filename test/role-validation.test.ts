@@ -117,11 +117,12 @@ test('claims mode on kubespray\'s IPVS kube-proxy without strict ARP is refused,
     preflight({...claims, kube_proxy_strict_arp: true}),
     preflight({extip_distribution: 'all', kube_proxy_mode: 'ipvs', kube_proxy_strict_arp: false}),
   ]);
-  expect(refused?.task).toContain('Check that kube-proxy leaves ARP to the node holding the address');
+  expect(refused?.task).toContain('Check claims mode against kube-proxy, its timings and the image');
   expect(refused?.msg).toContain('Set kube_proxy_strict_arp: true');
   // Allowed: those runs go on to the next checks (and stop where this host has no cluster to ask).
-  for (const run of [strict, ecmp]) expect(run?.task).not.toContain('leaves ARP');
-  expect(strict?.task).toContain('Check that the Kubernetes API answers');
+  for (const run of [strict, ecmp]) expect(run?.task).not.toContain('Check claims mode');
+  expect(strict?.task).toContain('Check the Kubernetes API');
+  expect(strict?.msg).toContain('Cannot list nodes with /nonexistent/kubectl');
 }, 120_000);
 
 test('claims-mode timings that cannot work are refused before anything changes, saying which to change', async () => {
@@ -131,9 +132,9 @@ test('claims-mode timings that cannot work are refused before anything changes, 
     preflight({...claims, extip_sched_lease_duration: '500ms'}),
     preflight({...claims, extip_ctrl_hb: '500ms', extip_sched_monitor: '2s', extip_sched_lease_duration: '15s'}),
   ]);
-  expect(slowHb?.task).toContain("Check claims mode's timings");
+  expect(slowHb?.task).toContain('Check claims mode against kube-proxy, its timings and the image');
   expect(slowHb?.msg).toContain('extip_sched_monitor (1500ms) must be longer than extip_ctrl_hb (2s)');
   expect(subSecondLease?.msg).toContain('extip_sched_lease_duration (500ms) must be at least 1s');
-  expect(fine?.task).not.toContain('timings');
-  expect(fine?.task).toContain('Check that the Kubernetes API answers');
+  expect(fine?.task).not.toContain('Check claims mode');
+  expect(fine?.task).toContain('Check the Kubernetes API');
 }, 120_000);

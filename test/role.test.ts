@@ -213,7 +213,7 @@ describe('claims mode (balance) on a 3-node lab', () => {
     const before = await takeSnapshot(lab);
     const overlaps = await runRole(lab, {vars: {...ecmp, extip_external_cidrs: ['10.233.0.0/24', '10.210.1.8/29']}});
     expect(overlaps.exitCode).not.toBe(0);
-    const failure = overlaps.failures.find((f) => f.task.includes('Check where external IPs may come from'));
+    const failure = overlaps.failures.find((f) => f.task.includes('where external IPs may come from'));
     expect(failure?.msg).toContain('extip_external_cidrs: 10.233.0.0/24 overlaps the Service CIDR 10.233.0.0/18 (extip_service_cidr)');
     expect(failure?.msg).toContain('extip_external_cidrs: 10.210.1.8/29 holds 10.210.1.11, the address of node node1');
     expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);

@@ -14,6 +14,9 @@ start-up was most of its time. This runs the program through the connection's
 shell instead, with every argument quoted (shlex), so no value reaches the
 shell as code. It honours delegate_to, become and the task's environment like
 any other task.
+
+With explain: true, a non-zero exit makes the program's stderr the task's
+message: for checks whose script says what is wrong and what to change.
 """
 
 import shlex
@@ -25,7 +28,7 @@ from ansible.plugins.action import ActionBase
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("argv", "stdin"))
+    _VALID_ARGS = frozenset(("argv", "stdin", "explain"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -61,5 +64,5 @@ class ActionModule(ActionBase):
             changed=True,
         )
         if rc != 0:
-            result.update(failed=True, msg="non-zero return code")
+            result.update(failed=True, msg=stderr if self._task.args.get("explain") and stderr else "non-zero return code")
         return result
