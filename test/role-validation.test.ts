@@ -138,3 +138,39 @@ test('claims-mode timings that cannot work are refused before anything changes, 
   expect(fine?.task).not.toContain('Check claims mode');
   expect(fine?.task).toContain('Check the Kubernetes API');
 }, 120_000);
+
+test('hosts other than the first are checked where a value a rule reads differs from the first host\'s', async () => {
+  const d = await tempDir();
+  try {
+    const local = {ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3'};
+    const v6 = {extip_ip_family: 'ipv6', extip_mask: 64};
+    await writeYaml(join(d.path, 'inventory.yml'), {
+      all: {
+        hosts: {
+          n1: {...local, ...v6},
+          // extip_mask is the first host's, but the rule for it also reads extip_ip_family (ipv4 here).
+          n2: {...local, extip_mask: 64},
+          n3: {...local, ...v6},
+          n4: {...local, ...v6, extip_iface: 'no such/iface'},
+        },
+      },
+    });
+    await writeYaml(join(d.path, 'validate.yml'), [
+      {name: 'Validate', hosts: 'all', gather_facts: false, tasks: [{name: 'Run the role validation', 'ansible.builtin.import_role': {name: 'externalip', tasks_from: 'validate'}}]},
+    ]);
+    const events = join(d.path, 'events.jsonl');
+    await runPlaybook(['-i', join(d.path, 'inventory.yml'), join(d.path, 'validate.yml')], {
+      ANSIBLE_CALLBACK_PLUGINS: join(repoRoot, 'playbooks', 'callback_plugins'),
+      ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
+      EXTIP_EVENTS_FILE: events,
+    });
+    const lines = (await readFile(events, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as {event: string; host: string; msg: string});
+    const failed = Object.fromEntries(lines.filter((e) => e.event === 'failed').map((e) => [e.host, e.msg]));
+    expect(Object.keys(failed).sort()).toEqual(['n2', 'n4']);
+    expect(failed.n2).toContain('extip_mask = 64 is not valid');
+    expect(failed.n4).toContain('extip_iface = "no such/iface" is not valid');
+    expect(failed.n4).not.toContain('extip_mask');
+  } finally {
+    await d.cleanup();
+  }
+}, 120_000);

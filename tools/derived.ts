@@ -94,12 +94,23 @@ export async function validateTasks(): Promise<string> {
         `${pyLiteral(`${v.name} = `)} ~ (${v.name} | to_json) ~ ` +
         pyLiteral(` is not valid. Allowed: ${v.rule.describe}. Example: ${v.name}: ${stringifyInline(v.example).replace(/\n/g, ' ')}.`) +
         problems;
+      // What the rule reads besides the variable itself: it is checked again where any of them differs.
+      const reads = catalogue.map((w) => w.name).filter((n) => n === v.name || new RegExp(`\\b${n}\\b`).test(`${ok} ${guard ?? ''}`));
       return {
         name: v.name,
+        reads,
         expression: `(${message}) if not (${guard ? `not (${guard}) or ` : ''}${ok}) else ''`,
       };
     });
-  return renderTemplate(toolTemplates, 'validate-tasks.yml.hbs', {checks});
+  // Each variable a rule reads -> the variables whose rules read it.
+  const affects = new Map<string, string[]>();
+  for (const c of checks) for (const n of c.reads) affects.set(n, [...(affects.get(n) ?? []), c.name]);
+  const names = [...affects.keys()];
+  return renderTemplate(toolTemplates, 'validate-tasks.yml.hbs', {
+    checks,
+    names: `[${names.join(', ')}]`,
+    affects: names.map((n) => ({name: n, checks: `[${affects.get(n)!.join(', ')}]`})),
+  });
 }
 
 /** A Jinja (Python) string literal. */
