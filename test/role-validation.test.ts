@@ -87,27 +87,34 @@ test('the role names the variable and an example in its failure message', () => 
   expect(failedHosts.get(poolCase!.host)).toContain('pool 1: range 10.0.0.50-10.0.0.10 ends before it starts');
 });
 
-/** Runs the role's preflight on one local host with these variables; returns the failed task's name and message. */
-async function preflight(vars: Record<string, unknown>): Promise<{task: string; msg: string} | undefined> {
+/** Runs the role's tasks_from file over an inventory of local hosts with real ansible-playbook; returns the events. */
+async function roleEvents(inventory: unknown, tasksFrom: string): Promise<Array<{event: string; host: string; task: string; msg: string}>> {
   const d = await tempDir();
   try {
-    const host = {ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3', extip_kubectl: '/nonexistent/kubectl', ...vars};
-    await writeYaml(join(d.path, 'inventory.yml'), {all: {children: {kube_node: {hosts: {n1: host}}, kube_control_plane: {hosts: {n1: null}}}}});
-    await writeYaml(join(d.path, 'preflight.yml'), [
-      {name: 'Preflight', hosts: 'kube_node', gather_facts: false, tasks: [{name: 'Run the role preflight', 'ansible.builtin.import_role': {name: 'externalip', tasks_from: 'preflight'}}]},
+    await writeYaml(join(d.path, 'inventory.yml'), inventory);
+    await writeYaml(join(d.path, 'play.yml'), [
+      {name: 'Run', hosts: 'all', gather_facts: false, tasks: [{name: 'Run the role', 'ansible.builtin.import_role': {name: 'externalip', tasks_from: tasksFrom}}]},
     ]);
     const events = join(d.path, 'events.jsonl');
-    await runPlaybook(['-i', join(d.path, 'inventory.yml'), join(d.path, 'preflight.yml')], {
+    await runPlaybook(['-i', join(d.path, 'inventory.yml'), join(d.path, 'play.yml')], {
       ANSIBLE_CALLBACK_PLUGINS: join(repoRoot, 'playbooks', 'callback_plugins'),
       ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
       EXTIP_EVENTS_FILE: events,
     });
-    const lines = (await readFile(events, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-    const failed = lines.find((e) => e.event === 'failed');
-    return failed ? {task: String(failed.task), msg: String(failed.msg)} : undefined;
+    return (await readFile(events, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
   } finally {
     await d.cleanup();
   }
+}
+
+const local = {ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3'};
+
+/** Runs the role's preflight on one local host with these variables; returns the failed task's name and message. */
+async function preflight(vars: Record<string, unknown>): Promise<{task: string; msg: string} | undefined> {
+  const host = {...local, extip_kubectl: '/nonexistent/kubectl', ...vars};
+  const lines = await roleEvents({all: {children: {kube_node: {hosts: {n1: host}}, kube_control_plane: {hosts: {n1: null}}}}}, 'preflight');
+  const failed = lines.find((e) => e.event === 'failed');
+  return failed ? {task: String(failed.task), msg: String(failed.msg)} : undefined;
 }
 
 test('claims mode on kubespray\'s IPVS kube-proxy without strict ARP is refused, saying what to set', async () => {
@@ -140,37 +147,18 @@ test('claims-mode timings that cannot work are refused before anything changes, 
 }, 120_000);
 
 test('hosts other than the first are checked where a value a rule reads differs from the first host\'s', async () => {
-  const d = await tempDir();
-  try {
-    const local = {ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3'};
-    const v6 = {extip_ip_family: 'ipv6', extip_mask: 64};
-    await writeYaml(join(d.path, 'inventory.yml'), {
-      all: {
-        hosts: {
-          n1: {...local, ...v6},
-          // extip_mask is the first host's, but the rule for it also reads extip_ip_family (ipv4 here).
-          n2: {...local, extip_mask: 64},
-          n3: {...local, ...v6},
-          n4: {...local, ...v6, extip_iface: 'no such/iface'},
-        },
-      },
-    });
-    await writeYaml(join(d.path, 'validate.yml'), [
-      {name: 'Validate', hosts: 'all', gather_facts: false, tasks: [{name: 'Run the role validation', 'ansible.builtin.import_role': {name: 'externalip', tasks_from: 'validate'}}]},
-    ]);
-    const events = join(d.path, 'events.jsonl');
-    await runPlaybook(['-i', join(d.path, 'inventory.yml'), join(d.path, 'validate.yml')], {
-      ANSIBLE_CALLBACK_PLUGINS: join(repoRoot, 'playbooks', 'callback_plugins'),
-      ANSIBLE_CALLBACKS_ENABLED: 'extip_events',
-      EXTIP_EVENTS_FILE: events,
-    });
-    const lines = (await readFile(events, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as {event: string; host: string; msg: string});
-    const failed = Object.fromEntries(lines.filter((e) => e.event === 'failed').map((e) => [e.host, e.msg]));
-    expect(Object.keys(failed).sort()).toEqual(['n2', 'n4']);
-    expect(failed.n2).toContain('extip_mask = 64 is not valid');
-    expect(failed.n4).toContain('extip_iface = "no such/iface" is not valid');
-    expect(failed.n4).not.toContain('extip_mask');
-  } finally {
-    await d.cleanup();
-  }
+  const v6 = {extip_ip_family: 'ipv6', extip_mask: 64};
+  const hosts = {
+    n1: {...local, ...v6},
+    // extip_mask is the first host's, but the rule for it also reads extip_ip_family (ipv4 here).
+    n2: {...local, extip_mask: 64},
+    n3: {...local, ...v6},
+    n4: {...local, ...v6, extip_iface: 'no such/iface'},
+  };
+  const lines = await roleEvents({all: {hosts}}, 'validate');
+  const failed = Object.fromEntries(lines.filter((e) => e.event === 'failed').map((e) => [e.host, e.msg]));
+  expect(Object.keys(failed).sort()).toEqual(['n2', 'n4']);
+  expect(failed.n2).toContain('extip_mask = 64 is not valid');
+  expect(failed.n4).toContain('extip_iface = "no such/iface" is not valid');
+  expect(failed.n4).not.toContain('extip_mask');
 }, 120_000);

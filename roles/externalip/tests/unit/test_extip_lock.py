@@ -1,7 +1,7 @@
 import datetime
 import os
 
-from extip_lock import LOCK_SECONDS, lease, lock_holder, renewal, verdict
+from extip_ledger import LOCK_SECONDS, lease, lock_holder, renewal, verdict
 
 
 def stamp(delta_seconds):
