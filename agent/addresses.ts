@@ -42,9 +42,17 @@ export function ownLabel(iface: string): string | undefined {
  * kernel would bring up an IPv6 address that no IPv4 client ever reaches.
  */
 export function canonicalIp(text: string): {ip: string; family: 4 | 6} | {refused: string} {
+  if (typeof text !== 'string') return {refused: 'not an IP address'};
   if (isIPv4(text)) return {ip: text, family: 4};
   if (!isIPv6(text)) return {refused: 'not an IP address'};
-  const ip = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  // isIPv6 accepts a zone ("fe80::1%eth0"): an address of one host's link, never a Service's.
+  if (text.includes('%')) return {refused: 'an address with a zone (%...), which names one host\'s interface'};
+  let ip: string;
+  try {
+    ip = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  } catch {
+    return {refused: 'not an IP address'};
+  }
   if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(ip)) return {refused: 'an IPv4-mapped IPv6 address; write the IPv4 address instead'};
   return {ip, family: 6};
 }
@@ -55,6 +63,11 @@ export async function readAddresses(): Promise<HostAddress[]> {
   if (r.exitCode !== 0) throw new Error(`ip address show failed: ${r.stderr.trim()}`);
   const links = JSON.parse(r.stdout || '[]') as Array<{ifname: string; addr_info?: Array<{local: string; prefixlen: number; label?: string; dadfailed?: boolean; tentative?: boolean}>}>;
   return links.flatMap((l) => (l.addr_info ?? []).map((a) => ({iface: l.ifname, ip: a.local, prefix: a.prefixlen, label: a.label, ...(a.dadfailed ? {dadfailed: true} : {}), ...(a.tentative ? {tentative: true} : {})})));
+}
+
+/** The subnets of the interface's own addresses (IPv4 and IPv6, prefixes short enough to have edges), as CIDRs. */
+export function interfaceSubnets(host: readonly HostAddress[], iface: string): string[] {
+  return [...new Set(host.filter((a) => a.iface === iface && a.prefix <= (isIPv4(a.ip) ? 30 : 126)).map((a) => `${a.ip}/${a.prefix}`))];
 }
 
 /** `ip -batch` reports a failed line as "Command failed -:N"; the 1-based numbers of those lines. */

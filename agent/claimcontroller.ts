@@ -20,7 +20,7 @@
  */
 import type {ApiClient, Json} from './api.js';
 import {isIPv4} from 'node:net';
-import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
+import {type HostAddress, Ownership, canonicalIp, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import {CLAIMS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, claimName, fenceAfterMs} from './claims.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
@@ -30,6 +30,7 @@ import type {Metrics} from './metrics.js';
 import {Component} from './component.js';
 import {type Desired, plan} from './naive.js';
 import {RULES} from '../lib/policy.js';
+import {FAILING_PASSES} from './serial.js';
 
 /** How long a restarted controller keeps an address whose claim went elsewhere, waiting for the claim to come back. */
 const HOLD_MS = 5000;
@@ -76,7 +77,7 @@ export class ClaimController extends Component {
   }
 
   get ready(): boolean {
-    return Boolean(!this.fenced && this.claims?.synced && this.claims.connected && Date.now() - this.lastBeat < this.fenceMs);
+    return Boolean(!this.fenced && this.passes.failures < FAILING_PASSES && this.claims?.synced && this.claims.connected && Date.now() - this.lastBeat < this.fenceMs);
   }
 
   async start(): Promise<void> {
@@ -182,7 +183,8 @@ export class ClaimController extends Component {
         continue;
       }
       // The scheduler places only what the policy allows; a claim written by hand is checked here too.
-      const no = this.policy.check(cidr.split('/')[0]);
+      const [ip, prefix] = cidr.split('/');
+      const no = this.policy.check(ip, undefined, Number(prefix));
       if (no) {
         invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), ...no});
         continue;
@@ -279,10 +281,12 @@ export class ClaimController extends Component {
   private async reconcile(): Promise<void> {
     if (this.stopped || this.fenced || !this.claims.synced) return;
     await this.passes.run(async () => {
+      const [read, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
+      // The interface's own subnets: their network and broadcast addresses are never a claim's.
+      this.policy.setSubnets('interface', interfaceSubnets(read, this.flags.iface));
       const desired = this.desired();
       for (const bad of desired.invalid) this.warnOnce(`skip ${bad.value} of ${bad.service}: ${bad.reason}`);
       this.metrics.refused = Object.fromEntries(RULES.map((rule) => [rule, desired.invalid.filter((b) => b.rule === rule).length]));
-      const [read, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
       // IPv6 addresses the kernel's duplicate address detection refused: conflicts, taken down.
       const refused = read.filter((a) => a.iface === this.flags.iface && a.dadfailed && this.owned.owns(`${a.ip}/${a.prefix}`)).map((a) => `${a.ip}/${a.prefix}`);
       for (const cidr of refused) this.conflict(cidr, 'another host (IPv6 duplicate address detection)');

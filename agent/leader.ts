@@ -9,6 +9,9 @@
  * candidates never both win. Kubernetes' components exit instead; a process
  * that stays is a standby as soon as its API server answers again, where a
  * restarted one would first wait out the kubelet's back-off (10 s, doubling).
+ * A process that cannot do the leader's work (`eligible` says no) gives the
+ * Lease up at once and does not stand until it says yes again, so that a
+ * standby tries instead of a leader that keeps failing.
  */
 import {randomUUID} from 'node:crypto';
 import {hostname} from 'node:os';
@@ -23,6 +26,8 @@ export interface LeaderOptions {
   retryPeriodMs: number;
   /** Unique per process, as client-go's: the pod name (or host name) and a UUID. */
   identity?: string;
+  /** Whether this process may lead now (default: always). */
+  eligible?: () => boolean;
 }
 
 function microTime(ms: number): string {
@@ -54,6 +59,15 @@ export class LeaderElector {
   start(): void {
     const tick = async () => {
       if (this.stopped) return;
+      if (this.options.eligible && !this.options.eligible()) {
+        if (this.leading) {
+          this.leading = false;
+          this.onLost(`this process cannot do the leader's work; lease ${this.options.namespace}/${this.options.name} given up for a standby`);
+          await this.release();
+        }
+        if (!this.stopped) this.timer = setTimeout(() => void tick(), this.options.retryPeriodMs);
+        return;
+      }
       await this.tryAcquireOrRenew().catch((err: Error) => this.log.info(2, `lease ${this.options.namespace}/${this.options.name}: ${err.message}`));
       if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) {
         this.leading = false;
@@ -125,6 +139,11 @@ export class LeaderElector {
     if (this.timer) clearTimeout(this.timer);
     if (!this.leading) return;
     this.leading = false;
+    await this.release();
+  }
+
+  /** Gives the Lease up if this process still holds it: a standby takes it at its next try. */
+  private async release(): Promise<void> {
     const got = await this.api.request('GET', this.path, undefined, {timeoutMs: 2000}).catch(() => undefined);
     if (got?.status !== 200 || got.body.spec?.holderIdentity !== this.identity) return;
     const now = microTime(Date.now());

@@ -9,6 +9,8 @@ export class Metrics {
   /** claimcontroller: addresses kept down because another host answers for them. */
   conflicts = 0;
   durationSum = 0;
+  /** Reconciles that failed in a row, up to the last one (0: the last one succeeded). */
+  failingPasses = 0;
   /** Service entries the address policy refused at the last reconcile, by rule. */
   refused: Record<string, number> = {};
 
@@ -25,6 +27,7 @@ export class Metrics {
       ['extip_reconciles_total', 'counter', 'Reconciles run.', this.reconciles],
       ['extip_reconcile_errors_total', 'counter', 'Reconciles that failed, fully or in part.', this.errors],
       ['extip_api_errors_total', 'counter', 'Failed lists and watches of Services.', this.apiErrors],
+      ['extip_failing_reconciles', 'gauge', 'Reconciles that failed in a row up to the last one; 0 when the last succeeded.', this.failingPasses],
       ['extip_address_conflicts', 'gauge', 'Claimed addresses kept down because another host on the link answers for them.', this.conflicts],
     ] as const;
     const out: string[] = [];

@@ -7,7 +7,7 @@
  */
 import type * as k8s from '@kubernetes/client-node';
 import {hostname} from 'node:os';
-import {type HostAddress, Ownership, canonicalIp, promoteSecondaries, readAddresses} from './addresses.js';
+import {type HostAddress, Ownership, canonicalIp, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
 import type {ApiClient} from './api.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {type Logger, describe} from './log.js';
@@ -16,6 +16,7 @@ import {Component} from './component.js';
 import {AddressPolicy} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter, type Refused} from './refusals.js';
 import {ListWatch} from './listwatch.js';
+import {FAILING_PASSES} from './serial.js';
 
 /** No ranges declared: any address but those never allowed. */
 const OPEN = new AddressPolicy();
@@ -44,12 +45,13 @@ export function desiredFrom(services: readonly k8s.V1Service[], mask: number, ma
         invalid.push({service: name, uid, value: String(entry), rule: 'not-an-ip', reason: `"${String(entry)}" is ${c.refused}`});
         continue;
       }
-      const no = policy.check(c.ip, s.metadata?.namespace);
+      const prefix = c.family === 4 ? mask : mask6;
+      const no = policy.check(c.ip, s.metadata?.namespace, prefix);
       if (no) {
         invalid.push({service: name, uid, value: String(entry), ...no});
         continue;
       }
-      const cidr = `${c.ip}/${c.family === 4 ? mask : mask6}`;
+      const cidr = `${c.ip}/${prefix}`;
       const users = wanted.get(cidr);
       if (users) users.push(name);
       else wanted.set(cidr, [name]);
@@ -118,9 +120,9 @@ export class NaiveController extends Component {
     this.nodes = new NodeAddressWatch(api, this.policy, log, () => this.schedule());
   }
 
-  /** Ready once the Services were listed, and while their watch is open. */
+  /** Ready once the Services were listed, while their watch is open and its passes do not keep failing. */
   get ready(): boolean {
-    return Boolean(this.watcher?.synced && this.watcher.connected);
+    return Boolean(this.watcher?.synced && this.watcher.connected && this.passes.failures < FAILING_PASSES);
   }
 
   async start(): Promise<void> {
@@ -169,9 +171,11 @@ export class NaiveController extends Component {
     if (this.stopped || !watcher?.synced || !this.nodes.settled) return;
     if (this.passes.busy()) return;
     await this.passes.run(async () => {
+      const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
+      // The interface's own subnets: their network and broadcast addresses are never a Service's.
+      this.policy.setSubnets('interface', interfaceSubnets(host, this.flags.iface));
       const desired = desiredFrom(watcher.list() as k8s.V1Service[], this.flags.mask, this.flags.mask6, this.policy);
       this.refusals.report(desired.invalid);
-      const [host, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
       const p = plan(desired, host, this.owned, others);
       for (const c of p.conflicts) this.warnOnce(`skip ${c.cidr} of Service ${c.services.join(', ')}: the address is already on ${c.iface}`);
       await this.owned.adopt(p.adopt, p.release);

@@ -66,6 +66,12 @@ export interface ServiceView {
   requested?: string;
   externalIPs: string[];
   ingress: string[];
+  /**
+   * Addresses of this Service's that it may not have (canonical): another
+   * tenant's (agent/tenancy.ts). They neither keep an allocation nor count
+   * as the Service's address.
+   */
+  refused?: ReadonlySet<string>;
 }
 
 /** What each Service asks of extip; `lbClass` is extip's loadBalancerClass. */
@@ -113,11 +119,13 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
   const owner = new Map<string, string>();
   for (const p of pools) for (const ip of addresses.get(p.name)!) if (!owner.has(ip)) owner.set(ip, p.name);
   const inPool = (ip: string) => owner.has(ip);
+  // The addresses each Service may have: what another tenant holds is not its own.
+  const own = (s: ServiceView, list: readonly string[]) => list.map(canonical).filter((ip) => !s.refused?.has(ip));
   // Every address some Service uses: never given to another.
   const used = new Set<string>();
   for (const s of services) {
-    for (const ip of s.externalIPs) used.add(canonical(ip));
-    if (s.lb) for (const ip of s.ingress) used.add(canonical(ip));
+    for (const ip of own(s, s.externalIPs)) used.add(ip);
+    if (s.lb) for (const ip of own(s, s.ingress)) used.add(ip);
   }
   const taken = new Set<string>([...used, ...pools.flatMap((p) => Object.keys(p.allocated))]);
   const allocated = new Map(pools.map((p) => [p.name, new Set(Object.keys(p.allocated))]));
@@ -140,8 +148,10 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
   const sorted = [...services].sort((a, b) => a.key.localeCompare(b.key));
   for (const s of sorted) {
     if (s.lb) {
-      const current = s.ingress.map(canonical).find(inPool);
-      if (current && (!s.requested || canonical(s.requested) === current)) {
+      const current = own(s, s.ingress).find(inPool);
+      const asked = s.requested === undefined ? undefined : canonicalIp(s.requested);
+      if (asked && 'refused' in asked) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, "${s.requested}", is ${asked.refused}`});
+      else if (current && (!s.requested || canonical(s.requested) === current)) {
         if (!allocated.get(owner.get(current)!)?.has(current)) {
           plan.allocate.push({kind: 'record', service: s, pool: owner.get(current)!, ip: current});
           give(owner.get(current)!, current);
@@ -150,7 +160,7 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
         const want = canonical(s.requested);
         if (!inPool(want)) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, ${s.requested}, is in no IpClaimPool`});
         else if (!serves(byName.get(owner.get(want)!)!, s)) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, ${s.requested}, is in IpClaimPool ${owner.get(want)}, which does not serve namespace ${s.namespace}`});
-        else if (taken.has(want) && !s.ingress.map(canonical).includes(want)) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, ${s.requested}, is taken`});
+        else if (taken.has(want) && !own(s, s.ingress).includes(want)) plan.allocate.push({kind: 'failed', service: s, reason: `the address asked for, ${s.requested}, is taken`});
         else {
           plan.allocate.push({kind: 'ingress', service: s, pool: owner.get(want)!, ip: want});
           give(owner.get(want)!, want);
@@ -165,7 +175,7 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
     } else if (s.ingress.length && s.ingress.some((ip) => inPool(canonical(ip)))) {
       plan.clearIngress.push(s);
     }
-    if (s.auto && !s.externalIPs.some((ip) => inPool(canonical(ip)))) {
+    if (s.auto && !own(s, s.externalIPs).some(inPool)) {
       const free = firstFree(s);
       if (free) {
         plan.allocate.push({kind: 'external-ip', service: s, ...free});

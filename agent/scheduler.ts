@@ -20,20 +20,22 @@ import type * as k8s from '@kubernetes/client-node';
 import type {ApiClient} from './api.js';
 import {CLAIMS, type ClaimView, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, givenBack, handoffs} from './claims.js';
 import {canonicalIp} from './addresses.js';
-import {type Allocation, allocationValue, planPools, poolFrom, serviceView} from './pools.js';
+import {type Allocation, type PoolView, type ServiceView, allocationValue, planPools, poolFrom} from './pools.js';
+import {admit} from './tenancy.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {LeaderElector} from './leader.js';
 import {Limiter} from './limiter.js';
+import {FAILING_PASSES} from './serial.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {Component} from './component.js';
-import {desiredFrom} from './naive.js';
 import {NodeAddressWatch, RefusalReporter} from './refusals.js';
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 /** Requests in flight at once when creating claims. */
 const CREATE_CONCURRENCY = 16;
+
 
 function podNamespace(): string {
   if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
@@ -49,8 +51,8 @@ export class Scheduler extends Component {
   private claims!: ListWatch;
   private nodes!: ListWatch;
   private pools!: ListWatch;
-  /** Addresses this process allocated, and when: kept from release until their Service update is seen (10 s at most). */
-  private readonly recent = new Map<string, number>();
+  /** Addresses this process allocated, when and to which Service: kept from release until their Service update is seen (10 s at most). */
+  private readonly recent = new Map<string, {at: number; service: string}>();
   /** The last allocation failure said for each Service (an Event is written when it changes). */
   private readonly failing = new Map<string, string>();
   private elector?: LeaderElector;
@@ -78,9 +80,14 @@ export class Scheduler extends Component {
     return this.elector ? this.elector.leading : true;
   }
 
-  /** Ready once everything was listed; a standby is ready too (it serves as one). */
+  /** Ready once everything was listed and while its passes do not keep failing; a standby is ready too (it serves as one). */
   get ready(): boolean {
-    return Boolean(this.services?.synced && this.claims?.synced && this.nodes?.synced && this.pools?.synced);
+    return Boolean(this.services?.synced && this.claims?.synced && this.nodes?.synced && this.pools?.synced) && this.healthy;
+  }
+
+  /** False after FAILING_PASSES failed passes in a row, until three lease durations pass without another: a standby may do better. */
+  get healthy(): boolean {
+    return this.passes.failures < FAILING_PASSES || Date.now() - this.passes.lastFailureAt > 3 * this.flags.leaseDurationMs;
   }
 
   private serviceList(): k8s.V1Service[] {
@@ -121,6 +128,7 @@ export class Scheduler extends Component {
         leaseDurationMs: this.flags.leaseDurationMs,
         renewDeadlineMs: this.flags.renewDeadlineMs,
         retryPeriodMs: this.flags.retryPeriodMs,
+        eligible: () => this.healthy,
       }, this.log, () => {
         this.log.info(0, `leading (lease ${namespace}/${this.flags.leaseName}, identity ${this.elector!.identity})`);
         // It has watched the heartbeats as a standby: a node silent for --monitor is moved at once
@@ -184,26 +192,28 @@ export class Scheduler extends Component {
     await this.passes.run(async () => {
       this.observeNodes();
       const now = Date.now();
-      await this.allocate(now);
-      const desired = desiredFrom(this.serviceList(), this.flags.mask, this.flags.mask6, this.policy);
-      // LoadBalancers extip serves: their ingress addresses are wanted too.
-      for (const svc of this.serviceList()) {
-        const v = serviceView(svc, this.flags.lbClass);
-        if (!v.lb) continue;
-        for (const ip of v.ingress) {
-          const c = canonicalIp(ip);
-          if ('refused' in c) continue;
-          const no = this.policy.check(c.ip, svc.metadata?.namespace);
-          if (no) {
-            desired.invalid.push({service: v.key, uid: svc.metadata?.uid, value: ip, ...no});
-            continue;
-          }
-          const cidr = `${c.ip}/${c.family === 4 ? this.flags.mask : this.flags.mask6}`;
-          const users = desired.wanted.get(cidr) ?? [];
-          if (!users.includes(v.key)) desired.wanted.set(cidr, [...users, v.key]);
-        }
+      const pools = this.pools.list().map(poolFrom);
+      // A pool's network and broadcast addresses are never a Service's.
+      this.policy.setSubnets('pools', pools.map((p) => p.cidr));
+      // Who holds each address, as its claim records: another tenant's Service cannot take it.
+      const holders = new Map<string, string[]>();
+      for (const c of this.claims.list()) {
+        const ip = canonicalIp(String(c.spec?.cidr ?? '').split('/')[0]);
+        const services = c.status?.services;
+        if ('ip' in ip && Array.isArray(services)) holders.set(ip.ip, services.map(String));
       }
-      this.refusals.report(desired.invalid);
+      const admitted = admit(this.serviceList(), {
+        policy: this.policy,
+        pools,
+        holders,
+        recent: new Map([...this.recent].map(([ip, r]) => [ip, r.service])),
+        lbClass: this.flags.lbClass,
+        mask: this.flags.mask,
+        mask6: this.flags.mask6,
+      });
+      await this.allocate(now, admitted.views, pools);
+      const desired = {wanted: admitted.wanted};
+      this.refusals.report(admitted.invalid);
       const claims: ClaimView[] = this.claims.list().map((c) => ({
         name: c.metadata.name,
         cidr: String(c.spec?.cidr ?? ''),
@@ -257,6 +267,7 @@ export class Scheduler extends Component {
         }
       }
       for (const name of this.asking.keys()) if (!asked.has(name)) this.asking.delete(name);
+      await this.recordHolders(claims, d.remove, desired.wanted);
       for (const name of d.remove) {
         const r = await this.api.request('DELETE', `${CLAIMS}/${name}`);
         if (r.status === 200 || r.status === 202) this.log.info(1, `claim ${name}: no Service wants it; deleted`);
@@ -313,12 +324,10 @@ export class Scheduler extends Component {
    * (a leader change) never give one address twice; a conflict ends this
    * round, and the next one starts from fresh lists.
    */
-  private async allocate(now: number): Promise<void> {
-    const views = this.serviceList().map((s) => serviceView(s, this.flags.lbClass));
+  private async allocate(now: number, views: readonly ServiceView[], pools: readonly PoolView[]): Promise<void> {
     // An address given moments ago is kept until a Service is seen using it (then that keeps it), or 10 s.
     const seen = new Set(views.flatMap((v) => [...v.externalIPs, ...(v.lb ? v.ingress : [])]));
-    for (const [ip, at] of this.recent) if (seen.has(ip) || now - at > 10000) this.recent.delete(ip);
-    const pools = this.pools.list().map(poolFrom);
+    for (const [ip, r] of this.recent) if (seen.has(ip) || now - r.at > 10000) this.recent.delete(ip);
     const p = planPools(views, pools, new Set(this.recent.keys()));
     const at = new Date(now).toISOString();
     const stillFailing = new Set<string>();
@@ -335,7 +344,7 @@ export class Scheduler extends Component {
         continue;
       }
       if (!(await this.record(a, versions))) return;
-      this.recent.set(a.ip, now);
+      this.recent.set(a.ip, {at: now, service: a.service.key});
       if (a.kind === 'record') continue;
       const svc = this.serviceList().find((s) => `${s.metadata?.namespace}/${s.metadata?.name}` === a.service.key);
       const path = `/api/v1/namespaces/${encodeURIComponent(a.service.namespace)}/services/${encodeURIComponent(a.service.name)}`;
@@ -360,6 +369,23 @@ export class Scheduler extends Component {
       }, {contentType: 'application/merge-patch+json'});
       if (r.status === 200) this.log.info(0, `IpClaimPool ${pool}: released ${ips.join(' ')} (no Service uses them)`);
       else if (r.status !== 409 && r.status !== 404) this.log.warn(`releasing ${ips.join(' ')} in IpClaimPool ${pool}: ${r.status} ${r.body?.message ?? ''}`);
+    }
+  }
+
+  /**
+   * Records on each claim that stays the Services that hold its address
+   * (`status.services`, the holder first), when that changed: the record by
+   * which another namespace's Service is refused the address.
+   */
+  private async recordHolders(claims: readonly ClaimView[], removed: readonly string[], wanted: ReadonlyMap<string, string[]>): Promise<void> {
+    const gone = new Set(removed);
+    for (const c of claims) {
+      const users = wanted.get(c.cidr);
+      if (!users || gone.has(c.name)) continue;
+      const recorded = this.claims.get(c.name)?.status?.services;
+      if (Array.isArray(recorded) && recorded.join('\n') === users.join('\n')) continue;
+      const r = await this.api.request('PATCH', `${CLAIMS}/${c.name}`, {status: {services: users}}, {contentType: 'application/merge-patch+json'});
+      if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot record on IpClaim ${c.name} which Services hold it (${r.status} ${r.body?.message ?? ''})`);
     }
   }
 

@@ -7,9 +7,19 @@
 import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 
+/**
+ * Passes that fail in a row before a component counts as failing: it is then
+ * not ready (its pod's readiness, `extip status`), and a scheduler gives its
+ * Lease up to a standby.
+ */
+export const FAILING_PASSES = 3;
+
 export class SerialPasses {
   private active = false;
   private owed = false;
+  /** Passes that failed in a row (0 after one that succeeded), and when the last of them failed. */
+  failures = 0;
+  lastFailureAt = 0;
 
   private readonly what: string;
   private readonly metrics: Metrics;
@@ -39,10 +49,14 @@ export class SerialPasses {
     const started = process.hrtime.bigint();
     try {
       await pass();
+      this.failures = 0;
     } catch (err) {
       this.metrics.errors++;
-      this.log.warn(`${this.what} failed: ${describe(err)}`);
+      this.failures++;
+      this.lastFailureAt = Date.now();
+      this.log.warn(`${this.what} failed${this.failures > 1 ? ` (${this.failures} passes in a row)` : ''}: ${describe(err)}`);
     } finally {
+      this.metrics.failingPasses = this.failures;
       this.metrics.observe(Number(process.hrtime.bigint() - started) / 1e9);
       this.active = false;
       if (this.owed) {

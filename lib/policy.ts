@@ -5,8 +5,10 @@
  * operator declared (--allowed-cidrs), from the namespaces allowed
  * (--allowed-namespaces), and never an address that would break the node or
  * the cluster, whatever the ranges say: the unspecified, loopback,
- * link-local, multicast, broadcast and reserved addresses, a node's own
- * address, the Service and pod CIDRs, the API server's address.
+ * link-local, multicast, broadcast and reserved addresses, the network and
+ * broadcast address of the subnet it would come up in or of a known subnet
+ * (a pool's CIDR, the interface's own), a node's own address, the Service
+ * and pod CIDRs, the API server's address.
  */
 import {type Cidr, type Family, formatIp, isCidr, parseCidr, parseIp} from './ipnet.js';
 
@@ -23,9 +25,13 @@ export type Rule =
   | 'node-address'
   | 'apiserver'
   | 'namespace'
-  | 'not-allowed';
+  | 'not-allowed'
+  /** Claims mode: an address of an IpClaimPool that does not serve the Service's namespace. */
+  | 'pool-namespace'
+  /** Claims mode: an address another namespace's Service holds. */
+  | 'taken';
 
-export const RULES: readonly Rule[] = ['not-an-ip', 'unspecified', 'loopback', 'link-local', 'multicast', 'broadcast', 'service-cidr', 'cluster-cidr', 'node-address', 'apiserver', 'namespace', 'not-allowed'];
+export const RULES: readonly Rule[] = ['not-an-ip', 'unspecified', 'loopback', 'link-local', 'multicast', 'broadcast', 'service-cidr', 'cluster-cidr', 'node-address', 'apiserver', 'namespace', 'not-allowed', 'pool-namespace', 'taken'];
 
 export interface Refusal {
   rule: Rule;
@@ -81,6 +87,8 @@ export class AddressPolicy {
   private readonly apiservers: Cidr[];
   /** Each node's addresses, kept current by the caller (a watch of the Nodes): address -> node. */
   private nodes = new Map<string, string>();
+  /** Subnets whose network and broadcast addresses are never brought up (pools' CIDRs, the interface's subnets), by who knows them. */
+  private edges = new Map<string, Cidr[]>();
 
   constructor(options: PolicyOptions = {}) {
     this.allowed = options.allowed?.length ? parseCidrs(options.allowed, '--allowed-cidrs') : undefined;
@@ -112,14 +120,32 @@ export class AddressPolicy {
   }
 
   /**
-   * Why `ip` (canonical, as canonicalIp gives it) may not be brought up for a
-   * Service of `namespace`, or undefined when it may. The rules that protect
-   * the node and the cluster come first, so the reason names the real danger.
+   * Replaces one source's subnets whose network and broadcast addresses are
+   * never brought up: `source` names who knows them ("pools", "interface"),
+   * so each source keeps its own list current.
    */
-  check(ip: string, namespace?: string): Refusal | undefined {
+  setSubnets(source: string, cidrs: readonly string[]): void {
+    const parsed: Cidr[] = [];
+    for (const text of cidrs) {
+      const c = parseCidr(text, false);
+      if (isCidr(c)) parsed.push(c);
+    }
+    this.edges.set(source, parsed);
+  }
+
+  /**
+   * Why `ip` (canonical, as canonicalIp gives it) may not be brought up for a
+   * Service of `namespace`, or undefined when it may. `prefix`, the length it
+   * comes up with, refuses the network and broadcast address of that subnet.
+   * The rules that protect the node and the cluster come first, so the
+   * reason names the real danger.
+   */
+  check(ip: string, namespace?: string, prefix?: number): Refusal | undefined {
     const parsed = parseIp(ip);
     if (!parsed) return {rule: 'not-an-ip', reason: `"${ip}" is not an IP address`};
     for (const s of SPECIAL) if (inside(s.parsed, parsed)) return {rule: s.rule, reason: `${ip} is ${s.what}`};
+    const edge = subnetEdge(parsed, prefix, [...this.edges.values()].flat());
+    if (edge) return {rule: 'broadcast', reason: `${ip} is ${edge}`};
     const node = this.nodes.get(formatIp(parsed.value, parsed.family));
     if (node) return {rule: 'node-address', reason: `${ip} is an address of node ${node}`};
     if (this.apiservers.some((c) => inside(c, parsed))) return {rule: 'apiserver', reason: `${ip} is the API server's address`};
@@ -135,6 +161,27 @@ export class AddressPolicy {
     }
     return undefined;
   }
+}
+
+/**
+ * Whether the address is the network or broadcast address of the subnet
+ * `prefix` makes it part of, or of one of `subnets`: IPv4 subnets of 30 bits
+ * or fewer, and the network address (the subnet-router anycast) of IPv6
+ * subnets of 126 bits or fewer. Says which, or undefined.
+ */
+function subnetEdge(ip: {family: Family; value: bigint}, prefix: number | undefined, subnets: readonly Cidr[]): string | undefined {
+  const width = ip.family === 4 ? 32 : 128;
+  const candidates = subnets.map((c) => ({c, name: `the subnet ${c.text}`}));
+  if (prefix !== undefined && Number.isInteger(prefix) && prefix >= 0 && prefix <= width) {
+    const own = parseCidr(`${formatIp(ip.value, ip.family)}/${prefix}`, false);
+    if (isCidr(own)) candidates.unshift({c: own, name: `its own /${prefix}, the prefix it would come up with`});
+  }
+  for (const {c, name} of candidates) {
+    if (c.family !== ip.family || c.prefix > width - 2) continue;
+    if (ip.value === c.network) return `the network address of ${name}`;
+    if (ip.family === 4 && ip.value === c.last) return `the broadcast address of ${name}`;
+  }
+  return undefined;
 }
 
 /** The node addresses a Node object lists (InternalIP, ExternalIP), by node name. */

@@ -122,3 +122,23 @@ test('the flags: CIDR lists checked before anything runs; an empty --allowed-cid
   expect(() => parseAgentFlags(['--allowed-cidrs='])).toThrow(/--allowed-cidrs is empty/);
   expect(() => parseAgentFlags(['--allowed-namespaces=Bad_NS'])).toThrow(/invalid --allowed-namespaces entry "Bad_NS"/);
 });
+
+test('the network and broadcast address of the subnet an address comes up in, or of a known subnet, are never brought up', () => {
+  const p = new AddressPolicy({allowed: ['10.210.1.0/24', '2001:db8:5::/64']});
+  // The prefix it comes up with makes the subnet: .0 and .255 of a /24.
+  expect(p.check('10.210.1.255', 'x', 24)).toEqual({rule: 'broadcast', reason: '10.210.1.255 is the broadcast address of its own /24, the prefix it would come up with'});
+  expect(p.check('10.210.1.0', 'x', 24)?.rule).toBe('broadcast');
+  expect(p.check('10.210.1.255', 'x', 32)).toBeUndefined();
+  expect(p.check('2001:db8:5::', 'x', 64)?.rule).toBe('broadcast');
+  expect(p.check('2001:db8:5::', 'x', 128)).toBeUndefined();
+  // A pool's CIDR or the interface's subnet: its edges whatever the prefix.
+  p.setSubnets('pools', ['10.210.1.128/25']);
+  expect(p.check('10.210.1.128', 'x', 32)).toEqual({rule: 'broadcast', reason: '10.210.1.128 is the network address of the subnet 10.210.1.128/25'});
+  expect(p.check('10.210.1.129', 'x', 32)).toBeUndefined();
+  p.setSubnets('interface', ['10.210.1.11/24']);
+  expect(p.check('10.210.1.0', 'x', 32)?.reason).toBe('10.210.1.0 is the network address of the subnet 10.210.1.11/24');
+  // Each source keeps its own list: the pools' going does not forget the interface's.
+  p.setSubnets('pools', []);
+  expect(p.check('10.210.1.128', 'x', 32)).toBeUndefined();
+  expect(p.check('10.210.1.0', 'x', 32)?.rule).toBe('broadcast');
+});
