@@ -180,6 +180,35 @@ def extip_pool_errors(value):
     return errors
 
 
+def extip_range_cidrs(pools):
+    """The CIDRs that cover exactly the addresses the pools give: each pool's
+    ranges cut to its CIDR, or its whole CIDR but the network and broadcast
+    addresses when it lists none (as the agent's poolAddresses() counts them).
+    What the agent may bring up for the pools (ipmanager --allowed-cidrs): a
+    pool's CIDR alone grants nothing outside its ranges."""
+    out = []
+    for pool in pools or []:
+        try:
+            net = ipaddress.ip_network(str(pool.get("cidr", "")), strict=False)
+        except ValueError:
+            continue
+        spans = []
+        for pair in pool.get("ranges") or []:
+            first, last = (_ip(str(x)) for x in pair)
+            if first is None or last is None or first.version != net.version:
+                continue
+            spans.append((max(first, net.network_address), min(last, net.broadcast_address)))
+        if not pool.get("ranges"):
+            if net.version == 4 and net.num_addresses > 2:
+                spans.append((net.network_address + 1, net.broadcast_address - 1))
+            else:
+                spans.append((net.network_address, net.broadcast_address))
+        for first, last in spans:
+            if first <= last:
+                out.extend(str(c) for c in ipaddress.summarize_address_range(first, last))
+    return list(dict.fromkeys(out))
+
+
 def _json(value):
     import json
 
@@ -194,4 +223,5 @@ class FilterModule:
             "extip_cidr_errors": extip_cidr_errors,
             "extip_policy_errors": extip_policy_errors,
             "extip_pool_errors": extip_pool_errors,
+            "extip_range_cidrs": extip_range_cidrs,
         }

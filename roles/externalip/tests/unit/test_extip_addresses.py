@@ -1,4 +1,4 @@
-from extip_addresses import extip_cidr_errors, extip_policy_errors, extip_pool_errors
+from extip_addresses import extip_cidr_errors, extip_policy_errors, extip_pool_errors, extip_range_cidrs
 
 
 def test_cidr_errors_name_each_bad_item():
@@ -38,3 +38,20 @@ def test_pool_errors_read_like_the_cli():
     errors = extip_pool_errors([{"name": "a", "cidr": "10.0.0.0/24", "ranges": [["10.0.0.50", "10.0.0.10"]]}])
     assert errors == ["pool 1: range 10.0.0.50-10.0.0.10 ends before it starts"]
     assert "not a list" in extip_pool_errors("a")
+
+
+def test_range_cidrs_cover_the_pools_ranges_and_nothing_else_of_their_cidrs():
+    pools = [
+        {"name": "a", "cidr": "10.210.1.0/25", "ranges": [["10.210.1.100", "10.210.1.110"]]},
+        {"name": "b", "cidr": "10.210.1.128/30"},
+        {"name": "c", "cidr": "2001:db8::/126"},
+    ]
+    assert extip_range_cidrs(pools) == [
+        "10.210.1.100/30", "10.210.1.104/30", "10.210.1.108/31", "10.210.1.110/32",
+        # No ranges: the CIDR but its network and broadcast addresses.
+        "10.210.1.129/32", "10.210.1.130/32",
+        "2001:db8::/126",
+    ]
+    # A range reaching outside its CIDR is cut to it.
+    assert extip_range_cidrs([{"cidr": "10.0.0.0/30", "ranges": [["10.0.0.2", "10.0.0.9"]]}]) == ["10.0.0.2/31"]
+    assert extip_range_cidrs(None) == []
