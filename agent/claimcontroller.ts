@@ -20,7 +20,8 @@
  */
 import type {ApiClient, Json} from './api.js';
 import {isIPv4} from 'node:net';
-import {type HostAddress, Ownership, canonicalIp, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
+import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
+import {canonicalIp} from '../lib/ipnet.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import {CLAIMS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, claimName, fenceAfterMs} from './claims.js';
 import type {AgentFlags} from '../lib/agent-flags.js';

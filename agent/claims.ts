@@ -4,6 +4,7 @@
  * cluster-scoped IpNode, IpClaim, IpClaimPool), claim names, node liveness
  * from heartbeats, and where each address goes.
  */
+import {isIPv4} from 'node:net';
 
 export const GROUP_PATH = '/apis/ipcontroller.ext/v1';
 export const CLAIMS = `${GROUP_PATH}/ipclaims`;
@@ -34,6 +35,11 @@ export function claimName(cidr: string): string {
   const name = cidr.replace(/[.:/]/g, '-');
   // An IPv6 address starting with "::" would give a name starting with "-", which Kubernetes refuses.
   return name.startsWith('-') ? `0${name}` : name;
+}
+
+/** The value a pool records for an address: the claim's name, as upstream does. */
+export function allocationValue(ip: string, mask: number, mask6: number): string {
+  return claimName(`${ip}/${isIPv4(ip) ? mask : mask6}`);
 }
 
 export type NodeFilter = 'fair' | 'first-alive';

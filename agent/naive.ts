@@ -7,7 +7,8 @@
  */
 import type * as k8s from '@kubernetes/client-node';
 import {hostname} from 'node:os';
-import {type HostAddress, Ownership, canonicalIp, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
+import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
+import {canonicalIp} from '../lib/ipnet.js';
 import type {ApiClient} from './api.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {type Logger, describe} from './log.js';

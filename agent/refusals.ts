@@ -11,17 +11,10 @@ import type {ApiClient, Json} from './api.js';
 import {ListWatch} from './listwatch.js';
 import type {Logger} from './log.js';
 import type {Metrics} from './metrics.js';
-import {type AddressPolicy, RULES, type Rule, nodeAddresses} from '../lib/policy.js';
+import {type AddressPolicy, RULES, type Refused, type Rule, nodeAddresses} from '../lib/policy.js';
 
-export interface Refused {
-  /** namespace/name */
-  service: string;
-  /** The Service's uid: a Service deleted and made again is another Service. */
-  uid?: string;
-  value: string;
-  rule: Rule;
-  reason: string;
-}
+export type {Refused};
+
 
 /** Lines of an Event's message at most; the rest are counted. */
 const SHOWN = 5;

@@ -18,10 +18,10 @@
 import {readFileSync} from 'node:fs';
 import type * as k8s from '@kubernetes/client-node';
 import type {ApiClient} from './api.js';
-import {CLAIMS, type ClaimView, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, givenBack, handoffs} from './claims.js';
-import {canonicalIp} from './addresses.js';
-import {type Allocation, type PoolView, type ServiceView, allocationValue, planPools, poolFrom} from './pools.js';
-import {admit} from './tenancy.js';
+import {CLAIMS, type ClaimView, allocationValue, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, givenBack, handoffs} from './claims.js';
+import {canonicalIp} from '../lib/ipnet.js';
+import {type Allocation, type PoolView, type ServiceView, planPools, poolFrom} from '../lib/pools.js';
+import {admit} from '../lib/tenancy.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {LeaderElector} from './leader.js';
 import {Limiter} from './limiter.js';

@@ -32,6 +32,8 @@ export interface ClaimStatus {
   /** When the address came up, and on which node. */
   upAt?: string | null;
   upOn?: string | null;
+  /** The Services that hold the address, the holder first. */
+  services?: string[];
 }
 
 export interface ClusterState {
@@ -41,8 +43,12 @@ export interface ClusterState {
   pods: k8s.V1Pod[];
   services: k8s.V1Service[];
   claims: Array<{metadata: {name: string}; spec?: {cidr?: string; nodeName?: string}; status?: ClaimStatus}>;
-  pools: Array<{metadata: {name: string}; spec?: {cidr?: string; ranges?: string[][]; allocated?: Record<string, string>}}>;
+  pools: Array<{metadata: {name: string}; spec?: {cidr?: string; ranges?: string[][]; allocated?: Record<string, string>; namespaces?: string[]}}>;
   leases: k8s.V1Lease[];
+  /** The claims-mode CRDs the API server does not serve (their names). */
+  missingCrds?: string[];
+  /** Warning Events extip's agents write on Services (AllocationFailed). */
+  events?: k8s.CoreV1Event[];
   /** The install ledger (the role's extip__ledger_namespace/extip__ledger_name), when there is one. */
   ledger?: Ledger;
 }
@@ -78,19 +84,28 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
   const workloads = [...daemonsets.items, ...deployments.items];
   const namespaces = [...new Set(workloads.map((w) => w.metadata?.namespace ?? 'default'))];
   const pods = (await Promise.all(namespaces.map((ns) => core.listNamespacedPod({namespace: ns, labelSelector: extipSelector})))).flatMap((l) => l.items);
+  const missingCrds: string[] = [];
   const listCustom = async (plural: string) => {
     try {
       const r = (await custom.listClusterCustomObject({group: 'ipcontroller.ext', version: 'v1', plural})) as {items: never[]};
       return r.items;
-    } catch {
+    } catch (err) {
+      // 404: the API server does not serve the kind, its CRD is gone.
+      if ((err as {code?: number}).code === 404) missingCrds.push(`${plural}.ipcontroller.ext`);
       return [];
     }
   };
+  const events = await core
+    .listEventForAllNamespaces({fieldSelector: 'reason=AllocationFailed'})
+    .then((l) => l.items)
+    .catch(() => [] as k8s.CoreV1Event[]);
   const ledger = await core
     .readNamespacedConfigMap(ledgerRef)
     .then((cm) => JSON.parse(cm.data?.['ledger.json'] ?? '{}') as Ledger)
     .catch(() => undefined);
-  return {server, nodes, workloads, pods, services: services.items, claims: await listCustom('ipclaims'), pools: await listCustom('ipclaimpools'), leases: leases.items, ledger};
+  const [claims, pools] = [await listCustom('ipclaims'), await listCustom('ipclaimpools')];
+  await listCustom('ipnodes');
+  return {server, nodes, workloads, pods, services: services.items, claims, pools, leases: leases.items, ledger, missingCrds, events};
 }
 
 function describe(err: unknown): string {

@@ -2,9 +2,13 @@
  * `extip status`: what runs where, where each external IP is held, and what
  * looks wrong. Pure assessment over a ClusterState read by cli/kube.ts.
  */
+import type * as k8s from '@kubernetes/client-node';
 import {wantedAddresses} from './services.js';
-import {parseAgentFlags} from '../lib/agent-flags.js';
-import {type AddressPolicy, nodeAddresses, policyFrom} from '../lib/policy.js';
+import {type AgentFlags, parseAgentFlags} from '../lib/agent-flags.js';
+import {type AddressPolicy, type Refused, nodeAddresses, policyFrom} from '../lib/policy.js';
+import {canonicalIp} from '../lib/ipnet.js';
+import {poolFrom, serviceView} from '../lib/pools.js';
+import {admit} from '../lib/tenancy.js';
 import type {ClaimStatus, ClusterState} from './kube.js';
 
 export interface NodeStatus {
@@ -67,14 +71,56 @@ export function age(iso: string, now = Date.now()): string {
  * (the scheduler's in claims mode), with the nodes' addresses; undefined when
  * the command line is not one extip's agent takes.
  */
-function deployedPolicy(args: readonly string[], state: ClusterState): AddressPolicy | undefined {
+function deployedPolicy(args: readonly string[], state: ClusterState): {policy: AddressPolicy; flags: AgentFlags} | undefined {
   try {
-    const policy = policyFrom(parseAgentFlags(args.slice(1)));
+    const flags = parseAgentFlags(args.slice(1));
+    const policy = policyFrom(flags);
     policy.setNodeAddresses(nodeAddresses(state.nodes));
-    return policy;
+    return {policy, flags};
   } catch {
     return undefined;
   }
+}
+
+/**
+ * What the deployed agent refuses, by address: in naive mode its policy; in
+ * claims mode the scheduler's own admission (lib/tenancy.ts), with the pools
+ * and the holders the claims record, so status gives the scheduler's verdicts.
+ */
+function refusals(state: ClusterState, deployed: NonNullable<ReturnType<typeof deployedPolicy>>, claimsMode: boolean): Map<string, Refused[]> {
+  const {policy, flags} = deployed;
+  let invalid: Refused[];
+  if (claimsMode) {
+    const pools = state.pools.map(poolFrom);
+    policy.setSubnets('pools', pools.map((p) => p.cidr));
+    const holders = new Map<string, string[]>();
+    for (const c of state.claims) {
+      const ip = canonicalIp(String(c.spec?.cidr ?? '').split('/')[0]);
+      if ('ip' in ip && Array.isArray(c.status?.services)) holders.set(ip.ip, c.status.services.map(String));
+    }
+    invalid = admit(state.services, {policy, pools, holders, lbClass: flags.lbClass, mask: flags.mask, mask6: flags.mask6}).invalid;
+  } else {
+    invalid = [];
+    for (const s of state.services) {
+      for (const value of s.spec?.externalIPs ?? []) {
+        const c = canonicalIp(value);
+        const no = 'refused' in c ? {rule: 'not-an-ip' as const, reason: `"${value}" is ${c.refused}`} : policy.check(c.ip, s.metadata?.namespace, c.family === 4 ? flags.mask : flags.mask6);
+        if (no) invalid.push({service: `${s.metadata?.namespace}/${s.metadata?.name}`, value, ...no});
+      }
+    }
+  }
+  const byValue = new Map<string, Refused[]>();
+  for (const r of invalid) byValue.set(r.value, [...(byValue.get(r.value) ?? []), r]);
+  return byValue;
+}
+
+/** The message of the newest Event of this reason on the Service ("namespace/name"). */
+function latestEvent(events: readonly k8s.CoreV1Event[], service: string, reason: string): string | undefined {
+  const [namespace, name] = service.split('/');
+  const time = (e: k8s.CoreV1Event) => String(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? '');
+  return events
+    .filter((e) => e.reason === reason && e.involvedObject?.kind === 'Service' && e.involvedObject.namespace === namespace && e.involvedObject.name === name)
+    .sort((a, b) => new Date(time(b)).getTime() - new Date(time(a)).getTime())[0]?.message;
 }
 
 function flag(args: string[], name: string): string | undefined {
@@ -117,16 +163,28 @@ export function assess(state: ClusterState): StatusReport {
   }
   const holders = nodes.filter((n) => n.controller === 'ready').map((n) => n.name);
 
+  const claimsMode = mode === 'balance' || mode === 'single';
+  // Claims mode cannot work without its three CRDs.
+  for (const crd of state.missingCrds ?? []) {
+    if (claimsMode) problems.push(`the CustomResourceDefinition ${crd} is missing: claims mode cannot place any address without it; run extip install again to create it`);
+  }
+  if (scheduler) {
+    const schedPods = state.pods.filter((p) => p.metadata?.namespace === scheduler.metadata?.namespace && Object.entries(scheduler.spec?.selector.matchLabels ?? {}).every(([k, v]) => p.metadata?.labels?.[k] === v));
+    if (!schedPods.some(podReady)) problems.push(`the scheduler ${scheduler.metadata?.namespace}/${scheduler.metadata?.name} has no ready replica: no address is placed or moved (its readiness fails while its passes keep failing; see its log)`);
+  }
+
   const byIp = wantedAddresses(state.services);
-  const policy = deployedPolicy(mode === 'all' ? args : schedArgs, state);
-  if (policy?.open) problems.push('the controller brings up any address a Service names (no --allowed-cidrs), so anyone who may create a Service can take an address of your network (CVE-2020-8554): set extip_external_cidrs and install again');
-  const namespaceOf = new Map(state.services.map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s.metadata?.namespace]));
-  const ips: IpStatus[] = [...byIp].sort(([a], [b]) => a.localeCompare(b, undefined, {numeric: true})).map(([ip, services]) => {
-    const refused = services.map((s) => policy?.check(ip, namespaceOf.get(s))).find(Boolean);
-    if (refused) {
-      problems.push(`external IP ${ip} (${services.join(', ')}) is refused: ${refused.reason}`);
-      return {ip, services, heldBy: [], refused: refused.reason};
+  const deployed = deployedPolicy(mode === 'all' ? args : schedArgs, state);
+  if (deployed?.policy.open) problems.push('the controller brings up any address a Service names (no --allowed-cidrs), so anyone who may create a Service can take an address of your network (CVE-2020-8554): set extip_external_cidrs and install again');
+  const refusedBy = deployed ? refusals(state, deployed, claimsMode) : new Map<string, Refused[]>();
+  const ips: IpStatus[] = [...byIp].sort(([a], [b]) => a.localeCompare(b, undefined, {numeric: true})).map(([ip, asking]) => {
+    const refused = (refusedBy.get(ip) ?? []).filter((r) => asking.includes(r.service));
+    const services = asking.filter((s) => !refused.some((r) => r.service === s));
+    if (!services.length && refused.length) {
+      problems.push(`external IP ${ip} (${asking.join(', ')}) is refused: ${refused[0].reason}`);
+      return {ip, services: asking, heldBy: [], refused: refused[0].reason};
     }
+    for (const r of refused) problems.push(`external IP ${ip} of ${r.service} is refused: ${r.reason}`);
     let heldBy: string[];
     let history: Pick<IpStatus, 'since' | 'lastMove'> = {};
     if (mode === 'all') heldBy = holders;
@@ -144,6 +202,16 @@ export function assess(state: ClusterState): StatusReport {
     if (!heldBy.length) problems.push(`external IP ${ip} (${services.join(', ')}) is not held by any controller`);
     return {ip, services, heldBy, ...history};
   });
+
+  // LoadBalancers extip serves that have no address: why, from the scheduler's last AllocationFailed Event.
+  if (claimsMode && deployed) {
+    for (const s of state.services) {
+      const v = serviceView(s, deployed.flags.lbClass);
+      if (!v.lb || v.ingress.length) continue;
+      const why = latestEvent(state.events ?? [], v.key, 'AllocationFailed');
+      problems.push(`LoadBalancer ${v.key} has no address${why ? `: ${why}` : ' yet'}`);
+    }
+  }
 
   const leaseName = scheduler?.metadata?.name;
   const lease = state.leases.find((l) => l.metadata?.name === leaseName && l.metadata?.namespace === scheduler?.metadata?.namespace);

@@ -45,6 +45,27 @@ function ipv6ToBigint(text: string): bigint {
   return all.reduce((acc, part) => (acc << 16n) | BigInt(parseInt(part, 16)), 0n);
 }
 
+/**
+ * An address in the one spelling `ip` reports (IPv6 compressed, lower case),
+ * or a reason it is refused. IPv4-mapped IPv6 addresses are refused: the
+ * kernel would bring up an IPv6 address that no IPv4 client ever reaches.
+ */
+export function canonicalIp(text: string): {ip: string; family: 4 | 6} | {refused: string} {
+  if (typeof text !== 'string') return {refused: 'not an IP address'};
+  if (isIPv4(text)) return {ip: text, family: 4};
+  if (!isIPv6(text)) return {refused: 'not an IP address'};
+  // isIPv6 accepts a zone ("fe80::1%eth0"): an address of one host's link, never a Service's.
+  if (text.includes('%')) return {refused: 'an address with a zone (%...), which names one host\'s interface'};
+  let ip: string;
+  try {
+    ip = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  } catch {
+    return {refused: 'not an IP address'};
+  }
+  if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(ip)) return {refused: 'an IPv4-mapped IPv6 address; write the IPv4 address instead'};
+  return {ip, family: 6};
+}
+
 export function bits(family: Family): number {
   return family === 4 ? 32 : 128;
 }

@@ -33,6 +33,17 @@ export type Rule =
 
 export const RULES: readonly Rule[] = ['not-an-ip', 'unspecified', 'loopback', 'link-local', 'multicast', 'broadcast', 'service-cidr', 'cluster-cidr', 'node-address', 'apiserver', 'namespace', 'not-allowed', 'pool-namespace', 'taken'];
 
+/** One entry of a Service that is refused, with the rule and why. */
+export interface Refused {
+  /** namespace/name */
+  service: string;
+  /** The Service's uid: a Service deleted and made again is another Service. */
+  uid?: string;
+  value: string;
+  rule: Rule;
+  reason: string;
+}
+
 export interface Refusal {
   rule: Rule;
   /** Why, in words for the Service's owner and the operator. */

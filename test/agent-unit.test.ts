@@ -5,7 +5,7 @@
  */
 import {expect, test} from '@jest/globals';
 import type * as k8s from '@kubernetes/client-node';
-import {canonicalIp} from '../agent/addresses.js';
+import {canonicalIp} from '../lib/ipnet.js';
 import {Limiter} from '../agent/limiter.js';
 import {desiredFrom, plan} from '../agent/naive.js';
 

@@ -1,6 +1,6 @@
 /** Allocation from IpClaimPools on its own: which Service gets which address, what is released, what fails and why. */
 import {expect, test} from '@jest/globals';
-import {type PoolView, type ServiceView, planPools, poolAddresses, serviceView} from '../agent/pools.js';
+import {type PoolView, type ServiceView, planPools, poolAddresses, serviceView} from '../lib/pools.js';
 
 const pool = (extra: Partial<PoolView> = {}): PoolView => ({name: 'pool-a', cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.12']], allocated: {}, ...extra});
 const svc = (name: string, extra: Partial<ServiceView> = {}): ServiceView => ({key: `default/${name}`, namespace: 'default', name, auto: false, lb: false, externalIPs: [], ingress: [], ...extra});

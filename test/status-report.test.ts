@@ -17,7 +17,7 @@ function cluster(claimStatus: Record<string, unknown>): ClusterState {
       {kind: 'Deployment', metadata: {name: 'claimscheduler', namespace: 'extip', labels: {...labels, 'app.kubernetes.io/component': 'scheduler'}},
         spec: {selector: {matchLabels: {app: 'claimscheduler'}}, template: {spec: {containers: [{name: 's', image: 'extip/ipmanager:1', args: ['scheduler', '--nodefilter=fair', '--allowed-cidrs=10.0.0.0/24', '--service-cidr=10.96.0.0/12']}]}}}},
     ],
-    pods: [pod('node1'), pod('node2')],
+    pods: [pod('node1'), pod('node2'), {metadata: {name: 'sched', namespace: 'extip', labels: {app: 'claimscheduler'}}, spec: {containers: []}, status: {phase: 'Running', conditions: [ready]}}],
     services: [{metadata: {name: 'web', namespace: 'default'}, spec: {externalIPs: ['10.0.0.7']}}],
     claims: [{metadata: {name: '10-0-0-7-32'}, spec: {cidr: '10.0.0.7/32', nodeName: 'node1'}, status: claimStatus}],
     pools: [],
@@ -78,4 +78,34 @@ test('a controller that takes any address is a problem, naming the variable to s
   const sched = state.workloads[1].spec!.template.spec!.containers[0];
   sched.args = ['scheduler', '--nodefilter=fair'];
   expect(assess(state).problems).toEqual(['the controller brings up any address a Service names (no --allowed-cidrs), so anyone who may create a Service can take an address of your network (CVE-2020-8554): set extip_external_cidrs and install again']);
+});
+
+test('what stops claims mode is named: a missing CRD, a scheduler with no ready replica', () => {
+  const state = cluster({node: 'node1'});
+  state.missingCrds = ['ipclaims.ipcontroller.ext'];
+  state.pods = state.pods.filter((p) => p.metadata?.name !== 'sched');
+  expect(assess(state).problems).toEqual([
+    'the CustomResourceDefinition ipclaims.ipcontroller.ext is missing: claims mode cannot place any address without it; run extip install again to create it',
+    'the scheduler extip/claimscheduler has no ready replica: no address is placed or moved (its readiness fails while its passes keep failing; see its log)',
+  ]);
+});
+
+test('another tenant\'s address, and a LoadBalancer left without one, are problems with the scheduler\'s reasons', () => {
+  const state = cluster({node: 'node1', services: ['default/web']});
+  state.pools.push({metadata: {name: 'a'}, spec: {cidr: '10.0.0.0/25', ranges: [['10.0.0.100', '10.0.0.110']], namespaces: ['team-a']}});
+  state.services.push(
+    {metadata: {name: 'steal', namespace: 'team-b'}, spec: {externalIPs: ['10.0.0.7', '10.0.0.100']}} as never,
+    {metadata: {name: 'lb', namespace: 'team-b'}, spec: {type: 'LoadBalancer'}} as never,
+  );
+  state.events = [
+    {metadata: {name: 'e1'}, reason: 'AllocationFailed', message: 'no address from the IpClaimPools: old', involvedObject: {kind: 'Service', namespace: 'team-b', name: 'lb'}, lastTimestamp: new Date('2026-11-23T11:00:00Z')},
+    {metadata: {name: 'e2'}, reason: 'AllocationFailed', message: 'no address from the IpClaimPools: no IpClaimPool serves namespace team-b', involvedObject: {kind: 'Service', namespace: 'team-b', name: 'lb'}, lastTimestamp: new Date('2026-11-23T11:59:00Z')},
+  ];
+  const r = assess(state);
+  expect(r.problems).toEqual([
+    'external IP 10.0.0.7 of team-b/steal is refused: 10.0.0.7 is held by Service default/web, of another namespace',
+    'external IP 10.0.0.100 (team-b/steal) is refused: 10.0.0.100 is an address of IpClaimPool a, which serves only namespace team-a',
+    'LoadBalancer team-b/lb has no address: no address from the IpClaimPools: no IpClaimPool serves namespace team-b',
+  ]);
+  expect(r.ips.find((i) => i.ip === '10.0.0.7')).toMatchObject({services: ['default/web'], heldBy: ['node1']});
 });

@@ -6,9 +6,9 @@
 import {expect, test} from '@jest/globals';
 import type * as k8s from '@kubernetes/client-node';
 import {AddressPolicy} from '../lib/policy.js';
-import {canonicalIp} from '../agent/addresses.js';
-import {type PoolView, planPools} from '../agent/pools.js';
-import {admit} from '../agent/tenancy.js';
+import {canonicalIp} from '../lib/ipnet.js';
+import {type PoolView, planPools} from '../lib/pools.js';
+import {admit} from '../lib/tenancy.js';
 
 // The layout of the hostile-tenant report: pool a for team-a, pool b for team-b, and a declared range.
 const pools: PoolView[] = [

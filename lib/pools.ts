@@ -14,9 +14,9 @@
  * been seen yet.
  */
 import {isIPv4} from 'node:net';
-import type {Json} from './api.js';
-import {canonicalIp} from './addresses.js';
-import {claimName} from './claims.js';
+import {canonicalIp} from './ipnet.js';
+
+type Json = Record<string, any>;
 
 export const AUTO_ANNOTATION = 'external-ip';
 export const LB_IP_ANNOTATION = 'extip.io/load-balancer-ip';
@@ -193,9 +193,4 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
 function canonical(ip: string): string {
   const c = canonicalIp(ip);
   return 'ip' in c ? c.ip : ip;
-}
-
-/** The value a pool records for an address: the claim's name, as upstream does. */
-export function allocationValue(ip: string, mask: number, mask6: number): string {
-  return claimName(`${ip}/${isIPv4(ip) ? mask : mask6}`);
 }

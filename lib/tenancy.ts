@@ -18,10 +18,9 @@
  * and the others go on.
  */
 import type * as k8s from '@kubernetes/client-node';
-import type {AddressPolicy} from '../lib/policy.js';
-import {canonicalIp} from './addresses.js';
+import type {AddressPolicy, Refused} from './policy.js';
+import {canonicalIp} from './ipnet.js';
 import {type PoolView, type ServiceView, poolAddresses, serviceView} from './pools.js';
-import type {Refused} from './refusals.js';
 
 export interface TenancyInput {
   policy: AddressPolicy;
