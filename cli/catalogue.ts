@@ -389,7 +389,7 @@ export const catalogue: readonly Variable[] = [
     rule: cidrList,
     summary: 'Where Service external IPs may come from (IPv4 and IPv6 CIDRs).',
     description:
-      'With the CIDRs of extip_ip_pools (claims mode), the only ranges the agent brings addresses up from (ipmanager --allowed-cidrs): any other address a Service names gets an ExternalIPRefused Event on the Service and stays down. Whatever the ranges, the agent never brings up an unspecified, loopback, link-local, multicast, broadcast or reserved address, a node\'s address, one inside extip_service_cidr or extip_pod_cidr, or the API server\'s. The ranges are also what Calico advertises in bgpconfiguration mode. Empty: any address a Service names is taken (the upstream behaviour; anyone who may create a Service can then take any address, CVE-2020-8554), and install, status and doctor warn.',
+      'With the ranges of extip_ip_pools (claims mode; a pool\'s CIDR outside its ranges grants nothing), the only addresses the agent brings up (ipmanager --allowed-cidrs): any other address a Service names gets an ExternalIPRefused Event on the Service and stays down. Whatever the ranges, the agent never brings up an unspecified, loopback, link-local, multicast, broadcast or reserved address, a node\'s address, one inside extip_service_cidr or extip_pod_cidr, or the API server\'s. The ranges are also what Calico advertises in bgpconfiguration mode. Empty: any address a Service names is taken (the upstream behaviour; anyone who may create a Service can then take any address, CVE-2020-8554), and install, status and doctor warn.',
     example: ['192.0.2.0/24', '2001:db8:10::/64'],
     since: '0.2.0',
   },
@@ -414,6 +414,17 @@ export const catalogue: readonly Variable[] = [
       'Each item: name (object name), cidr (network with its prefix), optional ranges, a list of [first, last] addresses inside the cidr, and optional namespaces, the only namespaces whose Services get its addresses. Services annotated external-ip: auto, and LoadBalancer Services of extip_lb_class or of no class, get an address from a pool.',
     example: [{name: 'pool-a', cidr: '192.0.2.0/24', ranges: [['192.0.2.10', '192.0.2.50']], namespaces: ['team-a']}],
     since: '0.1.0',
+  },
+  {
+    name: 'extip_allow_renumber',
+    section: 'pools',
+    default: false,
+    rule: bool,
+    summary: 'Go ahead with an install that moves Services\' allocated addresses out of the pools.',
+    description:
+      'A re-install whose extip_ip_pools no longer hold an address a pool gave (a range cut, a pool removed) would give those Services new addresses. Preflight lists them and stops unless this is true; set it for that one run (extip install --set extip_allow_renumber=true).',
+    example: true,
+    since: '0.3.0',
   },
   {
     name: 'extip_lb_class',

@@ -209,6 +209,48 @@ def extip_range_cidrs(pools):
     return list(dict.fromkeys(out))
 
 
+def _in_pool(ip, pool):
+    """Whether a pool as extip_ip_pools declares it gives this address (its ranges, or its CIDR but
+    the network and broadcast addresses)."""
+    try:
+        net = ipaddress.ip_network(str(pool.get("cidr", "")), strict=False)
+    except ValueError:
+        return False
+    if ip.version != net.version or ip not in net:
+        return False
+    if not pool.get("ranges"):
+        return net.version == 6 or net.num_addresses <= 2 or ip not in (net.network_address, net.broadcast_address)
+    for pair in pool.get("ranges"):
+        first, last = (_ip(str(x)) for x in pair)
+        if first is not None and last is not None and first.version == ip.version and first <= ip <= last:
+            return True
+    return False
+
+
+def extip_renumbered(items, pools):
+    """The Services a re-install with these extip_ip_pools would renumber: each address an
+    IpClaimPool in the cluster gave (spec.allocated) that the pool of that name no longer
+    gives, with the Services using it (spec.externalIPs, status.loadBalancer.ingress). items:
+    the IpClaimPools and Services as kubectl lists them. One line per Service and address."""
+    wanted = {p.get("name"): p for p in pools or []}
+    services = [i for i in items or [] if i.get("kind") == "Service"]
+    out = []
+    for pool in (i for i in items or [] if i.get("kind") == "IpClaimPool"):
+        name = pool.get("metadata", {}).get("name")
+        for text in sorted((pool.get("spec") or {}).get("allocated") or {}):
+            ip = _ip(text)
+            if ip is None or (name in wanted and _in_pool(ip, wanted[name])):
+                continue
+            why = "no longer in its ranges" if name in wanted else "the pool is removed"
+            for s in services:
+                spec, status = s.get("spec") or {}, s.get("status") or {}
+                used = list(spec.get("externalIPs") or []) + [g.get("ip") for g in (status.get("loadBalancer") or {}).get("ingress") or []]
+                if any(_ip(str(u)) == ip for u in used if u):
+                    meta = s.get("metadata", {})
+                    out.append("Service %s/%s: %s (IpClaimPool %s: %s)" % (meta.get("namespace"), meta.get("name"), ip, name, why))
+    return out
+
+
 def _json(value):
     import json
 
@@ -224,4 +266,5 @@ class FilterModule:
             "extip_policy_errors": extip_policy_errors,
             "extip_pool_errors": extip_pool_errors,
             "extip_range_cidrs": extip_range_cidrs,
+            "extip_renumbered": extip_renumbered,
         }

@@ -1,4 +1,4 @@
-from extip_addresses import extip_cidr_errors, extip_policy_errors, extip_pool_errors, extip_range_cidrs
+from extip_addresses import extip_cidr_errors, extip_policy_errors, extip_pool_errors, extip_range_cidrs, extip_renumbered
 
 
 def test_cidr_errors_name_each_bad_item():
@@ -55,3 +55,22 @@ def test_range_cidrs_cover_the_pools_ranges_and_nothing_else_of_their_cidrs():
     # A range reaching outside its CIDR is cut to it.
     assert extip_range_cidrs([{"cidr": "10.0.0.0/30", "ranges": [["10.0.0.2", "10.0.0.9"]]}]) == ["10.0.0.2/31"]
     assert extip_range_cidrs(None) == []
+
+
+def test_renumbered_names_each_service_whose_allocated_address_leaves_the_pools():
+    items = [
+        {"kind": "IpClaimPool", "metadata": {"name": "a"}, "spec": {"cidr": "10.210.1.0/25", "allocated": {"10.210.1.101": "x", "10.210.1.103": "y"}}},
+        {"kind": "IpClaimPool", "metadata": {"name": "gone"}, "spec": {"cidr": "10.9.0.0/24", "allocated": {"10.9.0.5": "z"}}},
+        {"kind": "Service", "metadata": {"namespace": "team-a", "name": "lb"}, "spec": {}, "status": {"loadBalancer": {"ingress": [{"ip": "10.210.1.101"}]}}},
+        {"kind": "Service", "metadata": {"namespace": "team-a", "name": "kept"}, "spec": {}, "status": {"loadBalancer": {"ingress": [{"ip": "10.210.1.103"}]}}},
+        {"kind": "Service", "metadata": {"namespace": "team-c", "name": "auto"}, "spec": {"externalIPs": ["10.9.0.5"]}},
+    ]
+    pools = [{"name": "a", "cidr": "10.210.1.0/25", "ranges": [["10.210.1.102", "10.210.1.110"]]}]
+    assert extip_renumbered(items, pools) == [
+        "Service team-a/lb: 10.210.1.101 (IpClaimPool a: no longer in its ranges)",
+        "Service team-c/auto: 10.9.0.5 (IpClaimPool gone: the pool is removed)",
+    ]
+    # The same ranges: nothing moves.
+    pools[0]["ranges"] = [["10.210.1.100", "10.210.1.110"]]
+    pools.append({"name": "gone", "cidr": "10.9.0.0/24"})
+    assert extip_renumbered(items, pools) == []
