@@ -110,9 +110,11 @@ export interface PoolPlan {
 /**
  * Decides the allocations and releases for these Services and pools.
  * `recent`: addresses allocated moments ago by this process, kept even when
- * no Service shows them yet.
+ * no Service shows them yet. `holders`: address -> the Services its IpClaim
+ * records, the holder first; a LoadBalancer that lost its address (its
+ * status was overwritten) gets back the one it holds, not a new one.
  */
-export function planPools(services: readonly ServiceView[], pools: readonly PoolView[], recent: ReadonlySet<string> = new Set()): PoolPlan {
+export function planPools(services: readonly ServiceView[], pools: readonly PoolView[], recent: ReadonlySet<string> = new Set(), holders: ReadonlyMap<string, readonly string[]> = new Map()): PoolPlan {
   const plan: PoolPlan = {allocate: [], release: new Map(), clearIngress: []};
   // Each pool's addresses, listed once for this round.
   const addresses = new Map(pools.map((p) => [p.name, poolAddresses(p)]));
@@ -129,12 +131,21 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
   }
   const taken = new Set<string>([...used, ...pools.flatMap((p) => Object.keys(p.allocated))]);
   const allocated = new Map(pools.map((p) => [p.name, new Set(Object.keys(p.allocated))]));
+  // Given in this round: never released in it.
+  const given = new Set<string>();
   const give = (pool: string, ip: string) => {
     taken.add(ip);
+    given.add(ip);
     allocated.get(pool)?.add(ip);
   };
+  const byName = new Map(pools.map((p) => [p.name, p]));
   const serves = (p: PoolView, s: ServiceView) => !p.namespaces || p.namespaces.includes(s.namespace);
   const firstFree = (s: ServiceView): {pool: string; ip: string} | undefined => {
+    // The address this Service holds, if no Service uses it now.
+    for (const [ip, keys] of holders) {
+      const pool = owner.get(ip);
+      if (keys[0] === s.key && pool && !used.has(ip) && !given.has(ip) && serves(byName.get(pool)!, s)) return {pool, ip};
+    }
     for (const p of pools) if (serves(p, s)) for (const ip of addresses.get(p.name)!) if (!taken.has(ip)) return {pool: p.name, ip};
     return undefined;
   };
@@ -144,7 +155,6 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
     if (!open.length) return `no IpClaimPool serves namespace ${s.namespace}`;
     return `every IpClaimPool is exhausted (${open.map((p) => p.name).join(', ')})`;
   };
-  const byName = new Map(pools.map((p) => [p.name, p]));
   const sorted = [...services].sort((a, b) => a.key.localeCompare(b.key));
   for (const s of sorted) {
     if (s.lb) {
@@ -184,7 +194,7 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
     }
   }
   for (const p of pools) {
-    const gone = Object.keys(p.allocated).filter((ip) => !used.has(ip) && !recent.has(ip));
+    const gone = Object.keys(p.allocated).filter((ip) => !used.has(ip) && !recent.has(ip) && !given.has(ip));
     if (gone.length) plan.release.set(p.name, gone);
   }
   return plan;
