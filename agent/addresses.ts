@@ -114,20 +114,28 @@ export class Ownership {
 
   /** The addresses other live owners of this interface have recorded. */
   async othersWant(now = Date.now()): Promise<Set<string>> {
-    const wanted = new Set<string>();
+    return new Set((await this.liveOthers(now)).flatMap((r) => r.addresses));
+  }
+
+  /** The other owners of this interface whose records are live: other extip agents serving this node. */
+  async otherOwners(now = Date.now()): Promise<string[]> {
+    return (await this.liveOthers(now)).map((r) => r.owner).sort();
+  }
+
+  private async liveOthers(now: number): Promise<OwnerRecord[]> {
     let names: string[];
     try {
       names = await readdir(this.dir);
     } catch {
-      return wanted;
+      return [];
     }
+    const live: OwnerRecord[] = [];
     for (const name of names) {
       if (!name.endsWith('.json') || name === `${this.owner}.json`) continue;
       const record = await readRecord(join(this.dir, name));
-      if (!record || now - record.updated > OWNER_LIVE_MS) continue;
-      for (const cidr of record.addresses) wanted.add(cidr);
+      if (record && now - record.updated <= OWNER_LIVE_MS) live.push(record);
     }
-    return wanted;
+    return live;
   }
 
   /** Rewrites the record (also as a sign of life: other owners ignore records older than OWNER_LIVE_MS). */

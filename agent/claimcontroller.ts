@@ -59,6 +59,13 @@ export class ClaimController extends Component {
   private revision = 0;
   private fenced = false;
   private fencedAt = 0;
+  /**
+   * A pass brought the claims up (or took them into this owner's record)
+   * since the fence last ended: only then is the controller ready, so that a
+   * rollout that waits on it, and then stops another workload's agent on the
+   * node, never leaves an address without an owner.
+   */
+  private served = false;
   private beating?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
   private resync?: NodeJS.Timeout;
@@ -78,7 +85,7 @@ export class ClaimController extends Component {
   }
 
   get ready(): boolean {
-    return Boolean(!this.fenced && this.passes.failures < FAILING_PASSES && this.claims?.synced && this.claims.connected && Date.now() - this.lastBeat < this.fenceMs);
+    return Boolean(!this.fenced && this.served && this.passes.failures < FAILING_PASSES && this.claims?.synced && this.claims.connected && Date.now() - this.lastBeat < this.fenceMs);
   }
 
   async start(): Promise<void> {
@@ -139,6 +146,7 @@ export class ClaimController extends Component {
   private async checkFence(): Promise<void> {
     if (this.stopped || this.fenced || Date.now() - this.lastBeat <= this.fenceMs) return;
     this.fenced = true;
+    this.served = false;
     this.fencedAt = Date.now();
     this.claims.relist();
     await this.passes.idle(2);
@@ -321,6 +329,7 @@ export class ClaimController extends Component {
       if (!this.fenced && !this.stopped) await this.confirmReleases(desired.releasing);
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
+      if (!this.fenced) this.served = true;
     });
   }
 
@@ -423,6 +432,12 @@ export class ClaimController extends Component {
     const removed = await this.withdraw();
     if (removed.length) this.log.info(0, `withdrew ${removed.join(' ')}`);
     await this.owned.drop();
+    // Another workload's agent serves this node (a renamed install taking over): the node stays, and so do its claims.
+    const others = await this.owned.otherOwners();
+    if (others.length) {
+      this.log.info(0, `IpNode ${this.node} kept: ${others.join(', ')} serve${others.length === 1 ? 's' : ''} this node too`);
+      return;
+    }
     const r = await this.api.request('DELETE', `${NODES}/${encodeURIComponent(this.node)}`, undefined, {timeoutMs: 3000}).catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
     if (r.status === 200 || r.status === 202 || r.status === 404) this.log.info(0, `IpNode ${this.node} deleted: its claims move now`);
     else this.log.warn(`could not delete IpNode ${this.node} (${r.status} ${r.body?.message ?? ''}); its claims move after the heartbeat timeout`);

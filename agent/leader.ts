@@ -28,6 +28,8 @@ export interface LeaderOptions {
   identity?: string;
   /** Whether this process may lead now (default: always). */
   eligible?: () => boolean;
+  /** Labels the Lease carries (set when it is created or taken), so that whoever removes extip finds it. */
+  labels?: Record<string, string>;
 }
 
 function microTime(ms: number): string {
@@ -87,7 +89,7 @@ export class LeaderElector {
       const created = await this.api.request('POST', this.path.replace(/\/[^/]+$/, ''), {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
-        metadata: {name: this.options.name, namespace: this.options.namespace},
+        metadata: {name: this.options.name, namespace: this.options.namespace, ...(this.options.labels ? {labels: this.options.labels} : {})},
         spec: {holderIdentity: this.identity, leaseDurationSeconds: seconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0},
       }, {timeoutMs});
       if (created.status === 201) this.won(now);
@@ -108,8 +110,11 @@ export class LeaderElector {
       return;
     }
     const mine = holder === this.identity;
+    const labels = this.options.labels ?? {};
+    const unlabelled = Object.entries(labels).some(([k, v]) => lease.metadata.labels?.[k] !== v);
     const updated = await this.api.request('PUT', this.path, {
       ...lease,
+      ...(unlabelled ? {metadata: {...lease.metadata, labels: {...(lease.metadata.labels ?? {}), ...labels}}} : {}),
       spec: {
         ...spec,
         holderIdentity: this.identity,

@@ -114,6 +114,8 @@ export class NaiveController extends Component {
   private readonly refusals: RefusalReporter;
   private readonly nodes: NodeAddressWatch;
   private nodesLoop?: Promise<void>;
+  /** A pass has run: the addresses are up (or in this owner's record). */
+  private served = false;
 
   constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics) {
     super(api, flags, log, metrics, 'reconcile');
@@ -123,7 +125,7 @@ export class NaiveController extends Component {
 
   /** Ready once the Services were listed, while their watch is open and its passes do not keep failing. */
   get ready(): boolean {
-    return Boolean(this.watcher?.synced && this.watcher.connected && this.passes.failures < FAILING_PASSES);
+    return Boolean(this.served && this.watcher?.synced && this.watcher.connected && this.passes.failures < FAILING_PASSES);
   }
 
   async start(): Promise<void> {
@@ -190,6 +192,7 @@ export class NaiveController extends Component {
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
       this.metrics.skipped = desired.invalid.length + p.conflicts.length;
+      this.served = true;
     });
   }
 

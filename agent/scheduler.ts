@@ -129,6 +129,8 @@ export class Scheduler extends Component {
         renewDeadlineMs: this.flags.renewDeadlineMs,
         retryPeriodMs: this.flags.retryPeriodMs,
         eligible: () => this.healthy,
+        // extip's labels: prune and uninstall find the Lease of a scheduler of any name.
+        labels: {'app.kubernetes.io/managed-by': 'extip', 'app.kubernetes.io/part-of': 'externalip', 'app.kubernetes.io/component': 'scheduler'},
       }, this.log, () => {
         this.log.info(0, `leading (lease ${namespace}/${this.flags.leaseName}, identity ${this.elector!.identity})`);
         // It has watched the heartbeats as a standby: a node silent for --monitor is moved at once
@@ -211,7 +213,7 @@ export class Scheduler extends Component {
         mask: this.flags.mask,
         mask6: this.flags.mask6,
       });
-      await this.allocate(now, admitted.views, pools);
+      await this.allocate(now, admitted.views, pools, holders);
       const desired = {wanted: admitted.wanted};
       this.refusals.report(admitted.invalid);
       const claims: ClaimView[] = this.claims.list().map((c) => ({
@@ -324,11 +326,11 @@ export class Scheduler extends Component {
    * (a leader change) never give one address twice; a conflict ends this
    * round, and the next one starts from fresh lists.
    */
-  private async allocate(now: number, views: readonly ServiceView[], pools: readonly PoolView[]): Promise<void> {
+  private async allocate(now: number, views: readonly ServiceView[], pools: readonly PoolView[], holders: ReadonlyMap<string, readonly string[]>): Promise<void> {
     // An address given moments ago is kept until a Service is seen using it (then that keeps it), or 10 s.
     const seen = new Set(views.flatMap((v) => [...v.externalIPs, ...(v.lb ? v.ingress : [])]));
     for (const [ip, r] of this.recent) if (seen.has(ip) || now - r.at > 10000) this.recent.delete(ip);
-    const p = planPools(views, pools, new Set(this.recent.keys()));
+    const p = planPools(views, pools, new Set(this.recent.keys()), holders);
     const at = new Date(now).toISOString();
     const stillFailing = new Set<string>();
     // Each pool's resourceVersion as this round last wrote it, so that its allocations build on each other.

@@ -88,6 +88,9 @@ def parse(text):
         for field in ("iface", "state_dir"):
             if field in agent and not isinstance(agent[field], str):
                 problems.append("agent.%s is not a string" % field)
+        for field in ("health_port", "health_port_asked"):
+            if field in agent and not (str(agent[field]).isdigit() and 0 <= int(agent[field]) <= 65535):
+                problems.append("agent.%s is not a port number" % field)
     return {"ledger": ledger if not problems else {}, "problems": problems}
 
 
