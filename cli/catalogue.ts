@@ -201,11 +201,12 @@ export const catalogue: readonly Variable[] = [
   {
     name: 'extip_ctrl_app_kind',
     section: 'controller',
-    default: 'Deployment',
+    default: 'DaemonSet',
     rule: choice(['Deployment', 'DaemonSet']),
     summary: 'Workload kind of the controller.',
-    description: 'DaemonSet runs one controller on every labelled node (use it for ECMP); Deployment runs extip_ctrl_replicas of them on labelled nodes.',
-    example: 'DaemonSet',
+    description:
+      'DaemonSet runs one controller on every labelled node; Deployment runs extip_ctrl_replicas of them, at most one a node (they share its network). The original role had Deployment. With its one replica claims mode has no other node to move an address to when its node is lost, and ECMP announces from one node only; every failover figure extip publishes was measured with a DaemonSet. In claims mode preflight refuses fewer than two controllers unless extip_allow_no_failover is true.',
+    example: 'Deployment',
     since: 'kargo',
   },
   {
@@ -214,9 +215,20 @@ export const catalogue: readonly Variable[] = [
     default: 1,
     rule: integer(1, 1000),
     summary: 'Controller replicas when extip_ctrl_app_kind is Deployment.',
-    description: 'Ignored for a DaemonSet.',
+    description: 'Ignored for a DaemonSet. Each replica runs on a labelled node of its own (required anti-affinity): preflight refuses more replicas than labelled nodes, and in claims mode fewer than two unless extip_allow_no_failover is true.',
     example: 2,
     since: 'kargo',
+  },
+  {
+    name: 'extip_allow_no_failover',
+    section: 'controller',
+    default: false,
+    rule: bool,
+    summary: 'Accept claims mode with fewer than two controllers (no node to fail over to).',
+    description:
+      'Claims mode moves a lost node\'s addresses to another node\'s controller. With one controller (a Deployment of one replica, or a DaemonSet over one labelled node) there is none: a lost node\'s addresses stay down until it, or Kubernetes\' rescheduling of its pod, brings them back. Preflight refuses that unless this is true.',
+    example: true,
+    since: '0.3.0',
   },
   {
     name: 'extip_ctrl_label',

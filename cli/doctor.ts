@@ -15,6 +15,9 @@ import {type ClusterState, readCluster} from './kube.js';
 import {type ResolvedVariables} from './loader.js';
 import {run} from '../lib/run.js';
 import {findProblems, isJinja} from './validate.js';
+import {toBool} from './rules.js';
+import {assess} from './status.js';
+import {controllerCount, failoverErrors} from '../lib/failover.js';
 
 export interface Check {
   name: string;
@@ -142,6 +145,19 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
     add({name: 'API', ok: false, detail: (err as Error).message, fix: 'pass --kubeconfig with a kubeconfig for the cluster, or set KUBECONFIG'});
   }
 
+  // An install already there: what extip status finds wrong with it (a scheduler or controllers whose passes keep failing, refused addresses, a missing CRD).
+  if (cluster) {
+    const report = assess(cluster);
+    if (report.installed) {
+      add({
+        name: 'installed',
+        ok: report.problems.length === 0,
+        detail: report.problems.length ? report.problems.join('; ') : `extip runs (${report.mode}), and extip status finds nothing wrong`,
+        fix: report.problems.length ? 'see extip status; an install with these variables may mend what it deploys' : undefined,
+      });
+    }
+  }
+
   const hostvarsOf = (h: string) => inventory?.hostvars[h] ?? {};
   if (cluster && inventory && nodesGroup.length) {
     const mapped = nodeNames(nodesGroup, Object.fromEntries(nodesGroup.map((h) => [h, hostvarsOf(h)])), cluster.nodes, String(vars.values.extip_node_name_lookup));
@@ -152,6 +168,30 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
       ok: unknown.length === 0,
       detail: unknown.length ? `not Kubernetes nodes: ${unknown.join(', ')}` : `all ${nodesGroup.length} target hosts are nodes`,
       fix: unknown.length ? 'set kube_override_hostname for them, switch extip_node_name_lookup, or leave them out with --limit' : undefined,
+    });
+  }
+
+  // Claims mode needs a second controller to move a lost node's addresses to (the role's preflight refuses the same).
+  if (cluster && inventory && nodesGroup.length) {
+    const key = String(vars.values.extip_node_label);
+    const value = String(vars.values.extip_node_label_value);
+    const mapped = nodeNames(nodesGroup, Object.fromEntries(nodesGroup.map((h) => [h, hostvarsOf(h)])), cluster.nodes, String(vars.values.extip_node_name_lookup));
+    const targets = new Set(Object.values(mapped));
+    const labelled = cluster.nodes.filter((n) => targets.has(n.metadata?.name ?? '') || n.metadata?.labels?.[key] === value).length;
+    const setup = {
+      kind: vars.values.extip_ctrl_app_kind === 'Deployment' ? 'Deployment' as const : 'DaemonSet' as const,
+      replicas: Number(vars.values.extip_ctrl_replicas),
+      labelled,
+      claims: claimsMode,
+      allowNoFailover: toBool(vars.values.extip_allow_no_failover) === true,
+    };
+    const errors = failoverErrors(setup);
+    const count = controllerCount(setup);
+    add({
+      name: 'failover',
+      ok: errors.length === 0,
+      detail: errors.length ? errors.join(' ') : `${count} controller${count === 1 ? '' : 's'} over ${labelled} labelled node${labelled === 1 ? '' : 's'}${claimsMode && count < 2 ? ' (no failover, as extip_allow_no_failover accepts)' : ''}`,
+      fix: errors.length ? 'run the controller as a DaemonSet over two or more labelled nodes, or set extip_ctrl_replicas to 2 or more' : undefined,
     });
   }
 

@@ -81,7 +81,8 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
     core.listServiceForAllNamespaces(),
     coordination.listLeaseForAllNamespaces().catch(() => ({items: [] as k8s.V1Lease[]})),
   ]);
-  const workloads = [...daemonsets.items, ...deployments.items];
+  // A list's items carry no kind: status tells a DaemonSet from a Deployment by it.
+  const workloads = [...daemonsets.items.map((d) => ({...d, kind: 'DaemonSet'})), ...deployments.items.map((d) => ({...d, kind: 'Deployment'}))];
   const namespaces = [...new Set(workloads.map((w) => w.metadata?.namespace ?? 'default'))];
   const pods = (await Promise.all(namespaces.map((ns) => core.listNamespacedPod({namespace: ns, labelSelector: extipSelector})))).flatMap((l) => l.items);
   const missingCrds: string[] = [];

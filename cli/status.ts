@@ -35,6 +35,8 @@ export interface StatusReport {
   installed: boolean;
   mode: 'all' | 'balance' | 'single' | 'unknown';
   controller?: {kind: string; namespace: string; name: string; image: string; iface: string; mask: string};
+  /** How many labelled nodes run a ready controller, of how many labelled nodes (and of the replicas a Deployment asks for). */
+  controllers?: {ready: number; labelled: number; replicas?: number};
   nodeLabel?: string;
   schedulerLeader?: string;
   nodes: NodeStatus[];
@@ -155,11 +157,21 @@ export function assess(state: ClusterState): StatusReport {
     const controllerState: NodeStatus['controller'] = onNode.some(podReady) ? 'ready' : onNode.length ? 'not ready' : labelled ? 'missing' : '-';
     return {name, ready: nodeReady(name), labelled, controller: controllerState};
   });
+  // A DaemonSet runs a controller on every labelled node: one missing is a problem. A
+  // Deployment runs its replicas on some of them, by choice: a problem when fewer run than
+  // it asks for. Either way, fewer than two leave no node to move addresses to.
+  const replicas = controller.kind === 'Deployment' ? ((controller as k8s.V1Deployment).spec?.replicas ?? 1) : undefined;
+  const controllers = {ready: nodes.filter((n) => n.controller === 'ready').length, labelled: nodes.filter((n) => n.labelled).length, ...(replicas !== undefined ? {replicas} : {})};
   for (const n of nodes) {
-    // A Deployment runs its replicas on some of the labelled nodes only.
-    if (n.labelled && n.controller !== 'ready' && controller.kind !== 'Deployment') {
+    if (n.labelled && n.controller !== 'ready' && replicas === undefined) {
       problems.push(`node ${n.name} is labelled ${labelKey}=${labelValue} but its controller is ${n.controller}`);
     }
+  }
+  if (replicas !== undefined && controllers.ready < Math.min(replicas, controllers.labelled)) {
+    problems.push(`${controllers.ready} of the ${replicas} controller replicas asked for (extip_ctrl_replicas) are ready`);
+  }
+  if (controllers.ready < 2 && controllers.labelled > 0) {
+    problems.push(`only ${controllers.ready} controller${controllers.ready === 1 ? ' runs' : 's run'}: ${mode === 'all' ? 'one node\'s loss takes every external IP\'s route with it' : 'a lost node\'s addresses have no other node to move to'} (run the controller as a DaemonSet over two or more labelled nodes, or extip_ctrl_replicas: 2 or more)`);
   }
   const holders = nodes.filter((n) => n.controller === 'ready').map((n) => n.name);
 
@@ -228,6 +240,7 @@ export function assess(state: ClusterState): StatusReport {
       iface: flag(args, 'iface') ?? '',
       mask: flag(args, 'mask') ?? '',
     },
+    controllers,
     nodeLabel: labelKey ? `${labelKey}=${labelValue}` : undefined,
     schedulerLeader: scheduler ? (lease?.spec?.holderIdentity ?? '(none)') : undefined,
     nodes,
@@ -264,6 +277,7 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
   out.push(`Mode:       ${r.mode}${r.mode === 'all' ? ' (ECMP: every controller holds every IP)' : ' (claims)'}`);
   out.push(`Controller: ${c.kind} ${c.namespace}/${c.name}, image ${c.image}, on ${c.iface}/${c.mask}`);
   if (r.nodeLabel) out.push(`Node label: ${r.nodeLabel}`);
+  if (r.controllers) out.push(`Controllers: ${r.controllers.ready} of ${r.controllers.labelled} labelled node${r.controllers.labelled === 1 ? '' : 's'} run a ready controller${r.controllers.replicas !== undefined ? ` (extip_ctrl_replicas: ${r.controllers.replicas})` : ''}`);
   if (r.schedulerLeader !== undefined) out.push(`Scheduler leader: ${r.schedulerLeader}`);
   out.push(`BGP export: ${calicoLine(r.calico)}`);
   out.push('', ...table([['NODE', 'READY', 'LABELLED', 'CONTROLLER'], ...r.nodes.map((n) => [n.name, n.ready ? 'yes' : 'no', n.labelled ? 'yes' : 'no', n.controller])]));

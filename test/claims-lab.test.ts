@@ -15,9 +15,9 @@ import {type PolicyRule, auditUses, rbacReport} from './helpers/rbac-audit.js';
 import {useLab} from './helpers/lab.js';
 
 const IPS = Array.from({length: 6}, (_, i) => `10.210.1.${101 + i}`);
+// The controller's kind is the role's default (a DaemonSet): the failovers below are what a user of the defaults gets.
 const vars = {
   extip_distribution: 'balance',
-  extip_ctrl_app_kind: 'DaemonSet',
   extip_namespace: 'extip',
   extip_iface: 'eth0',
   extip_mask: 32,

@@ -183,7 +183,7 @@ test('install into a namespace whose Pod Security rejects the controller stops b
   expect(own.exitCode).toBe(0);
   const ns = JSON.parse((await lab.kubectl(['get', 'namespace', 'extip', '-o', 'json'])).stdout);
   expect(ns.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('privileged');
-  const ready = await lab.kubectl(['-n', 'extip', 'rollout', 'status', 'deployment/claimcontroller', '--timeout=60s']);
+  const ready = await lab.kubectl(['-n', 'extip', 'rollout', 'status', 'daemonset/claimcontroller', '--timeout=60s']);
   expect(ready.exitCode).toBe(0);
   const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: {extip_namespace: 'extip'}});
   expect(removal.exitCode).toBe(0);

@@ -35,7 +35,8 @@ test('the original Kargo role variables keep their names and defaults', async ()
   // Defaults changed on purpose, each saying so in its description: 2s of heartbeat timeout made failover 1.9 to 2.3 s.
   // The image: extip's own, built by npm run image, tagged with its version.
   const version = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')).version;
-  const changed: Record<string, unknown> = {extip_sched_monitor: '1500ms', extip_image_repo: 'ghcr.io/extip/ipmanager', extip_image_tag: version};
+  // The controller: a DaemonSet, so that claims mode has a node to fail over to and ECMP announces from every labelled node.
+  const changed: Record<string, unknown> = {extip_ctrl_app_kind: 'DaemonSet', extip_sched_monitor: '1500ms', extip_image_repo: 'ghcr.io/extip/ipmanager', extip_image_tag: version};
   for (const [name, value] of Object.entries(original)) {
     const v = catalogue.find((c) => c.name === name);
     expect([name, v?.default, v?.since]).toEqual([name, changed[name] ?? value, 'kargo']);

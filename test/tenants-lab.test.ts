@@ -18,9 +18,9 @@ import {loadAccess} from '../agent/kubeconfig.js';
 import {LeaderElector} from '../agent/leader.js';
 import {createLogger} from '../agent/log.js';
 
+// The controller's kind and replicas are the role's defaults: a controller on every labelled node.
 const vars = {
   extip_distribution: 'balance',
-  extip_ctrl_app_kind: 'DaemonSet',
   extip_namespace: 'extip',
   extip_iface: 'eth0',
   extip_mask: 24,
@@ -105,6 +105,22 @@ async function alwaysOne<T>(ips: readonly string[], during: () => Promise<T>): P
   }
 }
 
+test('the defaults run a controller on every labelled node and schedulers on different nodes; status finds nothing wrong', async () => {
+  const ds = JSON.parse((await lab.kubectl(['get', 'daemonset', 'claimcontroller', '-n', 'extip', '-o', 'json'])).stdout);
+  expect(ds.status.numberReady).toBe(3);
+  const schedulers = JSON.parse((await lab.kubectl(['get', 'pods', '-n', 'extip', '-l', 'app.kubernetes.io/component=scheduler', '-o', 'json'])).stdout).items;
+  expect(schedulers).toHaveLength(2);
+  expect(new Set(schedulers.map((p: {spec: {nodeName: string}}) => p.spec.nodeName)).size).toBe(2);
+  let status = await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig]);
+  // The second scheduler may still be starting.
+  await waitFor('status without problems', async () => {
+    status = await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig]);
+    return status.exitCode === 0;
+  }, 30000).catch(() => undefined);
+  expect(JSON.parse(status.stdout).problems).toEqual([]);
+  expect(JSON.parse(status.stdout).controllers).toEqual({ready: 3, labelled: 3});
+});
+
 test('a malformed address in one tenant\'s Service is an Event on it; the scheduler goes on for everyone else', async () => {
   // The API server accepts this loadBalancerIP; it used to end every scheduling pass.
   expect((await as('user-b', ['apply', '-f', '-'], service('team-b', 'zoned', {type: 'LoadBalancer', loadBalancerIP: 'fe80::1%eth0'}, {'extip.io/load-balancer-ip': 'fe80::1%eth0'}))).exitCode).toBe(0);
@@ -119,6 +135,11 @@ test('a malformed address in one tenant\'s Service is an Event on it; the schedu
   const status = await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig]);
   expect(status.exitCode).toBe(6);
   expect(JSON.parse(status.stdout).problems).toContainEqual(expect.stringMatching(/^LoadBalancer team-b\/zoned has no address: .*is an address with a zone/));
+  // So does doctor, of the install already there.
+  const doctor = await extip(['doctor', '-i', lab.kubesprayInventory, '--kubeconfig', lab.api.kubeconfig, '--json', '--set', 'extip_distribution=balance', '--set', 'extip_iface=eth0', '--set', 'extip_external_cidrs=[10.210.1.192/26]']);
+  const installed = JSON.parse(doctor.stdout).checks.find((c: {name: string}) => c.name === 'installed');
+  expect({exitCode: doctor.exitCode, installed}).toMatchObject({exitCode: 6, installed: expect.anything()});
+  expect(installed).toMatchObject({ok: false, detail: expect.stringContaining('LoadBalancer team-b/zoned has no address')});
   expect((await lab.kubectl(['delete', 'service', 'zoned', '-n', 'team-b'])).exitCode).toBe(0);
 });
 
@@ -218,6 +239,31 @@ test('a re-install that cuts a pool\'s range names the Service it would renumber
   await waitFor('team-a/web renumbered into the new range', async () => (await ingress('team-a', 'web'))[0] === '10.210.1.101', 30000);
   // Back to the original pools for the tests after this one: nothing leaves them, so no acknowledgement.
   succeeded(await runRole(lab, {vars}));
+});
+
+test('one controller is refused in claims mode, naming what to set; accepted when acknowledged, status says what it means', async () => {
+  const one = {...vars, extip_ctrl_app_kind: 'Deployment', extip_ctrl_replicas: 1};
+  const refused = await runRole(lab, {vars: one});
+  expect(refused.exitCode).not.toBe(0);
+  const said = JSON.stringify(refused.failures);
+  expect(said).toContain('this setup runs 1 controller (extip_ctrl_app_kind: Deployment with extip_ctrl_replicas: 1)');
+  expect(said).toContain('extip_allow_no_failover: true');
+  // More replicas than labelled nodes could never all run.
+  expect(JSON.stringify((await runRole(lab, {vars: {...one, extip_ctrl_replicas: 4}})).failures)).toContain('extip_ctrl_replicas is 4, but 3 nodes carry the node label');
+  const ip = (await ingress('team-a', 'web'))[0];
+  // Acknowledged: the addresses of the nodes left without a controller move to the one that has it
+  // (a drain of those nodes); and back to the DaemonSet, which takes over with no gap.
+  succeeded(await runRole(lab, {vars: {...one, extip_allow_no_failover: true}}));
+  await waitFor('the address held by the one controller', async () => (await upOn(ip)).length === 1, 30000);
+  const status = await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig]);
+  const report = JSON.parse(status.stdout);
+  expect(report.controllers).toEqual({ready: 1, labelled: 3, replicas: 1});
+  expect(report.problems).toContainEqual(expect.stringMatching(/^only 1 controller runs: a lost node's addresses have no other node to move to/));
+  // A labelled node without a controller is a Deployment's choice, not a problem of its own.
+  expect(report.problems.filter((p: string) => p.startsWith('node '))).toEqual([]);
+  const back = await alwaysOne([ip], () => runRole(lab, {vars}));
+  succeeded(back.result);
+  expect(back.gaps).toEqual([]);
 });
 
 test('renaming the install hands every address over without a gap; uninstall then removes what both names left', async () => {
