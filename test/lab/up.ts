@@ -54,7 +54,8 @@ function describe(info: LabInfo, seconds: number): string {
     `  router       ${info.router.ip}  (ip netns exec ${info.router.namespace} ip route)`,
     `  etcd         ${info.etcd.endpoint}  (Calico v2's datastore, TLS)`,
     '',
-    'Try: extip install -i ' + info.inventories.kubespray + ' -e @inventory-examples/ecmp/extip_ecmp.yaml',
+    // From the project's root, with the Ansible the lab runs (its virtualenv is not on the shell's PATH).
+    `Try: PATH="$(bash test/ansible/venv.sh newest):$PATH" ./bin/run.js install -i ${info.inventories.kubespray} -e @inventory-examples/ecmp/extip_ecmp.yaml`,
     'Namespace default admits privileged pods here; every other one enforces Pod Security baseline.',
     'Ctrl-C stops the lab and removes everything it made.',
   ].join('\n');
