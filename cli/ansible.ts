@@ -6,7 +6,7 @@ import {type AnsibleOptions, ansibleArgs} from './ansible-flags.js';
 import {mkdtemp, open, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import type {Value} from './catalogue.js';
+import type {Value} from '../lib/catalogue.js';
 import {MissingToolError, tail} from '../lib/errors.js';
 import {playbooksDir, rolesDir} from './paths.js';
 import {run, spawnProgram} from '../lib/run.js';

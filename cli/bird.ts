@@ -10,7 +10,7 @@
 import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import type {Value} from './catalogue.js';
+import type {Value} from '../lib/catalogue.js';
 import {MissingToolError, type VariableProblem} from '../lib/errors.js';
 import {run} from '../lib/run.js';
 import {isJinja} from './validate.js';

@@ -7,7 +7,7 @@ import {nodeNames} from './nodes.js';
 import {groupHosts, groupNames} from './role.js';
 import type {KubeConfig} from '@kubernetes/client-node';
 import {ANSIBLE_INSTALL_HINT, type AnsibleEvent, checkAnsible, runPlaybook} from './ansible.js';
-import type {Value} from './catalogue.js';
+import type {Value} from '../lib/catalogue.js';
 import {checkCalicoFilters} from './bird.js';
 import {ExtipError} from '../lib/errors.js';
 import {type Cidr, formatIp, isCidr, parseCidr, parseIp} from '../lib/ipnet.js';
@@ -15,7 +15,7 @@ import {type ClusterState, readCluster} from './kube.js';
 import {type ResolvedVariables} from './loader.js';
 import {run} from '../lib/run.js';
 import {findProblems, isJinja} from './validate.js';
-import {toBool} from './rules.js';
+import {toBool} from '../lib/rules.js';
 import {assess} from './status.js';
 import {controllerCount, failoverErrors} from '../lib/failover.js';
 

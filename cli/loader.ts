@@ -14,7 +14,7 @@
  */
 import {readdir, stat} from 'node:fs/promises';
 import {dirname, extname, join, relative} from 'node:path';
-import {type Value, catalogue} from './catalogue.js';
+import {type Value, catalogue} from '../lib/catalogue.js';
 import {UserError} from '../lib/errors.js';
 import {aliases, isExtipName} from './validate.js';
 import {asMapping, parseYaml, readVarsFile} from './yamlio.js';

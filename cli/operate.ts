@@ -5,7 +5,7 @@
  */
 import type {AnsibleOptions} from './ansible-flags.js';
 import {type PlaybookResult, checkAnsible, runPlaybook} from './ansible.js';
-import type {Value} from './catalogue.js';
+import type {Value} from '../lib/catalogue.js';
 import {checkCalicoFilters} from './bird.js';
 import {ExitCode, type ExitCodeValue, UserError, ValidationError, indent} from '../lib/errors.js';
 import {type VariableInputs, loadVariables} from './loader.js';

@@ -2,7 +2,7 @@
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import Handlebars from 'handlebars';
-import type {Value} from './catalogue.js';
+import type {Value} from '../lib/catalogue.js';
 import {stringifyEntry, stringifyInline} from './yamlio.js';
 
 const hb = Handlebars.create();

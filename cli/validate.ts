@@ -1,8 +1,9 @@
 /** Checks resolved variables against the catalogue; every problem is reported at once. */
-import {type Value, type Variable, catalogue} from './catalogue.js';
+import {type Value, type Variable, catalogue} from '../lib/catalogue.js';
 import {ValidationError, type VariableProblem} from '../lib/errors.js';
-import {type RuleContext, nearest} from './rules.js';
+import {type RuleContext, nearest} from '../lib/rules.js';
 import {stringifyInline} from './yamlio.js';
+import {TIMING_VARIABLES, heartbeatErrors, leaseErrors} from '../lib/timings.js';
 
 export const variablesByName: ReadonlyMap<string, Variable> = new Map(catalogue.map((v) => [v.name, v]));
 
@@ -59,7 +60,28 @@ export function findProblems(values: Readonly<Record<string, Value>>, origins?: 
       problems.push({name, value, rule: failure.rule, hint, example: stringifyInline(variable.example), origin: origins?.get(name)});
     }
   }
+  if (!problems.length) problems.push(...relatedProblems(values, origins, templated));
   return problems;
+}
+
+/**
+ * The rules that relate several variables (lib/timings.ts), once each
+ * variable passes its own: claims mode's heartbeat against its timeout, and
+ * the scheduler's lease. Checked by the role's preflight too, and by the
+ * agent on its flags, with the same verdicts.
+ */
+function relatedProblems(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>, templated?: ReadonlySet<string>): VariableProblem[] {
+  const value = (name: string) => (name in values ? values[name] : variablesByName.get(name)!.default);
+  if (!['balance', 'single'].includes(String(value('extip_distribution')))) return [];
+  const names = [TIMING_VARIABLES.hb, TIMING_VARIABLES.monitor, TIMING_VARIABLES.lease];
+  // Left to the role when Ansible templates one of them.
+  if (names.some((n) => isJinja(value(n)) && (!templated || templated.has(n)))) return [];
+  const [hb, monitor, lease] = names.map((n) => String(value(n)));
+  const problem = (name: string, rule: string): VariableProblem => ({name, value: value(name), rule, example: stringifyInline(variablesByName.get(name)!.example), origin: origins?.get(name)});
+  return [
+    ...heartbeatErrors(hb, monitor).map((rule) => problem(TIMING_VARIABLES.monitor, rule)),
+    ...leaseErrors(lease).map((rule) => problem(TIMING_VARIABLES.lease, rule)),
+  ];
 }
 
 /** Throws a ValidationError listing every problem. */

@@ -5,7 +5,7 @@
 import {randomBytes} from 'node:crypto';
 import {cp, mkdir, readFile, readdir, rename, rm, stat, writeFile} from 'node:fs/promises';
 import {basename, dirname, join, relative} from 'node:path';
-import {type Value, catalogue, sectionTitles} from './catalogue.js';
+import {type Value, catalogue, sectionTitles} from '../lib/catalogue.js';
 import {UserError} from '../lib/errors.js';
 import {playbooksDir, roleDir, templatesDir} from './paths.js';
 import {listFiles} from './files.js';

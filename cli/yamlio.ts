@@ -1,7 +1,7 @@
 /** YAML as Ansible reads and writes it: YAML 1.1 (yes/no are booleans), plain data. */
 import {readFile} from 'node:fs/promises';
 import YAML from 'yaml';
-import type {Value} from './catalogue.js';
+import type {Value} from '../lib/catalogue.js';
 import {UserError} from '../lib/errors.js';
 
 // Duplicate keys are an error: Ansible keeps the last one silently, which hides typos.

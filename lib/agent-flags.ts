@@ -3,6 +3,7 @@
  * `--name value`, a single dash accepted too, booleans as `--flag` or
  * `--flag=true|false`.
  */
+import {type TimingNames, durationMs, heartbeatErrors, leaseErrors} from './timings.js';
 import {isIP} from 'node:net';
 import {parseCidrs} from './policy.js';
 
@@ -55,20 +56,15 @@ const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v'
 
 export class FlagError extends Error {}
 
-/** Go's time.ParseDuration, to milliseconds. */
+/** Go's time.ParseDuration, to milliseconds (lib/timings.ts, as the CLI and the role read it). */
 export function parseDuration(text: string): number {
-  if (text === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/gy;
-  const units: Record<string, number> = {ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000};
-  let total = 0;
-  let consumed = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    total += Number(m[1]) * units[m[2]];
-    consumed = re.lastIndex;
-  }
-  if (consumed !== text.length || consumed === 0) throw new FlagError(`invalid duration "${text}" (a Go duration such as 500ms, 20s, 1m)`);
-  return total;
+  const ms = durationMs(text);
+  if (ms === undefined) throw new FlagError(`invalid duration "${text}" (a Go duration such as 500ms, 20s, 1m)`);
+  return ms;
 }
+
+/** The timings' names on the agent's command line. */
+const TIMING_FLAGS: TimingNames = {hb: '--hb', monitor: '--monitor', lease: '--leader-elect-lease-duration'};
 
 export function parseAgentFlags(args: string[]): AgentFlags {
   const values = new Map<string, string>();
@@ -111,10 +107,14 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   if (nodefilter !== 'fair' && nodefilter !== 'first-alive') throw new FlagError(`invalid --nodefilter "${nodefilter}" (fair or first-alive)`);
   const hbMs = duration('hb', '2s');
   const monitorMs = duration('monitor', '4s');
-  // The scheduler takes no --hb; a controller's must be shorter than the timeout it fences before.
-  if (values.has('hb') && monitorMs <= hbMs) throw new FlagError(`--monitor (${values.get('monitor') ?? '4s'}) must be longer than --hb (${values.get('hb') ?? '2s'}): a node is given up when no heartbeat came for --monitor`);
+  // The rules the CLI and the role check (lib/timings.ts). The scheduler takes no --hb: a
+  // controller's heartbeat must be shorter than the timeout it fences before.
+  const timings = [
+    ...(values.has('hb') ? heartbeatErrors(values.get('hb')!, values.get('monitor') ?? '4s', TIMING_FLAGS) : []),
+    ...leaseErrors(values.get('leader-elect-lease-duration') ?? '15s', TIMING_FLAGS),
+  ];
+  if (timings.length) throw new FlagError(timings.join('; '));
   const leaseDurationMs = duration('leader-elect-lease-duration', '15s');
-  if (leaseDurationMs < 1000) throw new FlagError(`--leader-elect-lease-duration=${values.get('leader-elect-lease-duration')} is under 1s: the Lease records whole seconds`);
   // Kubernetes' defaults are 15s, 10s and 2s; a shorter lease given alone keeps those proportions.
   const renewDeadlineMs = values.has('leader-elect-renew-deadline') ? duration('leader-elect-renew-deadline', '10s') : Math.round((leaseDurationMs * 2) / 3);
   const retryPeriodMs = values.has('leader-elect-retry-period') ? duration('leader-elect-retry-period', '2s') : Math.round((leaseDurationMs * 2) / 15);

@@ -19,7 +19,7 @@ import {type Snapshot, diffSnapshots, takeSnapshot} from './lab/snapshot.js';
 import {repoRoot} from './helpers/ansible.js';
 import {extip} from './helpers/cli.js';
 import {explain, runRole} from './helpers/role.js';
-import {SEED_FILTER_V4, SEED_FILTER_V6} from '../cli/catalogue.js';
+import {SEED_FILTER_V4, SEED_FILTER_V6} from '../lib/catalogue.js';
 
 const ecmp = join(repoRoot, 'inventory-examples/ecmp/extip_ecmp.yaml');
 const V4 = `${CUSTOM_FILTERS}/v4/lo_iface`;

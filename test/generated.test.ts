@@ -2,13 +2,13 @@
 import {expect, test} from '@jest/globals';
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import {catalogue} from '../cli/catalogue.js';
+import {catalogue} from '../lib/catalogue.js';
 import {generatedFiles} from '../tools/derived.js';
 import {parseYaml} from '../cli/yamlio.js';
 import {repoRoot} from './helpers/ansible.js';
 
 test.each(['roles/externalip/defaults/main.yml', 'roles/externalip/meta/argument_specs.yml', 'roles/externalip/tasks/validate.yml', 'README.md'])(
-  '%s matches the catalogue (run `npm run generate` after editing cli/catalogue.ts)',
+  '%s matches the catalogue (run `npm run generate` after editing lib/catalogue.ts)',
   async (path) => {
     const file = (await generatedFiles()).find((f) => f.path === path);
     expect(file).toBeDefined();

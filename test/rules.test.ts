@@ -1,7 +1,7 @@
 import {describe, expect, test} from '@jest/globals';
-import {catalogue} from '../cli/catalogue.js';
+import {catalogue} from '../lib/catalogue.js';
 import {ValidationError} from '../lib/errors.js';
-import {patterns} from '../cli/rules.js';
+import {patterns} from '../lib/rules.js';
 import {assertValid, findProblems} from '../cli/validate.js';
 import {ruleCases} from './fixtures/rule-cases.js';
 

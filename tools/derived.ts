@@ -5,10 +5,10 @@
  */
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import {type Section, type Value, type Variable, catalogue, sectionTitles} from '../cli/catalogue.js';
+import {type Section, type Value, type Variable, catalogue, sectionTitles} from '../lib/catalogue.js';
 import {exitCodeTable} from '../lib/errors.js';
 import {packageRoot} from '../cli/paths.js';
-import type {Rule} from '../cli/rules.js';
+import type {Rule} from '../lib/rules.js';
 import {renderTemplate} from '../cli/templating.js';
 
 /** The generator's own handlebars templates (build time only, not shipped). */
@@ -118,7 +118,7 @@ function pyLiteral(text: string): string {
   return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
-export const README_BEGIN = '<!-- BEGIN VARIABLES (generated from cli/catalogue.ts by `npm run generate`) -->';
+export const README_BEGIN = '<!-- BEGIN VARIABLES (generated from lib/catalogue.ts by `npm run generate`) -->';
 export const README_END = '<!-- END VARIABLES -->';
 
 function tableCell(text: string): string {

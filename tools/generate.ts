@@ -1,5 +1,5 @@
 /**
- * `npm run generate`: rewrites the files derived from cli/catalogue.ts.
+ * `npm run generate`: rewrites the files derived from lib/catalogue.ts.
  * `npm run generate -- --check` only reports the ones that differ (exit 1).
  */
 import {readFile, writeFile} from 'node:fs/promises';

@@ -1,7 +1,7 @@
 """Where external IPs may come from: the CIDR, pool and address-policy checks.
 
 extip_cidr_errors and extip_pool_errors are the role's side of the CLI's rules
-(cli/rules.ts on lib/ipnet.ts), message for message: test/role-validation.test.ts
+(lib/rules.ts on lib/ipnet.ts), message for message: test/role-validation.test.ts
 runs every case of the shared rule table (test/fixtures/rule-cases.ts) through
 both. extip_policy_errors is the role's preflight alone; its tests are in
 tests/unit/test_extip_addresses.py.
@@ -111,7 +111,7 @@ def extip_policy_errors(external_cidrs, pools, service_cidr, pod_cidr, nodes):
 
 
 def extip_pool_errors(value):
-    """Problems with extip_ip_pools, in the words of poolErrors() in cli/rules.ts."""
+    """Problems with extip_ip_pools, in the words of poolErrors() in lib/rules.ts."""
     if not isinstance(value, (list, tuple)):
         return ["not a list"]
     errors = []

@@ -82,7 +82,7 @@ BIRD_BODY_MAX_BYTES = 16384
 
 def extip_bird_body_errors(value):
     """Problems with a text calico/node pastes into BIRD's function custom_filters(), in the
-    words of birdBodyErrors() in cli/rules.ts: non-empty, at most BIRD_BODY_MAX_BYTES, braces
+    words of birdBodyErrors() in lib/rules.ts: non-empty, at most BIRD_BODY_MAX_BYTES, braces
     balanced outside strings and comments (so it cannot close the function)."""
     if not isinstance(value, str):
         return ["not a string"]

@@ -1,4 +1,7 @@
 """Claims mode's timings: heartbeat, monitor period and lease duration.
+
+The role's side of lib/timings.ts, message for message: both run
+test/fixtures/duration-cases.json and test/fixtures/timing-cases.json.
 """
 
 import re
@@ -12,7 +15,8 @@ def _duration_ms(text):
     text = str(text)
     if text == "0":
         return 0.0
-    parts = re.findall(r"([0-9]*\.?[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", text)
+    # Go's grammar: digits with an optional fraction ("2." and ".5" too), then a unit, repeated.
+    parts = re.findall(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", text)
     if not parts or "".join(n + u for n, u in parts) != text:
         return None
     return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)

@@ -6,7 +6,7 @@
  * and choices, and the generated `tasks/validate.yml` asserts the same rule in
  * Jinja (`jinja`) so that plain `ansible-playbook` rejects what the CLI rejects.
  */
-import {type Cidr, type Family, ipFamily, isCidr, parseCidr, parseIp, rangesOverlap} from '../lib/ipnet.js';
+import {type Cidr, type Family, ipFamily, isCidr, parseCidr, parseIp, rangesOverlap} from './ipnet.js';
 
 /** Regular expressions that both JavaScript and Python (Ansible's `match`) accept. */
 /**
