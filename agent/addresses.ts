@@ -232,13 +232,23 @@ export class Ownership {
 }
 
 async function readRecord(file: string): Promise<OwnerRecord | undefined> {
+  return parseOwnerRecord(await readFile(file, 'utf8').catch(() => ''));
+}
+
+/**
+ * An owner record's text, read as the role's uninstall reads it too
+ * (extip_nodes.py, both running test/fixtures/owner-cases.json): an object
+ * with a list of addresses and when it was written; anything else is no record.
+ */
+export function parseOwnerRecord(text: string): OwnerRecord | undefined {
+  let data: Partial<OwnerRecord>;
   try {
-    const data = JSON.parse(await readFile(file, 'utf8')) as Partial<OwnerRecord>;
-    if (!Array.isArray(data.addresses) || typeof data.updated !== 'number') return undefined;
-    return {owner: String(data.owner), iface: String(data.iface), updated: data.updated, addresses: data.addresses.map(String)};
+    data = JSON.parse(text) as Partial<OwnerRecord>;
   } catch {
     return undefined;
   }
+  if (!data || typeof data !== 'object' || !Array.isArray(data.addresses) || typeof data.updated !== 'number') return undefined;
+  return {owner: String(data.owner), iface: String(data.iface), updated: data.updated, addresses: data.addresses.map(String)};
 }
 
 function ipv4Number(ip: string): number {

@@ -4,6 +4,7 @@
  * `--flag=true|false`.
  */
 import {type TimingNames, durationMs, heartbeatErrors, leaseErrors} from './timings.js';
+import {patterns} from './rules.js';
 import {isIP} from 'node:net';
 import {parseCidrs} from './policy.js';
 
@@ -63,6 +64,11 @@ export function parseDuration(text: string): number {
   return ms;
 }
 
+/** Whether a value follows one of the catalogue's patterns (lib/rules.ts): the agent takes what extip_* takes. */
+function matches(name: keyof typeof patterns, value: string): boolean {
+  return new RegExp(patterns[name]).test(value);
+}
+
 /** The timings' names on the agent's command line. */
 const TIMING_FLAGS: TimingNames = {hb: '--hb', monitor: '--monitor', lease: '--leader-elect-lease-duration'};
 
@@ -92,7 +98,7 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   const owner = values.get('owner') ?? 'ipmanager';
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/.test(owner)) throw new FlagError(`invalid --owner "${owner}" (letters, digits, "_", "." and "-", such as kube-system.externalipcontroller)`);
   const iface = values.get('iface') ?? 'eth0';
-  if (!/^(?![.]{1,2}$)[A-Za-z0-9_.-]{1,15}$/.test(iface)) throw new FlagError(`invalid --iface "${iface}"`);
+  if (!matches('iface', iface)) throw new FlagError(`invalid --iface "${iface}"`);
   const healthPort = Number(values.get('health-port') ?? '0');
   if (!Number.isInteger(healthPort) || healthPort < 0 || healthPort > 65535) throw new FlagError(`invalid --health-port "${values.get('health-port')}"`);
   const healthAddress = values.get('health-address') ?? '127.0.0.1';
@@ -126,7 +132,7 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   const announce = Number(values.get('announce') ?? '3');
   if (!Number.isInteger(announce) || announce < 0 || announce > 10) throw new FlagError(`invalid --announce "${values.get('announce')}" (gratuitous ARPs after bringing an address up: 0 to 10)`);
   const lbClass = values.get('lb-class') ?? 'extip.io/ipmanager';
-  if (!/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(lbClass)) throw new FlagError(`invalid --lb-class "${lbClass}" (a label-style name such as example.com/lb)`);
+  if (!matches('labelKey', lbClass)) throw new FlagError(`invalid --lb-class "${lbClass}" (a label-style name such as example.com/lb)`);
   const list = (name: string) => (values.get(name) ?? '').split(',').map((v) => v.trim()).filter(Boolean);
   const cidrs = (name: string) => {
     const items = list(name);
@@ -140,7 +146,7 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   const allowedCidrs = values.has('allowed-cidrs') ? cidrs('allowed-cidrs') : undefined;
   if (allowedCidrs && allowedCidrs.length === 0) throw new FlagError('--allowed-cidrs is empty: name at least one CIDR, or leave the flag out to allow any address outside the ranges never allowed');
   const allowedNamespaces = list('allowed-namespaces');
-  const badNamespace = allowedNamespaces.find((n) => !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n));
+  const badNamespace = allowedNamespaces.find((n) => !matches('dnsLabel', n));
   if (badNamespace) throw new FlagError(`invalid --allowed-namespaces entry "${badNamespace}" (namespace names, comma-separated)`);
   const lock = values.get('leader-elect-resource-lock') ?? 'leases';
   if (lock !== 'leases') throw new FlagError(`--leader-elect-resource-lock=${lock}: only leases is supported (endpoints and configmaps locks are gone from Kubernetes)`);

@@ -49,3 +49,13 @@ test('the arping queue runs at most its limit at once, in order, and goes on aft
   expect(started).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(9);
 });
+
+test('the label on the agent\'s addresses and its owner records read as the role\'s uninstall reads them (shared table)', async () => {
+  const {ownLabel, parseOwnerRecord} = await import('../agent/addresses.js');
+  const {readFileSync} = await import('node:fs');
+  const {join} = await import('node:path');
+  const {repoRoot} = await import('./helpers/ansible.js');
+  const cases = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/owner-cases.json'), 'utf8')) as {labels: Array<{iface: string; label: string | null}>; records: Array<{text: string; addresses: string[] | null}>};
+  for (const c of cases.labels) expect([c.iface, ownLabel(c.iface) ?? null]).toEqual([c.iface, c.label]);
+  for (const c of cases.records) expect([c.text, parseOwnerRecord(c.text)?.addresses ?? null]).toEqual([c.text, c.addresses]);
+});

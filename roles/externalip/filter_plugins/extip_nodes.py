@@ -30,8 +30,26 @@ def extip_node_names(hosts, hostvars, nodes, lookup="inventory"):
 
 
 def _own_label(iface):
+    """The label on the agent's IPv4 addresses, as ownLabel() in agent/addresses.ts gives it."""
     room = 15 - len(iface) - 1
     return "%s:%s" % (iface, "extip"[:room]) if room >= 1 else None
+
+
+def _record_addresses(text):
+    """The addresses of an owner record's text, as parseOwnerRecord() in agent/addresses.ts
+    reads it (both run test/fixtures/owner-cases.json): an object with a list of addresses and
+    a numeric time it was written; anything else is no record (None)."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("addresses"), list):
+        return None
+    if not isinstance(data.get("updated"), (int, float)) or isinstance(data.get("updated"), bool):
+        return None
+    return [str(a) for a in data["addresses"]]
 
 
 def extip_owned_addr_batch(present, records, iface, protected=None):
@@ -40,15 +58,14 @@ def extip_owned_addr_batch(present, records, iface, protected=None):
     the base64 contents of <state_dir>/owners/<iface>/*.json). An address in `protected`
     (the nodes' own addresses) is never listed, whatever marks it carries."""
     import base64
-    import json
 
     own = set()
     for content in records or []:
         try:
-            data = json.loads(base64.b64decode(content).decode("utf-8"))
-            own.update(str(a) for a in data.get("addresses", []))
-        except (ValueError, TypeError, AttributeError):
+            text = base64.b64decode(content).decode("utf-8")
+        except (ValueError, TypeError):
             continue
+        own.update(_record_addresses(text) or [])
     keep = set(str(p) for p in (protected or []) if p)
     label = _own_label(iface)
     lines = []

@@ -39,3 +39,13 @@ def test_label_restores_put_back_the_previous_value_or_remove_the_label():
     restores = extip_label_restores({"externalip": {"b": "false", "c": None, "gone": None}}, nodes)
     args = {r["arg"]: r["nodes"] for r in restores}
     assert args == {"externalip=false": ["b"], "externalip-": ["c"]}
+
+
+def test_the_agents_label_and_records_read_as_the_agent_reads_them(table):
+    from extip_nodes import _own_label, _record_addresses
+
+    cases = table("owner-cases.json")
+    for case in cases["labels"]:
+        assert (case["iface"], _own_label(case["iface"])) == (case["iface"], case["label"])
+    for case in cases["records"]:
+        assert (case["text"], _record_addresses(case["text"])) == (case["text"], case["addresses"])
