@@ -7,6 +7,10 @@
 import {extipSelector, ledger as ledgerRef} from './role.js';
 import * as k8s from '@kubernetes/client-node';
 import {ExitCode, type ExitCodeValue, ExtipError} from '../lib/errors.js';
+import {readFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {roleDir} from './paths.js';
+import {type Schema, schemaProblems} from '../lib/schema.js';
 
 export class ClusterUnreachableError extends ExtipError {
   readonly exitCode: ExitCodeValue = ExitCode.unreachable;
@@ -49,8 +53,10 @@ export interface ClusterState {
   missingCrds?: string[];
   /** Warning Events extip's agents write on Services (AllocationFailed). */
   events?: k8s.CoreV1Event[];
-  /** The install ledger (the role's extip__ledger_namespace/extip__ledger_name), when there is one. */
+  /** The install ledger (the role's extip__ledger_namespace/extip__ledger_name), when there is one and it follows its schema. */
   ledger?: Ledger;
+  /** How the ledger breaks its schema (roles/externalip/files/ledger.schema.json), as the role reads it too. */
+  ledgerProblems?: string[];
 }
 
 /** What install recorded (roles/externalip/tasks/ledger-write.yml); only what status reads. */
@@ -100,13 +106,28 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
     .listEventForAllNamespaces({fieldSelector: 'reason=AllocationFailed'})
     .then((l) => l.items)
     .catch(() => [] as k8s.CoreV1Event[]);
-  const ledger = await core
+  const ledgerText = await core
     .readNamespacedConfigMap(ledgerRef)
-    .then((cm) => JSON.parse(cm.data?.['ledger.json'] ?? '{}') as Ledger)
+    .then((cm) => cm.data?.['ledger.json'] ?? '{}')
     .catch(() => undefined);
+  const {ledger, problems: ledgerProblems} = readLedger(ledgerText);
   const [claims, pools] = [await listCustom('ipclaims'), await listCustom('ipclaimpools')];
   await listCustom('ipnodes');
-  return {server, nodes, workloads, pods, services: services.items, claims, pools, leases: leases.items, ledger, missingCrds, events};
+  return {server, nodes, workloads, pods, services: services.items, claims, pools, leases: leases.items, ledger, ledgerProblems, missingCrds, events};
+}
+
+/** The ledger's text, checked against the schema the role checks it with; a ledger with a problem is read as none. */
+export function readLedger(text: string | undefined): {ledger?: Ledger; problems: string[]} {
+  if (text === undefined) return {problems: []};
+  let data: unknown;
+  try {
+    data = JSON.parse(text || '{}');
+  } catch (err) {
+    return {problems: [`ledger.json is not JSON (${(err as Error).message})`]};
+  }
+  const schema = JSON.parse(readFileSync(join(roleDir, 'files/ledger.schema.json'), 'utf8')) as Schema;
+  const problems = schemaProblems(data, schema);
+  return problems.length ? {problems} : {ledger: data as Ledger, problems};
 }
 
 function describe(err: unknown): string {

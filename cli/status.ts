@@ -176,6 +176,7 @@ export function assess(state: ClusterState): StatusReport {
   const holders = nodes.filter((n) => n.controller === 'ready').map((n) => n.name);
 
   const claimsMode = mode === 'balance' || mode === 'single';
+  if (state.ledgerProblems?.length) problems.push(`the install ledger (ConfigMap kube-system/extip-ledger) is damaged, and the role will not run on it: ${state.ledgerProblems.join('; ')}`);
   // Claims mode cannot work without its three CRDs.
   for (const crd of state.missingCrds ?? []) {
     if (claimsMode) problems.push(`the CustomResourceDefinition ${crd} is missing: claims mode cannot place any address without it; run extip install again to create it`);

@@ -15,4 +15,4 @@ python -m pytest -q -p no:cacheprovider roles/externalip/tests/unit
 # Two workers: role-validation (ansible-playbook runs) overlaps the rest.
 NODE_OPTIONS=--experimental-vm-modules exec npx jest --maxWorkers=2 \
   test/rules.test.ts test/loader.test.ts test/generated.test.ts test/calico-plan.test.ts \
-  test/claims.test.ts test/agent-unit.test.ts test/nodes.test.ts test/cli-unit.test.ts test/agent-kubeconfig.test.ts test/policy.test.ts test/tenancy.test.ts test/failover.test.ts test/timings.test.ts test/status-report.test.ts test/pools.test.ts test/cli.test.ts test/data-vars.test.ts test/render.test.ts test/role-validation.test.ts "$@"
+  test/claims.test.ts test/agent-unit.test.ts test/nodes.test.ts test/cli-unit.test.ts test/agent-kubeconfig.test.ts test/policy.test.ts test/tenancy.test.ts test/failover.test.ts test/timings.test.ts test/ledger-schema.test.ts test/status-report.test.ts test/pools.test.ts test/cli.test.ts test/data-vars.test.ts test/render.test.ts test/role-validation.test.ts "$@"

@@ -32,6 +32,7 @@ argument quoted; in check mode a write is a server-side dry run.
 
 import datetime
 import json
+import os
 import re
 import shlex
 import socket
@@ -39,17 +40,82 @@ import socket
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 
-_RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
 
 
-_SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+_WORDS = {"object": "an object", "array": "a list", "string": "a string", "integer": "a whole number",
+          "number": "a number", "boolean": "true or false", "null": "null"}
+
+
+def _type_of(value):
+    if value is None:
+        return ["null"]
+    if isinstance(value, bool):
+        return ["boolean"]
+    if isinstance(value, int):
+        return ["integer", "number"]
+    if isinstance(value, float):
+        return ["integer", "number"] if value.is_integer() else ["number"]
+    if isinstance(value, str):
+        return ["string"]
+    if isinstance(value, list):
+        return ["array"]
+    if isinstance(value, dict):
+        return ["object"]
+    return [type(value).__name__]
+
+
+def schema_problems(value, schema, path="(the document)"):
+    """Every way value breaks schema, each as "<path> is ...": the JSON Schema subset extip's
+    schemas use, read as schemaProblems() in lib/schema.ts reads it (both run
+    test/fixtures/ledger-cases.json, message for message)."""
+    if "not" in schema and not schema_problems(value, schema["not"], path):
+        return ["%s is %s" % (path, schema["not"].get("description", "not allowed"))]
+    if "type" in schema:
+        allowed = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(t in allowed for t in _type_of(value)):
+            return ["%s is not %s" % (path, " or ".join(_WORDS.get(t, t) for t in allowed))]
+    problems = []
+    if "enum" in schema and not any(json.dumps(e, sort_keys=True) == json.dumps(value, sort_keys=True) for e in schema["enum"]):
+        problems.append("%s is not one of %s" % (path, ", ".join(json.dumps(e) for e in schema["enum"])))
+    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
+        problems.append("%s does not match %s" % (path, schema["pattern"]))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            problems.append("%s is less than %s" % (path, schema["minimum"]))
+        if "maximum" in schema and value > schema["maximum"]:
+            problems.append("%s is more than %s" % (path, schema["maximum"]))
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            problems.extend(schema_problems(item, schema["items"], "%s[%d]" % (path, i)))
+    if isinstance(value, dict):
+        for key in sorted(value):
+            at = key if path == "(the document)" else "%s.%s" % (path, key)
+            if "propertyNames" in schema:
+                problems.extend(schema_problems(key, schema["propertyNames"], "the key %s of %s" % (json.dumps(key), path)))
+            sub = schema.get("properties", {}).get(key, schema.get("additionalProperties"))
+            if sub is False:
+                problems.append("%s is not a field extip writes" % at)
+            elif isinstance(sub, dict):
+                problems.extend(schema_problems(value[key], sub, at))
+    return problems
+
+
+_SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "files", "ledger.schema.json")
+
+
+def ledger_schema():
+    """The ledger's schema (files/ledger.schema.json), which extip status reads too."""
+    with open(_SCHEMA_FILE, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def parse(text):
     """The install ledger from its ConfigMap text: {ledger, problems}. The ledger steers what
-    uninstall deletes, so its shape is checked before anything trusts it: node label keys
-    must not be Kubernetes' own (kubernetes.io, k8s.io), namespaces must not be the
-    system ones, every part must have the type install writes."""
+    uninstall deletes, so it is checked against files/ledger.schema.json before anything
+    trusts it (node label keys not Kubernetes' own, namespaces not the system ones, every
+    part of the type install writes); a ledger with a problem is read as none."""
 
     if text is None or str(text).strip() == "":
         return {"ledger": {}, "problems": []}
@@ -57,40 +123,7 @@ def parse(text):
         ledger = json.loads(text)
     except ValueError as err:
         return {"ledger": {}, "problems": ["ledger.json is not JSON (%s)" % err]}
-    problems = []
-    if not isinstance(ledger, dict):
-        return {"ledger": {}, "problems": ["ledger.json is not a JSON object"]}
-    labels = ledger.get("labels", {})
-    if not isinstance(labels, dict):
-        problems.append("labels is not an object")
-    else:
-        for key, nodes in labels.items():
-            domain = key.split("/", 1)[0] if "/" in key else ""
-            if any(domain == d or domain.endswith("." + d) for d in _RESERVED_LABEL_DOMAINS):
-                problems.append("labels names %s, a Kubernetes label extip never sets" % key)
-            if not isinstance(nodes, dict) or not all(v is None or isinstance(v, str) for v in nodes.values()):
-                problems.append("labels.%s is not an object of node -> previous value (a string or null)" % key)
-    namespaces = ledger.get("namespaces_created", [])
-    if not isinstance(namespaces, list) or not all(isinstance(n, str) for n in namespaces):
-        problems.append("namespaces_created is not a list of names")
-    else:
-        for name in namespaces:
-            if name in _SYSTEM_NAMESPACES:
-                problems.append("namespaces_created names %s, which extip never creates" % name)
-    objects = ledger.get("objects", [])
-    if not isinstance(objects, list) or not all(isinstance(o, str) and o.count("/") == 2 for o in objects):
-        problems.append("objects is not a list of namespace/kind/name")
-    for part in ("calico", "agent"):
-        if not isinstance(ledger.get(part, {}), dict):
-            problems.append("%s is not an object" % part)
-    agent = ledger.get("agent", {})
-    if isinstance(agent, dict):
-        for field in ("iface", "state_dir"):
-            if field in agent and not isinstance(agent[field], str):
-                problems.append("agent.%s is not a string" % field)
-        for field in ("health_port", "health_port_asked"):
-            if field in agent and not (str(agent[field]).isdigit() and 0 <= int(agent[field]) <= 65535):
-                problems.append("agent.%s is not a port number" % field)
+    problems = schema_problems(ledger, ledger_schema())
     return {"ledger": ledger if not problems else {}, "problems": problems}
 
 

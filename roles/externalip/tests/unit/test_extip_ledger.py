@@ -28,3 +28,14 @@ def test_a_write_is_conditional_on_the_version_read_and_a_first_one_is_a_create(
     assert replace["metadata"]["resourceVersion"] == "42"
     assert json.loads(replace["data"]["ledger.json"]) == ledger and parse(replace["data"]["ledger.json"])["problems"] == []
     assert "resourceVersion" not in configmap("extip-ledger", "kube-system", {}, ledger, "")["metadata"]
+
+
+def test_every_case_of_the_shared_ledger_table(table):
+    from extip_ledger import ledger_schema, schema_problems
+
+    schema = ledger_schema()
+    for case in table("ledger-cases.json"):
+        assert (case["ledger"], schema_problems(case["ledger"], schema)) == (case["ledger"], case["problems"])
+        parsed = parse(json.dumps(case["ledger"]))
+        assert parsed["problems"] == case["problems"]
+        assert (parsed["ledger"] == {}) == (case["problems"] != [] or case["ledger"] == {})
