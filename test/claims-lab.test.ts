@@ -21,6 +21,8 @@ const vars = {
   extip_namespace: 'extip',
   extip_iface: 'eth0',
   extip_mask: 32,
+  // The Services' own addresses (IPS, and the conflict test's): a pool's CIDR outside its ranges grants none.
+  extip_external_cidrs: ['10.210.1.96/27'],
   extip_ip_pools: [{name: 'lab', cidr: '10.210.1.0/24', ranges: [['10.210.1.200', '10.210.1.202']]}],
 };
 
@@ -356,7 +358,7 @@ test('claims mode refuses what the policy refuses: no claim for an address outsi
   await waitFor('an ExternalIPRefused Event on outside', async () => (await events()).length > 0, 15000);
   const [e] = await events();
   expect(e.source.component).toBe('extip-scheduler');
-  expect(e.message).toContain('8.8.8.8: 8.8.8.8 is outside the ranges external IPs may come from (10.210.1.0/24)');
+  expect(e.message).toContain('8.8.8.8: 8.8.8.8 is outside the ranges external IPs may come from (10.210.1.96/27, 10.210.1.200/31, 10.210.1.202/32)');
   expect(e.message).toContain('10.210.1.12: 10.210.1.12 is an address of node node2');
   const c = await claims();
   expect(['8.8.8.8', '10.210.1.12'].filter((ip) => ip in c)).toEqual([]);

@@ -151,12 +151,12 @@ describe('claims mode (balance) on a 3-node lab', () => {
       expect(c.status.conditions.find((x: any) => x.type === 'Established').status).toBe('True');
     }
     const ctrl = await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'extip']);
-    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--mask-v6=128', '--owner=extip.claimcontroller', '--resync=20s', '--allowed-cidrs=192.0.2.0/24', '--service-cidr=10.233.0.0/18', '--cluster-cidr=10.233.64.0/18', '--hostname=$(NODE_NAME)', '--hb=500ms', '--monitor=1500ms', '--health-port=10295', '--logtostderr', '--v=5']);
+    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--mask-v6=128', '--owner=extip.claimcontroller', '--resync=20s', '--allowed-cidrs=192.0.2.10/31,192.0.2.12/30,192.0.2.16/28,192.0.2.32/28,192.0.2.48/31,192.0.2.50/32', '--service-cidr=10.233.0.0/18', '--cluster-cidr=10.233.64.0/18', '--hostname=$(NODE_NAME)', '--hb=500ms', '--monitor=1500ms', '--health-port=10295', '--logtostderr', '--v=5']);
     expect(ctrl.spec.template.spec.containers[0].securityContext.capabilities).toEqual({drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW']});
     expect(ctrl.spec.template.spec.containers[0].env[0]).toEqual({name: 'NODE_NAME', valueFrom: {fieldRef: {apiVersion: 'v1', fieldPath: 'spec.nodeName'}}});
     const sched = await getJson(lab, ['get', 'deployment', 'claimscheduler', '-n', 'extip']);
     expect(sched.spec.replicas).toBe(2);
-    expect(sched.spec.template.spec.containers[0].args).toEqual(['scheduler', '--iface=eth0', '--mask=24', '--mask-v6=128', '--nodefilter=fair', '--monitor=1500ms', '--lb-class=extip.io/ipmanager', '--allowed-cidrs=192.0.2.0/24', '--service-cidr=10.233.0.0/18', '--cluster-cidr=10.233.64.0/18', '--leader-elect=true', '--leader-elect-lease-duration=3s', '--leader-elect-resource-name=claimscheduler', '--leader-elect-resource-namespace=extip', '--health-port=10295', '--health-address=0.0.0.0', '--logtostderr', '--v=5']);
+    expect(sched.spec.template.spec.containers[0].args).toEqual(['scheduler', '--iface=eth0', '--mask=24', '--mask-v6=128', '--nodefilter=fair', '--monitor=1500ms', '--lb-class=extip.io/ipmanager', '--allowed-cidrs=192.0.2.10/31,192.0.2.12/30,192.0.2.16/28,192.0.2.32/28,192.0.2.48/31,192.0.2.50/32', '--service-cidr=10.233.0.0/18', '--cluster-cidr=10.233.64.0/18', '--leader-elect=true', '--leader-elect-lease-duration=3s', '--leader-elect-resource-name=claimscheduler', '--leader-elect-resource-namespace=extip', '--health-port=10295', '--health-address=0.0.0.0', '--logtostderr', '--v=5']);
     // The scheduler needs no privilege at all.
     expect(sched.spec.template.spec.containers[0].securityContext).toEqual({
       allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 65532,
@@ -200,7 +200,7 @@ describe('claims mode (balance) on a 3-node lab', () => {
 
   test('a rollout that does not finish fails with the pods\' state, not a bare timeout', async () => {
     for (const h of lab.hosts) await lab.kubectl(['patch', 'node', h.name, '--type=merge', '-p', '{"spec":{"unschedulable":true}}']);
-    const run = await runRole(lab, {vars: {...balance, extip_ctrl_app_kind: 'Deployment', extip_rollout_timeout: '2s'}});
+    const run = await runRole(lab, {vars: {...balance, extip_ctrl_app_kind: 'Deployment', extip_ctrl_replicas: 2, extip_rollout_timeout: '2s'}});
     expect(run.exitCode).not.toBe(0);
     const failure = run.failures.find((f) => f.task.includes('Report the failed rollout'));
     expect(failure?.msg).toContain('did not become ready within 2s (extip_rollout_timeout)');
