@@ -115,7 +115,8 @@ describe('etcd-v2-filter, as the original install guide did it, through the CLI'
 });
 
 describe('etcd-v2-filter through the role (no CLI)', () => {
-  const mode = {extip_iface: 'lo', extip_calico_export: 'etcd-v2-filter'};
+  // ECMP, the mode Calico's export is for: one node (--limit node1) is a whole setup here.
+  const mode = {extip_distribution: 'all', extip_iface: 'lo', extip_calico_export: 'etcd-v2-filter'};
 
   test('--check --diff shows the old and new value and writes nothing; v6 key; uninstall puts back the previous value', async () => {
     const OLD = 'if ( net = 10.0.0.9/32 ) then accept;\n';
