@@ -3,7 +3,7 @@
  *
  * The role's `defaults/main.yml`, `meta/argument_specs.yml` and
  * `tasks/validate.yml`, the README's variable table and the CLI's validation
- * are all generated from this list (see generate.ts); test/generated.test.ts
+ * are all generated from this list (see generate.ts); test/unit/generated.test.ts
  * fails when a committed file drifts from it.
  */
 import {type Rule, bool, choice, cidr, cidrList, integer, mask, nameList, pattern, pools, text, birdBody} from './rules.js';

@@ -12,7 +12,7 @@ import {type Cidr, type Family, ipFamily, isCidr, parseCidr, parseIp, rangesOver
 /**
  * Regular expressions that both JavaScript and Python (Ansible's `match`) accept.
  * They hold no backslashes: Ansible re-escapes backslashes inside Jinja string
- * literals, which would change their meaning in the role. test/rules.test.ts checks.
+ * literals, which would change their meaning in the role. test/unit/rules.test.ts checks.
  */
 export const patterns = {
   /** Linux interface names: 1..15 characters, no '/', ':', whitespace or shell metacharacters. */

@@ -15,10 +15,12 @@ status=0
 # The role's filter plugins, by pytest (their unit tests live in the role).
 echo "== the role's unit tests (pytest)" >&2
 "$newest/python" -m pytest -q -p no:cacheprovider roles/externalip/tests/unit >&2 || status=$?
-role_tests=(test/role.test.ts test/role-validation.test.ts test/uninstall-addresses.test.ts test/ledger-lock.test.ts test/data-vars.test.ts)
-# kubespray refuses any Ansible outside its pin (playbooks/ansible_version.yml, tagged
-# always), so the tests that run its playbooks run on the pin alone.
-pin_only=(test/kubespray.test.ts)
+# The tiers are folders (test/README.md): test/unit, test/role and test/e2e. The tests that
+# drive the role run on both Ansibles: test/role/ and test/e2e/role/. kubespray refuses any
+# Ansible outside its pin (playbooks/ansible_version.yml, tagged always), so the tests that
+# run its playbooks, test/e2e/kubespray/, run on the pin alone.
+role_tests=(test/role/ test/e2e/role/)
+pin_only=(test/e2e/kubespray/)
 results="$(mktemp)"
 results18="$(mktemp)"
 echo "== every test, ansible-core $("$newest/ansible-playbook" --version | sed -n 's/.*core \([0-9.]*\)].*/\1/p')" >&2

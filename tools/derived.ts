@@ -1,7 +1,7 @@
 /**
  * Files derived from the catalogue: the role's defaults, argument specs and
  * validation tasks, and the README's variable table. `npm run generate` writes
- * them; test/generated.test.ts fails when a committed copy differs.
+ * them; test/unit/generated.test.ts fails when a committed copy differs.
  */
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';

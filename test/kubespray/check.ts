@@ -1,5 +1,5 @@
 /**
- * `npm run test:kubespray -- <kubespray checkout>`: what test/kubespray.test.ts
+ * `npm run test:kubespray -- <kubespray checkout>`: what test/e2e/kubespray/kubespray.test.ts
  * does with the fixture, against a real kubespray checkout, on the lab. The
  * checkout is copied (without .git) and never changed; its sample inventory
  * becomes inventory/extip-lab, pointed at the lab's hosts.

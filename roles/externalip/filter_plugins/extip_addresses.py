@@ -1,7 +1,7 @@
 """Where external IPs may come from: the CIDR, pool and address-policy checks.
 
 extip_cidr_errors and extip_pool_errors are the role's side of the CLI's rules
-(lib/rules.ts on lib/ipnet.ts), message for message: test/role-validation.test.ts
+(lib/rules.ts on lib/ipnet.ts), message for message: test/role/role-validation.test.ts
 runs every case of the shared rule table (test/fixtures/rule-cases.ts) through
 both. extip_policy_errors is the role's preflight alone; its tests are in
 tests/unit/test_extip_addresses.py.

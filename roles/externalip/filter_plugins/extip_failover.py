@@ -2,7 +2,7 @@
 
 The role's side of lib/failover.ts, message for message: both run
 test/fixtures/failover-cases.json (tests/unit/test_extip_failover.py and
-test/failover.test.ts).
+test/unit/failover.test.ts).
 """
 
 

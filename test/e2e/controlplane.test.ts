@@ -1,0 +1,191 @@
+/**
+ * The lab's real control plane: the built version answers, RBAC applies to the
+ * agent's own ServiceAccount token, Pod Security rejects a hostNetwork pod in a
+ * namespace that does not allow it, and the lab kubelet runs pods as their spec
+ * says (env with fieldRefs, hostPath under the node's root, the projected
+ * token, exit codes and CrashLoopBackOff, SIGTERM on deletion, a clear status
+ * for what it cannot run).
+ */
+import {expect, test} from '@jest/globals';
+import {readFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {extip} from '../helpers/cli.js';
+import {tempDir} from '../helpers/ansible.js';
+import {useLab} from '../helpers/lab.js';
+
+const lab = useLab({nodes: 2, privilegedNamespaces: []});
+
+const expectedVersion = (process.env.EXTIP_KUBE_VERSION ?? '').replace(/^v?/, 'v') || (await readFile(new URL('../controlplane/VERSION', import.meta.url), 'utf8')).trim();
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function pod(namespace: string, name: string) {
+  const r = await lab.kubectl(['-n', namespace, 'get', 'pod', name, '-o', 'json']);
+  return r.exitCode === 0 ? JSON.parse(r.stdout) : undefined;
+}
+
+test('kubectl version reports the server built from the pinned module', async () => {
+  const r = await lab.kubectl(['version', '-o', 'json']);
+  expect(r.exitCode).toBe(0);
+  const v = JSON.parse(r.stdout);
+  expect(v.serverVersion.gitVersion.startsWith(expectedVersion)).toBe(true);
+  expect(v.clientVersion.gitVersion).toBe(v.serverVersion.gitVersion);
+  // The nodes registered themselves, Ready, with their InternalIP.
+  const nodes = JSON.parse((await lab.kubectl(['get', 'nodes', '-o', 'json'])).stdout).items;
+  expect(nodes.map((n: {metadata: {name: string}}) => n.metadata.name).sort()).toEqual(['node1', 'node2']);
+  for (const n of nodes) {
+    expect(n.status.conditions.find((c: {type: string}) => c.type === 'Ready').status).toBe('True');
+    expect(n.status.addresses).toContainEqual({type: 'InternalIP', address: lab.host(n.metadata.name).ip});
+  }
+});
+
+test('the agent\'s own ServiceAccount token: its ClusterRole lets it list Services, not read Secrets', async () => {
+  const dir = await tempDir();
+  try {
+    const out = join(dir.path, 'out');
+    const r = await extip(['render', '--manifests', '--out', out, '--set', 'extip_namespace=extip-rbac', '--set', 'extip_distribution=all']);
+    expect(r.exitCode).toBe(0);
+    expect((await lab.kubectl(['create', 'namespace', 'extip-rbac'])).exitCode).toBe(0);
+    const applied = await lab.kubectl(['apply', '-f', join(out, 'extip_rbac.yml')]);
+    expect(applied.stderr).toBe('');
+    const token = await lab.kubectl(['-n', 'extip-rbac', 'create', 'token', 'claimcontroller']);
+    expect(token.exitCode).toBe(0);
+    // kubectl with the token alone (no kubeconfig, so no admin certificate).
+    const cfg = lab.api.kubeconfig;
+    const asAgent = async (args: string[]) => {
+      const {execa} = await import('execa');
+      const server = /server: (\S+)/.exec(await readFile(cfg, 'utf8'))![1];
+      return execa(lab.kubectlPath, ['--server', server, '--certificate-authority', lab.api.pki.caFile, '--token', token.stdout.trim(), ...args], {reject: false, env: {KUBECONFIG: '/dev/null'}});
+    };
+    const allowed = await asAgent(['get', 'services', '--all-namespaces']);
+    expect(allowed.exitCode).toBe(0);
+    const denied = await asAgent(['-n', 'kube-system', 'get', 'secrets']);
+    expect(denied.exitCode).not.toBe(0);
+    expect(denied.stderr).toContain('Forbidden');
+    expect(denied.stderr).toContain('system:serviceaccount:extip-rbac:claimcontroller');
+  } finally {
+    await lab.kubectl(['delete', 'namespace', 'extip-rbac', '--wait=false']);
+    await dir.cleanup();
+  }
+});
+
+const hostPod = (namespace: string, name: string, command: string[], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {name, namespace},
+    spec: {
+      hostNetwork: true,
+      nodeName: 'node2',
+      terminationGracePeriodSeconds: 5,
+      containers: [{name: 'main', image: 'lab/none', command, securityContext: {capabilities: {add: ['NET_ADMIN']}}, ...extra}],
+    },
+  });
+
+test('Pod Security rejects a hostNetwork pod with NET_ADMIN unless its namespace allows it', async () => {
+  expect((await lab.kubectl(['create', 'namespace', 'plain'])).exitCode).toBe(0);
+  const rejected = await lab.kubectl(['apply', '-f', '-'], hostPod('plain', 'needs-host', ['sleep', '300']));
+  expect(rejected.exitCode).not.toBe(0);
+  expect(rejected.stderr).toContain('violates PodSecurity "baseline:latest"');
+  expect(rejected.stderr).toContain('host namespaces (hostNetwork=true)');
+  expect(rejected.stderr).toContain('must not include "NET_ADMIN"');
+  expect((await lab.kubectl(['label', 'namespace', 'plain', 'pod-security.kubernetes.io/enforce=privileged'])).exitCode).toBe(0);
+  const accepted = await lab.kubectl(['apply', '-f', '-'], hostPod('plain', 'needs-host', ['sleep', '300']));
+  expect(accepted.exitCode).toBe(0);
+  const running = await until('the pod runs', async () => ((await pod('plain', 'needs-host'))?.status?.phase === 'Running' ? true : undefined));
+  expect(running).toBe(true);
+  await lab.kubectl(['delete', 'namespace', 'plain', '--wait=false']);
+});
+
+test('the lab kubelet runs the spec: env and fieldRefs, hostPath, the projected token, exit codes, back-off, SIGTERM', async () => {
+  expect((await lab.kubectl(['create', 'namespace', 'runs'])).exitCode).toBe(0);
+  await lab.kubectl(['label', 'namespace', 'runs', 'pod-security.kubernetes.io/enforce=privileged']);
+  const script = 'echo "$NODE $POD $GREETING" > /out/env; cat /var/run/secrets/kubernetes.io/serviceaccount/namespace > /out/ns; ' +
+    'test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token > /out/token; ' +
+    'trap "echo term > /out/term; exit 0" TERM; while :; do sleep 0.1; done';
+  await until('the default ServiceAccount of runs', async () => ((await lab.kubectl(['-n', 'runs', 'get', 'sa', 'default'])).exitCode === 0 ? true : undefined));
+  const manifest = JSON.parse(hostPod('runs', 'spec', ['sh', '-c', script], {
+    env: [
+      {name: 'NODE', valueFrom: {fieldRef: {fieldPath: 'spec.nodeName'}}},
+      {name: 'POD', valueFrom: {fieldRef: {fieldPath: 'metadata.name'}}},
+      {name: 'GREETING', value: 'hello'},
+    ],
+    volumeMounts: [{name: 'out', mountPath: '/out'}],
+  }));
+  manifest.spec.volumes = [{name: 'out', hostPath: {path: '/var/lib/spec-out', type: 'DirectoryOrCreate'}}];
+  const created = await lab.kubectl(['apply', '-f', '-'], JSON.stringify(manifest));
+  expect(created.exitCode).toBe(0);
+  const out = join(lab.host('node2').root, 'var/lib/spec-out');
+  const env = await until('the container wrote its env', async () => readFile(join(out, 'env'), 'utf8').catch(() => undefined));
+  expect(env.trim()).toBe('node2 spec hello');
+  expect((await readFile(join(out, 'ns'), 'utf8')).trim()).toBe('runs');
+  expect((await readFile(join(out, 'token'), 'utf8')).trim()).toBe('token');
+  const deleted = await lab.kubectl(['-n', 'runs', 'delete', 'pod', 'spec', '--wait=true', '--timeout=30s']);
+  if (deleted.exitCode !== 0) console.log(deleted.stderr, lab.nodeKubelets.map((k) => k.events));
+  expect(deleted.exitCode).toBe(0);
+  expect((await readFile(join(out, 'term'), 'utf8')).trim()).toBe('term');
+
+  // A container that exits 3 is restarted with back-off; its exit code is in the status.
+  await lab.kubectl(['apply', '-f', '-'], hostPod('runs', 'crash', ['sh', '-c', 'exit 3']));
+  const crashed = await until('CrashLoopBackOff', async () => {
+    const s = (await pod('runs', 'crash'))?.status?.containerStatuses?.[0];
+    return s?.state?.waiting?.reason === 'CrashLoopBackOff' ? s : undefined;
+  });
+  expect(crashed.lastState.terminated.exitCode).toBe(3);
+  expect(crashed.restartCount).toBeGreaterThanOrEqual(1);
+
+  // A pod on the pod network: its own namespace and address, the API at the kubernetes Service's address.
+  const podnet = JSON.parse(hostPod('runs', 'podnet', ['sh', '-c', 'ip -o -4 address show dev eth0 > /out/podnet-addr; socat -u OPEN:/dev/null TCP:$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT && echo api > /out/podnet-api; sleep 300'], {
+    volumeMounts: [{name: 'out', mountPath: '/out'}],
+  }));
+  delete podnet.spec.hostNetwork;
+  podnet.spec.volumes = [{name: 'out', hostPath: {path: '/var/lib/spec-out', type: 'DirectoryOrCreate'}}];
+  expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(podnet))).exitCode).toBe(0);
+  expect(await until('the pod reached the API', async () => readFile(join(out, 'podnet-api'), 'utf8').catch(() => undefined))).toBe('api\n');
+  const podIP = (await pod('runs', 'podnet')).status.podIP as string;
+  expect(podIP).toMatch(/^10\.244\.2\.\d+$/);
+  expect(await readFile(join(out, 'podnet-addr'), 'utf8')).toContain(`inet ${podIP}/32`);
+
+  // An image the lab does not have cannot start, and its status says so, as a kubelet's does.
+  await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Pod', metadata: {name: 'image', namespace: 'runs'}, spec: {nodeName: 'node1', containers: [{name: 'c', image: 'nginx'}]}}));
+  const pulling = await until('ErrImagePull', async () => {
+    const p = await pod('runs', 'image');
+    return p?.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ErrImagePull' ? p : undefined;
+  });
+  expect(pulling.status.containerStatuses[0].state.waiting.message).toContain('Failed to pull image "nginx": the lab has no such image; it has ghcr.io/extip/ipmanager:');
+  expect(pulling.status.phase).toBe('Pending');
+  await lab.kubectl(['delete', 'namespace', 'runs', '--wait=false']);
+}, 120_000);
+
+test('install into a namespace whose Pod Security rejects the controller stops before changing anything, saying what to do', async () => {
+  // `default` is not labelled in this lab: the cluster's baseline applies to it.
+  const {runRole} = await import('../helpers/role.js');
+  const before = JSON.parse((await lab.kubectl(['get', 'nodes', '-o', 'json'])).stdout).items.map((n: {metadata: {labels: Record<string, string>}}) => n.metadata.labels);
+  const run = await runRole(lab, {vars: {extip_distribution: 'all', extip_iface: 'lo', extip_mask: 32, extip_ip_pools: []}});
+  expect(run.exitCode).not.toBe(0);
+  const msg = run.failures.map((f) => f.msg).join('\n');
+  expect(msg).toContain('Namespace default does not admit the controller\'s pods, which need hostNetwork, NET_ADMIN and a hostPath volume');
+  expect(msg).toContain('violates PodSecurity "baseline:latest"');
+  expect(msg).toContain('kubectl label namespace default pod-security.kubernetes.io/enforce=privileged');
+  const after = JSON.parse((await lab.kubectl(['get', 'nodes', '-o', 'json'])).stdout).items.map((n: {metadata: {labels: Record<string, string>}}) => n.metadata.labels);
+  expect(after).toEqual(before);
+
+  // In a namespace of its own, extip allows its pods there and the agent runs with its own token.
+  const own = await runRole(lab, {vars: {extip_distribution: 'all', extip_iface: 'lo', extip_mask: 32, extip_ip_pools: [], extip_namespace: 'extip'}});
+  expect(own.exitCode).toBe(0);
+  const ns = JSON.parse((await lab.kubectl(['get', 'namespace', 'extip', '-o', 'json'])).stdout);
+  expect(ns.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('privileged');
+  const ready = await lab.kubectl(['-n', 'extip', 'rollout', 'status', 'daemonset/claimcontroller', '--timeout=60s']);
+  expect(ready.exitCode).toBe(0);
+  const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: {extip_namespace: 'extip'}});
+  expect(removal.exitCode).toBe(0);
+  expect((await lab.kubectl(['get', 'namespace', 'extip'])).exitCode).not.toBe(0);
+}, 300_000);

@@ -1,0 +1,111 @@
+/** `extip status`'s assessment and table for claims mode, on a cluster state built here (no API). */
+import {expect, test} from '@jest/globals';
+import type {ClusterState} from '../../cli/kube.js';
+import {age, assess, formatStatus} from '../../cli/status.js';
+
+const labels = {'app.kubernetes.io/managed-by': 'extip', 'app.kubernetes.io/name': 'externalipcontroller'};
+const ready = {type: 'Ready', status: 'True'};
+
+function cluster(claimStatus: Record<string, unknown>): ClusterState {
+  const pod = (node: string) => ({metadata: {name: `c-${node}`, namespace: 'extip', labels: {app: 'claimcontroller'}}, spec: {nodeName: node, containers: []}, status: {phase: 'Running', conditions: [ready]}});
+  return {
+    server: 'https://api.example:6443',
+    nodes: ['node1', 'node2'].map((name) => ({metadata: {name, labels: {externalip: 'true'}}, status: {conditions: [ready]}})),
+    workloads: [
+      {kind: 'DaemonSet', metadata: {name: 'claimcontroller', namespace: 'extip', labels: {...labels, 'app.kubernetes.io/component': 'controller'}},
+        spec: {selector: {matchLabels: {app: 'claimcontroller'}}, template: {spec: {nodeSelector: {externalip: 'true'}, containers: [{name: 'c', image: 'extip/ipmanager:1', args: ['claimcontroller', '--iface=eth0', '--mask=32']}]}}}},
+      {kind: 'Deployment', metadata: {name: 'claimscheduler', namespace: 'extip', labels: {...labels, 'app.kubernetes.io/component': 'scheduler'}},
+        spec: {selector: {matchLabels: {app: 'claimscheduler'}}, template: {spec: {containers: [{name: 's', image: 'extip/ipmanager:1', args: ['scheduler', '--nodefilter=fair', '--allowed-cidrs=10.0.0.0/24', '--service-cidr=10.96.0.0/12']}]}}}},
+    ],
+    pods: [pod('node1'), pod('node2'), {metadata: {name: 'sched', namespace: 'extip', labels: {app: 'claimscheduler'}}, spec: {containers: []}, status: {phase: 'Running', conditions: [ready]}}],
+    services: [{metadata: {name: 'web', namespace: 'default'}, spec: {externalIPs: ['10.0.0.7']}}],
+    claims: [{metadata: {name: '10-0-0-7-32'}, spec: {cidr: '10.0.0.7/32', nodeName: 'node1'}, status: claimStatus}],
+    pools: [],
+    leases: [],
+  } as unknown as ClusterState;
+}
+
+const now = Date.parse('2026-11-23T12:00:00Z');
+
+test('a moved address shows where it is, for how long, and its last move with the time it had no holder', () => {
+  const r = assess(cluster({
+    node: 'node1', since: '2026-11-23T11:56:00Z', previousNode: 'node2', previousLastSeen: '2026-11-23T11:55:58.100Z',
+    reason: 'no heartbeat from node2 for 2100 ms (--monitor=2000ms)', movedAt: '2026-11-23T11:56:00Z', upAt: '2026-11-23T11:56:00.350Z', upOn: 'node1',
+  }));
+  expect(r.problems).toEqual([]);
+  expect(r.ips).toEqual([{
+    ip: '10.0.0.7', services: ['default/web'], heldBy: ['node1'], since: '2026-11-23T11:56:00Z',
+    lastMove: {from: 'node2', to: 'node1', at: '2026-11-23T11:56:00Z', reason: 'no heartbeat from node2 for 2100 ms (--monitor=2000ms)', withoutHolderMs: 2250},
+  }]);
+  const text = formatStatus(r, now);
+  expect(text).toMatch(/EXTERNAL IP\s+SERVICES\s+HELD BY\s+FOR\s+LAST MOVE/);
+  expect(text).toMatch(/10\.0\.0\.7\s+default\/web\s+node1\s+4m\s+node2 -> node1 4m ago, 2\.3 s without a holder: no heartbeat from node2 for 2100 ms/);
+});
+
+test('no time without a holder is claimed until the new holder said its address is up', () => {
+  const r = assess(cluster({node: 'node1', since: '2026-11-23T11:56:00Z', previousNode: 'node2', previousLastSeen: '2026-11-23T11:55:58Z', reason: 'r', movedAt: '2026-11-23T11:56:00Z', upAt: null, upOn: null}));
+  expect(r.ips[0].lastMove).toEqual({from: 'node2', to: 'node1', at: '2026-11-23T11:56:00Z', reason: 'r'});
+  // Nor from an earlier holder's report.
+  const stale = assess(cluster({node: 'node1', previousNode: 'node2', previousLastSeen: '2026-11-23T11:55:58Z', reason: 'r', movedAt: '2026-11-23T11:56:00Z', upAt: '2026-11-23T11:50:00Z', upOn: 'node2'}));
+  expect(stale.ips[0].lastMove?.withoutHolderMs).toBeUndefined();
+});
+
+test('a claim never moved shows its age and no move; --json carries the same fields', () => {
+  const r = assess(cluster({node: 'node1', since: '2026-11-21T12:00:00Z'}));
+  expect(r.ips[0]).toEqual({ip: '10.0.0.7', services: ['default/web'], heldBy: ['node1'], since: '2026-11-21T12:00:00Z'});
+  expect(formatStatus(r, now)).toMatch(/10\.0\.0\.7\s+default\/web\s+node1\s+2d\s+-/);
+  expect(JSON.parse(JSON.stringify(r)).ips[0].since).toBe('2026-11-21T12:00:00Z');
+});
+
+test('ages read as kubectl prints them', () => {
+  expect([age('2026-11-23T11:59:01Z', now), age('2026-11-23T11:00:00Z', now), age('2026-11-23T09:00:00Z', now), age('2026-11-20T12:00:00Z', now)]).toEqual(['59s', '60m', '3h', '3d']);
+});
+
+test('an address the deployed policy refuses is a problem that says why, not "held by nobody"', () => {
+  const state = cluster({node: 'node1'});
+  state.services.push({metadata: {name: 'bad', namespace: 'default'}, spec: {externalIPs: ['8.8.8.8', '10.96.0.10']}} as never);
+  const r = assess(state);
+  expect(r.problems).toEqual([
+    'external IP 8.8.8.8 (default/bad) is refused: 8.8.8.8 is outside the ranges external IPs may come from (10.0.0.0/24); the cluster\'s operator declares them (extip_external_cidrs, or an IpClaimPool)',
+    'external IP 10.96.0.10 (default/bad) is refused: 10.96.0.10 is inside the Service CIDR 10.96.0.0/12',
+  ]);
+  expect(r.ips.find((i) => i.ip === '8.8.8.8')).toMatchObject({heldBy: [], refused: expect.stringContaining('outside the ranges')});
+  expect(formatStatus(r, now)).toMatch(/8\.8\.8\.8\s+default\/bad\s+\(refused\)/);
+});
+
+test('a controller that takes any address is a problem, naming the variable to set', () => {
+  const state = cluster({node: 'node1'});
+  const sched = state.workloads[1].spec!.template.spec!.containers[0];
+  sched.args = ['scheduler', '--nodefilter=fair'];
+  expect(assess(state).problems).toEqual(['the controller brings up any address a Service names (no --allowed-cidrs), so anyone who may create a Service can take an address of your network (CVE-2020-8554): set extip_external_cidrs and install again']);
+});
+
+test('what stops claims mode is named: a missing CRD, a scheduler with no ready replica', () => {
+  const state = cluster({node: 'node1'});
+  state.missingCrds = ['ipclaims.ipcontroller.ext'];
+  state.pods = state.pods.filter((p) => p.metadata?.name !== 'sched');
+  expect(assess(state).problems).toEqual([
+    'the CustomResourceDefinition ipclaims.ipcontroller.ext is missing: claims mode cannot place any address without it; run extip install again to create it',
+    'the scheduler extip/claimscheduler has no ready replica: no address is placed or moved (its readiness fails while its passes keep failing; see its log)',
+  ]);
+});
+
+test('another tenant\'s address, and a LoadBalancer left without one, are problems with the scheduler\'s reasons', () => {
+  const state = cluster({node: 'node1', services: ['default/web']});
+  state.pools.push({metadata: {name: 'a'}, spec: {cidr: '10.0.0.0/25', ranges: [['10.0.0.100', '10.0.0.110']], namespaces: ['team-a']}});
+  state.services.push(
+    {metadata: {name: 'steal', namespace: 'team-b'}, spec: {externalIPs: ['10.0.0.7', '10.0.0.100']}} as never,
+    {metadata: {name: 'lb', namespace: 'team-b'}, spec: {type: 'LoadBalancer'}} as never,
+  );
+  state.events = [
+    {metadata: {name: 'e1'}, reason: 'AllocationFailed', message: 'no address from the IpClaimPools: old', involvedObject: {kind: 'Service', namespace: 'team-b', name: 'lb'}, lastTimestamp: new Date('2026-11-23T11:00:00Z')},
+    {metadata: {name: 'e2'}, reason: 'AllocationFailed', message: 'no address from the IpClaimPools: no IpClaimPool serves namespace team-b', involvedObject: {kind: 'Service', namespace: 'team-b', name: 'lb'}, lastTimestamp: new Date('2026-11-23T11:59:00Z')},
+  ];
+  const r = assess(state);
+  expect(r.problems).toEqual([
+    'external IP 10.0.0.7 of team-b/steal is refused: 10.0.0.7 is held by Service default/web, of another namespace',
+    'external IP 10.0.0.100 (team-b/steal) is refused: 10.0.0.100 is an address of IpClaimPool a, which serves only namespace team-a',
+    'LoadBalancer team-b/lb has no address: no address from the IpClaimPools: no IpClaimPool serves namespace team-b',
+  ]);
+  expect(r.ips.find((i) => i.ip === '10.0.0.7')).toMatchObject({services: ['default/web'], heldBy: ['node1']});
+});
