@@ -10,11 +10,13 @@ import {ANSIBLE_INSTALL_HINT, type AnsibleEvent, checkAnsible, runPlaybook} from
 import type {Value} from '../lib/catalogue.js';
 import {checkCalicoFilters} from './bird.js';
 import {ExtipError} from '../lib/errors.js';
-import {type Cidr, formatIp, isCidr, parseCidr, parseIp} from '../lib/ipnet.js';
+import {type Cidr, isCidr, parseCidr, parseIp} from '../lib/ipnet.js';
 import {type ClusterState, readCluster} from './kube.js';
 import {type ResolvedVariables} from './loader.js';
 import {run} from '../lib/run.js';
 import {findProblems, isJinja} from './validate.js';
+import {rangeErrors} from '../lib/ranges.js';
+import {nodeAddresses} from '../lib/policy.js';
 import {toBool} from '../lib/rules.js';
 import {assess} from './status.js';
 import {controllerCount, failoverErrors} from '../lib/failover.js';
@@ -218,55 +220,38 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
     }
   }
 
-  // Address conflicts.
+  // Address conflicts: the declared ranges in the words of the role's preflight (lib/ranges.ts),
+  // and the Services' external IPs against the nodes and the cluster's own CIDRs.
   const firstHost = nodesGroup[0] ?? '';
+  const serviceCidr = resolveDefault(vars.values.extip_service_cidr, hostvarsOf(firstHost));
+  const podCidr = resolveDefault(vars.values.extip_pod_cidr, hostvarsOf(firstHost));
   const cidrs: Array<{what: string; cidr: Cidr}> = [];
-  for (const [name, label] of [['extip_service_cidr', 'the service CIDR'], ['extip_pod_cidr', 'the pod CIDR']] as const) {
-    const value = resolveDefault(vars.values[name], hostvarsOf(firstHost));
+  for (const [value, label] of [[serviceCidr, 'the Service CIDR'], [podCidr, 'the pod CIDR']] as const) {
     const c = typeof value === 'string' ? parseCidr(value) : undefined;
     if (c && isCidr(c)) cidrs.push({what: `${label} ${value}`, cidr: c});
   }
-  const pools = (Array.isArray(vars.values.extip_ip_pools) ? vars.values.extip_ip_pools : []) as Array<{name?: string; cidr?: string; ranges?: string[][]}>;
-  const poolRanges: Array<{what: string; first: bigint; last: bigint; family: 4 | 6}> = [];
-  for (const p of pools) {
-    const c = typeof p.cidr === 'string' ? parseCidr(p.cidr) : undefined;
-    if (!c || !isCidr(c)) continue;
-    const ranges = p.ranges?.length ? p.ranges : [[formatIp(c.network, c.family), formatIp(c.last, c.family)]];
-    for (const [a, b] of ranges) {
-      const x = parseIp(a);
-      const y = parseIp(b);
-      if (x && y) poolRanges.push({what: `pool ${p.name} ${a}-${b}`, first: x.value, last: y.value, family: x.family});
-    }
-  }
-  for (const text of declared) {
-    const c = typeof text === 'string' ? parseCidr(text) : undefined;
-    if (c && isCidr(c)) poolRanges.push({what: `extip_external_cidrs ${text}`, first: c.network, last: c.last, family: c.family});
-  }
+  const pools = claimsMode && Array.isArray(vars.values.extip_ip_pools) ? vars.values.extip_ip_pools : [];
+  // The nodes' addresses, and the inventory's for hosts the cluster does not list (yet).
   const nodeAddrs = new Map<string, string>();
-  for (const n of cluster?.nodes ?? []) for (const a of n.status?.addresses ?? []) if (parseIp(a.address)) nodeAddrs.set(a.address, `node ${n.metadata?.name}`);
+  for (const [name, addresses] of nodeAddresses(cluster?.nodes ?? [])) for (const a of addresses) nodeAddrs.set(a, name);
   for (const h of nodesGroup) for (const k of ['ip', 'access_ip', 'ansible_host']) {
     const v = hostvarsOf(h)[k];
-    if (typeof v === 'string' && parseIp(v)) nodeAddrs.set(v, nodeAddrs.get(v) ?? `host ${h}`);
+    if (typeof v === 'string' && parseIp(v) && !nodeAddrs.has(v)) nodeAddrs.set(v, h);
   }
+  const byNode = new Map<string, string[]>();
+  for (const [ip, node] of nodeAddrs) byNode.set(node, [...(byNode.get(node) ?? []), ip]);
+  const conflicts = rangeErrors(declared, pools, serviceCidr, podCidr, [...byNode].map(([name, addresses]) => ({name, addresses})));
   const externals = new Map([...wantedAddresses(cluster?.services ?? [])].filter(([ip]) => parseIp(ip)));
-  const conflicts: string[] = [];
   const inCidr = (v: bigint, fam: number, c: Cidr) => fam === c.family && v >= c.network && v <= c.last;
   for (const [ip, services] of externals) {
     const v = parseIp(ip)!;
-    if (nodeAddrs.has(ip)) conflicts.push(`external IP ${ip} of ${services.join(', ')} is the address of ${nodeAddrs.get(ip)}`);
+    if (nodeAddrs.has(ip)) conflicts.push(`external IP ${ip} of ${services.join(', ')} is the address of node ${nodeAddrs.get(ip)}`);
     for (const c of cidrs) if (inCidr(v.value, v.family, c.cidr)) conflicts.push(`external IP ${ip} of ${services.join(', ')} is inside ${c.what}`);
-  }
-  for (const r of poolRanges) {
-    for (const c of cidrs) if (r.family === c.cidr.family && r.first <= c.cidr.last && c.cidr.network <= r.last) conflicts.push(`${r.what} overlaps ${c.what}`);
-    for (const [ip, who] of nodeAddrs) {
-      const v = parseIp(ip)!;
-      if (v.family === r.family && v.value >= r.first && v.value <= r.last) conflicts.push(`${r.what} contains ${ip}, the address of ${who}`);
-    }
   }
   add({
     name: 'addresses',
     ok: conflicts.length === 0,
-    detail: conflicts.length ? conflicts.join('; ') : `${externals.size} external IPs and ${poolRanges.length} pool ranges clash with no node address, the service or pod CIDR, or each other`,
+    detail: conflicts.length ? conflicts.join('; ') : `${externals.size} external IPs, extip_external_cidrs and ${pools.length} pool${pools.length === 1 ? '' : 's'} clash with no node address and neither the Service nor the pod CIDR`,
     fix: conflicts.length ? 'choose external IPs and pools outside the nodes\' addresses and the cluster\'s service and pod CIDRs (extip_service_cidr, extip_pod_cidr)' : undefined,
   });
   return checks;

@@ -74,3 +74,9 @@ def test_renumbered_names_each_service_whose_allocated_address_leaves_the_pools(
     pools[0]["ranges"] = [["10.210.1.100", "10.210.1.110"]]
     pools.append({"name": "gone", "cidr": "10.9.0.0/24"})
     assert extip_renumbered(items, pools) == []
+
+
+def test_every_case_of_the_shared_range_table(table):
+    for case in table("range-cases.json"):
+        got = extip_policy_errors(case["externalCidrs"], case["pools"], case["serviceCidr"], case["podCidr"], case["nodes"])
+        assert (case["externalCidrs"], case["pools"], got) == (case["externalCidrs"], case["pools"], case["errors"])
