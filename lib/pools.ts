@@ -40,19 +40,30 @@ export function poolFrom(obj: Json): PoolView {
 const v4 = (ip: string) => ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
 const v4text = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 
-/** Every address a pool can give, in order (IPv4 pools only; at most 65,536 per pool). */
-export function poolAddresses(pool: PoolView): string[] {
+/** The [first, last] spans of the addresses a pool gives, as numbers (IPv4 pools only). */
+function poolSpans(pool: PoolView): Array<[number, number]> {
   const [net, bitsText] = pool.cidr.split('/');
   const bits = Number(bitsText);
   if (!isIPv4(net ?? '') || !Number.isInteger(bits) || bits < 0 || bits > 32) return [];
   const size = 2 ** (32 - bits);
   const base = Math.floor(v4(net) / size) * size;
-  const spans: Array<[number, number]> = pool.ranges.length
+  return pool.ranges.length
     ? pool.ranges.filter(([a, b]) => isIPv4(a) && isIPv4(b)).map(([a, b]) => [Math.max(v4(a), base), Math.min(v4(b), base + size - 1)])
     : [[size > 2 ? base + 1 : base, size > 2 ? base + size - 2 : base + size - 1]];
+}
+
+/** Every address a pool can give, in order (IPv4 pools only; at most 65,536 per pool). */
+export function poolAddresses(pool: PoolView): string[] {
   const out: string[] = [];
-  for (const [first, last] of spans) for (let n = first; n <= last && out.length < 65536; n++) out.push(v4text(n));
+  for (const [first, last] of poolSpans(pool)) for (let n = first; n <= last && out.length < 65536; n++) out.push(v4text(n));
   return out;
+}
+
+/** The first of the pools that gives this (canonical) address, without listing their addresses. */
+export function poolHolding(ip: string, pools: readonly PoolView[]): PoolView | undefined {
+  if (!isIPv4(ip)) return undefined;
+  const n = v4(ip);
+  return pools.find((p) => poolSpans(p).some(([first, last]) => first <= n && n <= last));
 }
 
 export interface ServiceView {

@@ -20,7 +20,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type {AddressPolicy, Refused} from './policy.js';
 import {canonicalIp} from './ipnet.js';
-import {type PoolView, type ServiceView, poolAddresses, serviceView} from './pools.js';
+import {type PoolView, type ServiceView, poolHolding, serviceView} from './pools.js';
 
 export interface TenancyInput {
   policy: AddressPolicy;
@@ -51,18 +51,10 @@ interface Ask {
   cidr: string;
 }
 
-/** Every pool address -> its pool, the first pool listing it. */
-export function poolOwners(pools: readonly PoolView[]): Map<string, PoolView> {
-  const owner = new Map<string, PoolView>();
-  for (const p of pools) for (const ip of poolAddresses(p)) if (!owner.has(ip)) owner.set(ip, p);
-  return owner;
-}
-
 export function admit(services: readonly k8s.V1Service[], input: TenancyInput): Admitted {
   const invalid: Refused[] = [];
   const views: ServiceView[] = [];
   const asks: Ask[] = [];
-  const owners = poolOwners(input.pools);
   const ordered = [...services].sort((a, b) => created(a).localeCompare(created(b)) || key(a).localeCompare(key(b)));
   for (const s of ordered) {
     const service = key(s);
@@ -94,7 +86,7 @@ export function admit(services: readonly k8s.V1Service[], input: TenancyInput): 
         no(policy.rule, policy.reason);
         continue;
       }
-      const pool = owners.get(c.ip);
+      const pool = poolHolding(c.ip, input.pools);
       if (pool?.namespaces && !pool.namespaces.includes(view.namespace)) {
         no('pool-namespace', `${c.ip} is an address of IpClaimPool ${pool.name}, which serves only namespace${pool.namespaces.length > 1 ? 's' : ''} ${pool.namespaces.join(', ')}`);
         continue;

@@ -71,3 +71,13 @@ test('a pool limited to namespaces gives addresses only to Services there, and s
   expect(given(planPools([inB], [pools[0]]))).toEqual(['y failed: no IpClaimPool serves namespace team-b']);
   expect(given(planPools([{...inB, requested: '192.0.2.11'}], pools))).toEqual(['y failed: the address asked for, 192.0.2.11, is in IpClaimPool team-a, which does not serve namespace team-b']);
 });
+
+test('which pool gives an address, found without listing the pools\' addresses, agrees with the list', async () => {
+  const {poolHolding} = await import('../../lib/pools.js');
+  const pools = [pool({name: 'a', cidr: '192.0.2.0/25', ranges: [['192.0.2.10', '192.0.2.12'], ['192.0.2.100', '192.0.2.200']]}), pool({name: 'b', cidr: '192.0.2.128/26', ranges: []})];
+  for (let n = 0; n < 256; n++) {
+    const ip = `192.0.2.${n}`;
+    const listed = pools.find((p) => poolAddresses(p).includes(ip))?.name;
+    expect([ip, poolHolding(ip, pools)?.name]).toEqual([ip, listed]);
+  }
+});
