@@ -290,6 +290,10 @@ test('renaming the install hands every address over without a gap; uninstall the
   const again = JSON.parse((await lab.kubectl(['get', 'daemonset', 'claimcontroller', '-n', 'extip2', '-o', 'json'])).stdout);
   expect(again.metadata.generation).toBe(ds.metadata.generation);
   for (const [ns, name] of [['team-a', 'web']]) await lab.kubectl(['delete', 'service', name, '-n', ns]);
+  // A claims-mode CRD deleted by hand: status names it, and uninstall still removes everything.
+  expect((await lab.kubectl(['delete', 'crd', 'ipclaims.ipcontroller.ext'])).exitCode).toBe(0);
+  const status = JSON.parse((await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig])).stdout);
+  expect(status.problems).toContainEqual(expect.stringMatching(/^the CustomResourceDefinition ipclaims\.ipcontroller\.ext is missing/));
   const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: renamed});
   succeeded(removal);
   expect(JSON.parse((await lab.kubectl(['get', 'leases', '-A', '-l', 'app.kubernetes.io/managed-by=extip,app.kubernetes.io/component=scheduler', '-o', 'json'])).stdout).items).toEqual([]);
