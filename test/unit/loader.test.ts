@@ -1,20 +1,10 @@
-import {afterEach, beforeEach, expect, test} from '@jest/globals';
-import {mkdir, writeFile} from 'node:fs/promises';
+import {expect, test} from '@jest/globals';
 import {join} from 'node:path';
 import {loadVariables} from '../../cli/loader.js';
-import {tempDir} from '../helpers/ansible.js';
 import {extip} from '../helpers/cli.js';
+import {useWorkDir} from '../helpers/workdir.js';
 
-let dir: {path: string; cleanup: () => Promise<void>};
-beforeEach(async () => (dir = await tempDir()));
-afterEach(async () => dir.cleanup());
-
-async function write(rel: string, text: string): Promise<string> {
-  const path = join(dir.path, rel);
-  await mkdir(join(path, '..'), {recursive: true});
-  await writeFile(path, text);
-  return path;
-}
+const dir = useWorkDir();
 
 test('defaults come from the catalogue when nothing is given', async () => {
   const vars = await loadVariables({});
@@ -23,12 +13,12 @@ test('defaults come from the catalogue when nothing is given', async () => {
 });
 
 test('precedence: group_vars all < k8s_cluster < -e files in order < --set', async () => {
-  await write('inv/hosts.yaml', 'all: {}\n');
-  await write('inv/group_vars/all/a.yml', 'extip_mask: 30\nextip_iface: eth1\nextip_ctrl_replicas: 3\nextip_ctrl_verbose: 1\n');
-  await write('inv/group_vars/all/b.yml', 'extip_mask: 29\n');
-  await write('inv/group_vars/k8s_cluster/x.yml', 'extip_iface: eth2\nextip_ctrl_verbose: 2\n');
-  const e1 = await write('e1.yml', 'extip_ctrl_replicas: 4\nextip_ctrl_verbose: 3\n');
-  const e2 = await write('e2.yml', 'extip_ctrl_verbose: 4\n');
+  await dir.write('inv/hosts.yaml', 'all: {}\n');
+  await dir.write('inv/group_vars/all/a.yml', 'extip_mask: 30\nextip_iface: eth1\nextip_ctrl_replicas: 3\nextip_ctrl_verbose: 1\n');
+  await dir.write('inv/group_vars/all/b.yml', 'extip_mask: 29\n');
+  await dir.write('inv/group_vars/k8s_cluster/x.yml', 'extip_iface: eth2\nextip_ctrl_verbose: 2\n');
+  const e1 = await dir.write('e1.yml', 'extip_ctrl_replicas: 4\nextip_ctrl_verbose: 3\n');
+  const e2 = await dir.write('e2.yml', 'extip_ctrl_verbose: 4\n');
   const vars = await loadVariables({
     inventory: join(dir.path, 'inv/hosts.yaml'),
     extraVars: [`@${e1}`, `@${e2}`, 'extip_sched_replicas=5'],
@@ -43,23 +33,23 @@ test('precedence: group_vars all < k8s_cluster < -e files in order < --set', asy
 });
 
 test('Kargo-era group_vars files (all.yml, k8s-cluster.yml) next to inventory.cfg', async () => {
-  await write('inventory/inventory.cfg', '[kube-node]\nnode1\n');
-  await write('inventory/group_vars/all.yml', 'extip_iface: lo\nextip_mask: 32\n');
-  await write('inventory/group_vars/k8s-cluster.yml', 'extip_mask: 31\n');
+  await dir.write('inventory/inventory.cfg', '[kube-node]\nnode1\n');
+  await dir.write('inventory/group_vars/all.yml', 'extip_iface: lo\nextip_mask: 32\n');
+  await dir.write('inventory/group_vars/k8s-cluster.yml', 'extip_mask: 31\n');
   const vars = await loadVariables({inventory: join(dir.path, 'inventory/inventory.cfg')});
   expect(vars.values).toMatchObject({extip_iface: 'lo', extip_mask: 31});
 });
 
 test('like Ansible, group_vars/all/ hides group_vars/all.yml', async () => {
-  await write('inv/group_vars/all.yml', 'extip_iface: lo\n');
-  await write('inv/group_vars/all/extip.yml', 'extip_mask: 32\n');
+  await dir.write('inv/group_vars/all.yml', 'extip_iface: lo\n');
+  await dir.write('inv/group_vars/all/extip.yml', 'extip_mask: 32\n');
   const vars = await loadVariables({inventory: join(dir.path, 'inv')});
   expect(vars.values.extip_iface).toBe('eth0');
   expect(vars.values.extip_mask).toBe(32);
 });
 
 test('YAML 1.1 as Ansible reads it: yes/no are booleans, quoted "true" stays a string', async () => {
-  const f = await write('v.yml', 'extip_ctrl_privileged: yes\nextip_calico_filter_v6_enabled: off\nextip_sched_leader_elect: "true"\n');
+  const f = await dir.write('v.yml', 'extip_ctrl_privileged: yes\nextip_calico_filter_v6_enabled: off\nextip_sched_leader_elect: "true"\n');
   const vars = await loadVariables({varsFiles: [f]});
   expect(vars.values.extip_ctrl_privileged).toBe(true);
   expect(vars.values.extip_calico_filter_v6_enabled).toBe(false);
@@ -67,7 +57,7 @@ test('YAML 1.1 as Ansible reads it: yes/no are booleans, quoted "true" stays a s
 });
 
 test('Jinja expressions pass through untouched', async () => {
-  const f = await write('v.yml', 'extip_ctrl_hostname: "{{ ansible_hostname }}"\nextip_iface: "{{ ansible_default_ipv4.interface }}"\n');
+  const f = await dir.write('v.yml', 'extip_ctrl_hostname: "{{ ansible_hostname }}"\nextip_iface: "{{ ansible_default_ipv4.interface }}"\n');
   const vars = await loadVariables({varsFiles: [f]});
   expect(vars.given.extip_iface).toBe('{{ ansible_default_ipv4.interface }}');
 });
@@ -90,7 +80,7 @@ test('the old k8s_namespace sets extip_namespace unless that is set too', async 
 });
 
 test('variables that are not extip_* from -e are kept for Ansible; group_vars ones are ignored', async () => {
-  await write('inv/group_vars/all.yml', 'kube_version: v1.30.0\nextip_mask: 32\n');
+  await dir.write('inv/group_vars/all.yml', 'kube_version: v1.30.0\nextip_mask: 32\n');
   const vars = await loadVariables({inventory: join(dir.path, 'inv'), extraVars: ['ansible_ssh_pass=vagrant']});
   expect(vars.passthrough).toEqual({ansible_ssh_pass: 'vagrant'});
   expect('kube_version' in vars.given).toBe(false);
@@ -107,7 +97,7 @@ test.each([
 });
 
 test('a variables file that is a list is refused', async () => {
-  const f = await write('l.yml', '- a\n- b\n');
+  const f = await dir.write('l.yml', '- a\n- b\n');
   await expect(loadVariables({varsFiles: [f]})).rejects.toThrow(/must be a mapping/);
 });
 
@@ -117,8 +107,7 @@ test.each([
   ['bytes that are not UTF-8', Buffer.from('extip_namespace: ok\nextip_iface: l\xe9\n', 'latin1'), /latin\.yml:2: not UTF-8 text/],
 ])('%s is refused with the file and line, not read differently', async (label, content, message) => {
   const name = label.includes('alias') ? 'bomb.yml' : label.includes('duplicate') ? 'dup.yml' : 'latin.yml';
-  const path = join(dir.path, name);
-  await writeFile(path, content);
+  const path = await dir.write(name, content);
   await expect(loadVariables({varsFiles: [path]})).rejects.toThrow(message);
   // The CLI as a user types it: exit 2 and the same message, also under --json.
   const r = await extip(['render', '--manifests', '--out', join(dir.path, 'out'), '-e', `@${path}`, '--json']);
