@@ -308,7 +308,7 @@ export const catalogue: readonly Variable[] = [
     default: 10295,
     rule: integer(1, 65535),
     summary: 'Port of the agent\'s /healthz, /readyz and /metrics (ipmanager --health-port).',
-    description: 'The controller serves it on the node\'s 127.0.0.1 (it shares the node\'s network), the scheduler on its pod\'s address; the kubelet probes /healthz (liveness) and /readyz (ready once the Services are listed, not while the API server is away). Choose a port nothing else on the nodes listens on.',
+    description: 'The controller serves it on the node\'s 127.0.0.1 (it shares the node\'s network), the scheduler on its pod\'s address; the kubelet probes /healthz (liveness) and /readyz (ready once the Services are listed, not while the API server is away). Choose a port nothing else on the nodes listens on, nor the port after it: a new controller workload (another extip_namespace, extip_ctrl_app or kind) serves on the port after the old one\'s while both run, so that the addresses pass between them without a gap, and keeps it (the ledger records it).',
     example: 10295,
     since: '0.2.0',
   },
