@@ -24,6 +24,11 @@ const vars = {
   extip_namespace: 'extip',
   extip_iface: 'eth0',
   extip_mask: 24,
+  // Heartbeats with room: these tests are about who gets which address and about handovers, not
+  // failover speed (claims-lab's), and a re-install's burst of new pods on a loaded two-core
+  // machine can delay a 500 ms heartbeat past the default 1.1 s fence.
+  extip_ctrl_hb: '1s',
+  extip_sched_monitor: '6s',
   extip_external_cidrs: ['10.210.1.192/26'],
   extip_ip_pools: [
     {name: 'a', cidr: '10.210.1.0/25', ranges: [['10.210.1.100', '10.210.1.110']], namespaces: ['team-a']},
