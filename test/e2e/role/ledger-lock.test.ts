@@ -114,24 +114,24 @@ test('a ledger write is conditional on the version read: a stale one is refused 
 test('uninstall keeps a namespace extip created once it holds somebody else\'s objects, and says so', async () => {
   const vars = {...ecmp, extip_namespace: 'extip-ns'};
   expect((await runRole(lab, {vars})).exitCode).toBe(0);
-  expect(await exists('-n', 'extip-ns', 'deployment', 'claimcontroller')).toBe(true);
+  expect(await exists('-n', 'extip-ns', 'daemonset', 'claimcontroller')).toBe(true);
   expect((await lab.kubectl(['-n', 'extip-ns', 'create', 'configmap', 'user-data', '--from-literal=k=v'])).exitCode).toBe(0);
   const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars});
   expect(removal.exitCode).toBe(0);
   expect(removal.warnings.join('\n')).toContain('Namespace extip-ns was created by extip but was left in place: it holds objects extip did not make (configmap/user-data)');
   expect(await exists('-n', 'extip-ns', 'configmap', 'user-data')).toBe(true);
-  expect(await exists('-n', 'extip-ns', 'deployment', 'claimcontroller')).toBe(false);
+  expect(await exists('-n', 'extip-ns', 'daemonset', 'claimcontroller')).toBe(false);
   // Once it is empty of others' objects, the namespace goes (the ledger is gone, so by hand).
   await lab.kubectl(['delete', 'namespace', 'extip-ns', '--wait=true']);
 });
 
 test('without a ledger, uninstall removes what carries extip\'s labels and says what it could not know', async () => {
   expect((await runRole(lab, {vars: ecmp})).exitCode).toBe(0);
-  expect(await exists('-n', 'default', 'deployment', 'claimcontroller')).toBe(true);
+  expect(await exists('-n', 'default', 'daemonset', 'claimcontroller')).toBe(true);
   expect((await lab.kubectl(['-n', 'kube-system', 'delete', 'configmap', 'extip-ledger'])).exitCode).toBe(0);
   const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: ecmp});
   expect(removal.exitCode).toBe(0);
-  expect(await exists('-n', 'default', 'deployment', 'claimcontroller')).toBe(false);
+  expect(await exists('-n', 'default', 'daemonset', 'claimcontroller')).toBe(false);
   expect(await exists('clusterrole', 'extip:claimcontroller')).toBe(false);
   const said = removal.warnings.join('\n');
   expect(said).toContain('There was no install ledger (ConfigMap kube-system/extip-ledger)');
@@ -143,15 +143,15 @@ test('without a ledger, uninstall removes what carries extip\'s labels and says 
 
 test('a re-install after renaming extip_ctrl_app prunes the old workload and RBAC', async () => {
   expect((await runRole(lab, {vars: {...ecmp, extip_ctrl_app: 'old-ctrl'}})).exitCode).toBe(0);
-  expect(await exists('-n', 'default', 'deployment', 'old-ctrl')).toBe(true);
+  expect(await exists('-n', 'default', 'daemonset', 'old-ctrl')).toBe(true);
   const renamed = await runRole(lab, {vars: {...ecmp, extip_ctrl_app: 'new-ctrl'}});
   expect(renamed.exitCode).toBe(0);
   expect(renamed.changedTasks.join('\n')).toContain('Prune | Delete what this setup no longer applies');
-  expect(await exists('-n', 'default', 'deployment', 'new-ctrl')).toBe(true);
-  expect(await exists('-n', 'default', 'deployment', 'old-ctrl')).toBe(false);
+  expect(await exists('-n', 'default', 'daemonset', 'new-ctrl')).toBe(true);
+  expect(await exists('-n', 'default', 'daemonset', 'old-ctrl')).toBe(false);
   expect(await exists('-n', 'default', 'serviceaccount', 'old-ctrl')).toBe(false);
   const ledger = JSON.parse(JSON.parse((await lab.kubectl(['-n', 'kube-system', 'get', 'configmap', 'extip-ledger', '-o', 'json'])).stdout).data['ledger.json']);
-  expect(ledger.objects).toContain('default/deployment.apps/new-ctrl');
+  expect(ledger.objects).toContain('default/daemonset.apps/new-ctrl');
   expect(ledger.objects.join(' ')).not.toContain('old-ctrl');
   // An object of the old name without extip's labels is not extip's, and stays.
   expect((await lab.kubectl(['-n', 'default', 'create', 'serviceaccount', 'old-ctrl'])).exitCode).toBe(0);

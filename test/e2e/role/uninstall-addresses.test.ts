@@ -71,8 +71,9 @@ test('a corrupted or tampered ledger stops uninstall before anything changes, sa
   const tampered = await runRole(lab, {playbook: 'externalip-uninstall.yml'});
   expect(tampered.exitCode).not.toBe(0);
   const msg = tampered.failures.map((f) => f.msg).join('\n');
-  expect(msg).toContain('labels names node-role.kubernetes.io/control-plane, a Kubernetes label extip never sets');
-  expect(msg).toContain('namespaces_created names kube-system, which extip never creates');
+  // In the words of the ledger's schema (roles/externalip/files/ledger.schema.json).
+  expect(msg).toContain('the key "node-role.kubernetes.io/control-plane" of labels is a Kubernetes label, which extip never sets');
+  expect(msg).toContain('namespaces_created[0] is a system namespace, which extip never creates');
   expect(Object.keys(await nodeLabels('node1'))).toContain('node-role.kubernetes.io/control-plane');
   expect((await nodeLabels('node2')).externalip).toBe('true');
 
