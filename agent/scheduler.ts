@@ -19,9 +19,8 @@ import {readFileSync} from 'node:fs';
 import type * as k8s from '@kubernetes/client-node';
 import type {ApiClient} from './api.js';
 import {CLAIMS, type ClaimView, allocationValue, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, givenBack, handoffs} from './claims.js';
-import {canonicalIp} from '../lib/ipnet.js';
 import {type Allocation, type PoolView, type ServiceView, planPools, poolFrom} from '../lib/pools.js';
-import {admit} from '../lib/tenancy.js';
+import {admit, claimHolders} from '../lib/tenancy.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {LeaderElector} from './leader.js';
 import {Limiter} from './limiter.js';
@@ -82,7 +81,12 @@ export class Scheduler extends Component {
 
   /** Ready once everything was listed and while its passes do not keep failing; a standby is ready too (it serves as one). */
   get ready(): boolean {
-    return Boolean(this.services?.synced && this.claims?.synced && this.nodes?.synced && this.pools?.synced) && this.healthy;
+    return this.synced && this.healthy;
+  }
+
+  /** Services, claims, nodes and pools have all been listed. */
+  private get synced(): boolean {
+    return Boolean(this.services?.synced && this.claims?.synced && this.nodes?.synced && this.pools?.synced);
   }
 
   /** False after FAILING_PASSES failed passes in a row, until three lease durations pass without another: a standby may do better. */
@@ -190,7 +194,7 @@ export class Scheduler extends Component {
   }
 
   private async reconcile(): Promise<void> {
-    if (!this.leading || !this.ready || !this.nodes.connected || !this.nodeAddresses.settled) return;
+    if (!this.leading || !this.synced || !this.nodes.connected || !this.nodeAddresses.settled) return;
     await this.passes.run(async () => {
       this.observeNodes();
       const now = Date.now();
@@ -198,12 +202,7 @@ export class Scheduler extends Component {
       // A pool's network and broadcast addresses are never a Service's.
       this.policy.setSubnets('pools', pools.map((p) => p.cidr));
       // Who holds each address, as its claim records: another tenant's Service cannot take it.
-      const holders = new Map<string, string[]>();
-      for (const c of this.claims.list()) {
-        const ip = canonicalIp(String(c.spec?.cidr ?? '').split('/')[0]);
-        const services = c.status?.services;
-        if ('ip' in ip && Array.isArray(services)) holders.set(ip.ip, services.map(String));
-      }
+      const holders = claimHolders(this.claims.list());
       const admitted = admit(this.serviceList(), {
         policy: this.policy,
         pools,

@@ -8,7 +8,7 @@ import {type AgentFlags, parseAgentFlags} from '../lib/agent-flags.js';
 import {type AddressPolicy, type Refused, nodeAddresses, policyFrom} from '../lib/policy.js';
 import {canonicalIp} from '../lib/ipnet.js';
 import {poolFrom, serviceView} from '../lib/pools.js';
-import {admit} from '../lib/tenancy.js';
+import {admit, claimHolders} from '../lib/tenancy.js';
 import type {ClaimStatus, ClusterState} from './kube.js';
 
 export interface NodeStatus {
@@ -95,12 +95,7 @@ function refusals(state: ClusterState, deployed: NonNullable<ReturnType<typeof d
   if (claimsMode) {
     const pools = state.pools.map(poolFrom);
     policy.setSubnets('pools', pools.map((p) => p.cidr));
-    const holders = new Map<string, string[]>();
-    for (const c of state.claims) {
-      const ip = canonicalIp(String(c.spec?.cidr ?? '').split('/')[0]);
-      if ('ip' in ip && Array.isArray(c.status?.services)) holders.set(ip.ip, c.status.services.map(String));
-    }
-    invalid = admit(state.services, {policy, pools, holders, lbClass: flags.lbClass, mask: flags.mask, mask6: flags.mask6}).invalid;
+    invalid = admit(state.services, {policy, pools, holders: claimHolders(state.claims), lbClass: flags.lbClass, mask: flags.mask, mask6: flags.mask6}).invalid;
   } else {
     invalid = [];
     for (const s of state.services) {

@@ -130,6 +130,17 @@ export function admit(services: readonly k8s.V1Service[], input: TenancyInput): 
   return {views, wanted, invalid};
 }
 
+/** Address -> the Services its IpClaim records as holding it (status.services, the holder first). */
+export function claimHolders(claims: ReadonlyArray<{spec?: {cidr?: unknown}; status?: {services?: unknown}}>): Map<string, string[]> {
+  const holders = new Map<string, string[]>();
+  for (const c of claims) {
+    const ip = canonicalIp(String(c.spec?.cidr ?? '').split('/')[0]);
+    const services = c.status?.services;
+    if ('ip' in ip && Array.isArray(services)) holders.set(ip.ip, services.map(String));
+  }
+  return holders;
+}
+
 function rank(recorded: readonly string[], service: string): number {
   const i = recorded.indexOf(service);
   return i < 0 ? recorded.length : i;
