@@ -14,8 +14,8 @@ import type {AgentFlags} from '../lib/agent-flags.js';
 import {type Logger, describe} from './log.js';
 import {Metrics} from './metrics.js';
 import {Component} from './component.js';
-import {AddressPolicy} from '../lib/policy.js';
-import {NodeAddressWatch, RefusalReporter, type Refused} from './refusals.js';
+import {AddressPolicy, type Refused} from '../lib/policy.js';
+import {NodeAddressWatch, RefusalReporter} from './refusals.js';
 import {ListWatch} from './listwatch.js';
 import {FAILING_PASSES} from './serial.js';
 

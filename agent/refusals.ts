@@ -13,8 +13,6 @@ import type {Logger} from './log.js';
 import type {Metrics} from './metrics.js';
 import {type AddressPolicy, RULES, type Refused, type Rule, nodeAddresses} from '../lib/policy.js';
 
-export type {Refused};
-
 
 /** Lines of an Event's message at most; the rest are counted. */
 const SHOWN = 5;

@@ -161,8 +161,11 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
   }
 
   const hostvarsOf = (h: string) => inventory?.hostvars[h] ?? {};
-  if (cluster && inventory && nodesGroup.length) {
-    const mapped = nodeNames(nodesGroup, Object.fromEntries(nodesGroup.map((h) => [h, hostvarsOf(h)])), cluster.nodes, String(vars.values.extip_node_name_lookup));
+  // Each target host's node name, as the role works it out.
+  const mapped = cluster && inventory && nodesGroup.length
+    ? nodeNames(nodesGroup, Object.fromEntries(nodesGroup.map((h) => [h, hostvarsOf(h)])), cluster.nodes, String(vars.values.extip_node_name_lookup))
+    : undefined;
+  if (cluster && mapped) {
     const names = new Set(cluster.nodes.map((n) => n.metadata?.name ?? ''));
     const unknown = nodesGroup.filter((h) => !mapped[h] || !names.has(mapped[h]));
     add({
@@ -174,10 +177,9 @@ export async function doctor(options: DoctorOptions): Promise<Check[]> {
   }
 
   // Claims mode needs a second controller to move a lost node's addresses to (the role's preflight refuses the same).
-  if (cluster && inventory && nodesGroup.length) {
+  if (cluster && mapped) {
     const key = String(vars.values.extip_node_label);
     const value = String(vars.values.extip_node_label_value);
-    const mapped = nodeNames(nodesGroup, Object.fromEntries(nodesGroup.map((h) => [h, hostvarsOf(h)])), cluster.nodes, String(vars.values.extip_node_name_lookup));
     const targets = new Set(Object.values(mapped));
     const labelled = cluster.nodes.filter((n) => targets.has(n.metadata?.name ?? '') || n.metadata?.labels?.[key] === value).length;
     const setup = {

@@ -79,7 +79,7 @@ export interface ServiceView {
   ingress: string[];
   /**
    * Addresses of this Service's that it may not have (canonical): another
-   * tenant's (agent/tenancy.ts). They neither keep an allocation nor count
+   * tenant's (lib/tenancy.ts). They neither keep an allocation nor count
    * as the Service's address.
    */
   refused?: ReadonlySet<string>;
@@ -142,6 +142,9 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
   }
   const taken = new Set<string>([...used, ...pools.flatMap((p) => Object.keys(p.allocated))]);
   const allocated = new Map(pools.map((p) => [p.name, new Set(Object.keys(p.allocated))]));
+  // Service -> the addresses its claims record it as holding (it first): indexed once, not searched per Service.
+  const heldBy = new Map<string, string[]>();
+  for (const [ip, keys] of holders) if (keys[0]) heldBy.set(keys[0], [...(heldBy.get(keys[0]) ?? []), ip]);
   // Given in this round: never released in it.
   const given = new Set<string>();
   const give = (pool: string, ip: string) => {
@@ -153,9 +156,9 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
   const serves = (p: PoolView, s: ServiceView) => !p.namespaces || p.namespaces.includes(s.namespace);
   const firstFree = (s: ServiceView): {pool: string; ip: string} | undefined => {
     // The address this Service holds, if no Service uses it now.
-    for (const [ip, keys] of holders) {
+    for (const ip of heldBy.get(s.key) ?? []) {
       const pool = owner.get(ip);
-      if (keys[0] === s.key && pool && !used.has(ip) && !given.has(ip) && serves(byName.get(pool)!, s)) return {pool, ip};
+      if (pool && !used.has(ip) && !given.has(ip) && serves(byName.get(pool)!, s)) return {pool, ip};
     }
     for (const p of pools) if (serves(p, s)) for (const ip of addresses.get(p.name)!) if (!taken.has(ip)) return {pool: p.name, ip};
     return undefined;
