@@ -6,6 +6,7 @@
 import {describe, expect, test} from '@jest/globals';
 import {copyFile, mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
+import {execa} from 'execa';
 import YAML from 'yaml';
 import {Lab} from '../../lab/lab.js';
 import {diffSnapshots, takeSnapshot} from '../../lab/snapshot.js';
@@ -128,6 +129,44 @@ describe('ECMP setup (the seed variables) on a 3-node lab', () => {
     expect((await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: ecmp})).exitCode).toBe(0);
     expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
     await lab.kubectl(['label', 'node', 'node2', 'externalip-']);
+  });
+
+  test('phase tags: extip_preflight changes nothing, extip_calico only the export, extip_install the rest; extip_uninstall asks for extip_state=absent', async () => {
+    // Calico v3's CRD, so that there is an export to make (last in this describe: it stays).
+    const crd = (await execa('bash', [join(repoRoot, 'test/calico/crd.sh'), 'bgpconfigurations'])).stdout.trim();
+    expect((await lab.kubectl(['create', '-f', crd])).exitCode).toBe(0);
+    await lab.kubectl(['wait', '--for=condition=Established', 'crd/bgpconfigurations.crd.projectcalico.org']);
+    const before = await takeSnapshot(lab);
+    const exported = async () => {
+      const r = await lab.kubectl(['get', 'bgpconfigurations.crd.projectcalico.org', 'default', '-o', 'json', '--ignore-not-found']);
+      return r.stdout.trim() ? (JSON.parse(r.stdout).spec.serviceExternalIPs ?? []).map((x: {cidr: string}) => x.cidr) : null;
+    };
+    const installed = async () => (await lab.kubectl(['get', 'daemonsets', '-A', '-l', 'app.kubernetes.io/managed-by=extip', '-o', 'name'])).stdout.trim();
+
+    for (const tag of ['extip_preflight', 'preflight']) {
+      const checks = await runRole(lab, {vars: ecmp, args: ['-t', tag]});
+      expect([checks.exitCode, checks.totalChanged]).toEqual([0, 0]);
+    }
+    expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
+
+    const calico = await runRole(lab, {vars: ecmp, args: ['-t', 'extip_calico']});
+    expect(calico.exitCode).toBe(0);
+    expect(await exported()).toEqual(['10.0.0.0/24']);
+    expect(await installed()).toBe('');
+    expect((await lab.kubectl(['get', 'nodes', '-l', 'externalip=true', '-o', 'name'])).stdout.trim()).toBe('');
+
+    const install = await runRole(lab, {vars: ecmp, args: ['-t', 'extip_install']});
+    expect(install.exitCode).toBe(0);
+    expect(await installed()).toBe('daemonset.apps/claimcontroller');
+
+    const wrong = await runRole(lab, {vars: ecmp, args: ['-t', 'extip_uninstall']});
+    expect(wrong.exitCode).not.toBe(0);
+    expect(wrong.failures.map((f) => f.msg).join('\n')).toMatch(/-t extip_uninstall removes extip, but extip_state is present: nothing would be done\. Add -e extip_state=absent/);
+    expect(await installed()).toBe('daemonset.apps/claimcontroller');
+
+    const removal = await runRole(lab, {vars: {...ecmp, extip_state: 'absent'}, args: ['-t', 'extip_uninstall']});
+    expect(removal.exitCode).toBe(0);
+    expect(diffSnapshots(before, await takeSnapshot(lab))).toEqual([]);
   });
 });
 
