@@ -4,11 +4,13 @@
  * namespace that does not allow it, and the lab kubelet runs pods as their spec
  * says (env with fieldRefs, hostPath under the node's root, the projected
  * token, exit codes and CrashLoopBackOff, SIGTERM on deletion, a clear status
- * for what it cannot run).
+ * for what it cannot run; probes from the node to a named port, secret volumes
+ * kept up to date), and the API server reaches a webhook on the pod network.
  */
 import {expect, test} from '@jest/globals';
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
+import {execa} from 'execa';
 import {extip} from '../helpers/cli.js';
 import {tempDir} from '../helpers/ansible.js';
 import {useLab} from '../helpers/lab.js';
@@ -163,6 +165,79 @@ test('the lab kubelet runs the spec: env and fieldRefs, hostPath, the projected 
   expect(pulling.status.containerStatuses[0].state.waiting.message).toContain('Failed to pull image "nginx": the lab has no such image; it has ghcr.io/extip/ipmanager:');
   expect(pulling.status.phase).toBe('Pending');
   await lab.kubectl(['delete', 'namespace', 'runs', '--wait=false']);
+}, 120_000);
+
+test('the API server calls a webhook on the pod network; the kubelet probes a named port from the node; a secret volume follows its Secret', async () => {
+  expect((await lab.kubectl(['create', 'namespace', 'hooks'])).exitCode).toBe(0);
+  await lab.kubectl(['label', 'namespace', 'hooks', 'pod-security.kubernetes.io/enforce=privileged']);
+  const tmp = await tempDir('extip-hook-');
+  const dir = tmp.path;
+  await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=hook.hooks.svc',
+    '-addext', 'subjectAltName=DNS:hook.hooks.svc', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')]);
+  expect((await lab.kubectl(['-n', 'hooks', 'create', 'secret', 'tls', 'hook-tls', `--cert=${join(dir, 'tls.crt')}`, `--key=${join(dir, 'tls.key')}`])).exitCode).toBe(0);
+  // A validating webhook that refuses every ConfigMap by name, and copies the Secret's key
+  // "extra" from its volume to a hostPath while it runs.
+  const server = [
+    "const https = require('https'); const fs = require('fs');",
+    "setInterval(() => { try { fs.copyFileSync('/tls/extra', '/out/extra'); } catch {} }, 200);",
+    "https.createServer({cert: fs.readFileSync('/tls/tls.crt'), key: fs.readFileSync('/tls/tls.key')}, (req, res) => {",
+    "  if (req.method === 'GET') return res.end('ok');",
+    "  let body = ''; req.on('data', (d) => (body += d)); req.on('end', () => {",
+    "    const review = JSON.parse(body);",
+    "    res.setHeader('Content-Type', 'application/json');",
+    "    res.end(JSON.stringify({apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: {uid: review.request.uid, allowed: false,",
+    "      status: {code: 403, message: 'the lab webhook says no to ' + review.request.name}}}));",
+    "  });",
+    "}).listen(8443);",
+  ].join('\n');
+  const hookPod = {
+    apiVersion: 'v1', kind: 'Pod', metadata: {name: 'hook', namespace: 'hooks', labels: {app: 'hook'}},
+    spec: {
+      nodeName: 'node2', terminationGracePeriodSeconds: 1,
+      containers: [{
+        name: 'main', image: 'lab/none', command: [process.execPath, '-e', server],
+        ports: [{name: 'webhook', containerPort: 8443}],
+        readinessProbe: {httpGet: {path: '/healthz', port: 'webhook', scheme: 'HTTPS'}, periodSeconds: 1},
+        volumeMounts: [{name: 'tls', mountPath: '/tls', readOnly: true}, {name: 'out', mountPath: '/out'}],
+      }],
+      volumes: [{name: 'tls', secret: {secretName: 'hook-tls'}}, {name: 'out', hostPath: {path: '/var/lib/hook-out', type: 'DirectoryOrCreate'}}],
+    },
+  };
+  expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(hookPod))).exitCode).toBe(0);
+  expect((await lab.kubectl(['-n', 'hooks', 'create', 'service', 'clusterip', 'hook', '--tcp=443:8443'])).exitCode).toBe(0);
+  await lab.kubectl(['-n', 'hooks', 'set', 'selector', 'service', 'hook', 'app=hook']);
+  // Ready only when a probe from the node reached the port named webhook on the pod's own address.
+  const ready = await until('the webhook pod is Ready', async () => {
+    const p = await pod('hooks', 'hook');
+    return p?.status?.conditions?.find((c: {type: string; status: string}) => c.type === 'Ready')?.status === 'True' ? p : undefined;
+  });
+  expect(ready.status.podIP).toMatch(/^10\.244\.2\.\d+$/);
+
+  const webhook = {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: {name: 'lab-hook'},
+    webhooks: [{
+      name: 'hook.lab.extip.io', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 10,
+      namespaceSelector: {matchLabels: {'kubernetes.io/metadata.name': 'hooks'}},
+      rules: [{apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps']}],
+      clientConfig: {service: {name: 'hook', namespace: 'hooks', path: '/validate'}, caBundle: Buffer.from(await readFile(join(dir, 'tls.crt'))).toString('base64')},
+    }],
+  };
+  expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(webhook))).exitCode).toBe(0);
+  // The API server takes a moment to pick the configuration up: until then the ConfigMap is admitted.
+  const refused = await until('the webhook refused a ConfigMap', async () => {
+    const r = await lab.kubectl(['-n', 'hooks', 'create', 'configmap', `probe-${Date.now()}`]);
+    return r.exitCode !== 0 ? r.stderr : undefined;
+  });
+  expect(refused).toMatch(/admission webhook "hook\.lab\.extip\.io" denied the request: the lab webhook says no to probe-\d+/);
+
+  // A key added to the Secret reaches the running pod's volume.
+  await lab.kubectl(['-n', 'hooks', 'patch', 'secret', 'hook-tls', '-p', JSON.stringify({stringData: {extra: 'added later'}})]);
+  const out = join(lab.host('node2').root, 'var/lib/hook-out');
+  expect(await until('the new key in the volume', async () => readFile(join(out, 'extra'), 'utf8').catch(() => undefined))).toBe('added later');
+
+  await lab.kubectl(['delete', 'validatingwebhookconfiguration', 'lab-hook']);
+  await lab.kubectl(['delete', 'namespace', 'hooks', '--wait=false']);
+  await tmp.cleanup();
 }, 120_000);
 
 test('install into a namespace whose Pod Security rejects the controller stops before changing anything, saying what to do', async () => {

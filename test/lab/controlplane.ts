@@ -10,8 +10,18 @@
  * The hosts reach the API server at 127.0.0.1:6443 inside their namespaces,
  * forwarded by socat to a unix socket served by a small TCP proxy here; the
  * proxy can cut or stall every connection through it, for fault tests.
+ *
+ * The API server reaches the cluster (admission and conversion webhooks, on
+ * pods' addresses) through an HTTP CONNECT proxy on a unix socket, as it
+ * reaches a cluster behind Konnectivity: its egress selector's `cluster`
+ * traffic goes there, and with --enable-aggregator-routing it dials a
+ * Service's endpoints, not its cluster IP (there is no kube-proxy here). The
+ * lab tells the proxy which host's network namespace holds an address
+ * (setClusterRoute); the proxy connects from there.
  */
 import {createServer, connect, type Server, type Socket} from 'node:net';
+import {createServer as createHttpServer} from 'node:http';
+import {spawn} from 'node:child_process';
 import {get as httpsGet} from 'node:https';
 import {mkdir, readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
@@ -68,6 +78,8 @@ export interface ControlPlane {
   startApiServer(): Promise<void>;
   /** The API server's audit log (JSON lines): every request a ServiceAccount made, at Metadata level. */
   auditLog: string;
+  /** Which network namespace the API server's cluster traffic to an address leaves from (undefined: none, refused). */
+  setClusterRoute(route: (ip: string) => string | undefined): void;
   /** Compacts etcd at its current revision: watches from older resourceVersions get 410 Gone. */
   compactEtcd(): Promise<void>;
   stop(): Promise<void>;
@@ -177,6 +189,45 @@ function startProxy(socketPath: string, port: number): Promise<{server: Server} 
   });
 }
 
+/**
+ * The API server's way into the cluster: HTTP CONNECT on a unix socket, each
+ * tunnel a socat run in the network namespace route() names for the address.
+ */
+function startClusterEgress(socketPath: string): Promise<{server: Server; setRoute(route: (ip: string) => string | undefined): void; closeAll(): void}> {
+  let route: (ip: string) => string | undefined = () => undefined;
+  const open = new Set<Socket>();
+  const server = createHttpServer((_req, res) => {
+    res.writeHead(405).end('CONNECT only\n');
+  });
+  server.on('connect', (req, client: Socket, head: Buffer) => {
+    const target = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(req.url ?? '');
+    const ns = target ? route(target[1]) : undefined;
+    if (!target || !ns) {
+      client.end(`HTTP/1.1 503 Service Unavailable\r\n\r\nno lab host holds ${req.url}\n`);
+      return;
+    }
+    const tunnel = spawn('ip', ['netns', 'exec', ns, 'socat', 'STDIO', `TCP:${target[1]}:${target[2]},connect-timeout=5`], {stdio: ['pipe', 'pipe', 'ignore']});
+    open.add(client);
+    // Either end may go first (the pod deleted, the API server stopped): each closes the other.
+    const end = () => {
+      open.delete(client);
+      client.destroy();
+      tunnel.kill();
+    };
+    for (const stream of [tunnel, tunnel.stdin, tunnel.stdout, client]) stream.on('error', end);
+    tunnel.on('exit', end);
+    client.on('close', end);
+    client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+    if (head.length) tunnel.stdin.write(head);
+    client.pipe(tunnel.stdin);
+    tunnel.stdout.pipe(client);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve({server, setRoute: (r) => (route = r), closeAll: () => [...open].forEach((s) => s.destroy())}));
+  });
+}
+
 export async function startControlPlane(dir: string, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const binDir = await controlPlaneBinaries(options.version);
   const kubectlPath = join(binDir, 'kubectl');
@@ -252,6 +303,14 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
   ]);
   daemons.push(etcd);
 
+  // Webhooks and aggregated APIs on pods, through the lab's way into the cluster.
+  const egress = await startClusterEgress(join(dir, 'egress.sock'));
+  const egressConfig = join(dir, 'egress-selector.yaml');
+  await writeFile(egressConfig, YAML.stringify({
+    apiVersion: 'apiserver.k8s.io/v1beta1',
+    kind: 'EgressSelectorConfiguration',
+    egressSelections: [{name: 'cluster', connection: {proxyProtocol: 'HTTPConnect', transport: {uds: {udsName: join(dir, 'egress.sock')}}}}],
+  }));
   const apiArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
     `--secure-port=${apiPort}`,
@@ -274,6 +333,8 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
     '--audit-log-format=json',
     '--audit-log-mode=blocking',
     '--allow-privileged=true',
+    `--egress-selector-config-file=${egressConfig}`,
+    '--enable-aggregator-routing=true',
     '--profiling=false',
     '--v=1',
   ];
@@ -353,6 +414,7 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
       apiserver = undefined;
     },
     startApiServer,
+    setClusterRoute: egress.setRoute,
     async compactEtcd() {
       const env = {...process.env, ETCDCTL_API: '3'};
       const status = await execa('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'endpoint', 'status', '-w', 'json'], {env});
@@ -366,6 +428,8 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
       }
       await Promise.all(daemons.slice(1).map((d) => d.stop()));
       await apiserver?.stop();
+      egress.closeAll();
+      await new Promise<void>((resolve) => egress.server.close(() => resolve()));
       await etcd.stop();
     },
   };

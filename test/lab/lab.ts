@@ -48,6 +48,8 @@ export interface LabOptions {
   privilegedNamespaces?: string[];
   /** Number of control-plane hosts (the first N nodes); default 1. */
   controlPlane?: number;
+  /** Directories of OCI layouts (as dist/image holds) whose images the nodes have besides extip's. */
+  imageDirs?: string[];
 }
 
 /** What tests reach as `lab.api`: the control plane's kubeconfigs and CA. */
@@ -81,7 +83,7 @@ export class Lab {
   private extraNamespaces: string[] = [];
   private up = false;
 
-  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number, readonly privilegedNamespaces: string[]) {
+  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number, readonly privilegedNamespaces: string[], private imageDirs: string[] = []) {
     this.id = `${process.pid}-${++labCount}${randomBytes(2).toString('hex')}`;
     this.dir = dir;
     this.router = {ns: `${NS_PREFIX}-${this.id}-tor`, ip: `${SEGMENT}.1`};
@@ -98,7 +100,7 @@ export class Lab {
     if (nodes < 1 || nodes > 200) throw new Error('a lab has 1 to 200 nodes');
     const dir = await mkdtemp(join(tmpdir(), 'extip-lab-'));
     trackDir(dir);
-    const lab = new Lab(dir, nodes, options.controlPlane ?? 1, options.privilegedNamespaces ?? ['default']);
+    const lab = new Lab(dir, nodes, options.controlPlane ?? 1, options.privilegedNamespaces ?? ['default'], options.imageDirs);
     try {
       await lab.bringUp();
     } catch (err) {
@@ -148,6 +150,7 @@ export class Lab {
     this.api = {pki: cp.pki, kubeconfig: cp.kubeconfig, hostKubeconfig: cp.hostKubeconfig};
     const admin = await readFile(cp.hostKubeconfig, 'utf8');
     const images = await loadImages();
+    for (const d of this.imageDirs) for (const [ref, image] of await loadImages(d)) images.set(ref, image);
     for (const h of this.hosts) {
       const way = await cp.hostProxy(h.name);
       this.daemons.push(startDaemon('ip', ['netns', 'exec', h.ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${way.socketPath}`]));
@@ -164,6 +167,11 @@ export class Lab {
       });
       this.nodeKubelets.push(kubelet);
     }
+    // The API server reaches a pod (a webhook) or a node from the host that holds the address.
+    cp.setClusterRoute((ip) => {
+      const pod = /^10\.244\.(\d+)\./.exec(ip);
+      return (pod ? this.hosts[Number(pod[1]) - 1] : this.hosts.find((h) => h.ip === ip))?.ns;
+    });
     await Promise.all(this.nodeKubelets.map((k) => k.start()));
     // As kubeadm does: the control-plane role label is set by an admin (NodeRestriction keeps kubelets from it).
     // Nodes that are also in kube_node are not tainted, as kubespray leaves them.

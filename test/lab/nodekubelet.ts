@@ -9,10 +9,12 @@
  * lab's images, test/lab/images.ts) under runc, with the OCI spec a CRI runtime
  * writes (see ociSpec); one naming lab/none runs its command as a process in
  * the node's network namespace and a mount namespace of its own. Either way
- * hostPath volumes (under the node's root directory) and the projected
- * service-account token (TokenRequest, bound to the pod), ca.crt and namespace
- * are bind-mounted at their paths. Env includes downward-API fieldRefs and
- * KUBERNETES_SERVICE_HOST/PORT. Probes run as declared; a container that exits
+ * hostPath volumes (under the node's root directory), configMap and secret
+ * volumes (secrets kept up to date) and the projected service-account token
+ * (TokenRequest, bound to the pod), ca.crt and namespace are bind-mounted at
+ * their paths. Env includes downward-API fieldRefs and
+ * KUBERNETES_SERVICE_HOST/PORT. Probes run as declared (HTTP and TCP ones from
+ * the node to the pod's address); a container that exits
  * restarts with back-off (CrashLoopBackOff); a deleted Pod's processes get
  * SIGTERM, then SIGKILL after the grace period. A spec the lab cannot honour
  * (a pod network) gets a status that says so, and an image the lab does not
@@ -20,7 +22,7 @@
  */
 import {spawn, type ChildProcess} from 'node:child_process';
 import {existsSync} from 'node:fs';
-import {chown, mkdir, readFile, rm, writeFile} from 'node:fs/promises';
+import {chown, mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import {request as httpsRequest} from 'node:https';
 import {dirname, join} from 'node:path';
 import {execa} from 'execa';
@@ -135,6 +137,8 @@ interface PodState {
   podIP: string;
   /** The pod's own network: its namespace and the socat that brings the API to its loopback. */
   network?: {ns: string; api: ChildProcess};
+  /** The timer that keeps its secret volumes up to date. */
+  secretSync?: ReturnType<typeof setInterval>;
 }
 
 export interface NodeKubeletOptions {
@@ -166,6 +170,8 @@ export interface NodeKubeletOptions {
 }
 
 const BACKOFF_MAX = 300;
+/** How often a running pod's secret volumes are brought up to date. */
+const SECRET_SYNC_MS = 5000;
 
 /** The capabilities a container runtime (containerd, CRI-O) gives a container before its securityContext's drop and add. */
 const DEFAULT_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
@@ -351,7 +357,7 @@ export class NodeKubelet {
       if (c.image === NO_IMAGE && !c.command?.length) return `container ${c.name} has image ${NO_IMAGE} (the node's own files) and no command to run there`;
     }
     for (const v of pod.spec.volumes ?? []) {
-      if (!v.hostPath && !v.projected && !v.configMap && !v.emptyDir) return `volume ${v.name}: the lab mounts hostPath, projected, configMap and emptyDir volumes only`;
+      if (!v.hostPath && !v.projected && !v.configMap && !v.secret && !v.emptyDir) return `volume ${v.name}: the lab mounts hostPath, projected, configMap, secret and emptyDir volumes only`;
     }
     if (pod.spec.initContainers?.length) return 'the lab does not run init containers';
     return undefined;
@@ -388,6 +394,8 @@ export class NodeKubelet {
       if (r.child) await this.kill(r.child, 0, r.runcId);
     }));
     state.containers.clear();
+    if (state.secretSync) clearInterval(state.secretSync);
+    state.secretSync = undefined;
     if (state.network) {
       state.network.api.kill('SIGKILL');
       await execa('ip', ['netns', 'del', state.network.ns], {reject: false});
@@ -423,6 +431,7 @@ export class NodeKubelet {
     await mkdir(state.dir, {recursive: true});
     if (!pod.spec.hostNetwork) await this.podNetwork(state);
     await this.writeVolumes(state);
+    this.syncSecretVolumes(state);
     for (const c of pod.spec.containers) {
       const running: Running = {name: c.name, restarts: 0, ready: false, backoffUntil: 0, timers: [], probeFailures: 0};
       state.containers.set(c.name, running);
@@ -454,7 +463,8 @@ export class NodeKubelet {
     await execa('ip', ['-n', this.options.ns, '-batch', '-'], {
       input: [`link add ${veth} type veth peer name eth0 netns ${ns}`, `link set ${veth} up`, `route add ${ip}/32 dev ${veth}`].join('\n') + '\n',
     });
-    await execa('ip', ['netns', 'exec', this.options.ns, 'sysctl', '-qw', `net.ipv4.conf.${veth}.proxy_arp=1`]);
+    // Proxy ARP answers only on an interface that forwards (Calico turns forwarding on for its veths too).
+    await execa('ip', ['netns', 'exec', this.options.ns, 'sysctl', '-qw', `net.ipv4.conf.${veth}.proxy_arp=1`, `net.ipv4.conf.${veth}.forwarding=1`]);
     await execa('ip', ['-n', ns, '-batch', '-'], {
       input: ['link set lo up', `address add ${ip}/32 dev eth0`, 'link set eth0 up', 'route add 169.254.1.1 dev eth0 scope link', 'route add default via 169.254.1.1 dev eth0'].join('\n') + '\n',
     });
@@ -502,7 +512,39 @@ export class NodeKubelet {
         }
       }
       if (v.configMap) await this.writeConfigMap(state.namespace, v.configMap.name, v.configMap.items, dir);
+      if (v.secret) await this.writeSecret(state.namespace, v.secret, dir);
     }
+  }
+
+  /**
+   * A secret volume's files, written again every SECRET_SYNC_MS while the pod
+   * runs, as the kubelet syncs them (within its sync period, a minute by
+   * default): a controller that writes its own certificate into the Secret
+   * (a webhook's) finds it in the volume later.
+   */
+  private async writeSecret(namespace: string, secret: Json, dir: string): Promise<void> {
+    const r = await this.client.request('GET', `/api/v1/namespaces/${namespace}/secrets/${secret.secretName}`);
+    if (r.status !== 200 && !(r.status === 404 && secret.optional)) throw new Error(`secret ${namespace}/${secret.secretName}: ${r.status}`);
+    const data = (r.body.data ?? {}) as Record<string, string>;
+    const items = (secret.items as Array<{key: string; path: string}> | undefined) ?? Object.keys(data).map((k) => ({key: k, path: k}));
+    for (const {key, path} of items) {
+      const file = join(dir, path);
+      const content = Buffer.from(data[key] ?? '', 'base64');
+      const now = await readFile(file).catch(() => undefined);
+      if (!now || !now.equals(content)) {
+        // Replaced whole (a rename), so that a reader never sees half a file.
+        await writeFile(`${file}.tmp`, content, {mode: secret.defaultMode ?? 0o644});
+        await rename(`${file}.tmp`, file);
+      }
+    }
+  }
+
+  private syncSecretVolumes(state: PodState): void {
+    const volumes = ((state.pod.spec.volumes ?? []) as Json[]).filter((v) => v.secret);
+    if (!volumes.length) return;
+    state.secretSync = setInterval(() => {
+      for (const v of volumes) void this.writeSecret(state.namespace, v.secret, join(state.dir, 'volumes', v.name)).catch(() => undefined);
+    }, SECRET_SYNC_MS);
   }
 
   private async writeConfigMap(namespace: string, name: string, items: Array<{key: string; path: string}> | undefined, dir: string): Promise<void> {
@@ -696,22 +738,34 @@ export class NodeKubelet {
     });
   }
 
-  private async probe(p: Json, netns: string): Promise<boolean> {
+  /**
+   * One probe, as the kubelet runs it: an HTTP or TCP one from the node (its
+   * network namespace) to the pod's IP unless the probe names a host, on a port
+   * given by number or by the name of one of the container's ports; an exec one
+   * in the container's.
+   */
+  private async probe(p: Json, state: PodState, c: Json): Promise<boolean> {
+    const netns = this.options.ns;
     const timeout = (p.timeoutSeconds ?? 1) * 1000;
+    const port = (given: number | string) =>
+      typeof given === 'number' || /^\d+$/.test(given) ? Number(given) : ((c.ports ?? []) as Json[]).find((x) => x.name === given)?.containerPort;
     if (p.httpGet) {
-      const port = p.httpGet.port;
+      const target = port(p.httpGet.port);
+      if (target === undefined) return false;
       const path = p.httpGet.path ?? '/';
       const scheme = (p.httpGet.scheme ?? 'HTTP').toLowerCase();
-      const r = await execa('ip', ['netns', 'exec', netns, 'curl', '-s', '-k', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', String(timeout / 1000), `${scheme}://${p.httpGet.host ?? '127.0.0.1'}:${port}${path}`], {reject: false});
+      const r = await execa('ip', ['netns', 'exec', netns, 'curl', '-s', '-k', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', String(timeout / 1000), `${scheme}://${p.httpGet.host ?? state.podIP}:${target}${path}`], {reject: false});
       const status = Number(r.stdout);
       return status >= 200 && status < 400;
     }
     if (p.tcpSocket) {
-      const r = await execa('ip', ['netns', 'exec', netns, 'socat', '-u', 'OPEN:/dev/null', `TCP:${p.tcpSocket.host ?? '127.0.0.1'}:${p.tcpSocket.port},connect-timeout=${timeout / 1000}`], {reject: false});
+      const target = port(p.tcpSocket.port);
+      if (target === undefined) return false;
+      const r = await execa('ip', ['netns', 'exec', netns, 'socat', '-u', 'OPEN:/dev/null', `TCP:${p.tcpSocket.host ?? state.podIP}:${target},connect-timeout=${timeout / 1000}`], {reject: false});
       return r.exitCode === 0;
     }
     if (p.exec) {
-      const r = await execa('ip', ['netns', 'exec', netns, ...p.exec.command], {reject: false, timeout});
+      const r = await execa('ip', ['netns', 'exec', state.netns, ...p.exec.command], {reject: false, timeout});
       return r.exitCode === 0;
     }
     return true;
@@ -723,7 +777,7 @@ export class NodeKubelet {
       const first = setTimeout(() => {
         const tick = async () => {
           if (running.child !== child) return;
-          onResult(await this.probe(p, state.netns).catch(() => false));
+          onResult(await this.probe(p, state, c).catch(() => false));
         };
         void tick();
         running.timers.push(setInterval(() => void tick(), (p.periodSeconds ?? 10) * 1000));
@@ -775,6 +829,7 @@ export class NodeKubelet {
       if (r.child) await this.kill(r.child, graceSeconds, r.runcId);
     }));
     this.pods.delete(state.uid);
+    if (state.secretSync) clearInterval(state.secretSync);
     if (state.network) {
       state.network.api.kill('SIGKILL');
       await execa('ip', ['netns', 'del', state.network.ns], {reject: false});
