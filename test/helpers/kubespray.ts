@@ -74,12 +74,14 @@ export interface PrintedRun {
   changed: string[];
   /** Hosts that ran tasks. */
   hosts: string[];
+  /** Task results (ok, changed, failed, skipped) over every host: the run's task slots. */
+  results: number;
 }
 
 let seq = 0;
 
 /** Runs a command line extip printed, in bash, with extra arguments appended; reads what changed. */
-export async function runPrinted(command: string, extra: string[] = [], eventsDir: string): Promise<PrintedRun> {
+export async function runPrinted(command: string, extra: string[] = [], eventsDir: string, env: Record<string, string> = {}): Promise<PrintedRun> {
   const events = join(eventsDir, `printed-events-${++seq}.jsonl`);
   const quoted = extra.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
   const run = await execa('bash', ['-c', `${command} ${quoted}`], {
@@ -88,6 +90,7 @@ export async function runPrinted(command: string, extra: string[] = [], eventsDi
     cwd: '/',
     env: {
       ANSIBLE_NOCOLOR: '1',
+      ...env,
       // extip's event callback, to read which tasks changed; it prints nothing.
       ...eventsEnv(events),
     },
@@ -99,5 +102,6 @@ export async function runPrinted(command: string, extra: string[] = [], eventsDi
     output: run.all ?? '',
     changed: result.changedTasks.map((c) => `${c.host}: ${c.task}`),
     hosts: Object.keys(result.hosts).filter((h) => result.hosts[h].ok + result.hosts[h].changed > 0),
+    results: Object.values(result.hosts).reduce((n, c) => n + c.ok + c.failed + c.skipped, 0),
   };
 }
