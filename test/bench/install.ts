@@ -12,7 +12,9 @@
  * claims mode with a pool on the segment) and `cluster.yml -t metallb` with
  * metallb_enabled and an L2 pool of the same range, MetalLB built from its Go
  * module at the version kubespray deploys (test/metallb). Runs alternate, so
- * that the machine's drift falls on both.
+ * that the machine's drift falls on both; each add-on's own time is read from
+ * its role's tasks (first task to last result), which the variance of
+ * kubespray's fact gathering around it does not touch.
  */
 import {chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
@@ -23,24 +25,27 @@ import YAML from 'yaml';
 import {Lab} from '../lab/lab.js';
 import {runPlaybook} from '../helpers/ansible.js';
 import {runRole} from '../helpers/role.js';
-import {labInventory, runPrinted} from '../helpers/kubespray.js';
+import {labInventory, runPrinted, taskSpan} from '../helpers/kubespray.js';
 import {repoRoot} from '../helpers/root.js';
 import {metallbImages} from '../metallb/images.js';
 
-const usage = `Usage: npm run bench:install [-- --kubespray <checkout>] [--side-nodes 3,10] [--no-role]
+const usage = `Usage: npm run bench:install [-- --kubespray <checkout>] [--side-nodes 3,10] [--repeat 3] [--no-role]
 
 Prints install, re-run and uninstall times of the role on labs of 3 and 30
 nodes, as ratios to a one-task play over the same hosts. With --kubespray, first
 extip's install against kubespray's MetalLB add-on in that checkout (a copy),
-on labs of --side-nodes nodes. --no-role leaves out the 3/30-node table.`;
+on labs of --side-nodes nodes (re-runs --repeat times each, medians shown).
+--no-role leaves out the 3/30-node table.`;
 
-const {values: opts} = parseArgs({options: {kubespray: {type: 'string'}, 'side-nodes': {type: 'string', default: '3,10'}, 'no-role': {type: 'boolean', default: false}, help: {type: 'boolean', short: 'h'}}});
+const {values: opts} = parseArgs({options: {kubespray: {type: 'string'}, 'side-nodes': {type: 'string', default: '3,10'}, repeat: {type: 'string', default: '3'}, 'no-role': {type: 'boolean', default: false}, help: {type: 'boolean', short: 'h'}}});
 if (opts.help) {
   console.log(usage);
   process.exit(0);
 }
 
 const POOL = {first: '10.210.1.200', last: '10.210.1.250'};
+const repeat = Number(opts.repeat);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** extip against kubespray's MetalLB add-on on one lab of `nodes` nodes: a table row. */
 async function sideBySide(checkout: string, nodes: number): Promise<string> {
@@ -78,10 +83,11 @@ async function sideBySide(checkout: string, nodes: number): Promise<string> {
 
     // kubespray's own part of any -t run: its plays, facts and checks, with a tag nothing has.
     const floorCommand = extipCommand.replace(' -t externalip', ' -t extip-bench-nothing');
-    const slots: Record<string, number> = {};
+    // Each add-on's own part of a run: from its role's first task to its last result.
+    const own: Record<string, Array<{seconds: number; results: number}>> = {};
     const run = async (name: string, command: string, extra: string[]) => {
       const [r, t] = await timed(() => runPrinted(command, extra, work, env));
-      slots[name] = r.results;
+      (own[name] ??= []).push(taskSpan(r, name.startsWith('extip') ? 'externalip : ' : 'kubernetes-apps/metallb : '));
       if (r.exitCode !== 0) {
         const pods = await lab.kubectl(['get', 'pods', '-n', 'metallb-system', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.status.containerStatuses}{"\\n"}{end}']);
         throw new Error(`${name} failed (exit ${r.exitCode}) on ${nodes} nodes:\n${r.output.slice(-3000)}\nmetallb-system pods:\n${pods.stdout}${pods.stderr}`);
@@ -93,19 +99,26 @@ async function sideBySide(checkout: string, nodes: number): Promise<string> {
     t.floor = await run('floor', floorCommand, common);
     t.metallb = await run('metallb', metallbCommand, [...common, '-e', `@${metallbVars}`]);
     t.extip = await run('extip', extipCommand, common);
-    t.baseline2 = await run('baseline', baselineCommand, []);
-    t.floor2 = await run('floor', floorCommand, common);
-    t.metallbAgain = await run('metallb again', metallbCommand, [...common, '-e', `@${metallbVars}`]);
-    t.extipAgain = await run('extip again', extipCommand, common);
-    const base = (t.baseline + t.baseline2) / 2;
-    const floor = (t.floor + t.floor2) / 2;
-    const own = (x: number) => `${(x - floor).toFixed(1).padStart(5)}`;
+    // Re-runs, alternating, --repeat times each: the medians.
+    const again: Record<'baseline' | 'floor' | 'metallb' | 'extip', number[]> = {baseline: [], floor: [], metallb: [], extip: []};
+    for (let i = 0; i < repeat; i++) {
+      again.baseline.push(await run('baseline', baselineCommand, []));
+      again.floor.push(await run('floor', floorCommand, common));
+      again.metallb.push(await run('metallb again', metallbCommand, [...common, '-e', `@${metallbVars}`]));
+      again.extip.push(await run('extip again', extipCommand, common));
+    }
+    t.metallbAgain = median(again.metallb);
+    t.extipAgain = median(again.extip);
+    const base = median([t.baseline, ...again.baseline]);
+    const floor = median([t.floor, ...again.floor]);
+    const span = (name: string) => median(own[name].map((o) => o.seconds));
+    const slots = (name: string) => String(own[name][0].results).padStart(5);
     // Each gives a LoadBalancer an address from its pool: what the install was for.
     const ready = await lab.kubectl(['get', 'deployment', 'controller', '-n', 'metallb-system', '-o', 'jsonpath={.status.readyReplicas}']);
-    const extra = (name: string) => String(slots[name] - slots.floor).padStart(5);
+    const f = (x: number) => x.toFixed(1).padStart(6);
     return `${String(nodes).padStart(5)}  ${base.toFixed(1).padStart(8)}  ${floor.toFixed(1).padStart(5)}  ` +
-      `${t.extip.toFixed(1).padStart(6)} ${own(t.extip)} ${extra('extip')}  ${t.metallb.toFixed(1).padStart(6)} ${own(t.metallb)} ${extra('metallb')}  ${((t.extip - floor) / (t.metallb - floor)).toFixed(2).padStart(5)}  ` +
-      `${t.extipAgain.toFixed(1).padStart(6)} ${own(t.extipAgain)}  ${t.metallbAgain.toFixed(1).padStart(6)} ${own(t.metallbAgain)}  ${((t.extipAgain - floor) / (t.metallbAgain - floor)).toFixed(2).padStart(5)}   ` +
+      `${f(t.extip)} ${f(span('extip'))} ${slots('extip')}  ${f(t.metallb)} ${f(span('metallb'))} ${slots('metallb')}  ${(span('extip') / span('metallb')).toFixed(2).padStart(5)}  ` +
+      `${f(t.extipAgain)} ${f(span('extip again'))}  ${f(t.metallbAgain)} ${f(span('metallb again'))}  ${(span('extip again') / span('metallb again')).toFixed(2).padStart(5)}   ` +
       `MetalLB ${version}, controller ready: ${ready.stdout || 0}`;
   } finally {
     await lab.stop();
@@ -119,9 +132,10 @@ if (opts.kubespray) {
   const commit = await execa('git', ['-C', opts.kubespray, 'log', '-1', '--format=%h %cs'], {reject: false});
   console.log(`extip against kubespray's MetalLB add-on (kubespray ${commit.stdout || 'checkout'}), one checkout and inventory, seconds.`);
   console.log('baseline: a one-task play over k8s_cluster; floor: cluster.yml with a tag nothing has (kubespray\'s own part of every -t run);');
-  console.log('own: the run less the floor; slots: its task results over every host less the floor\'s; ratio: extip\'s own time to MetalLB\'s.');
-  console.log('                         ---- extip install ---  --- metallb install ---         ---- extip re-run --  -- metallb re-run --');
-  console.log('nodes  baseline  floor   total   own slots   total   own slots  ratio   total   own   total   own  ratio');
+  console.log(`own: from the add-on's first task to its last result; slots: its task results over every host; ratio: extip's own time to MetalLB's;`);
+  console.log(`re-runs: medians of ${repeat}; baseline and floor: of ${repeat + 1}.`);
+  console.log('                         ----- extip install ----  ---- metallb install ---         ----- extip re-run --  --- metallb re-run --');
+  console.log('nodes  baseline  floor    total    own slots   total    own slots  ratio    total    own    total    own  ratio');
   for (const row of rows) console.log(row);
   if (opts['no-role']) process.exit(0);
 }

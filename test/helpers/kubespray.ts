@@ -76,6 +76,15 @@ export interface PrintedRun {
   hosts: string[];
   /** Task results (ok, changed, failed, skipped) over every host: the run's task slots. */
   results: number;
+  /** Each task's name (role : task), its start and its last result, in seconds. */
+  tasks: Array<{task: string; start: number; end: number; results: number}>;
+}
+
+/** From the first to the last result of the tasks whose names start with `prefix` (a role's: "name : "), and their results. */
+export function taskSpan(run: PrintedRun, prefix: string): {seconds: number; results: number} {
+  const mine = run.tasks.filter((t) => t.task.startsWith(prefix) && t.results > 0);
+  if (!mine.length) return {seconds: 0, results: 0};
+  return {seconds: mine[mine.length - 1].end - mine[0].start, results: mine.reduce((n, t) => n + t.results, 0)};
 }
 
 let seq = 0;
@@ -95,13 +104,23 @@ export async function runPrinted(command: string, extra: string[] = [], eventsDi
       ...eventsEnv(events),
     },
   });
-  const result = outcome(parseEvents(await readFile(events, 'utf8').catch(() => '')));
+  const parsed = parseEvents(await readFile(events, 'utf8').catch(() => ''));
+  const result = outcome(parsed);
   await rm(events, {force: true});
+  const tasks: PrintedRun['tasks'] = [];
+  for (const e of parsed) {
+    if (e.event === 'task_start') tasks.push({task: e.task, start: e.t, end: e.t, results: 0});
+    else if ((e.event === 'ok' || e.event === 'skipped' || e.event === 'failed') && tasks.length) {
+      tasks[tasks.length - 1].end = e.t;
+      tasks[tasks.length - 1].results++;
+    }
+  }
   return {
     exitCode: run.exitCode ?? -1,
     output: run.all ?? '',
     changed: result.changedTasks.map((c) => `${c.host}: ${c.task}`),
     hosts: Object.keys(result.hosts).filter((h) => result.hosts[h].ok + result.hosts[h].changed > 0),
     results: Object.values(result.hosts).reduce((n, c) => n + c.ok + c.failed + c.skipped, 0),
+    tasks,
   };
 }
