@@ -19,7 +19,7 @@ import {lstat, mkdir, readFile, readdir, readlink, realpath, rename, rm, writeFi
 import {dirname, join, posix, relative, resolve} from 'node:path';
 import {parseArgs} from 'node:util';
 import {execa} from 'execa';
-import {type TarEntry, imageLayout, layoutArchive} from './oci.js';
+import {type BuiltImage, type TarEntry, imageLayout, layoutArchive} from './oci.js';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const inputsFile = join(root, 'image/inputs.json');
@@ -247,6 +247,15 @@ async function addTree(fs: Rootfs, source: string, target: string, keep: (p: str
   }
 }
 
+/** Writes an image's OCI layout into `layout` (a directory), replacing what was there. */
+export async function writeLayoutDir(image: BuiltImage, layout: string): Promise<void> {
+  await rm(layout, {recursive: true, force: true});
+  for (const [path, data] of image.files) {
+    await mkdir(dirname(join(layout, path)), {recursive: true});
+    await writeFile(join(layout, path), data);
+  }
+}
+
 export interface ImageResult {
   reference: string;
   digest: string;
@@ -325,11 +334,7 @@ export async function buildImage(out: string): Promise<ImageResult> {
 
   const base = join(out, `ipmanager-${pkg.version}`);
   const layout = `${base}-oci`;
-  await rm(layout, {recursive: true, force: true});
-  for (const [path, data] of image.files) {
-    await mkdir(dirname(join(layout, path)), {recursive: true});
-    await writeFile(join(layout, path), data);
-  }
+  await writeLayoutDir(image, layout);
   const archiveData = layoutArchive(image, inputs.epoch);
   await writeFile(`${base}.oci.tar`, archiveData);
 

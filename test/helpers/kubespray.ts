@@ -74,8 +74,6 @@ export interface PrintedRun {
   changed: string[];
   /** Hosts that ran tasks. */
   hosts: string[];
-  /** Task results (ok, changed, failed, skipped) over every host: the run's task slots. */
-  results: number;
   /** Each task's name (role : task), its start and its last result, in seconds. */
   tasks: Array<{task: string; start: number; end: number; results: number}>;
 }
@@ -120,7 +118,6 @@ export async function runPrinted(command: string, extra: string[] = [], eventsDi
     output: run.all ?? '',
     changed: result.changedTasks.map((c) => `${c.host}: ${c.task}`),
     hosts: Object.keys(result.hosts).filter((h) => result.hosts[h].ok + result.hosts[h].changed > 0),
-    results: Object.values(result.hosts).reduce((n, c) => n + c.ok + c.failed + c.skipped, 0),
     tasks,
   };
 }

@@ -4,9 +4,10 @@
  * test/metallb/build.sh built, alone in a layer with /tmp, as MetalLB's own
  * images hold little more. For the lab kubelet (test/lab/images.ts) to run.
  */
-import {mkdir, readFile, rm, writeFile} from 'node:fs/promises';
-import {dirname, join} from 'node:path';
+import {readFile} from 'node:fs/promises';
+import {join} from 'node:path';
 import {execa} from 'execa';
+import {writeLayoutDir} from '../../tools/image.js';
 import {imageLayout} from '../../tools/oci.js';
 import {repoRoot} from '../lab/tools.js';
 
@@ -32,12 +33,7 @@ export async function metallbImages(out: string): Promise<string> {
       labels: {'org.opencontainers.image.source': 'https://github.com/metallb/metallb', 'org.opencontainers.image.version': version},
       epoch: 0,
     });
-    const layout = join(out, `metallb-${program}-oci`);
-    await rm(layout, {recursive: true, force: true});
-    for (const [path, data] of image.files) {
-      await mkdir(dirname(join(layout, path)), {recursive: true});
-      await writeFile(join(layout, path), data);
-    }
+    await writeLayoutDir(image, join(out, `metallb-${program}-oci`));
   }
   return version;
 }
