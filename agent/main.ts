@@ -15,6 +15,7 @@ import {createLogger} from './log.js';
 import {Metrics} from './metrics.js';
 import {NaiveController} from './naive.js';
 import {Scheduler} from './scheduler.js';
+import {Speaker, SpeakerError, loadSpeakerSpec} from './speaker.js';
 
 const USAGE = `Usage: ipmanager <command> [flags]
 
@@ -56,6 +57,13 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --health-port=0 --health-address=127.0.0.1 (serve /healthz /readyz
          /metrics on ADDRESS:PORT;
          /readyz answers 503 until the Services are listed and while the API is away)
+       --bgp-speaker=FILE (naivecontroller: announce the addresses it brings up
+         over BGP through the BIRD beside it, with the peers, AS and timers of
+         this spec, extip's ConfigMap extip-bgp; only /32s inside its ranges)
+         --bgp-socket=/run/extip-bgp/bird.ctl (BIRD's control socket; ipmanager
+         writes BIRD's configuration beside it) --bgp-router-id=IP (the node's
+         IPv4 address) --bgp-withdraw-wait=1s (between withdrawing a route and
+         taking its address down)
        --keep-on-exit (leave the addresses up on SIGTERM) --state-dir=/run/extip
        --owner=ipmanager (the workload whose addresses these are; agents with
          different owners on one node never take down each other's addresses)
@@ -81,6 +89,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  if (flags.bgpSpeaker && !['naivecontroller', 'n'].includes(command)) {
+    process.stderr.write(`ipmanager: --bgp-speaker is for naivecontroller (ECMP: every node announces every address); ${command} does not announce over BGP\n`);
+    return 2;
+  }
   const log = createLogger(flags.verbosity);
   let api: ApiClient;
   try {
@@ -104,7 +116,20 @@ export async function main(argv: string[]): Promise<number> {
     controller = new ClaimController(api, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics, node);
     banner = `claimcontroller for IpNode ${node} on ${flags.iface}, owner ${flags.owner}, heartbeat every ${flags.hbMs} ms, self-fence after ${fenceAfterMs(flags.hbMs, flags.monitorMs)} ms without one (--monitor=${flags.monitorMs}ms)`;
   } else {
-    controller = new NaiveController(api, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics);
+    let speaker: Speaker | undefined;
+    if (flags.bgpSpeaker) {
+      try {
+        const spec = await loadSpeakerSpec(flags.bgpSpeaker);
+        speaker = new Speaker(spec, {node: flags.hostname || hostname(), routerId: flags.bgpRouterId!, socket: flags.bgpSocket, withdrawWaitMs: flags.bgpWithdrawWaitMs}, log);
+      } catch (err) {
+        if (!(err instanceof SpeakerError)) throw err;
+        process.stderr.write(`ipmanager: ${err.message}\n`);
+        return 2;
+      }
+      const s = speaker;
+      metrics.sources.push(() => s.metrics());
+    }
+    controller = new NaiveController(api, flags, new Ownership(flags.stateDir, flags.iface, flags.owner), log, metrics, speaker);
     banner = `naivecontroller on ${flags.iface} with masks /${flags.mask} (IPv4) and /${flags.mask6} (IPv6), owner ${flags.owner}, resync ${flags.resyncMs} ms`;
   }
 

@@ -13,6 +13,8 @@ export class Metrics {
   failingPasses = 0;
   /** Service entries the address policy refused at the last reconcile, by rule. */
   refused: Record<string, number> = {};
+  /** More lines from other parts of the agent (the BGP speaker's). */
+  readonly sources: Array<() => string> = [];
 
   observe(seconds: number): void {
     this.reconciles++;
@@ -40,6 +42,6 @@ export class Metrics {
       `extip_reconcile_duration_seconds_sum ${this.durationSum.toFixed(6)}`,
       `extip_reconcile_duration_seconds_count ${this.reconciles}`,
     );
-    return out.join('\n') + '\n';
+    return out.join('\n') + '\n' + this.sources.map((source) => source()).join('');
   }
 }

@@ -18,6 +18,7 @@ import {AddressPolicy, type Refused} from '../lib/policy.js';
 import {NodeAddressWatch, RefusalReporter} from './refusals.js';
 import {ListWatch} from './listwatch.js';
 import {FAILING_PASSES} from './serial.js';
+import type {Speaker} from './speaker.js';
 
 /** No ranges declared: any address but those never allowed. */
 const OPEN = new AddressPolicy();
@@ -117,7 +118,7 @@ export class NaiveController extends Component {
   /** A pass has run: the addresses are up (or in this owner's record). */
   private served = false;
 
-  constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics) {
+  constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics, private readonly speaker?: Speaker) {
     super(api, flags, log, metrics, 'reconcile');
     this.refusals = new RefusalReporter(api, log, metrics, 'extip-naivecontroller', flags.hostname || hostname());
     this.nodes = new NodeAddressWatch(api, this.policy, log, () => this.schedule());
@@ -150,6 +151,7 @@ export class NaiveController extends Component {
     });
     this.loop = this.watcher.run();
     this.nodesLoop = this.nodes.watch.run();
+    this.speaker?.start();
     if (this.policy.open) this.log.warn('no --allowed-cidrs: any address a Service names is brought up, but for the ranges never allowed; declare where external IPs may come from (extip_external_cidrs)');
     // Rewrites the ownership record too, the sign of life other owners look for.
     this.resync = setInterval(() => this.schedule(), Math.min(Math.max(this.flags.resyncMs, 100), 10000));
@@ -182,7 +184,16 @@ export class NaiveController extends Component {
       const p = plan(desired, host, this.owned, others);
       for (const c of p.conflicts) this.warnOnce(`skip ${c.cidr} of Service ${c.services.join(', ')}: the address is already on ${c.iface}`);
       await this.owned.adopt(p.adopt, p.release);
+      // The routers stop sending to an address before it comes down.
+      if (this.speaker && p.remove.length) await this.speaker.withdraw(p.remove);
       const result = await this.owned.apply(p.add, p.remove, host);
+      // ...and hear of one once it is up (a failed addition is out of the record, so not exported).
+      if (this.speaker) {
+        const up = new Set(host.filter((a) => a.iface === this.owned.iface).map((a) => `${a.ip}/${a.prefix}`));
+        for (const cidr of p.add) if (this.owned.owns(cidr)) up.add(cidr);
+        for (const cidr of p.remove) up.delete(cidr);
+        await this.speaker.set([...desired.wanted.keys()].filter((cidr) => up.has(cidr)));
+      }
       if (!p.add.length && !p.remove.length && !p.adopt.length && !p.release.length) await this.owned.save();
       for (const line of result.failed) this.log.warn(`ip: ${line}`);
       if (result.restored.length) this.log.warn(`put back ${result.restored.join(' ')}: removing another address of their subnet took them down`);
@@ -209,12 +220,15 @@ export class NaiveController extends Component {
     // Withdraw first: the watch may take a while to close, and a drain must not wait for it.
     await this.passes.idle(5);
     if (withdraw) {
+      // Routes first, then addresses: a drain loses no connection the routers send meanwhile.
+      await this.speaker?.withdraw(this.owned.addresses);
       const {removed, shared, failed} = await this.owned.withdraw();
       for (const line of failed) this.log.warn(`ip: ${line}`);
       if (removed.length) this.log.info(0, `withdrew ${removed.join(' ')}`);
       if (shared.length) this.log.info(0, `left up, other owners want them: ${shared.join(' ')}`);
       await this.owned.drop();
     }
+    this.speaker?.stop();
     await Promise.race([Promise.all([this.loop, this.nodesLoop]), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
   }
 }

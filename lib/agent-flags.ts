@@ -50,10 +50,18 @@ export interface AgentFlags {
   clusterCidrs: string[];
   /** Only Services of these namespaces get their external IPs (`--allowed-namespaces`); empty: any. */
   allowedNamespaces: string[];
+  /** naivecontroller: the BGP speaker spec file (`--bgp-speaker`, lib/bgp.ts); undefined: no speaker of extip's. */
+  bgpSpeaker?: string;
+  /** BIRD's control socket (`--bgp-socket`). */
+  bgpSocket: string;
+  /** The node's address, BIRD's router ID (`--bgp-router-id`). */
+  bgpRouterId?: string;
+  /** How long after the routers were told to stop sending to an address it stays up (`--bgp-withdraw-wait`). */
+  bgpWithdrawWaitMs: number;
 }
 
 const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit']);
-const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'health-address', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'allowed-cidrs', 'service-cidr', 'cluster-cidr', 'allowed-namespaces', 'stderrthreshold', 'log_dir', 'vmodule']);
+const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'health-address', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'allowed-cidrs', 'service-cidr', 'cluster-cidr', 'allowed-namespaces', 'bgp-speaker', 'bgp-socket', 'bgp-router-id', 'bgp-withdraw-wait', 'stderrthreshold', 'log_dir', 'vmodule']);
 
 export class FlagError extends Error {}
 
@@ -148,6 +156,11 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   const allowedNamespaces = list('allowed-namespaces');
   const badNamespace = allowedNamespaces.find((n) => !matches('dnsLabel', n));
   if (badNamespace) throw new FlagError(`invalid --allowed-namespaces entry "${badNamespace}" (namespace names, comma-separated)`);
+  const bgpRouterId = values.get('bgp-router-id') || undefined;
+  if (bgpRouterId !== undefined && isIP(bgpRouterId) !== 4) throw new FlagError(`invalid --bgp-router-id "${bgpRouterId}" (the node's IPv4 address)`);
+  if (values.has('bgp-speaker') && !bgpRouterId) throw new FlagError('--bgp-speaker needs --bgp-router-id, the node\'s IPv4 address (in a pod: --bgp-router-id=$(NODE_IP) from status.hostIP)');
+  const bgpWithdrawWaitMs = parseDuration(values.get('bgp-withdraw-wait') ?? '1s');
+  if (bgpWithdrawWaitMs > 60000) throw new FlagError(`--bgp-withdraw-wait=${values.get('bgp-withdraw-wait')} is over a minute: the routers stop sending within milliseconds of the withdrawal`);
   const lock = values.get('leader-elect-resource-lock') ?? 'leases';
   if (lock !== 'leases') throw new FlagError(`--leader-elect-resource-lock=${lock}: only leases is supported (endpoints and configmaps locks are gone from Kubernetes)`);
   return {
@@ -163,6 +176,10 @@ export function parseAgentFlags(args: string[]): AgentFlags {
     healthAddress,
     keepOnExit: truthy('keep-on-exit'),
     stateDir: values.get('state-dir') ?? '/run/extip',
+    bgpSpeaker: values.get('bgp-speaker') || undefined,
+    bgpSocket: values.get('bgp-socket') ?? '/run/extip-bgp/bird.ctl',
+    bgpRouterId,
+    bgpWithdrawWaitMs,
     hbMs,
     monitorMs,
     nodefilter,

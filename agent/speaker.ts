@@ -1,0 +1,209 @@
+/**
+ * The BGP speaker beside ipmanager (extip_bgp_speaker: extip): BIRD 2 in its
+ * own container of the controller pod, started with a configuration that
+ * peers with nobody. ipmanager writes the real one (lib/bgp.ts) into the
+ * directory they share and has BIRD load it: the peers from the spec the role
+ * rendered, and exactly the addresses ipmanager brought up. Before an
+ * address comes down, its route is withdrawn and the routers get
+ * --bgp-withdraw-wait to stop sending to it. Every second ipmanager reads
+ * BIRD's state for /metrics and `extip status`; a BIRD that restarted (back
+ * on its idle configuration) gets the speaker's again.
+ */
+import {readFile, rename, writeFile} from 'node:fs/promises';
+import {dirname, join} from 'node:path';
+import {EXPORTS_PROTOCOL, type SpeakerSpec, peerName, peersOf, speakerConfig, speakerSpecErrors} from '../lib/bgp.js';
+import {readAddresses} from './addresses.js';
+import {BirdError, birdCommand, parseBfdSessions, parseProtocols} from './bird.js';
+import type {Logger} from './log.js';
+
+export interface SpeakerHealth {
+  /** BIRD answers on its socket and runs the speaker's configuration. */
+  up: boolean;
+  peers: Array<{address: string; state: string; established: boolean; bfd?: 'up' | 'down'; exported: number}>;
+  /** Routes in the speaker's configuration now. */
+  exported: number;
+}
+
+export class SpeakerError extends Error {}
+
+/** Reads and checks the spec file the role rendered (ConfigMap extip-bgp, key speaker.json). */
+export async function loadSpeakerSpec(file: string): Promise<SpeakerSpec> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new SpeakerError(`cannot read the BGP speaker spec --bgp-speaker=${file}: ${(err as Error).message}`);
+  }
+  const errors = speakerSpecErrors(value);
+  if (errors.length) throw new SpeakerError(`the BGP speaker spec ${file} is not valid: ${errors.join('; ')}`);
+  return value as SpeakerSpec;
+}
+
+export class Speaker {
+  /** What BIRD exports now (its last configuration that loaded); undefined until one did. */
+  private exported?: string[];
+  private want: string[] = [];
+  /** Everything BIRD was given to export since it was last withdrawn: what a router may still send here. */
+  private readonly announced = new Set<string>();
+  private timer?: NodeJS.Timeout;
+  private chain: Promise<void> = Promise.resolve();
+  private lastProblem = '';
+  health: SpeakerHealth = {up: false, peers: [], exported: 0};
+  /** Times BIRD was found running without the speaker's configuration (started or restarted) and given it. */
+  reloads = 0;
+  errors = 0;
+
+  constructor(
+    private readonly spec: SpeakerSpec,
+    private readonly opts: {node: string; routerId: string; socket: string; withdrawWaitMs: number},
+    private readonly log: Logger,
+  ) {}
+
+  private get configFile(): string {
+    return join(dirname(this.opts.socket), 'bird.conf');
+  }
+
+  /** Starts watching BIRD: every second its state, and the configuration again if it lost it. */
+  start(): void {
+    const peers = peersOf(this.spec, this.opts.node);
+    if (!peers.length) this.log.warn(`extip_bgp_peers names no peer for node ${this.opts.node}: nothing is exported from it`);
+    this.log.info(0, `BGP speaker: AS ${this.spec.asn}, router ID ${this.opts.routerId}, peers ${peers.map((p) => `${p.address} (AS ${p.asn}${p.bfd === false ? '' : ', BFD'})`).join(', ') || 'none'}, BIRD at ${this.opts.socket}`);
+    const tick = () => {
+      this.timer = setTimeout(() => void this.serial(() => this.check()).finally(tick), 1000);
+    };
+    void this.serial(() => this.check()).finally(tick);
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Exports exactly `cidrs` (IPv4 /32s; others are not announced). */
+  set(cidrs: readonly string[]): Promise<void> {
+    this.want = [...new Set(cidrs)].sort();
+    return this.serial(() => this.push());
+  }
+
+  /**
+   * Withdraws `cidrs` before they come down: BIRD loads the configuration
+   * without them and the routers get --bgp-withdraw-wait to stop sending.
+   */
+  async withdraw(cidrs: readonly string[]): Promise<void> {
+    const gone = new Set(cidrs);
+    this.want = this.want.filter((c) => !gone.has(c));
+    const before = this.announced;
+    await this.serial(() => this.push());
+    // Announced before: wait, whether BIRD took the withdrawal or is gone (its sessions, and
+    // with them the routes, end with it); either way a router may still send for a moment.
+    const withdrawn = [...gone].filter((c) => before.has(c));
+    if (withdrawn.length) {
+      this.log.info(1, `withdrew ${withdrawn.join(' ')} from the BGP peers; ${this.opts.withdrawWaitMs} ms before the address comes down`);
+      await new Promise((resolve) => setTimeout(resolve, this.opts.withdrawWaitMs));
+    }
+    for (const c of withdrawn) this.announced.delete(c);
+  }
+
+  private serial(work: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(work, work);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private problem(message: string): void {
+    this.errors++;
+    if (message !== this.lastProblem) this.log.warn(message);
+    this.lastProblem = message;
+  }
+
+  /** Writes the configuration for `want` and has BIRD load it. */
+  private async push(): Promise<void> {
+    if (this.exported && this.exported.join(' ') === this.want.join(' ')) return;
+    const want = this.want;
+    const subnets = (await readAddresses()).filter((a) => a.ip.includes('.') && a.iface !== 'lo').map((a) => `${a.ip}/${a.prefix}`);
+    const config = speakerConfig(this.spec, {node: this.opts.node, routerId: this.opts.routerId, subnets}, want);
+    const tmp = `${this.configFile}.tmp`;
+    try {
+      await writeFile(tmp, config);
+      await rename(tmp, this.configFile);
+      await birdCommand(this.opts.socket, `configure "${this.configFile}"`);
+    } catch (err) {
+      this.exported = undefined;
+      this.problem(`the BGP speaker did not take its configuration: ${(err as Error).message}; trying again within a second`);
+      return;
+    }
+    if (this.lastProblem) this.log.info(0, 'the BGP speaker runs its configuration again');
+    this.lastProblem = '';
+    this.exported = want;
+    for (const c of want) this.announced.add(c);
+  }
+
+  /** Reads BIRD's state; a BIRD without the speaker's configuration (it restarted) gets it again. */
+  private async check(): Promise<void> {
+    let protocols;
+    try {
+      protocols = parseProtocols((await birdCommand(this.opts.socket, 'show protocols')).lines);
+    } catch (err) {
+      if (!(err instanceof BirdError)) throw err;
+      this.health = {up: false, peers: [], exported: 0};
+      this.exported = undefined;
+      this.problem(`the BGP speaker is not answering (${err.message}); its routes are gone from the routers until it is back`);
+      return;
+    }
+    if (!protocols.some((p) => p.name === EXPORTS_PROTOCOL)) {
+      this.exported = undefined;
+      this.reloads++;
+      await this.push();
+      return;
+    }
+    if (!this.exported) await this.push();
+    const bfd = parseBfdSessions((await birdCommand(this.opts.socket, 'show bfd sessions').catch(() => ({lines: [] as string[]}))).lines);
+    const peers = [];
+    for (const peer of peersOf(this.spec, this.opts.node)) {
+      const p = protocols.find((x) => x.name === peerName(peer));
+      const established = p?.info.startsWith('Established') ?? false;
+      let exported = 0;
+      if (established) {
+        const all = await birdCommand(this.opts.socket, `show protocols all ${peerName(peer)}`).catch(() => ({lines: [] as string[]}));
+        exported = Number(/Routes:\s+\d+ imported, (\d+) exported/.exec(all.lines.join('\n'))?.[1] ?? 0);
+      }
+      peers.push({
+        address: peer.address,
+        state: p ? p.info.split(/\s+/)[0] || p.state : 'missing',
+        established,
+        ...(peer.bfd === false ? {} : {bfd: bfd.up.includes(peer.address) ? ('up' as const) : ('down' as const)}),
+        exported,
+      });
+    }
+    this.health = {up: true, peers, exported: this.exported?.length ?? 0};
+  }
+
+  /** Prometheus lines for /metrics. */
+  metrics(): string {
+    const h = this.health;
+    const out = [
+      '# HELP extip_bgp_speaker_up 1 when BIRD answers and runs the speaker\'s configuration.',
+      '# TYPE extip_bgp_speaker_up gauge',
+      `extip_bgp_speaker_up ${h.up ? 1 : 0}`,
+      '# HELP extip_bgp_routes_announced Routes the speaker is configured to export.',
+      '# TYPE extip_bgp_routes_announced gauge',
+      `extip_bgp_routes_announced ${h.exported}`,
+      '# HELP extip_bgp_session_established 1 when the BGP session with the peer is established.',
+      '# TYPE extip_bgp_session_established gauge',
+      ...h.peers.map((p) => `extip_bgp_session_established{peer="${p.address}"} ${p.established ? 1 : 0}`),
+      '# HELP extip_bgp_bfd_up 1 when the BFD session with the peer is up (peers with BFD only).',
+      '# TYPE extip_bgp_bfd_up gauge',
+      ...h.peers.filter((p) => p.bfd).map((p) => `extip_bgp_bfd_up{peer="${p.address}"} ${p.bfd === 'up' ? 1 : 0}`),
+      '# HELP extip_bgp_routes_exported Routes exported to the peer.',
+      '# TYPE extip_bgp_routes_exported gauge',
+      ...h.peers.map((p) => `extip_bgp_routes_exported{peer="${p.address}"} ${p.exported}`),
+      '# HELP extip_bgp_speaker_reloads_total Times BIRD was found without the speaker\'s configuration (it started or restarted) and given it.',
+      '# TYPE extip_bgp_speaker_reloads_total counter',
+      `extip_bgp_speaker_reloads_total ${this.reloads}`,
+      '# HELP extip_bgp_speaker_errors_total Failed attempts to configure or read the speaker.',
+      '# TYPE extip_bgp_speaker_errors_total counter',
+      `extip_bgp_speaker_errors_total ${this.errors}`,
+    ];
+    return `${out.join('\n')}\n`;
+  }
+}

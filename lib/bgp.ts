@@ -1,0 +1,153 @@
+/**
+ * extip's own BGP speaker (extip_bgp_speaker: extip): what the role hands the
+ * controller pods (the speaker spec, JSON in the ConfigMap extip-bgp), the
+ * checks of extip_bgp_peers, and the BIRD 2 configuration ipmanager writes for
+ * the BIRD beside it.
+ *
+ * The configuration exports exactly the addresses ipmanager names (a static
+ * protocol it rewrites), each a /32 inside the declared ranges and never the
+ * node's own address, and imports nothing: whatever else is on lo, a default
+ * route or the node's subnet never reaches the routers.
+ */
+import {isCidr, parseCidr, parseIp} from './ipnet.js';
+
+export interface SpeakerPeer {
+  address: string;
+  asn: number;
+  /** The nodes that peer with it; every labelled node when absent. */
+  nodes?: string[];
+  /** BFD on the session; default on. */
+  bfd?: boolean;
+  port?: number;
+}
+
+export interface SpeakerSpec {
+  asn: number;
+  peers: SpeakerPeer[];
+  /** The declared ranges (extip_external_cidrs): only /32s inside them are exported. */
+  ranges: string[];
+  /** BGP hold time in seconds; keepalives every third of it. */
+  holdTime: number;
+  bfd: {intervalMs: number; multiplier: number};
+  /** Graceful restart (RFC 4724) with this restart time in seconds; 0: only aware of the peers'. */
+  restartTime: number;
+}
+
+/** The BGP protocol name BIRD shows for a peer. */
+export function peerName(peer: Pick<SpeakerPeer, 'address'>): string {
+  return `peer_${peer.address.replace(/[^0-9A-Za-z]/g, '_')}`;
+}
+
+/** The static protocol that holds the exported routes: the export filter accepts nothing else. */
+export const EXPORTS_PROTOCOL = 'extip_exports';
+
+const ASN_MAX = 4294967295;
+const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** The same checks as the role's `extip_bgp_peer_errors` filter (filter_plugins/extip_bgp.py). */
+export function bgpPeerErrors(value: unknown): string[] {
+  if (!Array.isArray(value)) return ['not a list'];
+  const errors: string[] = [];
+  const seen = new Set<string>();
+  value.forEach((item: unknown, index) => {
+    const where = `peer ${index + 1}`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      errors.push(`${where} is not a mapping`);
+      return;
+    }
+    const p = item as Record<string, unknown>;
+    const unknownKeys = Object.keys(p).filter((k) => !['address', 'asn', 'nodes', 'bfd', 'port'].includes(k));
+    if (unknownKeys.length) errors.push(`${where} has unknown keys ${unknownKeys.join(', ')} (allowed: address, asn, nodes, bfd, port)`);
+    const ip = typeof p.address === 'string' ? parseIp(p.address) : undefined;
+    if (!ip || ip.family !== 4) errors.push(`${where}: address ${JSON.stringify(p.address ?? null)} is not an IPv4 address`);
+    else if (seen.has(p.address as string)) errors.push(`${where}: address ${p.address} is listed twice`);
+    else seen.add(p.address as string);
+    if (!Number.isInteger(p.asn) || (p.asn as number) < 1 || (p.asn as number) > ASN_MAX) errors.push(`${where}: asn ${JSON.stringify(p.asn ?? null)} is not an AS number from 1 to ${ASN_MAX}`);
+    if (p.nodes !== undefined && (!Array.isArray(p.nodes) || !p.nodes.length || p.nodes.some((n) => typeof n !== 'string' || !NODE_NAME.test(n)))) {
+      errors.push(`${where}: nodes is not a non-empty list of node names`);
+    }
+    if (p.bfd !== undefined && typeof p.bfd !== 'boolean') errors.push(`${where}: bfd is not true or false`);
+    if (p.port !== undefined && (!Number.isInteger(p.port) || (p.port as number) < 1 || (p.port as number) > 65535)) errors.push(`${where}: port ${JSON.stringify(p.port)} is not a port from 1 to 65535`);
+  });
+  return errors;
+}
+
+/** What is wrong with a speaker spec read from its file; empty when it is good. */
+export function speakerSpecErrors(value: unknown): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return ['not a JSON object'];
+  const s = value as Record<string, unknown>;
+  const errors = bgpPeerErrors(s.peers).map((e) => `peers: ${e}`);
+  if (!Number.isInteger(s.asn) || (s.asn as number) < 1 || (s.asn as number) > ASN_MAX) errors.push(`asn ${JSON.stringify(s.asn ?? null)} is not an AS number`);
+  if (!Array.isArray(s.ranges) || s.ranges.some((r) => typeof r !== 'string' || !isCidr(parseCidr(r)))) errors.push('ranges is not a list of CIDRs');
+  if (!Number.isInteger(s.holdTime) || (s.holdTime as number) < 3 || (s.holdTime as number) > 65535) errors.push('holdTime is not a whole number of seconds from 3 to 65535');
+  const bfd = s.bfd as Record<string, unknown> | undefined;
+  if (!bfd || !Number.isInteger(bfd.intervalMs) || !Number.isInteger(bfd.multiplier)) errors.push('bfd is not {intervalMs, multiplier}');
+  if (!Number.isInteger(s.restartTime) || (s.restartTime as number) < 0) errors.push('restartTime is not a whole number of seconds');
+  return errors;
+}
+
+/** The peers a node speaks to: those that name it, and those that name no node. */
+export function peersOf(spec: SpeakerSpec, node: string): SpeakerPeer[] {
+  return spec.peers.filter((p) => !p.nodes || p.nodes.includes(node));
+}
+
+export interface SpeakerPlace {
+  node: string;
+  /** The node's address: BIRD's router ID, and never exported. */
+  routerId: string;
+  /** The node's connected IPv4 subnets: a peer inside one is a direct (single-hop) session. */
+  subnets: readonly string[];
+}
+
+function inSubnet(ip: string, subnet: string): boolean {
+  const c = parseCidr(subnet, false);
+  const a = parseIp(ip);
+  return isCidr(c) && !!a && a.family === c.family && a.value >= c.network && a.value <= c.last;
+}
+
+/**
+ * The BIRD 2 configuration of the speaker on one node, exporting `exports`
+ * (IPv4 /32s; anything else is left out here, and the filter would refuse it).
+ */
+export function speakerConfig(spec: SpeakerSpec, place: SpeakerPlace, exports: readonly string[]): string {
+  const v4 = spec.ranges.filter((r) => !r.includes(':'));
+  const routes = exports.filter((e) => /^\d+\.\d+\.\d+\.\d+\/32$/.test(e) && e !== `${place.routerId}/32`);
+  const bfd = `min rx interval ${spec.bfd.intervalMs} ms; min tx interval ${spec.bfd.intervalMs} ms; multiplier ${spec.bfd.multiplier};`;
+  const keepalive = Math.max(1, Math.floor(spec.holdTime / 3));
+  const lines = [
+    `# extip's BGP speaker on ${place.node}, written by ipmanager: do not edit, it is rewritten.`,
+    `router id ${place.routerId};`,
+    'log stderr { info, remote, warning, error, auth, fatal, bug };',
+    'protocol device { scan time 10; }',
+    `protocol bfd extip_bfd {\n  interface "*" { ${bfd} };\n  multihop { ${bfd} };\n}`,
+    `# The addresses ipmanager brought up on this node; nothing else is exported.\nprotocol static ${EXPORTS_PROTOCOL} {\n  ipv4;\n${routes.map((r) => `  route ${r} blackhole;\n`).join('')}}`,
+    `filter extip_export {\n  if proto != "${EXPORTS_PROTOCOL}" then reject;\n  if net.type != NET_IP4 || net.len != 32 then reject;\n  if net = ${place.routerId}/32 then reject;\n${
+      v4.length ? `  if net ~ [ ${v4.map((r) => `${r}+`).join(', ')} ] then accept;\n` : ''
+    }  reject;\n}`,
+  ];
+  for (const peer of peersOf(spec, place.node)) {
+    const direct = place.subnets.some((s) => inSubnet(peer.address, s));
+    lines.push(
+      [
+        `protocol bgp ${peerName(peer)} {`,
+        `  description "extip peer ${peer.address} AS ${peer.asn}";`,
+        `  local ${place.routerId} as ${spec.asn};`,
+        `  neighbor ${peer.address}${peer.port && peer.port !== 179 ? ` port ${peer.port}` : ''} as ${peer.asn};`,
+        `  ${direct ? 'direct' : 'multihop'};`,
+        `  hold time ${spec.holdTime}; keepalive time ${keepalive};`,
+        '  connect delay time 1; connect retry time 5; error wait time 1, 10;',
+        `  bfd ${peer.bfd === false ? 'off' : 'on'};`,
+        spec.restartTime > 0 ? `  graceful restart on; graceful restart time ${spec.restartTime};` : '  graceful restart aware;',
+        '  ipv4 { import none; export filter extip_export; next hop self; };',
+        '}',
+      ].join('\n'),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** What BIRD runs before ipmanager gives it the speaker's configuration: no session, nothing exported. */
+export const IDLE_CONFIG = `# extip's BGP speaker before ipmanager configures it: no peers, nothing exported.
+log stderr { info, remote, warning, error, auth, fatal, bug };
+protocol device { scan time 10; }
+`;

@@ -1,0 +1,104 @@
+/**
+ * The speaker's BIRD configuration, checked by BIRD 2 itself (`bird -p`), and
+ * the rule on extip_bgp_peers.
+ */
+import {afterAll, describe, expect, test} from '@jest/globals';
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {execa} from 'execa';
+import {IDLE_CONFIG, type SpeakerSpec, bgpPeerErrors, peerName, speakerConfig, speakerSpecErrors} from '../../lib/bgp.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, {recursive: true, force: true});
+});
+
+async function birdParses(config: string): Promise<{exitCode: number; output: string}> {
+  const dir = await mkdtemp(join(tmpdir(), 'extip-bgp-'));
+  dirs.push(dir);
+  await writeFile(join(dir, 'bird.conf'), config);
+  const r = await execa('bird', ['-p', '-c', join(dir, 'bird.conf')], {reject: false});
+  return {exitCode: r.exitCode ?? -1, output: `${r.stdout}${r.stderr}`};
+}
+
+const spec: SpeakerSpec = {
+  asn: 64512,
+  peers: [
+    {address: '10.210.1.1', asn: 64512},
+    {address: '10.211.2.1', asn: 64513, nodes: ['node3'], bfd: false, port: 1179},
+  ],
+  ranges: ['10.0.0.0/24', '192.0.2.0/28', '2001:db8::/64'],
+  holdTime: 9,
+  bfd: {intervalMs: 100, multiplier: 3},
+  restartTime: 0,
+};
+const node1 = {node: 'node1', routerId: '10.210.1.11', subnets: ['10.210.1.0/24']};
+
+describe('speakerConfig', () => {
+  test('BIRD 2 accepts it, with routes, without, and with graceful restart', async () => {
+    for (const config of [
+      speakerConfig(spec, node1, ['10.0.0.7/32', '10.0.0.8/32']),
+      speakerConfig(spec, node1, []),
+      speakerConfig({...spec, restartTime: 120}, {node: 'node3', routerId: '10.211.2.2', subnets: []}, ['10.0.0.7/32']),
+      IDLE_CONFIG,
+    ]) {
+      expect(await birdParses(config)).toEqual({exitCode: 0, output: ''});
+    }
+  });
+
+  test('each node peers with the peers that name it or name none; direct inside its subnets, multihop beyond', () => {
+    const one = speakerConfig(spec, node1, []);
+    expect(one).toContain(`protocol bgp ${peerName({address: '10.210.1.1'})} {`);
+    expect(one).not.toContain('10.211.2.1');
+    expect(one).toMatch(/neighbor 10\.210\.1\.1 as 64512;\n {2}direct;/);
+    const three = speakerConfig(spec, {node: 'node3', routerId: '10.211.2.2', subnets: ['10.211.2.0/24']}, []);
+    expect(three).toMatch(/neighbor 10\.211\.2\.1 port 1179 as 64513;\n {2}direct;/);
+    expect(three).toMatch(/neighbor 10\.210\.1\.1 as 64512;\n {2}multihop;/);
+    expect(three).toMatch(/peer_10_211_2_1[^}]*bfd off;/);
+    expect(three).toMatch(/peer_10_210_1_1[^}]*bfd on;/);
+  });
+
+  test('exports only IPv4 /32s it is given, never the node address; the filter allows the declared IPv4 ranges only', () => {
+    const config = speakerConfig(spec, node1, ['10.0.0.7/32', '10.210.1.11/32', '10.0.0.0/24', '2001:db8::7/128']);
+    expect(config.match(/route \S+ blackhole;/g)).toEqual(['route 10.0.0.7/32 blackhole;']);
+    expect(config).toContain('if net ~ [ 10.0.0.0/24+, 192.0.2.0/28+ ] then accept;');
+    expect(config).toContain('if net = 10.210.1.11/32 then reject;');
+    expect(config).toContain('if proto != "extip_exports" then reject;');
+  });
+
+  test('no declared IPv4 range: the filter accepts nothing', async () => {
+    const config = speakerConfig({...spec, ranges: ['2001:db8::/64']}, node1, ['10.0.0.7/32']);
+    expect(config).not.toMatch(/then accept/);
+    expect((await birdParses(config)).exitCode).toBe(0);
+  });
+});
+
+describe('bgpPeerErrors', () => {
+  test('good peers pass', () => {
+    expect(bgpPeerErrors(spec.peers)).toEqual([]);
+    expect(bgpPeerErrors([])).toEqual([]);
+  });
+
+  test.each([
+    ['x', 'not a list'],
+    [[{address: '10.0.0.1'}], 'peer 1: asn null is not an AS number from 1 to 4294967295'],
+    [[{address: '2001:db8::1', asn: 1}], 'peer 1: address "2001:db8::1" is not an IPv4 address'],
+    [[{address: '10.0.0.1', asn: 1}, {address: '10.0.0.1', asn: 2}], 'peer 2: address 10.0.0.1 is listed twice'],
+    [[{address: '10.0.0.1', asn: 0}], 'peer 1: asn 0 is not an AS number from 1 to 4294967295'],
+    [[{address: '10.0.0.1', asn: 1, nodes: []}], 'peer 1: nodes is not a non-empty list of node names'],
+    [[{address: '10.0.0.1', asn: 1, nodes: ['Node_1']}], 'peer 1: nodes is not a non-empty list of node names'],
+    [[{address: '10.0.0.1', asn: 1, bfd: 'yes'}], 'peer 1: bfd is not true or false'],
+    [[{address: '10.0.0.1', asn: 1, port: 0}], 'peer 1: port 0 is not a port from 1 to 65535'],
+    [[{address: '10.0.0.1', asn: 1, password: 'x'}], 'peer 1 has unknown keys password (allowed: address, asn, nodes, bfd, port)'],
+    [['10.0.0.1'], 'peer 1 is not a mapping'],
+  ])('%j: %s', (value, error) => {
+    expect(bgpPeerErrors(value)).toContain(error);
+  });
+
+  test('a spec file with a bad field says which', () => {
+    expect(speakerSpecErrors(spec)).toEqual([]);
+    expect(speakerSpecErrors({...spec, holdTime: 1})).toEqual(['holdTime is not a whole number of seconds from 3 to 65535']);
+    expect(speakerSpecErrors([])).toEqual(['not a JSON object']);
+  });
+});
