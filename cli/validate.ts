@@ -4,6 +4,7 @@ import {ValidationError, type VariableProblem} from '../lib/errors.js';
 import {type RuleContext, nearest} from '../lib/rules.js';
 import {stringifyInline} from './yamlio.js';
 import {TIMING_VARIABLES, heartbeatErrors, leaseErrors} from '../lib/timings.js';
+import {bgpSetupErrors} from '../lib/bgp.js';
 
 export const variablesByName: ReadonlyMap<string, Variable> = new Map(catalogue.map((v) => [v.name, v]));
 
@@ -65,20 +66,31 @@ export function findProblems(values: Readonly<Record<string, Value>>, origins?: 
 }
 
 /**
- * The rules that relate several variables (lib/timings.ts), once each
- * variable passes its own: claims mode's heartbeat against its timeout, and
- * the scheduler's lease. Checked by the role's preflight too, and by the
+ * The rules that relate several variables (lib/timings.ts, lib/bgp.ts), once
+ * each variable passes its own: claims mode's heartbeat against its timeout,
+ * the scheduler's lease, and what extip's BGP speaker needs. Checked by the role's preflight too, and by the
  * agent on its flags, with the same verdicts.
  */
 function relatedProblems(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>, templated?: ReadonlySet<string>): VariableProblem[] {
   const value = (name: string) => (name in values ? values[name] : variablesByName.get(name)!.default);
-  if (!['balance', 'single'].includes(String(value('extip_distribution')))) return [];
+  const problem = (name: string, rule: string): VariableProblem => ({name, value: value(name), rule, example: stringifyInline(variablesByName.get(name)!.example), origin: origins?.get(name)});
+  const bgpNames = ['extip_bgp_speaker', 'extip_bgp_peers', 'extip_distribution', 'extip_external_cidrs', 'extip_calico_export'];
+  const bgp = bgpNames.some((n) => isJinja(value(n)) && (!templated || templated.has(n)))
+    ? []
+    : bgpSetupErrors({
+        speaker: String(value('extip_bgp_speaker')),
+        peers: value('extip_bgp_peers'),
+        distribution: String(value('extip_distribution')),
+        externalCidrs: (value('extip_external_cidrs') as unknown[]) ?? [],
+        calicoExport: String(value('extip_calico_export')),
+      }).map((rule) => problem('extip_bgp_speaker', rule));
+  if (!['balance', 'single'].includes(String(value('extip_distribution')))) return bgp;
   const names = [TIMING_VARIABLES.hb, TIMING_VARIABLES.monitor, TIMING_VARIABLES.lease];
   // Left to the role when Ansible templates one of them.
   if (names.some((n) => isJinja(value(n)) && (!templated || templated.has(n)))) return [];
   const [hb, monitor, lease] = names.map((n) => String(value(n)));
-  const problem = (name: string, rule: string): VariableProblem => ({name, value: value(name), rule, example: stringifyInline(variablesByName.get(name)!.example), origin: origins?.get(name)});
   return [
+    ...bgp,
     ...heartbeatErrors(hb, monitor).map((rule) => problem(TIMING_VARIABLES.monitor, rule)),
     ...leaseErrors(lease).map((rule) => problem(TIMING_VARIABLES.lease, rule)),
   ];

@@ -146,8 +146,33 @@ export function speakerConfig(spec: SpeakerSpec, place: SpeakerPlace, exports: r
   return `${lines.join('\n')}\n`;
 }
 
-/** What BIRD runs before ipmanager gives it the speaker's configuration: no session, nothing exported. */
-export const IDLE_CONFIG = `# extip's BGP speaker before ipmanager configures it: no peers, nothing exported.
-log stderr { info, remote, warning, error, auth, fatal, bug };
-protocol device { scan time 10; }
-`;
+export interface BgpSetup {
+  speaker: string;
+  peers: unknown;
+  distribution: string;
+  externalCidrs: readonly unknown[];
+  calicoExport: string;
+}
+
+/**
+ * What the BGP variables ask that cannot work together, in words that say what
+ * to change; the role's `extip_bgp_errors` filter (filter_plugins/extip_bgp.py)
+ * says the same (test/fixtures/bgp-cases.json).
+ */
+export function bgpSetupErrors(s: BgpSetup): string[] {
+  if (s.speaker !== 'extip') return [];
+  const errors: string[] = [];
+  if (s.distribution !== 'all') {
+    errors.push(`extip_bgp_speaker is extip, which announces every address from every labelled node (ECMP), but extip_distribution is ${s.distribution}; set extip_distribution: all, or extip_bgp_speaker: none`);
+  }
+  if (!Array.isArray(s.peers) || s.peers.length === 0) {
+    errors.push('extip_bgp_speaker is extip but extip_bgp_peers is empty; name the routers the nodes peer with, such as [{address: 10.210.1.1, asn: 64512}]');
+  }
+  if (!s.externalCidrs.some((c) => typeof c === 'string' && !c.includes(':'))) {
+    errors.push('extip_bgp_speaker is extip, which announces only addresses inside extip_external_cidrs, and they hold no IPv4 range; declare where external IPs come from, such as [192.0.2.0/24]');
+  }
+  if (['etcd-v2-filter', 'bgpconfiguration'].includes(s.calicoExport)) {
+    errors.push(`extip_calico_export is ${s.calicoExport} but extip_bgp_speaker is extip, whose speaker takes Calico's place; set extip_calico_export: none (or auto), or extip_bgp_speaker: calico`);
+  }
+  return errors;
+}

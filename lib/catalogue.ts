@@ -6,11 +6,11 @@
  * are all generated from this list (see generate.ts); test/unit/generated.test.ts
  * fails when a committed file drifts from it.
  */
-import {type Rule, bool, choice, cidr, cidrList, integer, mask, nameList, pattern, pools, text, birdBody} from './rules.js';
+import {type Rule, bool, choice, cidr, cidrList, integer, mask, nameList, pattern, pools, text, birdBody, bgpPeers} from './rules.js';
 
 export type Value = string | number | boolean | null | Value[] | {[key: string]: Value};
 
-export type Section = 'general' | 'addresses' | 'controller' | 'scheduler' | 'pools' | 'cluster' | 'calico';
+export type Section = 'general' | 'addresses' | 'controller' | 'scheduler' | 'pools' | 'cluster' | 'bgp' | 'calico';
 
 export interface Variable {
   name: string;
@@ -532,6 +532,79 @@ export const catalogue: readonly Variable[] = [
     since: '0.1.0',
   },
   // --- calico --------------------------------------------------------------
+  // --- bgp -----------------------------------------------------------------
+  {
+    name: 'extip_bgp_speaker',
+    section: 'bgp',
+    default: 'calico',
+    rule: choice(['calico', 'extip', 'none']),
+    summary: 'What announces the external IPs to the routers over BGP (ECMP mode).',
+    description:
+      'calico: Calico\'s BGP speaker, told to export them as extip_calico_export says (the default: today\'s behaviour where Calico runs). extip: a BIRD 2 speaker in every controller pod (extip_distribution: all), peering with extip_bgp_peers, with BFD, announcing exactly the addresses its node brought up inside extip_external_cidrs and withdrawing each before it comes down; Calico is left alone. none: nothing is announced.',
+    example: 'extip',
+    since: '0.3.0',
+  },
+  {
+    name: 'extip_bgp_peers',
+    section: 'bgp',
+    default: [],
+    rule: bgpPeers,
+    summary: 'The routers extip\'s BGP speaker peers with (extip_bgp_speaker: extip).',
+    description:
+      'Each item: address (the peer\'s IPv4 address), asn (its AS number), optional nodes (the node names that peer with it, such as one rack\'s nodes with their top-of-rack router; every labelled node when absent), optional bfd (false turns BFD off for this peer; on by default, so a lost node is noticed in extip_bgp_bfd_interval times extip_bgp_bfd_multiplier) and optional port (default 179). A peer in a node\'s own subnet is a direct session, any other multihop.',
+    example: [{address: '10.210.1.1', asn: 64512}, {address: '10.211.2.1', asn: 64513, nodes: ['node3']}],
+    since: '0.3.0',
+  },
+  {
+    name: 'extip_bgp_asn',
+    section: 'bgp',
+    default: "{{ local_as | default(64512) }}",
+    rule: integer(1, 4294967295),
+    summary: 'The nodes\' own AS number for extip\'s BGP speaker.',
+    description: 'Defaults to kubespray\'s local_as where the inventory sets it (the AS Calico\'s nodes use), otherwise 64512, the first private AS.',
+    example: 64512,
+    since: '0.3.0',
+  },
+  {
+    name: 'extip_bgp_hold_time',
+    section: 'bgp',
+    default: 9,
+    rule: integer(3, 65535),
+    summary: 'BGP hold time of extip\'s speaker, in seconds; keepalives go every third of it.',
+    description: 'How long a peer keeps a silent session when BFD is off or fails to notice. RFC 4271 suggests 90 s, BIRD defaults to 240 s; 9 s (keepalive 3 s) is the usual data-centre value.',
+    example: 9,
+    since: '0.3.0',
+  },
+  {
+    name: 'extip_bgp_bfd_interval',
+    section: 'bgp',
+    default: 100,
+    rule: integer(10, 10000),
+    summary: 'BFD transmit and receive interval of extip\'s speaker, in milliseconds.',
+    description: 'With extip_bgp_bfd_multiplier, how fast a peer notices a lost node: 100 ms times 3 is 300 ms. The routers must offer BFD; an interval shorter than a router supports is raised to its own.',
+    example: 100,
+    since: '0.3.0',
+  },
+  {
+    name: 'extip_bgp_bfd_multiplier',
+    section: 'bgp',
+    default: 3,
+    rule: integer(2, 255),
+    summary: 'BFD packets missed in a row before a session is declared down.',
+    description: 'Detection time is extip_bgp_bfd_interval times this.',
+    example: 3,
+    since: '0.3.0',
+  },
+  {
+    name: 'extip_bgp_graceful_restart',
+    section: 'bgp',
+    default: 0,
+    rule: integer(0, 4095),
+    summary: 'Graceful restart time of extip\'s speaker in seconds; 0 keeps it off (only aware of the peers\').',
+    description: 'Above 0, a router keeps a restarting speaker\'s routes that long. In ECMP the other nodes carry the traffic, so the default is off: a router drops a node\'s routes as soon as its session ends.',
+    example: 120,
+    since: '0.3.0',
+  },
   {
     name: 'extip_calico_export',
     section: 'calico',
@@ -663,5 +736,6 @@ export const sectionTitles: Record<Section, string> = {
   scheduler: 'Scheduler (claims mode: balance and single)',
   pools: 'IP pools (claims mode)',
   cluster: 'Cluster access',
+  bgp: "extip's BGP speaker (ECMP mode: extip_bgp_speaker extip)",
   calico: 'Calico BGP export',
 };

@@ -7,6 +7,7 @@
  * Jinja (`jinja`) so that plain `ansible-playbook` rejects what the CLI rejects.
  */
 import {type Cidr, type Family, ipFamily, isCidr, parseCidr, parseIp, rangesOverlap} from './ipnet.js';
+import {bgpPeerErrors} from './bgp.js';
 
 /** Regular expressions that both JavaScript and Python (Ansible's `match`) accept. */
 /**
@@ -384,6 +385,18 @@ export function poolErrors(value: unknown): string[] {
   });
   return errors;
 }
+
+/** extip_bgp_peers: the checks of bgpPeerErrors() in lib/bgp.ts. */
+export const bgpPeers: Rule = {
+  specType: 'list',
+  elements: 'raw',
+  describe: 'a list of peers, each {address, asn, nodes: [...], bfd: true|false, port}; address an IPv4 address listed once, asn 1 to 4294967295, nodes (optional) node names',
+  check(value) {
+    const errors = bgpPeerErrors(value);
+    return errors.length ? fail('BGP peers: ' + bgpPeers.describe, errors.join('; ')) : undefined;
+  },
+  jinja: [`VAR is sequence and VAR is not string`, `(VAR | extip_bgp_peer_errors) == []`],
+};
 
 /** Python string literal for a pattern inside a Jinja expression. */
 function pyString(value: string): string {

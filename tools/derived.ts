@@ -85,6 +85,8 @@ export async function validateTasks(): Promise<string> {
       const guard = validationWhen(v);
       const problems = v.rule.jinja.some((c) => c.includes('extip_pool_errors'))
         ? ` ~ ' Problems: ' ~ (${v.name} | extip_pool_errors | join('; '))`
+        : v.rule.jinja.some((c) => c.includes('extip_bgp_peer_errors'))
+        ? ` ~ ' Problems: ' ~ (${v.name} | extip_bgp_peer_errors | join('; '))`
         : v.rule.jinja.some((c) => c.includes('extip_bird_body_errors'))
           ? ` ~ ' Problems: ' ~ (${v.name} | extip_bird_body_errors | join('; '))`
           : v.rule.jinja.some((c) => c.includes('extip_cidr_errors'))

@@ -124,10 +124,10 @@ test('claims mode on kubespray\'s IPVS kube-proxy without strict ARP is refused,
     preflight({...claims, kube_proxy_strict_arp: true}),
     preflight({extip_distribution: 'all', kube_proxy_mode: 'ipvs', kube_proxy_strict_arp: false}),
   ]);
-  expect(refused?.task).toContain('Check claims mode against kube-proxy, its timings and the image');
+  expect(refused?.task).toContain('Check the mode against kube-proxy, its timings, the image and the BGP speaker');
   expect(refused?.msg).toContain('Set kube_proxy_strict_arp: true');
   // Allowed: those runs go on to the next checks (and stop where this host has no cluster to ask).
-  for (const run of [strict, ecmp]) expect(run?.task).not.toContain('Check claims mode');
+  for (const run of [strict, ecmp]) expect(run?.task).not.toContain('Check the mode against');
   expect(strict?.task).toContain('Check the Kubernetes API');
   expect(strict?.msg).toContain('Cannot list nodes with /nonexistent/kubectl');
 }, 120_000);
@@ -139,10 +139,26 @@ test('claims-mode timings that cannot work are refused before anything changes, 
     preflight({...claims, extip_sched_lease_duration: '500ms'}),
     preflight({...claims, extip_ctrl_hb: '500ms', extip_sched_monitor: '2s', extip_sched_lease_duration: '15s'}),
   ]);
-  expect(slowHb?.task).toContain('Check claims mode against kube-proxy, its timings and the image');
+  expect(slowHb?.task).toContain('Check the mode against kube-proxy, its timings, the image and the BGP speaker');
   expect(slowHb?.msg).toContain('extip_sched_monitor (1500ms) must be longer than extip_ctrl_hb (2s)');
   expect(subSecondLease?.msg).toContain('extip_sched_lease_duration (500ms) must be at least 1s');
-  expect(fine?.task).not.toContain('Check claims mode');
+  expect(fine?.task).not.toContain('Check the mode against');
+  expect(fine?.task).toContain('Check the Kubernetes API');
+}, 120_000);
+
+test('extip\'s BGP speaker outside ECMP mode, without peers or ranges, or beside Calico\'s export is refused, saying what to change', async () => {
+  const peers = [{address: '10.210.1.1', asn: 64512}];
+  const [claims, bare, calico, fine] = await Promise.all([
+    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'balance', extip_bgp_peers: peers, extip_external_cidrs: ['10.0.0.0/24']}),
+    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'all'}),
+    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'all', extip_bgp_peers: peers, extip_external_cidrs: ['10.0.0.0/24'], extip_calico_export: 'etcd-v2-filter'}),
+    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'all', extip_bgp_peers: peers, extip_external_cidrs: ['10.0.0.0/24']}),
+  ]);
+  expect(claims?.task).toContain('Check the mode against kube-proxy, its timings, the image and the BGP speaker');
+  expect(claims?.msg).toContain('but extip_distribution is balance; set extip_distribution: all');
+  expect(bare?.msg).toContain('extip_bgp_peers is empty');
+  expect(bare?.msg).toContain('they hold no IPv4 range');
+  expect(calico?.msg).toContain('extip_calico_export is etcd-v2-filter but extip_bgp_speaker is extip');
   expect(fine?.task).toContain('Check the Kubernetes API');
 }, 120_000);
 

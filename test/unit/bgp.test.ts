@@ -7,7 +7,8 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
-import {IDLE_CONFIG, type SpeakerSpec, bgpPeerErrors, peerName, speakerConfig, speakerSpecErrors} from '../../lib/bgp.js';
+import {readFileSync} from 'node:fs';
+import {type BgpSetup, type SpeakerSpec, bgpPeerErrors, bgpSetupErrors, peerName, speakerConfig, speakerSpecErrors} from '../../lib/bgp.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -41,7 +42,6 @@ describe('speakerConfig', () => {
       speakerConfig(spec, node1, ['10.0.0.7/32', '10.0.0.8/32']),
       speakerConfig(spec, node1, []),
       speakerConfig({...spec, restartTime: 120}, {node: 'node3', routerId: '10.211.2.2', subnets: []}, ['10.0.0.7/32']),
-      IDLE_CONFIG,
     ]) {
       expect(await birdParses(config)).toEqual({exitCode: 0, output: ''});
     }
@@ -71,6 +71,20 @@ describe('speakerConfig', () => {
     const config = speakerConfig({...spec, ranges: ['2001:db8::/64']}, node1, ['10.0.0.7/32']);
     expect(config).not.toMatch(/then accept/);
     expect((await birdParses(config)).exitCode).toBe(0);
+  });
+});
+
+const cases = JSON.parse(readFileSync(new URL('../fixtures/bgp-cases.json', import.meta.url), 'utf8')) as {
+  setups: Array<BgpSetup & {errors: string[]}>;
+  peers: Array<{value: unknown; errors: string[]}>;
+};
+
+describe('the case table the role runs too (test/fixtures/bgp-cases.json)', () => {
+  test.each(cases.setups.map((c) => ({...c, name: `speaker ${c.speaker}, distribution ${c.distribution}`})))('setup: $name', (c) => {
+    expect(bgpSetupErrors(c)).toEqual(c.errors);
+  });
+  test.each(cases.peers.map((c) => ({...c, name: JSON.stringify(c.value)})))('peers $name', (c) => {
+    expect(bgpPeerErrors(c.value)).toEqual(c.errors);
   });
 });
 
