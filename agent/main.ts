@@ -57,9 +57,9 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --health-port=0 --health-address=127.0.0.1 (serve /healthz /readyz
          /metrics on ADDRESS:PORT;
          /readyz answers 503 until the Services are listed and while the API is away)
-       --bgp-speaker=FILE (naivecontroller: announce the addresses it brings up
-         over BGP through the BIRD beside it, with the peers, AS and timers of
-         this spec, extip's ConfigMap extip-bgp; only /32s inside its ranges)
+       --bgp-speaker=JSON|FILE (naivecontroller: announce the addresses it brings
+         up over BGP through the BIRD beside it, with the peers, AS, ranges and
+         timers of this spec, as the role renders it; only /32s in the ranges)
          --bgp-socket=/run/extip-bgp/bird.ctl (BIRD's control socket; ipmanager
          writes BIRD's configuration beside it) --bgp-router-id=IP (the node's
          IPv4 address) --bgp-withdraw-wait=1s (between withdrawing a route and

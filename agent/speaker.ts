@@ -26,16 +26,18 @@ export interface SpeakerHealth {
 
 export class SpeakerError extends Error {}
 
-/** Reads and checks the spec file the role rendered (ConfigMap extip-bgp, key speaker.json). */
-export async function loadSpeakerSpec(file: string): Promise<SpeakerSpec> {
+/** Reads and checks the spec the role rendered: --bgp-speaker's JSON itself, or a file holding it. */
+export async function loadSpeakerSpec(arg: string): Promise<SpeakerSpec> {
+  const inline = arg.trimStart().startsWith('{');
+  const where = inline ? '--bgp-speaker' : `--bgp-speaker=${arg}`;
   let value: unknown;
   try {
-    value = JSON.parse(await readFile(file, 'utf8'));
+    value = JSON.parse(inline ? arg : await readFile(arg, 'utf8'));
   } catch (err) {
-    throw new SpeakerError(`cannot read the BGP speaker spec --bgp-speaker=${file}: ${(err as Error).message}`);
+    throw new SpeakerError(`cannot read the BGP speaker spec ${where}: ${(err as Error).message}`);
   }
   const errors = speakerSpecErrors(value);
-  if (errors.length) throw new SpeakerError(`the BGP speaker spec ${file} is not valid: ${errors.join('; ')}`);
+  if (errors.length) throw new SpeakerError(`the BGP speaker spec ${where} is not valid: ${errors.join('; ')}`);
   return value as SpeakerSpec;
 }
 
@@ -46,11 +48,14 @@ export class Speaker {
   /** Everything BIRD was given to export since it was last withdrawn: what a router may still send here. */
   private readonly announced = new Set<string>();
   private timer?: NodeJS.Timeout;
+  private stopped = false;
   private chain: Promise<void> = Promise.resolve();
   private lastProblem = '';
   health: SpeakerHealth = {up: false, peers: [], exported: 0};
-  /** Times BIRD was found running without the speaker's configuration (started or restarted) and given it. */
+  /** Times BIRD came back (restarted, on its idle configuration) and was given the speaker's again. */
   reloads = 0;
+  /** BIRD was found gone or without the speaker's configuration since it last took it. */
+  private lost = false;
   errors = 0;
 
   constructor(
@@ -68,15 +73,17 @@ export class Speaker {
     const peers = peersOf(this.spec, this.opts.node);
     if (!peers.length) this.log.warn(`extip_bgp_peers names no peer for node ${this.opts.node}: nothing is exported from it`);
     this.log.info(0, `BGP speaker: AS ${this.spec.asn}, router ID ${this.opts.routerId}, peers ${peers.map((p) => `${p.address} (AS ${p.asn}${p.bfd === false ? '' : ', BFD'})`).join(', ') || 'none'}, BIRD at ${this.opts.socket}`);
+    // A check that fails in a way of its own (ip, the file system) is reported and tried again.
+    const checked = () => this.serial(() => this.check()).catch((err: Error) => this.problem(`reading the BGP speaker's state failed: ${err.message}`));
     const tick = () => {
-      this.timer = setTimeout(() => void this.serial(() => this.check()).finally(tick), 1000);
+      if (!this.stopped) this.timer = setTimeout(() => void checked().finally(tick), 1000);
     };
-    void this.serial(() => this.check()).finally(tick);
+    void checked().finally(tick);
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
   }
 
   /** Exports exactly `cidrs` (IPv4 /32s; others are not announced). */
@@ -132,7 +139,11 @@ export class Speaker {
       this.problem(`the BGP speaker did not take its configuration: ${(err as Error).message}; trying again within a second`);
       return;
     }
-    if (this.lastProblem) this.log.info(0, 'the BGP speaker runs its configuration again');
+    if (this.lost) {
+      this.reloads++;
+      this.log.info(0, `the BGP speaker is back: it runs its configuration again, announcing ${want.length} address${want.length === 1 ? '' : 'es'}`);
+    }
+    this.lost = false;
     this.lastProblem = '';
     this.exported = want;
     for (const c of want) this.announced.add(c);
@@ -147,12 +158,14 @@ export class Speaker {
       if (!(err instanceof BirdError)) throw err;
       this.health = {up: false, peers: [], exported: 0};
       this.exported = undefined;
+      this.lost = true;
       this.problem(`the BGP speaker is not answering (${err.message}); its routes are gone from the routers until it is back`);
       return;
     }
     if (!protocols.some((p) => p.name === EXPORTS_PROTOCOL)) {
+      // Started, or restarted on its idle configuration: the first time is no loss.
+      if (this.exported) this.lost = true;
       this.exported = undefined;
-      this.reloads++;
       await this.push();
       return;
     }
@@ -197,7 +210,7 @@ export class Speaker {
       '# HELP extip_bgp_routes_exported Routes exported to the peer.',
       '# TYPE extip_bgp_routes_exported gauge',
       ...h.peers.map((p) => `extip_bgp_routes_exported{peer="${p.address}"} ${p.exported}`),
-      '# HELP extip_bgp_speaker_reloads_total Times BIRD was found without the speaker\'s configuration (it started or restarted) and given it.',
+      '# HELP extip_bgp_speaker_reloads_total Times BIRD came back (restarted) and was given the speaker\'s configuration again.',
       '# TYPE extip_bgp_speaker_reloads_total counter',
       `extip_bgp_speaker_reloads_total ${this.reloads}`,
       '# HELP extip_bgp_speaker_errors_total Failed attempts to configure or read the speaker.',

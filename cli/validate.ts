@@ -74,7 +74,7 @@ export function findProblems(values: Readonly<Record<string, Value>>, origins?: 
 function relatedProblems(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>, templated?: ReadonlySet<string>): VariableProblem[] {
   const value = (name: string) => (name in values ? values[name] : variablesByName.get(name)!.default);
   const problem = (name: string, rule: string): VariableProblem => ({name, value: value(name), rule, example: stringifyInline(variablesByName.get(name)!.example), origin: origins?.get(name)});
-  const bgpNames = ['extip_bgp_speaker', 'extip_bgp_peers', 'extip_distribution', 'extip_external_cidrs', 'extip_calico_export'];
+  const bgpNames = ['extip_bgp_speaker', 'extip_bgp_peers', 'extip_distribution', 'extip_external_cidrs', 'extip_calico_export', 'extip_mask'];
   const bgp = bgpNames.some((n) => isJinja(value(n)) && (!templated || templated.has(n)))
     ? []
     : bgpSetupErrors({
@@ -83,6 +83,7 @@ function relatedProblems(values: Readonly<Record<string, Value>>, origins?: Read
         distribution: String(value('extip_distribution')),
         externalCidrs: (value('extip_external_cidrs') as unknown[]) ?? [],
         calicoExport: String(value('extip_calico_export')),
+        mask: value('extip_mask'),
       }).map((rule) => problem('extip_bgp_speaker', rule));
   if (!['balance', 'single'].includes(String(value('extip_distribution')))) return bgp;
   const names = [TIMING_VARIABLES.hb, TIMING_VARIABLES.monitor, TIMING_VARIABLES.lease];

@@ -1,6 +1,6 @@
 /**
  * extip's own BGP speaker (extip_bgp_speaker: extip): what the role hands the
- * controller pods (the speaker spec, JSON in the ConfigMap extip-bgp), the
+ * controller pods (the speaker spec, JSON in ipmanager's --bgp-speaker), the
  * checks of extip_bgp_peers, and the BIRD 2 configuration ipmanager writes for
  * the BIRD beside it.
  *
@@ -146,12 +146,20 @@ export function speakerConfig(spec: SpeakerSpec, place: SpeakerPlace, exports: r
   return `${lines.join('\n')}\n`;
 }
 
+/** What BIRD runs before ipmanager gives it the speaker's configuration (the image's /etc/extip/bird-idle.conf): no peer, nothing exported. */
+export const IDLE_CONFIG = `# extip's BGP speaker before ipmanager configures it: no peers, nothing exported.
+log stderr { info, remote, warning, error, auth, fatal, bug };
+protocol device { scan time 10; }
+`;
+
 export interface BgpSetup {
   speaker: string;
   peers: unknown;
   distribution: string;
   externalCidrs: readonly unknown[];
   calicoExport: string;
+  /** extip_mask: the prefix the addresses come up with. */
+  mask: unknown;
 }
 
 /**
@@ -170,6 +178,9 @@ export function bgpSetupErrors(s: BgpSetup): string[] {
   }
   if (!s.externalCidrs.some((c) => typeof c === 'string' && !c.includes(':'))) {
     errors.push('extip_bgp_speaker is extip, which announces only addresses inside extip_external_cidrs, and they hold no IPv4 range; declare where external IPs come from, such as [192.0.2.0/24]');
+  }
+  if (String(s.mask) !== '32') {
+    errors.push(`extip_bgp_speaker is extip, which announces each address as a /32, but extip_mask is ${s.mask}, so the addresses come up as /${s.mask} (on lo a whole subnet would be local); set extip_mask: 32`);
   }
   if (['etcd-v2-filter', 'bgpconfiguration'].includes(s.calicoExport)) {
     errors.push(`extip_calico_export is ${s.calicoExport} but extip_bgp_speaker is extip, whose speaker takes Calico's place; set extip_calico_export: none (or auto), or extip_bgp_speaker: calico`);

@@ -21,6 +21,7 @@ import {dirname, join, posix, relative, resolve} from 'node:path';
 import {parseArgs} from 'node:util';
 import {execa} from 'execa';
 import {type BuiltImage, type TarEntry, imageLayout, layoutArchive} from './oci.js';
+import {IDLE_CONFIG} from '../lib/bgp.js';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const inputsFile = join(root, 'image/inputs.json');
@@ -307,6 +308,7 @@ export async function buildImage(out: string): Promise<ImageResult> {
   // Only the daemon: ipmanager speaks BIRD's control protocol itself, so birdc stays out.
   await addElf(fs, join(unpacked.get('bird2')!, 'usr/sbin/bird'), 'usr/bin/bird', libraryDirs, owner, used);
   used.add('bird2');
+  fs.file('etc/extip/bird-idle.conf', Buffer.from(IDLE_CONFIG), 0o644);
   // iproute2 reads its tables (rt_tables and the like) from here.
   if (existsSync(join(unpacked.get('iproute2')!, 'usr/share/iproute2'))) await addTree(fs, join(unpacked.get('iproute2')!, 'usr/share/iproute2'), 'usr/share/iproute2', () => true);
 

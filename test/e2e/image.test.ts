@@ -72,10 +72,13 @@ test('the root filesystem runs ipmanager, ip, arping and bird, and holds no shel
   const ip = await execa('/usr/sbin/chroot', [rootfs, 'ip', '-j', 'link', 'show', 'lo'], {reject: false, env, extendEnv: false});
   expect(JSON.parse(ip.stdout)[0].ifname).toBe('lo');
   expect((await execa('/usr/sbin/chroot', [rootfs, 'arping', '-V'], {reject: false, env, extendEnv: false})).stdout).toContain('iputils');
-  // BIRD 2, the BGP speaker: it runs and parses a config with BFD (its libraries are all there).
+  // BIRD 2, the BGP speaker: it runs and parses a config with BFD (its libraries are all there),
+  // and the idle configuration the speaker's container starts with.
   await writeFile(join(rootfs, 'tmp/bird.conf'), 'router id 10.0.0.1;\nprotocol device {}\nprotocol bfd {}\n');
-  const bird = await execa('/usr/sbin/chroot', [rootfs, 'bird', '-p', '-c', '/tmp/bird.conf'], {reject: false, env, extendEnv: false});
-  expect([bird.exitCode, bird.stderr]).toEqual([0, '']);
+  for (const config of ['/tmp/bird.conf', '/etc/extip/bird-idle.conf']) {
+    const bird = await execa('/usr/sbin/chroot', [rootfs, 'bird', '-p', '-c', config], {reject: false, env, extendEnv: false});
+    expect([config, bird.exitCode, bird.stderr]).toEqual([config, 0, '']);
+  }
   expect((await execa('/usr/sbin/chroot', [rootfs, 'bird', '--version'], {reject: false, env, extendEnv: false})).stderr).toContain('BIRD version 2.');
   for (const absent of ['bin/sh', 'usr/bin/sh', 'bin/bash', 'usr/bin/apt-get', 'usr/bin/dpkg', 'usr/local/bin/npm']) {
     expect(await readFile(join(rootfs, absent)).then(() => absent, () => null)).toBeNull();

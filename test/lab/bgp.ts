@@ -18,24 +18,35 @@ protocol bgp tor {
 `;
 }
 
+export interface RouterOptions {
+  /** BFD on every session, as a data-centre router offers it (the nodes' speaker asks for it). */
+  bfd?: boolean;
+}
+
 /** BIRD 2 config of the top-of-rack router: learns from every node, installs ECMP routes. */
-export function routerBird2Config(lab: Lab, nodes: LabHost[] = lab.hosts): string {
+export function routerBird2Config(lab: Lab, nodes: LabHost[] = lab.hosts, options: RouterOptions = {}): string {
   return `router id ${lab.router.ip};
 protocol device { scan time 1; }
 protocol kernel { merge paths on; ipv4 { import none; export all; }; }
-${nodes
+${options.bfd ? 'protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n' : ''}${nodes
   .map(
     (h) => `protocol bgp ${h.name} {
   local ${lab.router.ip} as ${LAB_AS};
   neighbor ${h.ip} as ${LAB_AS};
   rr client;
   direct;
-  connect delay time 1; connect retry time 1; error wait time 1, 2;
+  connect delay time 1; connect retry time 1; error wait time 1, 2;${options.bfd ? '\n  bfd on;' : ''}
   ipv4 { import all; export none; gateway direct; };
 }`,
   )
   .join('\n')}
 `;
+}
+
+/** The prefixes the router learnt over BGP, from any node. */
+export async function routerBgpPrefixes(lab: Lab): Promise<string[]> {
+  const r = await lab.exec('tor', 'ip', ['-j', 'route', 'show', 'proto', 'bird']);
+  return (JSON.parse(r.stdout || '[]') as Array<{dst: string}>).map((x) => x.dst).sort();
 }
 
 /** The router's kernel route for `prefix`: its nexthops (empty when there is none). */

@@ -2,6 +2,8 @@
  * A whole lab for a person or the demo: the real control plane with a lab
  * kubelet per node, Calico v2's etcd on node1, calico/node v2 (BIRD 1.6) on
  * every node and a router peering with them, which merges equal paths (ECMP).
+ * With calico 'none' no calico/node runs: the router (BFD on) peers with
+ * whatever speaker extip runs on the nodes (extip_bgp_speaker: extip).
  */
 import {startBird} from './bird.js';
 import {routerBird2Config} from './bgp.js';
@@ -18,20 +20,30 @@ export interface LabInfo {
   etcd: {endpoint: string};
 }
 
+export interface EnvironmentOptions {
+  /** 'v2' (default): calico/node v2 on every node; 'none': no Calico, the router waits for extip's speakers. */
+  calico?: 'v2' | 'none';
+}
+
 export interface LabEnvironment {
   lab: Lab;
   etcd: LabEtcd;
   info: LabInfo;
 }
 
-export async function startEnvironment(nodes: number, progress: (line: string) => void = () => {}): Promise<LabEnvironment> {
+export async function startEnvironment(nodes: number, progress: (line: string) => void = () => {}, options: EnvironmentOptions = {}): Promise<LabEnvironment> {
   progress(`starting the control plane and ${nodes} node${nodes === 1 ? '' : 's'}`);
   const lab = await Lab.start({nodes});
   try {
-    progress("starting Calico v2's etcd, calico/node on every node and the router's BGP");
     const etcd = await startEtcd(lab);
-    await startBird(lab, 'tor', routerBird2Config(lab));
-    await Promise.all(lab.hosts.map((h) => startCalicoNode(lab, etcd, h.name)));
+    if (options.calico === 'none') {
+      progress("starting Calico v2's etcd and the router's BGP with BFD (no calico/node: the router peers with extip's speakers)");
+      await startBird(lab, 'tor', routerBird2Config(lab, lab.hosts, {bfd: true}));
+    } else {
+      progress("starting Calico v2's etcd, calico/node on every node and the router's BGP");
+      await startBird(lab, 'tor', routerBird2Config(lab));
+      await Promise.all(lab.hosts.map((h) => startCalicoNode(lab, etcd, h.name)));
+    }
     const info: LabInfo = {
       kubeconfig: lab.api.kubeconfig,
       kubectl: lab.kubectlPath,

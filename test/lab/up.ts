@@ -8,7 +8,7 @@ import {writeFile} from 'node:fs/promises';
 import {parseArgs} from 'node:util';
 import {type LabInfo, startEnvironment} from './environment.js';
 
-const usage = `Usage: npm run lab -- [--nodes N] [--info FILE]
+const usage = `Usage: npm run lab -- [--nodes N] [--calico v2|none] [--info FILE]
 
 Brings up a lab cluster in network namespaces: a real Kubernetes control plane
 (built from its Go module by the setup), a kubelet per node that runs pods as
@@ -17,6 +17,11 @@ nodes over BGP. It stays up until Ctrl-C or SIGTERM, then removes everything.
 
 Options:
   --nodes N    number of nodes, 1 to 200 (default 3)
+  --calico v2|none
+               v2 (default): calico/node v2 (BIRD 1.6) on every node, peering
+               with the router; none: no calico/node, the router (BFD on,
+               AS 64512) peers with extip's own speaker
+               (extip_bgp_speaker: extip)
   --info FILE  also write what it prints as JSON: kubeconfig, inventories
                (kubespray, kargo), nodes (name, namespace, ip), router
                (namespace, ip), etcd (endpoint)
@@ -30,7 +35,7 @@ function fail(message: string): never {
 
 let options;
 try {
-  options = parseArgs({options: {nodes: {type: 'string', default: '3'}, info: {type: 'string'}, help: {type: 'boolean', short: 'h'}}, strict: true}).values;
+  options = parseArgs({options: {nodes: {type: 'string', default: '3'}, calico: {type: 'string', default: 'v2'}, info: {type: 'string'}, help: {type: 'boolean', short: 'h'}}, strict: true}).values;
 } catch (err) {
   fail((err as Error).message);
 }
@@ -40,6 +45,8 @@ if (options.help) {
 }
 const nodes = Number(options.nodes);
 if (!/^\d+$/.test(String(options.nodes)) || nodes < 1 || nodes > 200) fail(`--nodes takes a whole number from 1 to 200, not ${options.nodes}`);
+const calico = options.calico as string;
+if (calico !== 'v2' && calico !== 'none') fail(`--calico takes v2 or none, not ${calico}`);
 if (process.getuid?.() !== 0) fail('the lab needs root: network namespaces and addresses on their interfaces');
 
 function describe(info: LabInfo, seconds: number): string {
@@ -55,14 +62,14 @@ function describe(info: LabInfo, seconds: number): string {
     `  etcd         ${info.etcd.endpoint}  (Calico v2's datastore, TLS)`,
     '',
     // From the project's root, with the Ansible the lab runs (its virtualenv is not on the shell's PATH).
-    `Try: PATH="$(bash test/ansible/venv.sh newest):$PATH" ./bin/run.js install -i ${info.inventories.kubespray} -e @inventory-examples/ecmp/extip_ecmp.yaml`,
+    `Try: PATH="$(bash test/ansible/venv.sh newest):$PATH" ./bin/run.js install -i ${info.inventories.kubespray} -e @inventory-examples/ecmp/${calico === 'none' ? 'extip_bgp_speaker' : 'extip_ecmp'}.yaml`,
     'Namespace default admits privileged pods here; every other one enforces Pod Security baseline.',
     'Ctrl-C stops the lab and removes everything it made.',
   ].join('\n');
 }
 
 const started = Date.now();
-const env = await startEnvironment(nodes, (line) => process.stderr.write(`lab: ${line}\n`)).catch((err) => {
+const env = await startEnvironment(nodes, (line) => process.stderr.write(`lab: ${line}\n`), {calico}).catch((err) => {
   process.stderr.write(`lab: could not bring the lab up: ${(err as Error).message}\n`);
   process.exit(1);
 });
@@ -75,3 +82,5 @@ process.stderr.write('lab: stopping; removing its namespaces, processes and file
 const stopping = Date.now();
 await env.lab.stop();
 process.stderr.write(`lab: stopped in ${((Date.now() - stopping) / 1000).toFixed(1)} s\n`);
+// Whatever handle the lab left open (a watch, a timer), the command is done.
+process.exit(0);

@@ -150,9 +150,9 @@ test('extip\'s BGP speaker outside ECMP mode, without peers or ranges, or beside
   const peers = [{address: '10.210.1.1', asn: 64512}];
   const [claims, bare, calico, fine] = await Promise.all([
     preflight({extip_bgp_speaker: 'extip', extip_distribution: 'balance', extip_bgp_peers: peers, extip_external_cidrs: ['10.0.0.0/24']}),
-    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'all'}),
-    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'all', extip_bgp_peers: peers, extip_external_cidrs: ['10.0.0.0/24'], extip_calico_export: 'etcd-v2-filter'}),
-    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'all', extip_bgp_peers: peers, extip_external_cidrs: ['10.0.0.0/24']}),
+    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'all', extip_mask: 32}),
+    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'all', extip_mask: 32, extip_bgp_peers: peers, extip_external_cidrs: ['10.0.0.0/24'], extip_calico_export: 'etcd-v2-filter'}),
+    preflight({extip_bgp_speaker: 'extip', extip_distribution: 'all', extip_mask: 32, extip_bgp_peers: peers, extip_external_cidrs: ['10.0.0.0/24']}),
   ]);
   expect(claims?.task).toContain('Check the mode against kube-proxy, its timings, the image and the BGP speaker');
   expect(claims?.msg).toContain('but extip_distribution is balance; set extip_distribution: all');

@@ -71,7 +71,7 @@ test('every default in the catalogue passes its own rule', () => {
 
 // What an example needs of the other variables to hold (the rules that relate several).
 const companions: Record<string, Record<string, Value>> = {
-  extip_bgp_speaker: {extip_distribution: 'all', extip_bgp_peers: [{address: '10.210.1.1', asn: 64512}], extip_external_cidrs: ['10.0.0.0/24']},
+  extip_bgp_speaker: {extip_distribution: 'all', extip_mask: 32, extip_bgp_peers: [{address: '10.210.1.1', asn: 64512}], extip_external_cidrs: ['10.0.0.0/24']},
 };
 
 test('every example in the catalogue passes its own rule', () => {

@@ -61,7 +61,7 @@ def extip_bgp_peer_errors(value):
     return errors
 
 
-def extip_bgp_errors(speaker, peers, distribution, external_cidrs, calico_export):
+def extip_bgp_errors(speaker, peers, distribution, external_cidrs, calico_export, mask):
     """What the BGP variables ask that cannot work together, in the words of bgpSetupErrors()."""
     if speaker != "extip":
         return []
@@ -78,6 +78,10 @@ def extip_bgp_errors(speaker, peers, distribution, external_cidrs, calico_export
         errors.append(
             "extip_bgp_speaker is extip, which announces only addresses inside extip_external_cidrs, and they hold "
             "no IPv4 range; declare where external IPs come from, such as [192.0.2.0/24]")
+    if str(mask) != "32":
+        errors.append(
+            "extip_bgp_speaker is extip, which announces each address as a /32, but extip_mask is %s, so the addresses "
+            "come up as /%s (on lo a whole subnet would be local); set extip_mask: 32" % (mask, mask))
     if calico_export in ("etcd-v2-filter", "bgpconfiguration"):
         errors.append(
             "extip_calico_export is %s but extip_bgp_speaker is extip, whose speaker takes Calico's place; "

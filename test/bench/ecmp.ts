@@ -1,0 +1,182 @@
+/**
+ * `npm run bench:ecmp`: how long a router keeps sending to a lost node in
+ * ECMP mode, and what a client behind the router loses meanwhile.
+ *
+ * Each profile runs on a lab of its own (3 nodes, every one holding 10.0.0.7
+ * on lo, a TCP server on each answering with its name, a client behind the
+ * router opening a connection every 20 ms). A cut takes a node's link down
+ * (Lab.loseNode: link down, API refused, kubelet silent) at a random moment;
+ * the time is taken from the cut until the router's route for 10.0.0.7 no
+ * longer lists the node, polled every 10 ms. The share of failed connections
+ * (no answer within 1 s) is counted over the client's connections opened from
+ * the cut to 500 ms after the router forgot the node. Drains (the node's label
+ * removed: its controller gets SIGTERM) count the failed connections opened
+ * from the label's removal until the pod is gone.
+ *
+ * Profiles, side by side in one run:
+ *   extip speaker, BFD      extip_bgp_speaker: extip (BIRD 2 beside ipmanager), BFD 100 ms x 3
+ *   extip speaker, no BFD   the same with bfd: false: BGP's hold timer (9 s) alone
+ *   baseline: Calico        extip_calico_export (calico/node v2's BIRD 1.6, as the demo
+ *                           installs it), Calico's default timers: the hold timer (240 s)
+ * The baseline takes minutes a cut, so it gets --baseline-cuts (default 2) and
+ * the ratios are taken against its median.
+ *
+ * Usage: npm run bench:ecmp [-- --cuts N] [--drains N] [--baseline-cuts N] [--only extip|baseline]
+ */
+import {Lab} from '../lab/lab.js';
+import {routerNexthops, waitFor} from '../lab/bgp.js';
+import {startEnvironment} from '../lab/environment.js';
+import {startProber} from '../lab/prober.js';
+import {explain, runRole} from '../helpers/role.js';
+
+function numberArg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return fallback;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`${name} takes a whole number, not ${process.argv[i + 1]}`);
+    process.exit(2);
+  }
+  return n;
+}
+const CUTS = numberArg('--cuts', 20);
+const DRAINS = numberArg('--drains', 5);
+const BASELINE_CUTS = numberArg('--baseline-cuts', 2);
+const ADDRESS = '10.0.0.7';
+
+const ecmp = {extip_distribution: 'all', extip_iface: 'lo', extip_mask: 32, extip_ctrl_app_kind: 'DaemonSet', extip_external_cidrs: ['10.0.0.0/24']};
+
+interface Profile {
+  name: string;
+  calico: 'v2' | 'none';
+  vars: Record<string, unknown>;
+  cuts: number;
+  drains: number;
+}
+
+const speaker = (bfd: boolean) => ({...ecmp, extip_bgp_speaker: 'extip', extip_bgp_peers: [{address: '10.210.1.1', asn: 64512, bfd}]});
+let profiles: Profile[] = [
+  {name: 'extip speaker, BFD', calico: 'none', vars: speaker(true), cuts: CUTS, drains: DRAINS},
+  {name: 'extip speaker, no BFD', calico: 'none', vars: speaker(false), cuts: Math.min(CUTS, 5), drains: 0},
+  {name: 'baseline: Calico export', calico: 'v2', vars: {...ecmp, extip_calico_export: 'auto'}, cuts: BASELINE_CUTS, drains: DRAINS},
+];
+const only = process.argv.indexOf('--only');
+if (only > 0) {
+  const word = process.argv[only + 1] ?? '';
+  profiles = profiles.filter((p) => p.name.startsWith(word));
+  if (!profiles.length) {
+    console.error(`--only ${word}: no profile's name starts so`);
+    process.exit(2);
+  }
+}
+
+interface Result {
+  name: string;
+  /** Link cut until the router no longer lists the node, ms. */
+  detect: number[];
+  /** Failed connections / all, per cut. */
+  failedShare: number[];
+  /** Failed connections per drain. */
+  drainFailures: number[];
+}
+
+async function ready(lab: Lab, node: string): Promise<boolean> {
+  const r = await lab.kubectl(['get', 'pods', '-n', 'extip', '-l', 'app.kubernetes.io/component=controller', '--field-selector', `spec.nodeName=${node}`, '-o', 'jsonpath={.items[0].status.conditions[?(@.type=="Ready")].status}']);
+  return r.stdout.trim() === 'True';
+}
+
+async function measure(profile: Profile): Promise<Result> {
+  const env = await startEnvironment(3, (line) => process.stderr.write(`  ${line}\n`), {calico: profile.calico});
+  const lab = env.lab;
+  const result: Result = {name: profile.name, detect: [], failedShare: [], drainFailures: []};
+  try {
+    const run = await runRole(lab, {vars: {...profile.vars, extip_namespace: 'extip'}});
+    if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
+    await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'bench', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: [ADDRESS]}}));
+    for (const h of lab.hosts) lab.startIn(h.name, process.execPath, ['-e', `require('net').createServer((s) => s.end('${h.name}\\n')).listen(80, '0.0.0.0')`]);
+    const all = lab.hosts.map((h) => h.ip).sort();
+    const complete = async () => (await routerNexthops(lab, ADDRESS)).join() === all.join();
+    await waitFor('every node a nexthop', complete, 120000);
+    const client = await lab.addClient();
+    const prober = startProber(client, ADDRESS, 80, 20, 1000);
+    try {
+      await waitFor('the client answered', async () => Boolean(prober.last()) && prober.last() !== '-', 60000);
+      for (let i = 0; i < profile.cuts; i++) {
+        const host = lab.hosts[i % lab.hosts.length];
+        await new Promise((r) => setTimeout(r, Math.random() * 1000));
+        const cut = Date.now();
+        await lab.loseNode(host.name);
+        // A route whose nexthops leave the node out (not a moment without a route while the router rewrites it).
+        const ms = await waitFor(`${host.name} gone from the router`, async () => {
+          const hops = await routerNexthops(lab, ADDRESS);
+          return hops.length > 0 && !hops.includes(host.ip);
+        }, 300000);
+        await new Promise((r) => setTimeout(r, 500));
+        const window = prober.openedBetween(cut, cut + ms + 500);
+        const failed = window.filter((a) => a.from === '-').length;
+        result.detect.push(ms);
+        result.failedShare.push(window.length ? failed / window.length : 0);
+        process.stderr.write(`  cut ${i + 1}/${profile.cuts}: ${host.name} left the router after ${ms} ms; ${failed} of ${window.length} connections failed\n`);
+        await lab.restoreNode(host.name);
+        await waitFor(`${host.name} back on the router`, complete, 300000);
+        await waitFor(`${host.name}'s pod ready`, () => ready(lab, host.name), 120000);
+      }
+      for (let i = 0; i < profile.drains; i++) {
+        const host = lab.hosts[i % lab.hosts.length];
+        await new Promise((r) => setTimeout(r, 500));
+        const start = Date.now();
+        await lab.kubectl(['label', 'node', host.name, 'externalip-']);
+        await waitFor(`${host.name}'s controller gone`, async () => {
+          const r = await lab.kubectl(['get', 'pods', '-n', 'extip', '--field-selector', `spec.nodeName=${host.name}`, '-o', 'name']);
+          return r.stdout.trim() === '';
+        }, 120000);
+        await new Promise((r) => setTimeout(r, 500));
+        const window = prober.openedBetween(start);
+        const failed = window.filter((a) => a.from === '-').length;
+        result.drainFailures.push(failed);
+        process.stderr.write(`  drain ${i + 1}/${profile.drains}: ${host.name}: ${failed} of ${window.length} connections failed\n`);
+        await lab.kubectl(['label', 'node', host.name, 'externalip=true']);
+        await waitFor(`${host.name} back on the router`, complete, 300000);
+        await waitFor(`${host.name}'s pod ready`, () => ready(lab, host.name), 120000);
+      }
+    } finally {
+      prober.stop();
+    }
+    return result;
+  } finally {
+    await lab.stop();
+  }
+}
+
+const pct = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+};
+
+const results: Result[] = [];
+for (const profile of profiles) {
+  process.stderr.write(`${profile.name}: ${profile.cuts} cuts, ${profile.drains} drains\n`);
+  results.push(await measure(profile));
+}
+const baseline = results.find((r) => r.name.startsWith('baseline'));
+const base = baseline?.detect.length ? pct(baseline.detect, 50) : undefined;
+console.log('ecmp: link cut until the router no longer forwards to the node; failed share of a client\'s connections (one every 20 ms) from the cut to 500 ms after');
+console.log(`${'profile'.padEnd(26)}${'cuts'.padStart(5)}${'p50 ms'.padStart(9)}${'p95 ms'.padStart(9)}${'max ms'.padStart(9)}${'p95/base'.padStart(10)}${'failed p50'.padStart(12)}${'failed max'.padStart(12)}${'drains'.padStart(8)}${'drain fails'.padStart(13)}`);
+for (const r of results) {
+  const share = (v: number | undefined) => (v === undefined ? '-' : `${(v * 100).toFixed(1)}%`);
+  const n = r.detect.length;
+  console.log(
+    r.name.padEnd(26) +
+      String(n).padStart(5) +
+      (n ? String(pct(r.detect, 50)) : '-').padStart(9) +
+      (n ? String(pct(r.detect, 95)) : '-').padStart(9) +
+      (n ? String(Math.max(...r.detect)) : '-').padStart(9) +
+      (n && base ? (pct(r.detect, 95) / base).toFixed(4) : '-').padStart(10) +
+      share(n ? pct(r.failedShare, 50) : undefined).padStart(12) +
+      share(n ? Math.max(...r.failedShare) : undefined).padStart(12) +
+      String(r.drainFailures.length).padStart(8) +
+      (r.drainFailures.length ? `${r.drainFailures.reduce((a, b) => a + b, 0)} total` : '-').padStart(13),
+  );
+}
+if (base) console.log(`(p95/base: against the baseline's median, ${base} ms, over its ${baseline!.detect.length} cuts)`);
+process.exit(0);
