@@ -44,6 +44,8 @@ export interface StatusReport {
   pools: Array<{name: string; cidr: string; allocated: number}>;
   /** What install did to Calico's BGP export, from the install ledger. */
   calico: {etcdKeys: string[]; serviceExternalIPs: string[]; createdBgpConfiguration: boolean};
+  /** extip's own BGP speaker (extip_bgp_speaker: extip): its spec, and on how many controllers it runs. */
+  bgpSpeaker?: {asn: number; peers: Array<{address: string; asn: number; bfd: boolean; nodes?: string[]}>; running: number; of: number};
   problems: string[];
 }
 
@@ -125,6 +127,35 @@ function flag(args: string[], name: string): string | undefined {
   return args.find((a) => a.startsWith(prefix))?.slice(prefix.length);
 }
 
+/**
+ * extip's BGP speaker: the spec ipmanager runs with (its --bgp-speaker), and
+ * whether BIRD runs beside it on each controller pod; a pod whose speaker does
+ * not run announces nothing, which is a problem.
+ */
+function speakerStatus(controller: ClusterState['workloads'][number], args: string[], pods: ClusterState['pods'], problems: string[]): StatusReport['bgpSpeaker'] {
+  const hasSpeaker = controller.spec?.template.spec?.containers.some((c) => c.name === 'bgp-speaker');
+  const specArg = flag(args, 'bgp-speaker');
+  if (!hasSpeaker || !specArg) return undefined;
+  let spec: {asn?: number; peers?: Array<{address: string; asn: number; bfd?: boolean; nodes?: string[]}>} = {};
+  try {
+    spec = JSON.parse(specArg);
+  } catch {
+    problems.push('the controller\'s --bgp-speaker is not JSON: install again');
+  }
+  let running = 0;
+  for (const p of pods) {
+    const st = p.status?.containerStatuses?.find((c) => c.name === 'bgp-speaker');
+    if (st?.state?.running) running++;
+    else problems.push(`the BGP speaker on ${p.spec?.nodeName ?? p.metadata?.name} is not running (${st?.state?.waiting?.reason ?? st?.state?.terminated?.reason ?? 'no status'}${st?.restartCount ? `, ${st.restartCount} restarts` : ''}): that node's addresses are not announced`);
+  }
+  return {
+    asn: spec.asn ?? 0,
+    peers: (spec.peers ?? []).map((peer) => ({address: peer.address, asn: peer.asn, bfd: peer.bfd !== false, ...(peer.nodes ? {nodes: peer.nodes} : {})})),
+    running,
+    of: pods.length,
+  };
+}
+
 export function assess(state: ClusterState): StatusReport {
   const problems: string[] = [];
   const controller = state.workloads.find((w) => w.metadata?.labels?.['app.kubernetes.io/component'] === 'controller');
@@ -169,6 +200,7 @@ export function assess(state: ClusterState): StatusReport {
     problems.push(`only ${controllers.ready} controller${controllers.ready === 1 ? ' runs' : 's run'}: ${mode === 'all' ? 'one node\'s loss takes every external IP\'s route with it' : 'a lost node\'s addresses have no other node to move to'} (run the controller as a DaemonSet over two or more labelled nodes, or extip_ctrl_replicas: 2 or more)`);
   }
   const holders = nodes.filter((n) => n.controller === 'ready').map((n) => n.name);
+  const bgpSpeaker = speakerStatus(controller, args, pods, problems);
 
   const claimsMode = mode === 'balance' || mode === 'single';
   if (state.ledgerProblems?.length) problems.push(`the install ledger (ConfigMap kube-system/extip-ledger) is damaged, and the role will not run on it: ${state.ledgerProblems.join('; ')}`);
@@ -247,6 +279,7 @@ export function assess(state: ClusterState): StatusReport {
       serviceExternalIPs: state.ledger?.calico?.bgpconfiguration?.added ?? [],
       createdBgpConfiguration: Boolean(state.ledger?.calico?.bgpconfiguration?.created),
     },
+    ...(bgpSpeaker ? {bgpSpeaker} : {}),
     problems,
   };
 }
@@ -275,7 +308,11 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
   if (r.nodeLabel) out.push(`Node label: ${r.nodeLabel}`);
   if (r.controllers) out.push(`Controllers: ${r.controllers.ready} of ${r.controllers.labelled} labelled node${r.controllers.labelled === 1 ? '' : 's'} run a ready controller${r.controllers.replicas !== undefined ? ` (extip_ctrl_replicas: ${r.controllers.replicas})` : ''}`);
   if (r.schedulerLeader !== undefined) out.push(`Scheduler leader: ${r.schedulerLeader}`);
-  out.push(`BGP export: ${calicoLine(r.calico)}`);
+  if (r.bgpSpeaker) {
+    const b = r.bgpSpeaker;
+    const peers = b.peers.map((p) => `${p.address} (AS ${p.asn}${p.bfd ? ', BFD' : ''}${p.nodes ? `, nodes ${p.nodes.join(',')}` : ''})`).join(', ');
+    out.push(`BGP export: extip's speaker, AS ${b.asn}, peers ${peers || '(none)'}; BIRD runs on ${b.running} of ${b.of} controller${b.of === 1 ? '' : 's'} (sessions and BFD: each controller's /metrics)`);
+  } else out.push(`BGP export: ${calicoLine(r.calico)}`);
   out.push('', ...table([['NODE', 'READY', 'LABELLED', 'CONTROLLER'], ...r.nodes.map((n) => [n.name, n.ready ? 'yes' : 'no', n.labelled ? 'yes' : 'no', n.controller])]));
   out.push('');
   if (r.ips.length && r.mode !== 'all') {

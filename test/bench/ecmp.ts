@@ -112,6 +112,8 @@ async function measure(profile: Profile): Promise<Result> {
           return hops.length > 0 && !hops.includes(host.ip);
         }, 300000);
         await new Promise((r) => setTimeout(r, 500));
+        // Once the connections opened in the window have ended (answered, or 1 s without).
+        await new Promise((r) => setTimeout(r, 1000));
         const window = prober.openedBetween(cut, cut + ms + 500);
         const failed = window.filter((a) => a.from === '-').length;
         result.detect.push(ms);

@@ -22,11 +22,11 @@
  * Prints p50 / p95 / max per profile and the ratios to the baseline.
  * Usage: npm run bench:failover [-- --cuts N] [--no-kube-vip] [--only extip|baseline|kube-vip]   (default 20 cuts)
  */
-import {spawn} from 'node:child_process';
 import {execa} from 'execa';
 import YAML from 'yaml';
 import {Lab} from '../lab/lab.js';
 import {waitFor} from '../lab/bgp.js';
+import {startProber} from '../lab/prober.js';
 import {repoRoot} from '../lab/tools.js';
 import {explain, runRole} from '../helpers/role.js';
 
@@ -152,11 +152,6 @@ if (onlyArg > 0) {
   profiles.splice(0, profiles.length, ...kept);
 }
 
-interface Answer {
-  at: number;
-  from: string;
-}
-
 interface Cut {
   /** Infinity: no other node answered within a minute. */
   ms: number;
@@ -173,24 +168,9 @@ async function measure(profile: Profile): Promise<Cut[]> {
     const client = await lab.addClient();
 
     // The client: one connection every 20 ms, each answer (or '-') with the time it came.
-    const answers: Answer[] = [];
-    const script = `const net = require('net');
-      const once = () => { const s = net.connect({host: '${ADDRESS}', port: 80, timeout: 150}); let d = ''; let over = false;
-        const done = (a) => { if (over) return; over = true; s.destroy(); console.log(Date.now() + ' ' + a); setTimeout(once, 20); };
-        s.on('data', (x) => (d += x)); s.on('end', () => done(d.trim() || '-'));
-        s.on('error', () => done('-')); s.on('timeout', () => done('-')); };
-      once();`;
-    const prober = spawn('ip', ['netns', 'exec', client.ns, process.execPath, '-e', script], {stdio: ['ignore', 'pipe', 'inherit']});
-    let partial = '';
-    prober.stdout.on('data', (chunk: Buffer) => {
-      const lines = (partial + chunk.toString()).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        const [at, from] = line.split(' ');
-        answers.push({at: Number(at), from});
-      }
-    });
-    const last = () => answers[answers.length - 1]?.from;
+    const prober = startProber(client, ADDRESS, 80);
+    const answers = prober.answers;
+    const last = prober.last;
     const cuts: Cut[] = [];
     try {
       await waitFor('the client answered', async () => Boolean(last()) && last() !== '-', 120000);
@@ -228,7 +208,7 @@ async function measure(profile: Profile): Promise<Cut[]> {
         await new Promise((r) => setTimeout(r, 1000));
       }
     } finally {
-      prober.kill();
+      prober.stop();
     }
     return cuts;
   } finally {

@@ -16,6 +16,7 @@ import {routerBgpPrefixes, routerBird2Config, routerNexthops, waitFor} from '../
 import {startProber} from '../lab/prober.js';
 import {diffSnapshots, takeSnapshot} from '../lab/snapshot.js';
 import {runRole} from '../helpers/role.js';
+import {extip} from '../helpers/cli.js';
 import {useLab} from '../helpers/lab.js';
 
 const lab = useLab({nodes: 3});
@@ -74,6 +75,8 @@ test('the speaker announces the Services\' addresses with BFD, fails over in und
   expect(m).toMatch(/extip_bgp_speaker_up 1/);
   expect(m).toMatch(/extip_bgp_session_established\{peer="10\.210\.1\.1"\} 1/);
   expect(m).toMatch(/extip_bgp_routes_exported\{peer="10\.210\.1\.1"\} 2/);
+  const status = JSON.parse((await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig])).stdout);
+  expect(status.bgpSpeaker).toEqual({asn: 64512, peers: [{address: lab.router.ip, asn: 64512, bfd: true}], running: 3, of: 3});
 
   // 2. Route-leak guard: an address on lo no Service asked for, one outside the declared ranges,
   // and a Service naming a node's own address: none reaches the router, nor does anything else.

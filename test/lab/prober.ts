@@ -1,8 +1,7 @@
 /**
- * A client that opens a TCP connection to ip:port `gapMs` after the last one
- * ended, from its own namespace, and records each answer (the node's name) or
- * '-' (refused, reset, or no answer within `timeoutMs`) with the times it was
- * opened and ended.
+ * A client that opens a TCP connection to ip:port every `gapMs` from its own
+ * namespace and records each answer (the node's name) or '-' (refused, reset,
+ * or no answer within `timeoutMs`) with the times it was opened and ended.
  */
 import {spawn} from 'node:child_process';
 import type {LabClient} from './lab.js';
@@ -17,6 +16,7 @@ export interface Answer {
 
 export interface Prober {
   answers: Answer[];
+  /** The answer that ended last. */
   last(): string | undefined;
   /** Answers that came in [from, to). */
   between(from: number, to?: number): Answer[];
@@ -26,12 +26,14 @@ export interface Prober {
 }
 
 export function startProber(client: LabClient, ip: string, port: number, gapMs = 20, timeoutMs = 150): Prober {
+  // A connection every gapMs whatever the earlier ones do, as independent clients would: one
+  // that hangs on a lost node does not hold back the next.
   const script = `const net = require('net');
     const once = () => { const start = Date.now(); const s = net.connect({host: '${ip}', port: ${port}, timeout: ${timeoutMs}}); let d = ''; let over = false;
-      const done = (a) => { if (over) return; over = true; s.destroy(); console.log(Date.now() + ' ' + a + ' ' + start); setTimeout(once, ${gapMs}); };
+      const done = (a) => { if (over) return; over = true; s.destroy(); console.log(Date.now() + ' ' + a + ' ' + start); };
       s.on('data', (x) => (d += x)); s.on('end', () => done(d.trim() || '-'));
       s.on('error', () => done('-')); s.on('timeout', () => done('-')); };
-    once();`;
+    setInterval(once, ${gapMs});`;
   const child = spawn('ip', ['netns', 'exec', client.ns, process.execPath, '-e', script], {stdio: ['ignore', 'pipe', 'inherit']});
   const answers: Answer[] = [];
   let partial = '';

@@ -109,3 +109,22 @@ test('another tenant\'s address, and a LoadBalancer left without one, are proble
   ]);
   expect(r.ips.find((i) => i.ip === '10.0.0.7')).toMatchObject({services: ['default/web'], heldBy: ['node1']});
 });
+
+test('extip\'s BGP speaker: its peers from the controller\'s spec, and a pod whose BIRD does not run is a problem', () => {
+  const state = cluster({node: 'node1'});
+  const ds = state.workloads[0] as any;
+  ds.spec.template.spec.containers = [
+    {name: 'controller', image: 'extip/ipmanager:1', args: ['naivecontroller', '--iface=lo', '--mask=32', '--bgp-speaker={"asn":64512,"peers":[{"address":"10.210.1.1","asn":64512},{"address":"10.211.2.1","asn":64513,"bfd":false,"nodes":["node2"]}],"ranges":["10.0.0.0/24"],"holdTime":9,"bfd":{"intervalMs":100,"multiplier":3},"restartTime":0}']},
+    {name: 'bgp-speaker', image: 'extip/ipmanager:1', command: ['bird']},
+  ];
+  state.workloads.splice(1, 1);
+  const running = {name: 'bgp-speaker', restartCount: 0, state: {running: {}}};
+  const waiting = {name: 'bgp-speaker', restartCount: 4, state: {waiting: {reason: 'CrashLoopBackOff'}}};
+  (state.pods[0] as any).status.containerStatuses = [running];
+  (state.pods[1] as any).status.containerStatuses = [waiting];
+  state.pods.splice(2, 1);
+  const r = assess(state);
+  expect(r.bgpSpeaker).toEqual({asn: 64512, peers: [{address: '10.210.1.1', asn: 64512, bfd: true}, {address: '10.211.2.1', asn: 64513, bfd: false, nodes: ['node2']}], running: 1, of: 2});
+  expect(r.problems).toContain('the BGP speaker on node2 is not running (CrashLoopBackOff, 4 restarts): that node\'s addresses are not announced');
+  expect(formatStatus(r, now)).toContain("BGP export: extip's speaker, AS 64512, peers 10.210.1.1 (AS 64512, BFD), 10.211.2.1 (AS 64513, nodes node2); BIRD runs on 1 of 2 controllers");
+});
