@@ -19,7 +19,9 @@ export class BirdError extends Error {}
 export function parseReplies(text: string): BirdReply[] {
   const replies: BirdReply[] = [];
   let lines: string[] = [];
-  for (const line of text.split('\n')) {
+  // Only whole lines: a reply may arrive cut anywhere, even right after its code.
+  const whole = text.split('\n').slice(0, -1);
+  for (const line of whole) {
     const m = /^(\d{4})([ -])(.*)$/.exec(line);
     if (m) {
       lines.push(m[3]);

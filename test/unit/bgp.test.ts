@@ -1,27 +1,10 @@
 /**
- * The speaker's BIRD configuration, checked by BIRD 2 itself (`bird -p`), and
- * the rule on extip_bgp_peers.
+ * The speaker's BIRD configuration (BIRD itself parses it in
+ * test/e2e/bgp-config.test.ts), and the rules on the BGP variables.
  */
-import {afterAll, describe, expect, test} from '@jest/globals';
-import {mkdtemp, rm, writeFile} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
-import {join} from 'node:path';
-import {execa} from 'execa';
+import {describe, expect, test} from '@jest/globals';
 import {readFileSync} from 'node:fs';
 import {type BgpSetup, type SpeakerSpec, bgpPeerErrors, bgpSetupErrors, peerName, speakerConfig, speakerSpecErrors} from '../../lib/bgp.js';
-
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const d of dirs) await rm(d, {recursive: true, force: true});
-});
-
-async function birdParses(config: string): Promise<{exitCode: number; output: string}> {
-  const dir = await mkdtemp(join(tmpdir(), 'extip-bgp-'));
-  dirs.push(dir);
-  await writeFile(join(dir, 'bird.conf'), config);
-  const r = await execa('bird', ['-p', '-c', join(dir, 'bird.conf')], {reject: false});
-  return {exitCode: r.exitCode ?? -1, output: `${r.stdout}${r.stderr}`};
-}
 
 const spec: SpeakerSpec = {
   asn: 64512,
@@ -37,16 +20,6 @@ const spec: SpeakerSpec = {
 const node1 = {node: 'node1', routerId: '10.210.1.11', subnets: ['10.210.1.0/24']};
 
 describe('speakerConfig', () => {
-  test('BIRD 2 accepts it, with routes, without, and with graceful restart', async () => {
-    for (const config of [
-      speakerConfig(spec, node1, ['10.0.0.7/32', '10.0.0.8/32']),
-      speakerConfig(spec, node1, []),
-      speakerConfig({...spec, restartTime: 120}, {node: 'node3', routerId: '10.211.2.2', subnets: []}, ['10.0.0.7/32']),
-    ]) {
-      expect(await birdParses(config)).toEqual({exitCode: 0, output: ''});
-    }
-  });
-
   test('each node peers with the peers that name it or name none; direct inside its subnets, multihop beyond', () => {
     const one = speakerConfig(spec, node1, []);
     expect(one).toContain(`protocol bgp ${peerName({address: '10.210.1.1'})} {`);
@@ -67,10 +40,9 @@ describe('speakerConfig', () => {
     expect(config).toContain('if proto != "extip_exports" then reject;');
   });
 
-  test('no declared IPv4 range: the filter accepts nothing', async () => {
+  test('no declared IPv4 range: the filter accepts nothing', () => {
     const config = speakerConfig({...spec, ranges: ['2001:db8::/64']}, node1, ['10.0.0.7/32']);
     expect(config).not.toMatch(/then accept/);
-    expect((await birdParses(config)).exitCode).toBe(0);
   });
 });
 
