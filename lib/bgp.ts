@@ -137,7 +137,7 @@ export function speakerConfig(spec: SpeakerSpec, place: SpeakerPlace, exports: r
         `  hold time ${spec.holdTime}; keepalive time ${keepalive};`,
         '  connect delay time 1; connect retry time 5; error wait time 1, 10;',
         `  bfd ${peer.bfd === false ? 'off' : 'on'};`,
-        spec.restartTime > 0 ? `  graceful restart on; graceful restart time ${spec.restartTime};` : '  graceful restart aware;',
+        spec.restartTime > 0 ? `  graceful restart on; graceful restart time ${spec.restartTime};` : '  graceful restart off;',
         '  ipv4 { import none; export filter extip_export; next hop self; };',
         '}',
       ].join('\n'),

@@ -128,15 +128,22 @@ async function measure(profile: Profile): Promise<Result> {
         await new Promise((r) => setTimeout(r, 500));
         const start = Date.now();
         await lab.kubectl(['label', 'node', host.name, 'externalip-']);
-        await waitFor(`${host.name}'s controller gone`, async () => {
+        // When the router stops listing the node, beside when its controller is gone.
+        let forgot: number | undefined;
+        const watching = waitFor(`${host.name} gone from the router`, async () => {
+          const hops = await routerNexthops(lab, ADDRESS);
+          return hops.length > 0 && !hops.includes(host.ip);
+        }, 120000).then((ms) => (forgot = ms), () => undefined);
+        const gone = await waitFor(`${host.name}'s controller gone`, async () => {
           const r = await lab.kubectl(['get', 'pods', '-n', 'extip', '--field-selector', `spec.nodeName=${host.name}`, '-o', 'name']);
           return r.stdout.trim() === '';
         }, 120000);
-        await new Promise((r) => setTimeout(r, 500));
-        const window = prober.openedBetween(start);
+        await watching;
+        await new Promise((r) => setTimeout(r, 1500));
+        const window = prober.openedBetween(start, start + gone + 500);
         const failed = window.filter((a) => a.from === '-').length;
         result.drainFailures.push(failed);
-        process.stderr.write(`  drain ${i + 1}/${profile.drains}: ${host.name}: ${failed} of ${window.length} connections failed\n`);
+        process.stderr.write(`  drain ${i + 1}/${profile.drains}: ${host.name}: the router forgot it after ${forgot ?? 'more than 120000'} ms, its controller was gone after ${gone} ms; ${failed} of ${window.length} connections failed\n`);
         await lab.kubectl(['label', 'node', host.name, 'externalip=true']);
         await waitFor(`${host.name} back on the router`, complete, 300000);
         await waitFor(`${host.name}'s pod ready`, () => ready(lab, host.name), 120000);
