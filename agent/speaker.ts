@@ -146,6 +146,7 @@ export class Speaker {
     this.lost = false;
     this.lastProblem = '';
     this.exported = want;
+    this.health.exported = want.length;
     for (const c of want) this.announced.add(c);
   }
 

@@ -70,8 +70,10 @@ test('the speaker announces the Services\' addresses with BFD, fails over in und
   await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'web', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: ['10.0.0.7', '10.0.0.8']}}));
   for (const ip of ['10.0.0.7', '10.0.0.8']) await waitFor(`${ip} with three nexthops`, async () => (await routerNexthops(lab, ip)).length === 3, 60000);
   expect(await routerNexthops(lab, '10.0.0.7')).toEqual(['10.210.1.11', '10.210.1.12', '10.210.1.13']);
-  await waitFor('the sessions and BFD up in /metrics', async () => /extip_bgp_bfd_up\{peer="10\.210\.1\.1"\} 1/.test(await metrics('node1')), 20000);
+  // The agent reads BIRD's state every second: until its next read, /metrics may lag the router.
+  await waitFor('the sessions, BFD and both routes in /metrics', async () => /extip_bgp_routes_exported\{peer="10\.210\.1\.1"\} 2/.test(await metrics('node1')), 20000);
   const m = await metrics('node1');
+  expect(m).toMatch(/extip_bgp_bfd_up\{peer="10\.210\.1\.1"\} 1/);
   expect(m).toMatch(/extip_bgp_speaker_up 1/);
   expect(m).toMatch(/extip_bgp_session_established\{peer="10\.210\.1\.1"\} 1/);
   expect(m).toMatch(/extip_bgp_routes_exported\{peer="10\.210\.1\.1"\} 2/);
