@@ -7,7 +7,8 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
-import {IDLE_CONFIG, type SpeakerSpec, speakerConfig} from '../../lib/bgp.js';
+import {IDLE_CONFIG, speakerConfig} from '../../lib/bgp.js';
+import {spec, node1} from '../fixtures/bgp-spec.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -22,18 +23,6 @@ async function birdParses(config: string): Promise<{exitCode: number; output: st
   return {exitCode: r.exitCode ?? -1, output: `${r.stdout}${r.stderr}`};
 }
 
-const spec: SpeakerSpec = {
-  asn: 64512,
-  peers: [
-    {address: '10.210.1.1', asn: 64512},
-    {address: '10.211.2.1', asn: 64513, nodes: ['node3'], bfd: false, port: 1179},
-  ],
-  ranges: ['10.0.0.0/24', '192.0.2.0/28', '2001:db8::/64'],
-  holdTime: 9,
-  bfd: {intervalMs: 100, multiplier: 3},
-  restartTime: 0,
-};
-const node1 = {node: 'node1', routerId: '10.210.1.11', subnets: ['10.210.1.0/24']};
 
 test('BIRD 2 accepts the speaker\'s configuration with routes, without, multihop with graceful restart, with no IPv4 range, and the idle one', async () => {
   for (const config of [

@@ -4,20 +4,9 @@
  */
 import {describe, expect, test} from '@jest/globals';
 import {readFileSync} from 'node:fs';
-import {type BgpSetup, type SpeakerSpec, bgpPeerErrors, bgpSetupErrors, peerName, speakerConfig, speakerSpecErrors} from '../../lib/bgp.js';
+import {type BgpSetup, bgpPeerErrors, bgpSetupErrors, peerName, speakerConfig, speakerSpecErrors} from '../../lib/bgp.js';
+import {spec, node1} from '../fixtures/bgp-spec.js';
 
-const spec: SpeakerSpec = {
-  asn: 64512,
-  peers: [
-    {address: '10.210.1.1', asn: 64512},
-    {address: '10.211.2.1', asn: 64513, nodes: ['node3'], bfd: false, port: 1179},
-  ],
-  ranges: ['10.0.0.0/24', '192.0.2.0/28', '2001:db8::/64'],
-  holdTime: 9,
-  bfd: {intervalMs: 100, multiplier: 3},
-  restartTime: 0,
-};
-const node1 = {node: 'node1', routerId: '10.210.1.11', subnets: ['10.210.1.0/24']};
 
 describe('speakerConfig', () => {
   test('each node peers with the peers that name it or name none; direct inside its subnets, multihop beyond', () => {
