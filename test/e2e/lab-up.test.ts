@@ -1,6 +1,7 @@
 /**
- * `npm run lab`: comes up with the nodes asked for, writes --info, answers
- * kubectl, and on SIGTERM removes every namespace, process and directory.
+ * `npm run lab`: comes up with the nodes and racks asked for, writes --info,
+ * answers kubectl, routes from the client behind the core to every rack, and
+ * on SIGTERM removes every namespace, process and directory.
  */
 import {expect, test} from '@jest/globals';
 import {spawn} from 'node:child_process';
@@ -11,11 +12,11 @@ import {execa} from 'execa';
 import {repoRoot} from '../helpers/root.js';
 import {tempDir} from '../helpers/ansible.js';
 
-test('the lab comes up with --nodes and --info, and goes without a trace on SIGTERM', async () => {
+test('the lab comes up with --nodes, --racks and --info, and goes without a trace on SIGTERM', async () => {
   const dir = await tempDir();
   try {
     const infoFile = join(dir.path, 'lab.json');
-    const child = spawn(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '2', '--info', infoFile], {stdio: ['ignore', 'pipe', 'pipe']});
+    const child = spawn(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '3', '--racks', '2', '--info', infoFile], {stdio: ['ignore', 'pipe', 'pipe']});
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -24,20 +25,31 @@ test('the lab comes up with --nodes and --info, and goes without a trace on SIGT
     while (!out.includes('The lab is up') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
     expect(out).toContain('The lab is up');
     const info = JSON.parse(await readFile(infoFile, 'utf8'));
-    expect(info.nodes.map((n: {name: string}) => n.name)).toEqual(['node1', 'node2']);
+    // Nodes spread over the racks in order: node1 and node2 in rack 1, node3 in rack 2.
+    expect(info.nodes.map((n: {name: string; ip: string; rack: number}) => [n.name, n.ip, n.rack])).toEqual([['node1', '10.210.1.11', 1], ['node2', '10.210.1.12', 1], ['node3', '10.210.2.13', 2]]);
     expect(Object.keys(info.inventories).sort()).toEqual(['kargo', 'kubespray']);
-    expect(info.router.ip).toBe('10.210.1.1');
+    expect(info.routers.map((r: {name: string; ip: string; role: string; rack?: number}) => [r.name, r.ip, r.role, r.rack])).toEqual([
+      ['tor1', '10.210.1.1', 'tor', 1],
+      ['tor2', '10.210.2.1', 'tor', 2],
+      ['core', '192.168.192.1', 'core', undefined],
+    ]);
+    expect(info.router).toEqual({namespace: info.routers[0].namespace, ip: '10.210.1.1'});
+    expect(info.client).toMatchObject({ip: '10.99.0.2', behind: 'core'});
     expect(info.etcd.endpoint).toBe('https://10.210.1.11:2379');
     const nodes = await execa(info.kubectl, ['--kubeconfig', info.kubeconfig, 'get', 'nodes', '-o', 'name'], {reject: false});
-    expect(nodes.stdout.split('\n').sort()).toEqual(['node/node1', 'node/node2']);
+    expect(nodes.stdout.split('\n').sort()).toEqual(['node/node1', 'node/node2', 'node/node3']);
+    // The client reaches both racks through the core and their ToRs; node1 reaches node3 the same way.
+    for (const ip of ['10.210.1.12', '10.210.2.13']) expect((await execa('ip', ['netns', 'exec', info.client.namespace, 'ping', '-c', '1', '-W', '2', ip], {reject: false})).exitCode).toBe(0);
+    const trace = await execa('ip', ['netns', 'exec', info.nodes[0].namespace, 'ping', '-c', '1', '-W', '2', '-R', '10.210.2.13'], {reject: false});
+    expect(trace.exitCode).toBe(0);
+    expect(trace.stdout).toContain('192.168.192.');
     const labDir = join(info.kubeconfig, '..', '..');
     expect(existsSync(labDir)).toBe(true);
 
     child.kill('SIGTERM');
     await exited;
     const namespaces = (await execa('ip', ['netns', 'list'])).stdout;
-    for (const n of info.nodes) expect(namespaces).not.toContain(n.namespace);
-    expect(namespaces).not.toContain(info.router.namespace);
+    for (const n of [...info.nodes, ...info.routers, info.client]) expect(namespaces).not.toContain(n.namespace);
     expect(existsSync(labDir)).toBe(false);
     const left = await execa('pgrep', ['-f', labDir], {reject: false});
     expect(left.stdout).toBe('');
@@ -50,4 +62,7 @@ test('npm run lab refuses a bad --nodes, saying what it takes', async () => {
   const r = await execa(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', 'many'], {reject: false});
   expect(r.exitCode).toBe(2);
   expect(r.stderr).toContain('--nodes takes a whole number from 1 to 200, not many');
+  const racks = await execa(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '3', '--racks', '4'], {reject: false});
+  expect(racks.exitCode).toBe(2);
+  expect(racks.stderr).toContain('--racks takes a whole number from 1 to 3');
 });

@@ -7,7 +7,7 @@
  * those keys regenerates the file, checks it with `bird -p` (confd's check_cmd)
  * and reloads BIRD, as confd did.
  *
- * The BGP peering is the lab's ToR (calico's "global BGP peer"); the direct
+ * The BGP peering is the node's ToR (calico's "global BGP peer"); the direct
  * protocol takes every interface but cali*, so the filter is what decides that
  * lo's /32s go out and 127.0.0.0/8 or eth0's subnet do not.
  */
@@ -57,8 +57,9 @@ protocol direct {
 ${calicoPeering(lab, h, 'calico_pools')}`;
 }
 
-/** What calico/node's bird.cfg has in every version: the kernel and device protocols, and the ToR as a global BGP peer. */
+/** What calico/node's bird.cfg has in every version: the kernel and device protocols, and the node's ToR as a global BGP peer. */
 export function calicoPeering(lab: Lab, h: LabHost, exportFilter: string): string {
+  const tor = lab.torOf(h);
   return `protocol kernel {
   learn;
   persist;
@@ -72,10 +73,10 @@ protocol device {
   scan time 1;
 }
 
-protocol bgp Global_${lab.router.ip.replace(/\./g, '_')} {
+protocol bgp Global_${tor.ip.replace(/\./g, '_')} {
   description "Connection to BGP peer";
   local as ${LAB_AS};
-  neighbor ${lab.router.ip} as ${LAB_AS};
+  neighbor ${tor.ip} as ${LAB_AS};
   direct;
   import none;
   export filter ${exportFilter};

@@ -2,7 +2,10 @@
  * The lab: a simulated bare-metal cluster on one machine.
  *
  * Hosts are network namespaces (node1..nodeN and a top-of-rack router holding
- * the bridge that joins them); Ansible reaches them through inventories whose
+ * the bridge that joins them). With several racks, each rack is its own
+ * segment (10.210.R.0/24) behind its own top-of-rack router, and a core
+ * router joins the ToRs over point-to-point links (192.168.192.0/22, a /30 a
+ * rack, as the ECMP design's example). Ansible reaches them through inventories whose
  * hosts run modules inside their namespace. A real control plane (etcd,
  * kube-apiserver, kube-controller-manager, kube-scheduler; controlplane.ts)
  * runs on this machine, reached from every host at 127.0.0.1:6443 through
@@ -35,10 +38,32 @@ export interface LabHost {
   ip: string;
   /** The host's own root for files extip writes (its "/"). */
   root: string;
+  /** The rack the host sits in, from 1: its segment and top-of-rack router. */
+  rack: number;
+}
+
+/** A router of the lab: a rack's top-of-rack router, or the core that joins the racks. */
+export interface LabRouter {
+  /** tor1..torR, or core; lab.exec and lab.startIn take these names ('tor' is tor1). */
+  name: string;
+  ns: string;
+  /** A ToR's address on its rack's segment (the nodes' gateway and BGP peer); the core's on its link to rack 1. */
+  ip: string;
+  role: 'tor' | 'core';
+  /** The rack a ToR serves (absent for the core). */
+  rack?: number;
+  /** A ToR's end of its link to the core, and the core's (absent without a core). */
+  uplink?: {ip: string; coreIp: string};
 }
 
 export interface LabOptions {
   nodes?: number;
+  /**
+   * Racks the nodes spread over in order (node1 first; with 3 nodes and 2
+   * racks, node1 and node2 in rack 1 and node3 in rack 2). Default 1: one
+   * segment and its router, no core.
+   */
+  racks?: number;
   /**
    * With the real control plane: namespaces labelled to admit privileged pods
    * (pod-security.kubernetes.io/enforce=privileged), as an operator does when
@@ -63,6 +88,14 @@ export interface LabApi {
 
 export const SEGMENT = '10.210.1';
 
+/** The core's AS: another AS than the racks' (the ToRs peer with it over eBGP). */
+export const CORE_AS = 64600;
+
+/** The rack of node i (from 0) of n over r racks: contiguous runs, the first racks the larger. */
+export function rackOf(i: number, nodes: number, racks: number): number {
+  return Math.floor((i * racks) / nodes) + 1;
+}
+
 export interface LabClient {
   ns: string;
   ip: string;
@@ -74,7 +107,10 @@ export class Lab {
   readonly id: string;
   readonly dir: string;
   readonly hosts: LabHost[];
+  /** The first rack's top-of-rack router (what a one-rack lab calls "the router"). */
   readonly router: {ns: string; ip: string};
+  /** The ToRs (tor1..torR) and, with more than one rack, the core. */
+  readonly routers: LabRouter[];
   api!: LabApi;
   /** The control plane and the nodes' kubelets. */
   k8s!: ControlPlane;
@@ -83,13 +119,23 @@ export class Lab {
   private extraNamespaces: string[] = [];
   private up = false;
 
-  private constructor(dir: string, nodes: number, readonly controlPlaneCount: number, readonly privilegedNamespaces: string[], private imageDirs: string[] = []) {
+  private constructor(dir: string, nodes: number, readonly racks: number, readonly controlPlaneCount: number, readonly privilegedNamespaces: string[], private imageDirs: string[] = []) {
     this.id = `${process.pid}-${++labCount}${randomBytes(2).toString('hex')}`;
     this.dir = dir;
-    this.router = {ns: `${NS_PREFIX}-${this.id}-tor`, ip: `${SEGMENT}.1`};
+    this.routers = Array.from({length: racks}, (_, i) => ({
+      name: `tor${i + 1}`,
+      ns: `${NS_PREFIX}-${this.id}-tor${i + 1}`,
+      ip: `10.210.${i + 1}.1`,
+      role: 'tor' as const,
+      rack: i + 1,
+      ...(racks > 1 ? {uplink: {ip: `192.168.192.${4 * i + 2}`, coreIp: `192.168.192.${4 * i + 1}`}} : {}),
+    }));
+    if (racks > 1) this.routers.push({name: 'core', ns: `${NS_PREFIX}-${this.id}-core`, ip: '192.168.192.1', role: 'core'});
+    this.router = {ns: this.routers[0].ns, ip: this.routers[0].ip};
     this.hosts = Array.from({length: nodes}, (_, i) => {
       const name = `node${i + 1}`;
-      return {name, ns: `${NS_PREFIX}-${this.id}-${name}`, ip: `${SEGMENT}.${11 + i}`, root: join(dir, 'hosts', name)};
+      const rack = rackOf(i, nodes, racks);
+      return {name, ns: `${NS_PREFIX}-${this.id}-${name}`, ip: `10.210.${rack}.${11 + i}`, root: join(dir, 'hosts', name), rack};
     });
   }
 
@@ -98,9 +144,11 @@ export class Lab {
     reapStaleNamespaces(NS_PREFIX);
     const nodes = options.nodes ?? 3;
     if (nodes < 1 || nodes > 200) throw new Error('a lab has 1 to 200 nodes');
+    const racks = options.racks ?? 1;
+    if (!Number.isInteger(racks) || racks < 1 || racks > Math.min(nodes, 60)) throw new Error(`a lab of ${nodes} nodes has 1 to ${Math.min(nodes, 60)} racks`);
     const dir = await mkdtemp(join(tmpdir(), 'extip-lab-'));
     trackDir(dir);
-    const lab = new Lab(dir, nodes, options.controlPlane ?? 1, options.privilegedNamespaces ?? ['default'], options.imageDirs);
+    const lab = new Lab(dir, nodes, racks, options.controlPlane ?? 1, options.privilegedNamespaces ?? ['default'], options.imageDirs);
     try {
       await lab.bringUp();
     } catch (err) {
@@ -120,22 +168,75 @@ export class Lab {
     return h;
   }
 
+  /** A router by name: tor1..torR ('tor' is tor1), or core. */
+  routerNamed(name: string): LabRouter {
+    const r = this.routers.find((x) => x.name === (name === 'tor' ? 'tor1' : name));
+    if (!r) throw new Error(`no router ${name} in the lab (it has ${this.routers.map((x) => x.name).join(', ')})`);
+    return r;
+  }
+
+  /** Rack r's top-of-rack router. */
+  tor(rack: number): LabRouter {
+    return this.routerNamed(`tor${rack}`);
+  }
+
+  /** The top-of-rack router of a node. */
+  torOf(h: LabHost): LabRouter {
+    return this.tor(h.rack);
+  }
+
+  /** The core router, with more than one rack. */
+  get core(): LabRouter | undefined {
+    return this.routers.find((r) => r.role === 'core');
+  }
+
+  /** The nodes of rack r. */
+  rackHosts(rack: number): LabHost[] {
+    return this.hosts.filter((h) => h.rack === rack);
+  }
+
+  /** The namespace of a host or a router. */
+  private nsOf(name: string): string {
+    return this.hosts.find((h) => h.name === name)?.ns ?? this.routerNamed(name).ns;
+  }
+
   private async bringUp(): Promise<void> {
-    // Namespaces and the bridge in the router.
-    for (const ns of [this.router.ns, ...this.hosts.map((h) => h.ns)]) {
+    // Namespaces, and in each ToR the bridge of its rack.
+    for (const ns of [...this.routers.map((r) => r.ns), ...this.hosts.map((h) => h.ns)]) {
       trackNamespace(ns);
       await execa('ip', ['netns', 'add', ns]);
     }
-    const routerCmds = ['link set lo up', 'link add br0 type bridge', 'link set br0 up', `address add ${this.router.ip}/24 dev br0`];
-    this.hosts.forEach((h, i) => {
-      routerCmds.push(`link add v${i + 1} type veth peer name eth0 netns ${h.ns}`, `link set v${i + 1} master br0`, `link set v${i + 1} up`);
-    });
-    await execa('ip', ['-n', this.router.ns, '-batch', '-'], {input: routerCmds.join('\n') + '\n'});
-    await execa('ip', ['netns', 'exec', this.router.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    for (const tor of this.routers.filter((r) => r.role === 'tor')) {
+      const cmds = ['link set lo up', 'link add br0 type bridge', 'link set br0 up', `address add ${tor.ip}/24 dev br0`];
+      this.hosts.forEach((h, i) => {
+        if (h.rack === tor.rack) cmds.push(`link add v${i + 1} type veth peer name eth0 netns ${h.ns}`, `link set v${i + 1} master br0`, `link set v${i + 1} up`);
+      });
+      await execa('ip', ['-n', tor.ns, '-batch', '-'], {input: cmds.join('\n') + '\n'});
+      await execa('ip', ['netns', 'exec', tor.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    }
+    const core = this.core;
+    if (core) {
+      // A /30 from the core to each ToR; the ToR's default route is the core, the core reaches each rack's segment through its ToR.
+      const cmds = ['link set lo up'];
+      for (const tor of this.routers.filter((r) => r.role === 'tor')) {
+        cmds.push(
+          `link add rack${tor.rack} type veth peer name core netns ${tor.ns}`,
+          `address add ${tor.uplink!.coreIp}/30 dev rack${tor.rack}`,
+          `link set rack${tor.rack} up`,
+          `route add 10.210.${tor.rack}.0/24 via ${tor.uplink!.ip}`,
+        );
+      }
+      await execa('ip', ['-n', core.ns, '-batch', '-'], {input: cmds.join('\n') + '\n'});
+      await execa('ip', ['netns', 'exec', core.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      await execa('ip', ['netns', 'exec', core.ns, 'sysctl', '-qw', 'net.ipv4.fib_multipath_hash_policy=1']);
+      for (const tor of this.routers.filter((r) => r.role === 'tor')) {
+        await execa('ip', ['-n', tor.ns, '-batch', '-'], {input: [`address add ${tor.uplink!.ip}/30 dev core`, 'link set core up', `route add default via ${tor.uplink!.coreIp}`].join('\n') + '\n'});
+      }
+    }
     await Promise.all(
       this.hosts.map((h) =>
         execa('ip', ['-n', h.ns, '-batch', '-'], {
-          input: ['link set lo up', `address add ${h.ip}/24 dev eth0`, 'link set eth0 up', `route add default via ${this.router.ip}`].join('\n') + '\n',
+          input: ['link set lo up', `address add ${h.ip}/24 dev eth0`, 'link set eth0 up', `route add default via ${this.torOf(h).ip}`].join('\n') + '\n',
         }),
       ),
     );
@@ -215,7 +316,7 @@ export class Lab {
   async restoreNode(name: string): Promise<void> {
     const h = this.host(name);
     await execa('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
-    await execa('ip', ['-n', h.ns, 'route', 'replace', 'default', 'via', this.router.ip]);
+    await execa('ip', ['-n', h.ns, 'route', 'replace', 'default', 'via', this.torOf(h).ip]);
     (await this.apiProxy(name)).resume();
     await this.nodeKubelets.find((k) => k.name === name)?.heal();
   }
@@ -344,10 +445,9 @@ export class Lab {
     await writeFile(this.kubesprayInventory, YAML.stringify(kubespray));
   }
 
-  /** Runs a command inside a host's namespace. */
+  /** Runs a command inside a host's or a router's namespace. */
   async exec(host: string, command: string, args: string[], input?: string) {
-    const h = host === 'tor' ? {ns: this.router.ns} : this.host(host);
-    return execa('ip', ['netns', 'exec', h.ns, command, ...args], {reject: false, input});
+    return execa('ip', ['netns', 'exec', this.nsOf(host), command, ...args], {reject: false, input});
   }
 
   /** kubectl against the lab API from this machine. */
@@ -361,15 +461,15 @@ export class Lab {
 
   /** Starts a process in a host's namespace, stopped with the lab. */
   startIn(host: string, command: string, args: string[], env?: NodeJS.ProcessEnv): Daemon {
-    const h = host === 'tor' ? {ns: this.router.ns} : this.host(host);
-    const d = startDaemon('ip', ['netns', 'exec', h.ns, command, ...args], env);
+    const d = startDaemon('ip', ['netns', 'exec', this.nsOf(host), command, ...args], env);
     this.daemons.push(d);
     return d;
   }
 
   /**
-   * A client host behind the router (its own segment, 10.99.0.0/24), for traffic
-   * to the external IPs. The router hashes multipath routes on L4, so separate
+   * A client host for traffic to the external IPs, on its own segment
+   * (10.99.0.0/24) behind the core when the lab has one, else behind the
+   * first ToR. The routers hash multipath routes on L4, so separate
    * connections spread over the nexthops.
    */
   async addClient(): Promise<LabClient> {
@@ -377,11 +477,18 @@ export class Lab {
     trackNamespace(ns);
     this.extraNamespaces.push(ns);
     await execa('ip', ['netns', 'add', ns]);
-    await execa('ip', ['-n', this.router.ns, '-batch', '-'], {
+    const gateway = this.core ?? this.routers[0];
+    await execa('ip', ['-n', gateway.ns, '-batch', '-'], {
       input: [`link add vc type veth peer name eth0 netns ${ns}`, 'address add 10.99.0.1/24 dev vc', 'link set vc up'].join('\n') + '\n',
     });
     await execa('ip', ['-n', ns, '-batch', '-'], {input: ['link set lo up', 'address add 10.99.0.2/24 dev eth0', 'link set eth0 up', 'route add default via 10.99.0.1'].join('\n') + '\n'});
-    await execa('ip', ['netns', 'exec', this.router.ns, 'sysctl', '-qw', 'net.ipv4.fib_multipath_hash_policy=1']);
+    for (const [i, r] of this.routers.entries()) {
+      // Each router hashes the 5-tuple afresh with a seed of its own (policy 3, the fields
+      // below), as real routers do: policy 1 reuses the hash the packet already carries, so a
+      // ToR behind the core would send every flow the core gave it to one node.
+      const custom = await execa('ip', ['netns', 'exec', r.ns, 'sysctl', '-qw', 'net.ipv4.fib_multipath_hash_fields=0x0037', `net.ipv4.fib_multipath_hash_seed=${7919 * (i + 1)}`, 'net.ipv4.fib_multipath_hash_policy=3'], {reject: false});
+      if (custom.exitCode !== 0) await execa('ip', ['netns', 'exec', r.ns, 'sysctl', '-qw', 'net.ipv4.fib_multipath_hash_policy=1']);
+    }
     return {
       ns,
       ip: '10.99.0.2',
@@ -404,7 +511,7 @@ export class Lab {
     await Promise.all(this.daemons.map((d) => d.stop()));
     this.daemons = [];
     await this.k8s?.stop().catch(() => {});
-    for (const ns of [this.router.ns, ...this.hosts.map((h) => h.ns), ...this.extraNamespaces]) {
+    for (const ns of [...this.routers.map((r) => r.ns), ...this.hosts.map((h) => h.ns), ...this.extraNamespaces]) {
       await execa('ip', ['netns', 'del', ns], {reject: false});
       untrackNamespace(ns);
     }

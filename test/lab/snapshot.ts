@@ -49,7 +49,7 @@ export async function takeSnapshot(lab: Lab, options: SnapshotOptions = {}): Pro
   const objects = await realObjects(lab);
   const addresses: Record<string, string[]> = {};
   const routes: Record<string, string[]> = {};
-  for (const host of ['tor', ...lab.hosts.map((h) => h.name)]) {
+  for (const host of [...lab.routers.map((r) => r.name), ...lab.hosts.map((h) => h.name)]) {
     const a = JSON.parse((await lab.exec(host, 'ip', ['-j', 'address', 'show'])).stdout) as Array<{ifname: string; addr_info: Array<{local: string; prefixlen: number; label?: string}>}>;
     addresses[host] = a.flatMap((l) => l.addr_info.map((i) => `${l.ifname} ${i.local}/${i.prefixlen}${i.label && i.label !== l.ifname ? ` label ${i.label}` : ''}`)).sort();
     const r = JSON.parse((await lab.exec(host, 'ip', ['-j', 'route', 'show', 'table', 'all'])).stdout) as Array<Record<string, Json>>;

@@ -3,28 +3,39 @@
  * until Ctrl-C or SIGTERM, then gone with every namespace, process and
  * directory it made.
  *   npm run lab -- --nodes 3 --info lab.json
+ *   npm run lab -- --racks 2 --calico none
  */
 import {writeFile} from 'node:fs/promises';
 import {parseArgs} from 'node:util';
 import {type LabInfo, startEnvironment} from './environment.js';
 
-const usage = `Usage: npm run lab -- [--nodes N] [--calico v2|none] [--info FILE]
+const usage = `Usage: npm run lab -- [--nodes N] [--racks R] [--calico v2|none] [--info FILE]
 
 Brings up a lab cluster in network namespaces: a real Kubernetes control plane
 (built from its Go module by the setup), a kubelet per node that runs pods as
-processes, Calico v2's etcd and calico/node, and a router that peers with the
-nodes over BGP. It stays up until Ctrl-C or SIGTERM, then removes everything.
+processes, Calico v2's etcd and calico/node, a top-of-rack router per rack
+that peers with its nodes over BGP and merges equal paths (ECMP), and a client
+host to send traffic from. It stays up until Ctrl-C or SIGTERM, then removes
+everything.
 
 Options:
   --nodes N    number of nodes, 1 to 200 (default 3)
+  --racks R    racks the nodes spread over in order, 1 to the number of nodes
+               (default 1): each rack its own segment 10.210.R.0/24 behind
+               its ToR (AS 64512); with 2 or more, a core router (AS 64600)
+               peers with every ToR over eBGP, merges the racks' paths, and
+               the client sits behind it. With 3 nodes and 2 racks: node1
+               and node2 in rack 1, node3 in rack 2
   --calico v2|none
                v2 (default): calico/node v2 (BIRD 1.6) on every node, peering
                with the router; none: no calico/node, the router (BFD on,
                AS 64512) peers with extip's own speaker
                (extip_bgp_speaker: extip)
   --info FILE  also write what it prints as JSON: kubeconfig, inventories
-               (kubespray, kargo), nodes (name, namespace, ip), router
-               (namespace, ip), etcd (endpoint)
+               (kubespray, kargo), nodes (name, namespace, ip, rack), routers
+               (name, namespace, ip, role tor|core, rack), router (the first
+               ToR: namespace, ip), etcd (endpoint), client (namespace, ip,
+               behind)
   -h, --help   show this help
 Needs root (network namespaces).`;
 
@@ -35,7 +46,7 @@ function fail(message: string): never {
 
 let options;
 try {
-  options = parseArgs({options: {nodes: {type: 'string', default: '3'}, calico: {type: 'string', default: 'v2'}, info: {type: 'string'}, help: {type: 'boolean', short: 'h'}}, strict: true}).values;
+  options = parseArgs({options: {nodes: {type: 'string', default: '3'}, racks: {type: 'string', default: '1'}, calico: {type: 'string', default: 'v2'}, info: {type: 'string'}, help: {type: 'boolean', short: 'h'}}, strict: true}).values;
 } catch (err) {
   fail((err as Error).message);
 }
@@ -45,20 +56,23 @@ if (options.help) {
 }
 const nodes = Number(options.nodes);
 if (!/^\d+$/.test(String(options.nodes)) || nodes < 1 || nodes > 200) fail(`--nodes takes a whole number from 1 to 200, not ${options.nodes}`);
+const racks = Number(options.racks);
+if (!/^\d+$/.test(String(options.racks)) || racks < 1 || racks > Math.min(nodes, 60)) fail(`--racks takes a whole number from 1 to ${Math.min(nodes, 60)} (the number of nodes, at most 60), not ${options.racks}`);
 const calico = options.calico as string;
 if (calico !== 'v2' && calico !== 'none') fail(`--calico takes v2 or none, not ${calico}`);
 if (process.getuid?.() !== 0) fail('the lab needs root: network namespaces and addresses on their interfaces');
 
 function describe(info: LabInfo, seconds: number): string {
-  const width = Math.max(...info.nodes.map((n) => n.name.length));
+  const width = 11;
   return [
     `The lab is up (${seconds.toFixed(1)} s).`,
     '',
     `  kubectl      ${info.kubectl} --kubeconfig ${info.kubeconfig} get nodes`,
     `  inventories  ${info.inventories.kubespray}  (kubespray groups)`,
     `               ${info.inventories.kargo}  (Kargo groups)`,
-    ...info.nodes.map((n) => `  ${n.name.padEnd(width)}  ${n.ip}  (ip netns exec ${n.namespace} ...)`),
-    `  router       ${info.router.ip}  (ip netns exec ${info.router.namespace} ip route)`,
+    ...info.nodes.map((n) => `  ${n.name.padEnd(width)}  ${n.ip}  rack ${n.rack}  (ip netns exec ${n.namespace} ...)`),
+    ...info.routers.map((r) => `  ${r.name.padEnd(width)}  ${r.ip}  ${r.role === 'core' ? 'core, AS 64600' : `ToR of rack ${r.rack}, AS 64512`}  (ip netns exec ${r.namespace} ip route)`),
+    ...(info.client ? [`  client       ${info.client.ip}  behind ${info.client.behind}  (ip netns exec ${info.client.namespace} curl http://10.0.0.7/)`] : []),
     `  etcd         ${info.etcd.endpoint}  (Calico v2's datastore, TLS)`,
     '',
     // From the project's root, with the Ansible the lab runs (its virtualenv is not on the shell's PATH).
@@ -69,7 +83,7 @@ function describe(info: LabInfo, seconds: number): string {
 }
 
 const started = Date.now();
-const env = await startEnvironment(nodes, (line) => process.stderr.write(`lab: ${line}\n`), {calico}).catch((err) => {
+const env = await startEnvironment(nodes, (line) => process.stderr.write(`lab: ${line}\n`), {calico, racks, client: true}).catch((err) => {
   process.stderr.write(`lab: could not bring the lab up: ${(err as Error).message}\n`);
   process.exit(1);
 });
