@@ -48,6 +48,8 @@ test('the lab comes up with --nodes, --racks and --info, and goes without a trac
 
     child.kill('SIGTERM');
     await exited;
+    // The lab stopped in order (pods, then daemons), not only by the interrupted run's clean-up.
+    expect(out).toContain('lab: stopped in');
     const namespaces = (await execa('ip', ['netns', 'list'])).stdout;
     for (const n of [...info.nodes, ...info.routers, info.client]) expect(namespaces).not.toContain(n.namespace);
     expect(existsSync(labDir)).toBe(false);

@@ -28,7 +28,7 @@ import {dirname, join} from 'node:path';
 import {execa} from 'execa';
 import YAML from 'yaml';
 import {type LabImage, NO_IMAGE} from './images.js';
-import {trackNamespace, untrackNamespace} from './procs.js';
+import {trackNamespace, trackRuncRoot, untrackNamespace} from './procs.js';
 
 type Json = Record<string, any>;
 
@@ -695,6 +695,7 @@ export class NodeKubelet {
       }
       await writeFile(join(bundle, 'config.json'), JSON.stringify(this.ociSpec(state, c, image, env)));
       running.runcId = id;
+      trackRuncRoot(this.runcRoot);
       child = spawn('runc', ['--root', this.runcRoot, 'run', '--bundle', bundle, id], {stdio: ['ignore', 'pipe', 'pipe']});
     } else {
       const argv = [...(c.command ?? []), ...(c.args ?? [])].map((a: string) => expand(String(a), env));

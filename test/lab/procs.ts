@@ -10,12 +10,25 @@ interface Owned {
   pids: Set<number>;
   namespaces: Set<string>;
   dirs: Set<string>;
+  /** runc state directories: their containers are not children of any process recorded here. */
+  runcRoots: Set<string>;
 }
 
-const owned: Owned = {pids: new Set(), namespaces: new Set(), dirs: new Set()};
+const owned: Owned = {pids: new Set(), namespaces: new Set(), dirs: new Set(), runcRoots: new Set()};
 let hooked = false;
 
 function cleanupSync(): void {
+  // First the containers: killing `runc run` leaves its container running, and the state
+  // that names them goes with the lab's directory below.
+  for (const root of owned.runcRoots) {
+    try {
+      const ids = execFileSync('runc', ['--root', root, 'list', '-q'], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']}).split('\n').filter(Boolean);
+      for (const id of ids) execFileSync('runc', ['--root', root, 'delete', '--force', id], {stdio: 'ignore'});
+    } catch {
+      /* no runc state, or already gone */
+    }
+  }
+  owned.runcRoots.clear();
   for (const pid of owned.pids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -42,10 +55,19 @@ function hook(): void {
   process.on('exit', cleanupSync);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
+      // A program that handles the signal itself (npm run lab stops its lab in order) goes on;
+      // whatever it leaves is cleaned up when it exits.
+      if (process.listenerCount(signal) > 0) return;
       cleanupSync();
       process.kill(process.pid, signal);
     });
   }
+}
+
+/** Records a runc state directory: its containers are killed with the rest on an interrupted run. */
+export function trackRuncRoot(root: string): void {
+  hook();
+  owned.runcRoots.add(root);
 }
 
 export function trackNamespace(ns: string): void {
