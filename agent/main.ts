@@ -16,6 +16,9 @@ import {Metrics} from './metrics.js';
 import {NaiveController} from './naive.js';
 import {Scheduler} from './scheduler.js';
 import {Speaker, SpeakerError, loadSpeakerSpec} from './speaker.js';
+import {ReflectorHolder} from './reflector.js';
+import {podNamespace} from './scheduler.js';
+import {reflectorOf} from '../lib/bgp.js';
 
 const USAGE = `Usage: ipmanager <command> [flags]
 
@@ -63,7 +66,11 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
          --bgp-socket=/run/extip-bgp/bird.ctl (BIRD's control socket; ipmanager
          writes BIRD's configuration beside it) --bgp-router-id=IP (the node's
          IPv4 address) --bgp-withdraw-wait=1s (between withdrawing a route and
-         taking its address down)
+         taking its address down). A node of a rack with a route reflector
+         in the spec stands for its Lease (extip-reflector-<address>, in
+         --leader-elect-resource-namespace); the holder brings the
+         reflector's address up on the interface of its subnet and reflects
+         the rack's paths to the reflector's routers
        --keep-on-exit (leave the addresses up on SIGTERM) --state-dir=/run/extip
        --owner=ipmanager (the workload whose addresses these are; agents with
          different owners on one node never take down each other's addresses)
@@ -120,7 +127,10 @@ export async function main(argv: string[]): Promise<number> {
     if (flags.bgpSpeaker) {
       try {
         const spec = await loadSpeakerSpec(flags.bgpSpeaker);
-        speaker = new Speaker(spec, {node: flags.hostname || hostname(), routerId: flags.bgpRouterId!, socket: flags.bgpSocket, withdrawWaitMs: flags.bgpWithdrawWaitMs}, log);
+        const node = flags.hostname || hostname();
+        speaker = new Speaker(spec, {node, routerId: flags.bgpRouterId!, socket: flags.bgpSocket, withdrawWaitMs: flags.bgpWithdrawWaitMs}, log);
+        const reflector = reflectorOf(spec, node);
+        if (reflector) speaker.holder = new ReflectorHolder(api, reflector, {node, namespace: flags.leaseNamespace ?? podNamespace(), speaker, announce: flags.announce}, log);
       } catch (err) {
         if (!(err instanceof SpeakerError)) throw err;
         process.stderr.write(`ipmanager: ${err.message}\n`);

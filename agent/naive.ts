@@ -228,6 +228,8 @@ export class NaiveController extends Component {
       if (shared.length) this.log.info(0, `left up, other owners want them: ${shared.join(' ')}`);
       await this.owned.drop();
     }
+    // The rack's route reflector, if held here, goes to another node of the rack.
+    await this.speaker?.leave();
     this.speaker?.stop();
     await Promise.race([Promise.all([this.loop, this.nodesLoop]), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
   }

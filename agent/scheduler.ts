@@ -36,7 +36,8 @@ const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 const CREATE_CONCURRENCY = 16;
 
 
-function podNamespace(): string {
+/** The pod's namespace: POD_NAMESPACE, else the ServiceAccount's, else kube-system. */
+export function podNamespace(): string {
   if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
   try {
     return readFileSync(SA_NAMESPACE, 'utf8').trim();

@@ -11,7 +11,7 @@
  */
 import {readFile, rename, writeFile} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
-import {EXPORTS_PROTOCOL, type SpeakerSpec, peerName, peersOf, speakerConfig, speakerSpecErrors} from '../lib/bgp.js';
+import {EXPORTS_PROTOCOL, REFLECTOR_CLIENTS, type RouteReflector, type SpeakerSpec, peerName, peersOf, reflectorPeerName, speakerConfig, speakerSpecErrors} from '../lib/bgp.js';
 import {readAddresses} from './addresses.js';
 import {BirdError, birdCommand, parseBfdSessions, parseProtocols} from './bird.js';
 import type {Logger} from './log.js';
@@ -20,6 +20,8 @@ export interface SpeakerHealth {
   /** BIRD answers on its socket and runs the speaker's configuration. */
   up: boolean;
   peers: Array<{address: string; state: string; established: boolean; bfd?: 'up' | 'down'; exported: number}>;
+  /** While this node holds its rack's route reflector: the address, the clients' sessions up, and the reflector's routers. */
+  reflector?: {address: string; clients: number; peers: Array<{address: string; established: boolean; exported: number}>};
   /** Routes in the speaker's configuration now. */
   exported: number;
 }
@@ -45,6 +47,10 @@ export class Speaker {
   /** What BIRD exports now (its last configuration that loaded); undefined until one did. */
   private exported?: string[];
   private want: string[] = [];
+  /** The route reflector this node holds now, and the subnet its clients connect from. */
+  private reflecting?: {reflector: RouteReflector; subnet: string};
+  /** What the configuration BIRD runs was written for, beside the exports. */
+  private reflected?: string;
   /** Everything BIRD was given to export since it was last withdrawn: what a router may still send here. */
   private readonly announced = new Set<string>();
   private timer?: NodeJS.Timeout;
@@ -68,6 +74,9 @@ export class Speaker {
     return join(dirname(this.opts.socket), 'bird.conf');
   }
 
+  /** The rack's route reflector this node stands for (extip_bgp_route_reflectors), if any. */
+  holder?: {start(): void; stop(): Promise<void>};
+
   /** Starts watching BIRD: every second its state, and the configuration again if it lost it. */
   start(): void {
     const peers = peersOf(this.spec, this.opts.node);
@@ -79,6 +88,12 @@ export class Speaker {
       if (!this.stopped) this.timer = setTimeout(() => void checked().finally(tick), 1000);
     };
     void checked().finally(tick);
+    this.holder?.start();
+  }
+
+  /** Gives the route reflector up, if this node holds it, so that another node of the rack takes it at once. */
+  async leave(): Promise<void> {
+    await this.holder?.stop();
   }
 
   stop(): void {
@@ -111,6 +126,12 @@ export class Speaker {
     for (const c of withdrawn) this.announced.delete(c);
   }
 
+  /** Takes its rack's route reflector (its address is up here now), or gives it up (undefined). */
+  reflect(reflecting: {reflector: RouteReflector; subnet: string} | undefined): Promise<void> {
+    this.reflecting = reflecting;
+    return this.serial(() => this.push());
+  }
+
   private serial(work: () => Promise<void>): Promise<void> {
     const next = this.chain.then(work, work);
     this.chain = next.catch(() => undefined);
@@ -125,10 +146,12 @@ export class Speaker {
 
   /** Writes the configuration for `want` and has BIRD load it. */
   private async push(): Promise<void> {
-    if (this.exported && this.exported.join(' ') === this.want.join(' ')) return;
+    const reflecting = this.reflecting ? `${this.reflecting.reflector.address} ${this.reflecting.subnet}` : '';
+    if (this.exported && this.exported.join(' ') === this.want.join(' ') && this.reflected === reflecting) return;
     const want = this.want;
-    const subnets = (await readAddresses()).filter((a) => a.ip.includes('.') && a.iface !== 'lo').map((a) => `${a.ip}/${a.prefix}`);
-    const config = speakerConfig(this.spec, {node: this.opts.node, routerId: this.opts.routerId, subnets}, want);
+    // The node's subnets (not the reflector's /32 on them).
+    const subnets = (await readAddresses()).filter((a) => a.ip.includes('.') && a.iface !== 'lo' && a.prefix < 32).map((a) => `${a.ip}/${a.prefix}`);
+    const config = speakerConfig(this.spec, {node: this.opts.node, routerId: this.opts.routerId, subnets}, want, this.reflecting);
     const tmp = `${this.configFile}.tmp`;
     try {
       await writeFile(tmp, config);
@@ -146,6 +169,7 @@ export class Speaker {
     this.lost = false;
     this.lastProblem = '';
     this.exported = want;
+    this.reflected = reflecting;
     this.health.exported = want.length;
     for (const c of want) this.announced.add(c);
   }
@@ -172,15 +196,15 @@ export class Speaker {
     }
     if (!this.exported) await this.push();
     const bfd = parseBfdSessions((await birdCommand(this.opts.socket, 'show bfd sessions').catch(() => ({lines: [] as string[]}))).lines);
+    const exportedTo = async (name: string) => {
+      const all = await birdCommand(this.opts.socket, `show protocols all ${name}`).catch(() => ({lines: [] as string[]}));
+      return Number(/Routes:\s+\d+ imported, (\d+) exported/.exec(all.lines.join('\n'))?.[1] ?? 0);
+    };
     const peers = [];
-    for (const peer of peersOf(this.spec, this.opts.node)) {
+    for (const peer of peersOf(this.spec, this.opts.node, Boolean(this.reflecting))) {
       const p = protocols.find((x) => x.name === peerName(peer));
       const established = p?.info.startsWith('Established') ?? false;
-      let exported = 0;
-      if (established) {
-        const all = await birdCommand(this.opts.socket, `show protocols all ${peerName(peer)}`).catch(() => ({lines: [] as string[]}));
-        exported = Number(/Routes:\s+\d+ imported, (\d+) exported/.exec(all.lines.join('\n'))?.[1] ?? 0);
-      }
+      const exported = established ? await exportedTo(peerName(peer)) : 0;
       peers.push({
         address: peer.address,
         state: p ? p.info.split(/\s+/)[0] || p.state : 'missing',
@@ -189,7 +213,21 @@ export class Speaker {
         exported,
       });
     }
-    this.health = {up: true, peers, exported: this.exported?.length ?? 0};
+    let reflector: SpeakerHealth['reflector'];
+    if (this.reflecting) {
+      const rr = this.reflecting.reflector;
+      // The dynamic protocol spawns one session a client, named after it.
+      const clients = protocols.filter((x) => x.name.startsWith('client_') && x.info.startsWith('Established')).length;
+      const rrPeers = [];
+      for (const peer of rr.peers) {
+        const p = protocols.find((x) => x.name === reflectorPeerName(peer));
+        const established = p?.info.startsWith('Established') ?? false;
+        rrPeers.push({address: peer.address, established, exported: established ? await exportedTo(reflectorPeerName(peer)) : 0});
+      }
+      reflector = {address: rr.address, clients, peers: rrPeers};
+      if (!protocols.some((x) => x.name === REFLECTOR_CLIENTS)) this.problem(`the route reflector ${rr.address} is not in BIRD's configuration`);
+    }
+    this.health = {up: true, peers, exported: this.exported?.length ?? 0, ...(reflector ? {reflector} : {})};
   }
 
   /** Prometheus lines for /metrics. */
@@ -211,6 +249,19 @@ export class Speaker {
       '# HELP extip_bgp_routes_exported Routes exported to the peer.',
       '# TYPE extip_bgp_routes_exported gauge',
       ...h.peers.map((p) => `extip_bgp_routes_exported{peer="${p.address}"} ${p.exported}`),
+      '# HELP extip_bgp_reflector_holding 1 while this node holds its rack\'s route reflector.',
+      '# TYPE extip_bgp_reflector_holding gauge',
+      `extip_bgp_reflector_holding ${h.reflector ? 1 : 0}`,
+      ...(h.reflector
+        ? [
+            '# HELP extip_bgp_reflector_clients The rack\'s speakers whose sessions with the reflector are established.',
+            '# TYPE extip_bgp_reflector_clients gauge',
+            `extip_bgp_reflector_clients{reflector="${h.reflector.address}"} ${h.reflector.clients}`,
+            '# HELP extip_bgp_reflector_routes_exported Paths the reflector passes to its router (ADD-PATH: one a node and address).',
+            '# TYPE extip_bgp_reflector_routes_exported gauge',
+            ...h.reflector.peers.map((p) => `extip_bgp_reflector_routes_exported{reflector="${h.reflector!.address}",peer="${p.address}"} ${p.exported}`),
+          ]
+        : []),
       '# HELP extip_bgp_speaker_reloads_total Times BIRD came back (restarted) and was given the speaker\'s configuration again.',
       '# TYPE extip_bgp_speaker_reloads_total counter',
       `extip_bgp_speaker_reloads_total ${this.reloads}`,

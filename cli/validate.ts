@@ -74,12 +74,13 @@ export function findProblems(values: Readonly<Record<string, Value>>, origins?: 
 function relatedProblems(values: Readonly<Record<string, Value>>, origins?: ReadonlyMap<string, string>, templated?: ReadonlySet<string>): VariableProblem[] {
   const value = (name: string) => (name in values ? values[name] : variablesByName.get(name)!.default);
   const problem = (name: string, rule: string): VariableProblem => ({name, value: value(name), rule, example: stringifyInline(variablesByName.get(name)!.example), origin: origins?.get(name)});
-  const bgpNames = ['extip_bgp_speaker', 'extip_bgp_peers', 'extip_distribution', 'extip_external_cidrs', 'extip_calico_export', 'extip_mask'];
+  const bgpNames = ['extip_bgp_speaker', 'extip_bgp_peers', 'extip_bgp_route_reflectors', 'extip_distribution', 'extip_external_cidrs', 'extip_calico_export', 'extip_mask'];
   const bgp = bgpNames.some((n) => isJinja(value(n)) && (!templated || templated.has(n)))
     ? []
     : bgpSetupErrors({
         speaker: String(value('extip_bgp_speaker')),
         peers: value('extip_bgp_peers'),
+        reflectors: value('extip_bgp_route_reflectors'),
         distribution: String(value('extip_distribution')),
         externalCidrs: (value('extip_external_cidrs') as unknown[]) ?? [],
         calicoExport: String(value('extip_calico_export')),

@@ -6,7 +6,7 @@
  * are all generated from this list (see generate.ts); test/unit/generated.test.ts
  * fails when a committed file drifts from it.
  */
-import {type Rule, bool, choice, cidr, cidrList, integer, mask, nameList, pattern, pools, text, birdBody, bgpPeers} from './rules.js';
+import {type Rule, bool, choice, cidr, cidrList, integer, mask, nameList, pattern, pools, text, birdBody, bgpPeers, bgpReflectors} from './rules.js';
 
 export type Value = string | number | boolean | null | Value[] | {[key: string]: Value};
 
@@ -553,6 +553,17 @@ export const catalogue: readonly Variable[] = [
     description:
       'Each item: address (the peer\'s IPv4 address), asn (its AS number), optional nodes (the node names that peer with it, such as one rack\'s nodes with their top-of-rack router; every labelled node when absent), optional bfd (false turns BFD off for this peer; on by default, so a lost node is noticed in extip_bgp_bfd_interval times extip_bgp_bfd_multiplier) and optional port (default 179). A peer in a node\'s own subnet is a direct session, any other multihop.',
     example: [{address: '10.210.1.1', asn: 64512}, {address: '10.211.2.1', asn: 64513, nodes: ['node3']}],
+    since: '0.3.0',
+  },
+  {
+    name: 'extip_bgp_route_reflectors',
+    section: 'bgp',
+    default: [],
+    rule: bgpReflectors,
+    summary: 'Route reflectors, one a rack, that extip\'s speakers peer with instead of the rack\'s ToR (the ECMP design\'s multirack topology).',
+    description:
+      'Each item: address (an IPv4 address of the rack\'s subnet that no host uses: the reflector\'s, the one the ToR peers with), nodes (the rack\'s node names) and peers (the routers the reflector passes the paths to, the rack\'s ToR: address, asn, optional bfd and port). The controller of one of the rack\'s nodes holds the reflector (a Lease, extip-reflector-<address>, decides which): it brings the address up as a /32 on the interface of that subnet, announced with gratuitous ARP, takes the rack\'s speakers as clients and passes every node\'s path to the peers with ADD-PATH, so the ToR keeps one nexthop a node (it needs add paths rx on that session). When that controller goes, another node of the rack takes the Lease and the address, and the ToR peers with it unchanged; meanwhile (a few seconds) the ToR has no route from the rack. A node in no reflector\'s nodes peers with extip_bgp_peers only.',
+    example: [{address: '10.210.1.100', nodes: ['node1', 'node2'], peers: [{address: '10.210.1.1', asn: 64512}]}],
     since: '0.3.0',
   },
   {

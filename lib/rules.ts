@@ -7,7 +7,7 @@
  * Jinja (`jinja`) so that plain `ansible-playbook` rejects what the CLI rejects.
  */
 import {type Cidr, type Family, ipFamily, isCidr, parseCidr, parseIp, rangesOverlap} from './ipnet.js';
-import {bgpPeerErrors} from './bgp.js';
+import {bgpPeerErrors, bgpReflectorErrors} from './bgp.js';
 
 /** Regular expressions that both JavaScript and Python (Ansible's `match`) accept. */
 /**
@@ -396,6 +396,18 @@ export const bgpPeers: Rule = {
     return errors.length ? fail('BGP peers: ' + bgpPeers.describe, errors.join('; ')) : undefined;
   },
   jinja: [`VAR is sequence and VAR is not string`, `(VAR | extip_bgp_peer_errors) == []`],
+};
+
+/** extip_bgp_route_reflectors: the checks of bgpReflectorErrors() in lib/bgp.ts. */
+export const bgpReflectors: Rule = {
+  specType: 'list',
+  elements: 'raw',
+  describe: 'a list of route reflectors, one a rack, each {address, nodes: [...], peers: [{address, asn, bfd, port}]}; address an IPv4 address in the rack\'s subnet, listed once; nodes the rack\'s node names, each in one reflector; peers the rack\'s ToR',
+  check(value) {
+    const errors = bgpReflectorErrors(value);
+    return errors.length ? fail('BGP route reflectors: ' + bgpReflectors.describe, errors.join('; ')) : undefined;
+  },
+  jinja: [`VAR is sequence and VAR is not string`, `(VAR | extip_bgp_reflector_errors) == []`],
 };
 
 /** Python string literal for a pattern inside a Jinja expression. */

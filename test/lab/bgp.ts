@@ -35,10 +35,11 @@ const FAST_RETRY = 'connect delay time 1; connect retry time 1; error wait time 
 
 /**
  * BIRD 2 config of a top-of-rack router: learns from its peers (by default
- * the rack's nodes) as their route reflector, installs ECMP routes and, when
+ * the rack's nodes; a route reflector of extip's, with ADD-PATH, so that
+ * every node's path comes through) as their route reflector, installs ECMP routes and, when
  * the lab has a core, announces what it learnt to the core over eBGP.
  */
-export function routerBird2Config(lab: Lab, peers: Array<{name: string; ip: string}> = lab.rackHosts(1), options: RouterOptions = {}): string {
+export function routerBird2Config(lab: Lab, peers: Array<{name: string; ip: string; addPaths?: boolean}> = lab.rackHosts(1), options: RouterOptions = {}): string {
   const tor = lab.tor(options.rack ?? 1);
   const bfd = options.bfd ? '\n  bfd on;' : '';
   const core = lab.core && tor.uplink
@@ -62,7 +63,7 @@ ${options.bfd ? BFD_PROTOCOL : ''}${peers
   rr client;
   direct;
   ${FAST_RETRY}${bfd}
-  ipv4 { import all; export none; gateway direct; };
+  ipv4 { import all; export none; gateway direct;${h.addPaths ? ' add paths rx;' : ''} };
 }`,
   )
   .join('\n')}

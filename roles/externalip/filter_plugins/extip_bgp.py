@@ -1,7 +1,8 @@
-"""extip's BGP speaker: the checks of extip_bgp_peers and of the BGP variables together.
+"""extip's BGP speaker: the checks of extip_bgp_peers, extip_bgp_route_reflectors and
+of the BGP variables together.
 
-The role's side of bgpPeerErrors() and bgpSetupErrors() in lib/bgp.ts, message
-for message: both run test/fixtures/bgp-cases.json.
+The role's side of bgpPeerErrors(), bgpReflectorErrors() and bgpSetupErrors() in
+lib/bgp.ts, message for message: both run test/fixtures/bgp-cases.json.
 """
 
 import ipaddress
@@ -61,7 +62,52 @@ def extip_bgp_peer_errors(value):
     return errors
 
 
-def extip_bgp_errors(speaker, peers, distribution, external_cidrs, calico_export, mask):
+def extip_bgp_reflector_errors(value):
+    """Problems with extip_bgp_route_reflectors, in the words of bgpReflectorErrors() in lib/bgp.ts."""
+    if not isinstance(value, list):
+        return ["not a list"]
+    errors = []
+    addresses = set()
+    placed = {}
+    for index, item in enumerate(value):
+        where = "reflector %d" % (index + 1)
+        if not isinstance(item, dict):
+            errors.append("%s is not a mapping" % where)
+            continue
+        unknown = [k for k in item if k not in ("address", "nodes", "peers")]
+        if unknown:
+            errors.append("%s has unknown keys %s (allowed: address, nodes, peers)" % (where, ", ".join(unknown)))
+        address = item.get("address")
+        if not _ipv4(address):
+            errors.append("%s: address %s is not an IPv4 address" % (where, json.dumps(address)))
+        elif address in addresses:
+            errors.append("%s: address %s is listed twice" % (where, address))
+        else:
+            addresses.add(address)
+        nodes = item.get("nodes")
+        if not isinstance(nodes, list) or not nodes or any(not isinstance(n, str) or not _NODE_NAME.match(n) for n in nodes):
+            errors.append("%s: nodes is not a non-empty list of node names (the rack's nodes)" % where)
+        else:
+            for node in nodes:
+                other = placed.get(node)
+                if other is not None and other != index:
+                    errors.append("%s: node %s is in reflector %d too; a node peers with one reflector" % (where, node, other + 1))
+                else:
+                    placed[node] = index
+        peers = item.get("peers")
+        if not isinstance(peers, list) or not peers:
+            errors.append(
+                "%s: peers is not a non-empty list of routers (the rack's ToR, such as [{address: 10.210.1.1, asn: 64512}])" % where)
+        else:
+            errors.extend("%s: %s" % (where, e) for e in extip_bgp_peer_errors(peers))
+            if any(isinstance(p, dict) and "nodes" in p for p in peers):
+                errors.append("%s: its peers take no nodes (the reflector peers with them from whichever node holds it)" % where)
+            if any(isinstance(p, dict) and p.get("address") == address for p in peers):
+                errors.append("%s: a peer has the reflector's own address %s" % (where, address))
+    return errors
+
+
+def extip_bgp_errors(speaker, peers, distribution, external_cidrs, calico_export, mask, reflectors=None):
     """What the BGP variables ask that cannot work together, in the words of bgpSetupErrors()."""
     if speaker != "extip":
         return []
@@ -70,7 +116,7 @@ def extip_bgp_errors(speaker, peers, distribution, external_cidrs, calico_export
         errors.append(
             "extip_bgp_speaker is extip, which announces every address from every labelled node (ECMP), but "
             "extip_distribution is %s; set extip_distribution: all, or extip_bgp_speaker: none" % distribution)
-    if not isinstance(peers, list) or not peers:
+    if (not isinstance(peers, list) or not peers) and not (isinstance(reflectors, list) and reflectors):
         errors.append(
             "extip_bgp_speaker is extip but extip_bgp_peers is empty; name the routers the nodes peer with, "
             "such as [{address: 10.210.1.1, asn: 64512}]")
@@ -95,5 +141,6 @@ class FilterModule:
     def filters(self):
         return {
             "extip_bgp_peer_errors": extip_bgp_peer_errors,
+            "extip_bgp_reflector_errors": extip_bgp_reflector_errors,
             "extip_bgp_errors": extip_bgp_errors,
         }
