@@ -129,6 +129,7 @@ export async function main(argv: string[]): Promise<number> {
         const spec = await loadSpeakerSpec(flags.bgpSpeaker);
         const node = flags.hostname || hostname();
         speaker = new Speaker(spec, {node, routerId: flags.bgpRouterId!, socket: flags.bgpSocket, withdrawWaitMs: flags.bgpWithdrawWaitMs}, log);
+        speaker.events = {api, component: 'extip-naivecontroller'};
         const reflector = reflectorOf(spec, node);
         if (reflector) speaker.holder = new ReflectorHolder(api, reflector, {node, namespace: flags.leaseNamespace ?? podNamespace(), speaker, announce: flags.announce}, log);
       } catch (err) {

@@ -14,7 +14,18 @@ import {dirname, join} from 'node:path';
 import {EXPORTS_PROTOCOL, REFLECTOR_CLIENTS, type RouteReflector, type SpeakerSpec, peerName, peersOf, reflectorPeerName, speakerConfig, speakerSpecErrors} from '../lib/bgp.js';
 import {readAddresses} from './addresses.js';
 import {BirdError, birdCommand, parseBfdSessions, parseProtocols} from './bird.js';
+import type {ApiClient} from './api.js';
 import type {Logger} from './log.js';
+
+/**
+ * Where the speaker reports its sessions going down and coming back: a
+ * Warning Event BGPSessionDown on its Node, a Normal BGPSessionUp after one
+ * (extip status and doctor read the newest of each node and peer).
+ */
+export interface SessionEvents {
+  api: ApiClient;
+  component: string;
+}
 
 export interface SpeakerHealth {
   /** BIRD answers on its socket and runs the speaker's configuration. */
@@ -76,6 +87,11 @@ export class Speaker {
 
   /** The rack's route reflector this node stands for (extip_bgp_route_reflectors), if any. */
   holder?: {start(): void; stop(): Promise<void>};
+  /** Where session changes go as Events on the Node; none without it. */
+  events?: SessionEvents;
+  /** Per peer: established at the last read; and the peers a BGPSessionDown was written for. */
+  private sessionState = new Map<string, boolean>();
+  private reportedDown = new Set<string>();
 
   /** Starts watching BIRD: every second its state, and the configuration again if it lost it. */
   start(): void {
@@ -228,6 +244,44 @@ export class Speaker {
       if (!protocols.some((x) => x.name === REFLECTOR_CLIENTS)) this.problem(`the route reflector ${rr.address} is not in BIRD's configuration`);
     }
     this.health = {up: true, peers, exported: this.exported?.length ?? 0, ...(reflector ? {reflector} : {})};
+    for (const p of peers) this.sessionChanged(p.address, p.established, p.state);
+  }
+
+  /** A session that was established and is no longer: a Warning Event; back up after one: a Normal one. */
+  private sessionChanged(peer: string, established: boolean, state: string): void {
+    const was = this.sessionState.get(peer);
+    this.sessionState.set(peer, established);
+    if (was === true && !established) {
+      this.reportedDown.add(peer);
+      this.log.warn(`BGP session with ${peer} is down (${state}): ${this.opts.node}'s addresses are not announced to it`);
+      void this.writeEvent('Warning', 'BGPSessionDown', `BGP session with ${peer} is down (${state}): ${this.opts.node}'s addresses are not announced to it`);
+    } else if (established && this.reportedDown.delete(peer)) {
+      this.log.info(0, `BGP session with ${peer} is established again`);
+      void this.writeEvent('Normal', 'BGPSessionUp', `BGP session with ${peer} is established again`);
+    }
+  }
+
+  private async writeEvent(type: string, reason: string, message: string): Promise<void> {
+    const e = this.events;
+    if (!e) return;
+    const at = new Date().toISOString();
+    const node = this.opts.node;
+    const r = await e.api.request('POST', '/api/v1/namespaces/default/events', {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: {name: `${node}.extip-bgp.${Date.now().toString(16)}${Math.floor(Math.random() * 4096).toString(16)}`, namespace: 'default'},
+      involvedObject: {apiVersion: 'v1', kind: 'Node', name: node},
+      reason,
+      message,
+      type,
+      source: {component: e.component, host: node},
+      reportingComponent: e.component,
+      reportingInstance: node,
+      firstTimestamp: at,
+      lastTimestamp: at,
+      count: 1,
+    }, {timeoutMs: 5000}).catch((err: Error) => ({status: 0, body: {message: err.message}}));
+    if (r.status !== 201) this.problem(`cannot write the ${reason} Event (${r.status} ${r.body?.message ?? ''}); sessions are in this log and /metrics`);
   }
 
   /** Prometheus lines for /metrics. */

@@ -51,7 +51,7 @@ export interface ClusterState {
   leases: k8s.V1Lease[];
   /** The claims-mode CRDs the API server does not serve (their names). */
   missingCrds?: string[];
-  /** Warning Events extip's agents write on Services (AllocationFailed). */
+  /** Events extip's agents write: AllocationFailed on Services, BGPSessionDown/Up on Nodes. */
   events?: k8s.CoreV1Event[];
   /** The install ledger (the role's extip__ledger_namespace/extip__ledger_name), when there is one and it follows its schema. */
   ledger?: Ledger;
@@ -102,10 +102,17 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
       return [];
     }
   };
-  const events = await core
-    .listEventForAllNamespaces({fieldSelector: 'reason=AllocationFailed'})
-    .then((l) => l.items)
-    .catch(() => [] as k8s.CoreV1Event[]);
+  // The scheduler's AllocationFailed on Services; the BGP speakers' session changes on Nodes.
+  const events = (
+    await Promise.all(
+      ['AllocationFailed', 'BGPSessionDown', 'BGPSessionUp'].map((reason) =>
+        core
+          .listEventForAllNamespaces({fieldSelector: `reason=${reason}`})
+          .then((l) => l.items)
+          .catch(() => [] as k8s.CoreV1Event[]),
+      ),
+    )
+  ).flat();
   const ledgerText = await core
     .readNamespacedConfigMap(ledgerRef)
     .then((cm) => cm.data?.['ledger.json'] ?? '{}')

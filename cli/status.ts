@@ -3,6 +3,7 @@
  * looks wrong. Pure assessment over a ClusterState read by cli/kube.ts.
  */
 import type * as k8s from '@kubernetes/client-node';
+import {sessionEventPeer} from '../lib/bgp.js';
 import {wantedAddresses} from './services.js';
 import {type AgentFlags, parseAgentFlags} from '../lib/agent-flags.js';
 import {type AddressPolicy, type Refused, nodeAddresses, policyFrom} from '../lib/policy.js';
@@ -45,7 +46,16 @@ export interface StatusReport {
   /** What install did to Calico's BGP export, from the install ledger. */
   calico: {etcdKeys: string[]; serviceExternalIPs: string[]; createdBgpConfiguration: boolean};
   /** extip's own BGP speaker (extip_bgp_speaker: extip): its spec, and on how many controllers it runs. */
-  bgpSpeaker?: {asn: number; peers: Array<{address: string; asn: number; bfd: boolean; nodes?: string[]}>; running: number; of: number};
+  bgpSpeaker?: {
+    asn: number;
+    peers: Array<{address: string; asn: number; bfd: boolean; nodes?: string[]}>;
+    running: number;
+    of: number;
+    /** Sessions whose newest Event (written by the speaker of a controller still running) says down. */
+    sessionsDown: Array<{node: string; peer: string; since: string; message: string}>;
+    /** The route reflectors (extip_bgp_route_reflectors) and the node holding each, from its Lease. */
+    reflectors?: Array<{address: string; nodes: string[]; heldBy?: string}>;
+  };
   problems: string[];
 }
 
@@ -132,11 +142,11 @@ function flag(args: string[], name: string): string | undefined {
  * whether BIRD runs beside it on each controller pod; a pod whose speaker does
  * not run announces nothing, which is a problem.
  */
-function speakerStatus(controller: ClusterState['workloads'][number], args: string[], pods: ClusterState['pods'], problems: string[]): StatusReport['bgpSpeaker'] {
+function speakerStatus(controller: ClusterState['workloads'][number], args: string[], pods: ClusterState['pods'], problems: string[], events: readonly k8s.CoreV1Event[], leases: ClusterState['leases']): StatusReport['bgpSpeaker'] {
   const hasSpeaker = controller.spec?.template.spec?.containers.some((c) => c.name === 'bgp-speaker');
   const specArg = flag(args, 'bgp-speaker');
   if (!hasSpeaker || !specArg) return undefined;
-  let spec: {asn?: number; peers?: Array<{address: string; asn: number; bfd?: boolean; nodes?: string[]}>} = {};
+  let spec: {asn?: number; peers?: Array<{address: string; asn: number; bfd?: boolean; nodes?: string[]}>; reflectors?: Array<{address: string; nodes: string[]}>} = {};
   try {
     spec = JSON.parse(specArg);
   } catch {
@@ -148,11 +158,42 @@ function speakerStatus(controller: ClusterState['workloads'][number], args: stri
     if (st?.state?.running) running++;
     else problems.push(`the BGP speaker on ${p.spec?.nodeName ?? p.metadata?.name} is not running (${st?.state?.waiting?.reason ?? st?.state?.terminated?.reason ?? 'no status'}${st?.restartCount ? `, ${st.restartCount} restarts` : ''}): that node's addresses are not announced`);
   }
+  // Each node's and peer's newest session Event; a Down one written before its controller
+  // (re)started says nothing about the controller running now.
+  const time = (e: k8s.CoreV1Event) => Date.parse(String(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? ''));
+  const newest = new Map<string, k8s.CoreV1Event>();
+  for (const e of events) {
+    if (e.involvedObject?.kind !== 'Node' || !['BGPSessionDown', 'BGPSessionUp'].includes(e.reason ?? '')) continue;
+    const peer = sessionEventPeer(e.message ?? '');
+    if (!peer) continue;
+    const key = `${e.involvedObject.name} ${peer}`;
+    const seen = newest.get(key);
+    if (!seen || time(e) >= time(seen)) newest.set(key, e);
+  }
+  const sessionsDown: NonNullable<StatusReport['bgpSpeaker']>['sessionsDown'] = [];
+  for (const [key, e] of newest) {
+    if (e.reason !== 'BGPSessionDown') continue;
+    const [node, peer] = key.split(' ');
+    const pod = pods.find((p) => p.spec?.nodeName === node);
+    const started = Date.parse(String(pod?.status?.containerStatuses?.find((c) => c.name === 'controller')?.state?.running?.startedAt ?? ''));
+    if (!pod || (Number.isFinite(started) && time(e) < started)) continue;
+    sessionsDown.push({node, peer, since: new Date(time(e)).toISOString(), message: e.message ?? ''});
+    problems.push(`${node}: ${e.message} (since ${new Date(time(e)).toISOString()})`);
+  }
+  sessionsDown.sort((a, b) => a.node.localeCompare(b.node) || a.peer.localeCompare(b.peer));
+  const reflectors = spec.reflectors?.map((r) => {
+    const holder = leases.find((l) => l.metadata?.namespace === controller.metadata?.namespace && l.metadata?.name === `extip-reflector-${r.address.replace(/\./g, '-')}`)?.spec?.holderIdentity;
+    const heldBy = holder ? holder.split('_')[0] : undefined;
+    if (!heldBy) problems.push(`no node holds the route reflector ${r.address} (${r.nodes.join(', ')}): their ToR learns nothing from that rack`);
+    return {address: r.address, nodes: r.nodes, ...(heldBy ? {heldBy} : {})};
+  });
   return {
     asn: spec.asn ?? 0,
     peers: (spec.peers ?? []).map((peer) => ({address: peer.address, asn: peer.asn, bfd: peer.bfd !== false, ...(peer.nodes ? {nodes: peer.nodes} : {})})),
     running,
     of: pods.length,
+    sessionsDown,
+    ...(reflectors ? {reflectors} : {}),
   };
 }
 
@@ -200,7 +241,7 @@ export function assess(state: ClusterState): StatusReport {
     problems.push(`only ${controllers.ready} controller${controllers.ready === 1 ? ' runs' : 's run'}: ${mode === 'all' ? 'one node\'s loss takes every external IP\'s route with it' : 'a lost node\'s addresses have no other node to move to'} (run the controller as a DaemonSet over two or more labelled nodes, or extip_ctrl_replicas: 2 or more)`);
   }
   const holders = nodes.filter((n) => n.controller === 'ready').map((n) => n.name);
-  const bgpSpeaker = speakerStatus(controller, args, pods, problems);
+  const bgpSpeaker = speakerStatus(controller, args, pods, problems, state.events ?? [], state.leases ?? []);
 
   const claimsMode = mode === 'balance' || mode === 'single';
   if (state.ledgerProblems?.length) problems.push(`the install ledger (ConfigMap kube-system/extip-ledger) is damaged, and the role will not run on it: ${state.ledgerProblems.join('; ')}`);
@@ -311,7 +352,8 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
   if (r.bgpSpeaker) {
     const b = r.bgpSpeaker;
     const peers = b.peers.map((p) => `${p.address} (AS ${p.asn}${p.bfd ? ', BFD' : ''}${p.nodes ? `, nodes ${p.nodes.join(',')}` : ''})`).join(', ');
-    out.push(`BGP export: extip's speaker, AS ${b.asn}, peers ${peers || '(none)'}; BIRD runs on ${b.running} of ${b.of} controller${b.of === 1 ? '' : 's'} (sessions and BFD: each controller's /metrics)`);
+    out.push(`BGP export: extip's speaker, AS ${b.asn}, peers ${peers || '(none)'}; BIRD runs on ${b.running} of ${b.of} controller${b.of === 1 ? '' : 's'}; ${b.sessionsDown.length ? `${b.sessionsDown.length} session${b.sessionsDown.length === 1 ? '' : 's'} down (below)` : 'no session reported down'} (BFD and routes: each controller's /metrics)`);
+    for (const r of b.reflectors ?? []) out.push(`Route reflector: ${r.address} for ${r.nodes.join(', ')}, held by ${r.heldBy ?? '(nobody)'}`);
   } else out.push(`BGP export: ${calicoLine(r.calico)}`);
   out.push('', ...table([['NODE', 'READY', 'LABELLED', 'CONTROLLER'], ...r.nodes.map((n) => [n.name, n.ready ? 'yes' : 'no', n.labelled ? 'yes' : 'no', n.controller])]));
   out.push('');

@@ -320,3 +320,8 @@ export function bgpSetupErrors(s: BgpSetup): string[] {
   }
   return errors;
 }
+
+/** The peer a speaker's BGPSessionDown/Up Event (on its Node) is about: the address its message starts with. */
+export function sessionEventPeer(message: string): string | undefined {
+  return /^BGP session with (\S+) /.exec(message)?.[1];
+}

@@ -78,7 +78,20 @@ test('the speaker announces the Services\' addresses with BFD, fails over in und
   expect(m).toMatch(/extip_bgp_session_established\{peer="10\.210\.1\.1"\} 1/);
   expect(m).toMatch(/extip_bgp_routes_exported\{peer="10\.210\.1\.1"\} 2/);
   const status = JSON.parse((await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig])).stdout);
-  expect(status.bgpSpeaker).toEqual({asn: 64512, peers: [{address: lab.router.ip, asn: 64512, bfd: true}], running: 3, of: 3});
+  expect(status.bgpSpeaker).toEqual({asn: 64512, peers: [{address: lab.router.ip, asn: 64512, bfd: true}], running: 3, of: 3, sessionsDown: []});
+
+  // The router drops node2's session: node2's speaker reports it (a BGPSessionDown Event on
+  // the Node), extip status shows the problem, and it clears when the session is back.
+  const tor = await lab.exec('tor', 'birdc', ['-s', `${lab.dir}/bird-tor.ctl`, 'disable', 'node2']);
+  expect(tor.stdout).toMatch(/disabled/);
+  const statusNow = async () => JSON.parse((await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig])).stdout);
+  await waitFor('node2\'s session reported down', async () => (await statusNow()).bgpSpeaker.sessionsDown.length > 0, 20000);
+  const down = await statusNow();
+  expect(down.bgpSpeaker.sessionsDown).toMatchObject([{node: 'node2', peer: lab.router.ip}]);
+  expect(down.problems).toContainEqual(expect.stringMatching(/^node2: BGP session with 10\.210\.1\.1 is down/));
+  await lab.exec('tor', 'birdc', ['-s', `${lab.dir}/bird-tor.ctl`, 'enable', 'node2']);
+  await waitFor('node2\'s session reported up again', async () => (await statusNow()).bgpSpeaker.sessionsDown.length === 0, 30000);
+  await waitFor('node2 back on the router', async () => (await routerNexthops(lab, '10.0.0.7')).length === 3, 30000);
 
   // 2. Route-leak guard: an address on lo no Service asked for, one outside the declared ranges,
   // and a Service naming a node's own address: none reaches the router, nor does anything else.

@@ -124,7 +124,44 @@ test('extip\'s BGP speaker: its peers from the controller\'s spec, and a pod who
   (state.pods[1] as any).status.containerStatuses = [waiting];
   state.pods.splice(2, 1);
   const r = assess(state);
-  expect(r.bgpSpeaker).toEqual({asn: 64512, peers: [{address: '10.210.1.1', asn: 64512, bfd: true}, {address: '10.211.2.1', asn: 64513, bfd: false, nodes: ['node2']}], running: 1, of: 2});
+  expect(r.bgpSpeaker).toEqual({asn: 64512, peers: [{address: '10.210.1.1', asn: 64512, bfd: true}, {address: '10.211.2.1', asn: 64513, bfd: false, nodes: ['node2']}], running: 1, of: 2, sessionsDown: []});
   expect(r.problems).toContain('the BGP speaker on node2 is not running (CrashLoopBackOff, 4 restarts): that node\'s addresses are not announced');
   expect(formatStatus(r, now)).toContain("BGP export: extip's speaker, AS 64512, peers 10.210.1.1 (AS 64512, BFD), 10.211.2.1 (AS 64513, nodes node2); BIRD runs on 1 of 2 controllers");
+});
+
+test('extip\'s BGP speaker: a session whose newest Event says down is a problem, unless it came back or its controller restarted since; a reflector nobody holds too', () => {
+  const state = cluster({node: 'node1'});
+  const ds = state.workloads[0] as any;
+  ds.spec.template.spec.containers = [
+    {name: 'controller', image: 'extip/ipmanager:1', args: ['naivecontroller', '--iface=lo', '--mask=32', '--bgp-speaker={"asn":64512,"peers":[{"address":"10.210.1.1","asn":64512}],"reflectors":[{"address":"10.210.1.100","nodes":["node1","node2"],"peers":[{"address":"10.210.1.1","asn":64512}]},{"address":"10.210.2.100","nodes":["node3"],"peers":[{"address":"10.210.2.1","asn":64512}]}],"ranges":["10.0.0.0/24"],"holdTime":9,"bfd":{"intervalMs":100,"multiplier":3},"restartTime":0}']},
+    {name: 'bgp-speaker', image: 'extip/ipmanager:1', command: ['bird']},
+  ];
+  state.workloads.splice(1, 1);
+  for (const p of state.pods as any[]) {
+    p.status.containerStatuses = [{name: 'controller', restartCount: 0, state: {running: {startedAt: '2026-11-23T10:00:00Z'}}}, {name: 'bgp-speaker', restartCount: 0, state: {running: {}}}];
+  }
+  (state.pods[2] as any).status.containerStatuses[0].state.running.startedAt = '2026-11-23T11:30:00Z';
+  const event = (name: string, node: string, reason: string, message: string, at: string) =>
+    ({metadata: {name}, reason, message, involvedObject: {kind: 'Node', name: node}, lastTimestamp: new Date(at)}) as never;
+  state.events = [
+    // node1: down, still down.
+    event('a', 'node1', 'BGPSessionDown', 'BGP session with 10.210.1.1 is down (Active): node1\'s addresses are not announced to it', '2026-11-23T11:50:00Z'),
+    // node2: down, then up again.
+    event('b', 'node2', 'BGPSessionDown', 'BGP session with 10.210.1.1 is down (Connect): node2\'s addresses are not announced to it', '2026-11-23T11:40:00Z'),
+    event('c', 'node2', 'BGPSessionUp', 'BGP session with 10.210.1.1 is established again', '2026-11-23T11:41:00Z'),
+    // node3: down before its controller restarted: says nothing about the one running now.
+    event('d', 'node3', 'BGPSessionDown', 'BGP session with 10.210.1.1 is down (Active): node3\'s addresses are not announced to it', '2026-11-23T11:00:00Z'),
+  ];
+  state.leases.push({metadata: {name: 'extip-reflector-10-210-1-100', namespace: ds.metadata.namespace}, spec: {holderIdentity: 'node2_4242'}} as never);
+  const r = assess(state);
+  expect(r.bgpSpeaker?.sessionsDown).toEqual([{node: 'node1', peer: '10.210.1.1', since: '2026-11-23T11:50:00.000Z', message: "BGP session with 10.210.1.1 is down (Active): node1's addresses are not announced to it"}]);
+  expect(r.bgpSpeaker?.reflectors).toEqual([{address: '10.210.1.100', nodes: ['node1', 'node2'], heldBy: 'node2'}, {address: '10.210.2.100', nodes: ['node3']}]);
+  expect(r.problems).toEqual([
+    "node1: BGP session with 10.210.1.1 is down (Active): node1's addresses are not announced to it (since 2026-11-23T11:50:00.000Z)",
+    'no node holds the route reflector 10.210.2.100 (node3): their ToR learns nothing from that rack',
+  ]);
+  const text = formatStatus(r, now);
+  expect(text).toContain('1 session down (below)');
+  expect(text).toContain('Route reflector: 10.210.1.100 for node1, node2, held by node2');
+  expect(text).toContain('Route reflector: 10.210.2.100 for node3, held by (nobody)');
 });
