@@ -58,6 +58,10 @@ export class Speaker {
   /** What BIRD exports now (its last configuration that loaded); undefined until one did. */
   private exported?: string[];
   private want: string[] = [];
+  /** Routes announced with GRACEFUL_SHUTDOWN, on their way out. */
+  private readonly shuttingDown = new Set<string>();
+  /** The routes that carried it in the configuration BIRD runs. */
+  private shutdownSent = '';
   /** The route reflector this node holds now, and the subnet its clients connect from. */
   private reflecting?: {reflector: RouteReflector; subnet: string};
   /** What the configuration BIRD runs was written for, beside the exports. */
@@ -124,20 +128,30 @@ export class Speaker {
   }
 
   /**
-   * Withdraws `cidrs` before they come down: BIRD loads the configuration
-   * without them and the routers get --bgp-withdraw-wait to stop sending.
+   * Withdraws `cidrs` before they come down. First BIRD announces them with
+   * GRACEFUL_SHUTDOWN, and the routers get --bgp-withdraw-wait to move to
+   * other paths while these still work (every hop at once: a core as well as
+   * the ToR); then BIRD withdraws them, and routers that ignore the
+   * community get --bgp-withdraw-wait again to stop sending.
    */
   async withdraw(cidrs: readonly string[]): Promise<void> {
     const gone = new Set(cidrs);
+    // Announced before: wait, whether BIRD took the change or is gone (its sessions, and with
+    // them the routes, end with it); either way a router may still send for a moment.
+    const withdrawn = [...gone].filter((c) => this.announced.has(c));
+    const wait = () => new Promise((resolve) => setTimeout(resolve, this.opts.withdrawWaitMs));
+    if (withdrawn.length && this.exported) {
+      for (const c of withdrawn) this.shuttingDown.add(c);
+      await this.serial(() => this.push());
+      this.log.info(1, `announced ${withdrawn.join(' ')} with GRACEFUL_SHUTDOWN; ${this.opts.withdrawWaitMs} ms before withdrawing`);
+      await wait();
+    }
     this.want = this.want.filter((c) => !gone.has(c));
-    const before = this.announced;
+    for (const c of gone) this.shuttingDown.delete(c);
     await this.serial(() => this.push());
-    // Announced before: wait, whether BIRD took the withdrawal or is gone (its sessions, and
-    // with them the routes, end with it); either way a router may still send for a moment.
-    const withdrawn = [...gone].filter((c) => before.has(c));
     if (withdrawn.length) {
       this.log.info(1, `withdrew ${withdrawn.join(' ')} from the BGP peers; ${this.opts.withdrawWaitMs} ms before the address comes down`);
-      await new Promise((resolve) => setTimeout(resolve, this.opts.withdrawWaitMs));
+      await wait();
     }
     for (const c of withdrawn) this.announced.delete(c);
   }
@@ -163,11 +177,12 @@ export class Speaker {
   /** Writes the configuration for `want` and has BIRD load it. */
   private async push(): Promise<void> {
     const reflecting = this.reflecting ? `${this.reflecting.reflector.address} ${this.reflecting.subnet}` : '';
-    if (this.exported && this.exported.join(' ') === this.want.join(' ') && this.reflected === reflecting) return;
+    const shutting = [...this.shuttingDown].sort().join(' ');
+    if (this.exported && this.exported.join(' ') === this.want.join(' ') && this.reflected === reflecting && this.shutdownSent === shutting) return;
     const want = this.want;
     // The node's subnets (not the reflector's /32 on them).
     const subnets = (await readAddresses()).filter((a) => a.ip.includes('.') && a.iface !== 'lo' && a.prefix < 32).map((a) => `${a.ip}/${a.prefix}`);
-    const config = speakerConfig(this.spec, {node: this.opts.node, routerId: this.opts.routerId, subnets}, want, this.reflecting);
+    const config = speakerConfig(this.spec, {node: this.opts.node, routerId: this.opts.routerId, subnets}, want, this.reflecting, this.shuttingDown);
     const tmp = `${this.configFile}.tmp`;
     try {
       await writeFile(tmp, config);
@@ -186,6 +201,7 @@ export class Speaker {
     this.lastProblem = '';
     this.exported = want;
     this.reflected = reflecting;
+    this.shutdownSent = shutting;
     this.health.exported = want.length;
     for (const c of want) this.announced.add(c);
   }

@@ -7,7 +7,11 @@
  * The configuration exports exactly the addresses ipmanager names (a static
  * protocol it rewrites), each a /32 inside the declared ranges and never the
  * node's own address, and imports nothing: whatever else is on lo, a default
- * route or the node's subnet never reaches the routers.
+ * route or the node's subnet never reaches the routers. A route about to be
+ * withdrawn is first announced with GRACEFUL_SHUTDOWN (RFC 8326), so that
+ * every router on the way (a ToR, then the core) moves to other paths before
+ * any loses this one: withdrawing at once would leave a core sending to a ToR
+ * that already has no route.
  */
 import {isCidr, parseCidr, parseIp} from './ipnet.js';
 
@@ -55,6 +59,9 @@ export interface SpeakerSpec {
 export function peerName(peer: Pick<SpeakerPeer, 'address'>): string {
   return `peer_${peer.address.replace(/[^0-9A-Za-z]/g, '_')}`;
 }
+
+/** RFC 8326's GRACEFUL_SHUTDOWN community: a router that honours it gives the route the lowest preference. */
+export const GRACEFUL_SHUTDOWN = '(65535, 0)';
 
 /** The static protocol that holds the exported routes: the export filter accepts nothing else. */
 export const EXPORTS_PROTOCOL = 'extip_exports';
@@ -189,7 +196,13 @@ function inSubnet(ip: string, subnet: string): boolean {
  * `reflecting`: this node holds its rack's reflector address, in `subnet`
  * (its connected subnet, from which the rack's speakers connect).
  */
-export function speakerConfig(spec: SpeakerSpec, place: SpeakerPlace, exports: readonly string[], reflecting?: {reflector: RouteReflector; subnet: string}): string {
+export function speakerConfig(
+  spec: SpeakerSpec,
+  place: SpeakerPlace,
+  exports: readonly string[],
+  reflecting?: {reflector: RouteReflector; subnet: string},
+  shuttingDown: ReadonlySet<string> = new Set(),
+): string {
   const v4 = spec.ranges.filter((r) => !r.includes(':'));
   const routes = exports.filter((e) => /^\d+\.\d+\.\d+\.\d+\/32$/.test(e) && e !== `${place.routerId}/32`);
   const bfd = `min rx interval ${spec.bfd.intervalMs} ms; min tx interval ${spec.bfd.intervalMs} ms; multiplier ${spec.bfd.multiplier};`;
@@ -200,7 +213,9 @@ export function speakerConfig(spec: SpeakerSpec, place: SpeakerPlace, exports: r
     'log stderr { info, remote, warning, error, auth, fatal, bug };',
     'protocol device { scan time 10; }',
     `protocol bfd extip_bfd {\n  interface "*" { ${bfd} };\n  multihop { ${bfd} };\n}`,
-    `# The addresses ipmanager brought up on this node; nothing else is exported.\nprotocol static ${EXPORTS_PROTOCOL} {\n  ipv4;\n${routes.map((r) => `  route ${r} blackhole;\n`).join('')}}`,
+    `# The addresses ipmanager brought up on this node; nothing else is exported. One about to be\n# withdrawn carries GRACEFUL_SHUTDOWN (RFC 8326) first: routers that honour it move to other paths\n# while this one still works.\nprotocol static ${EXPORTS_PROTOCOL} {\n  ipv4;\n${routes
+      .map((r) => (shuttingDown.has(r) ? `  route ${r} blackhole { bgp_community.add(${GRACEFUL_SHUTDOWN}); };\n` : `  route ${r} blackhole;\n`))
+      .join('')}}`,
     `# A /32 inside the declared ranges, not the node's own address.\nfunction extip_exportable() {\n  if net.type != NET_IP4 || net.len != 32 then return false;\n  if net = ${place.routerId}/32 then return false;\n${
       v4.length ? `  if net ~ [ ${v4.map((r) => `${r}+`).join(', ')} ] then return true;\n` : ''
     }  return false;\n}`,

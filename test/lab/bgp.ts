@@ -1,7 +1,9 @@
 /**
  * BGP configurations for the lab: nodes export their lo /32s, each rack's
  * ToR merges equal paths (ECMP) and, with several racks, passes what it
- * learnt to the core over eBGP, where the racks' paths merge again.
+ * learnt to the core over eBGP, where the racks' paths merge again. The ToRs
+ * and the core honour RFC 8326's GRACEFUL_SHUTDOWN community, as data-centre
+ * routers can be told to.
  */
 import {startBird} from './bird.js';
 import {CORE_AS, type Lab, type LabHost} from './lab.js';
@@ -29,6 +31,9 @@ export interface RouterOptions {
   /** The rack whose ToR this is (default 1). */
   rack?: number;
 }
+
+/** Routers that honour RFC 8326: a route with GRACEFUL_SHUTDOWN gets the lowest preference. */
+const HONOUR_GSHUT = 'import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; };';
 
 const BFD_PROTOCOL = 'protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n';
 const FAST_RETRY = 'connect delay time 1; connect retry time 1; error wait time 1, 2;';
@@ -63,7 +68,7 @@ ${options.bfd ? BFD_PROTOCOL : ''}${peers
   rr client;
   direct;
   ${FAST_RETRY}${bfd}
-  ipv4 { import all; export none; gateway direct;${h.addPaths ? ' add paths rx;' : ''} };
+  ipv4 { ${HONOUR_GSHUT} export none; gateway direct;${h.addPaths ? ' add paths rx;' : ''} };
 }`,
   )
   .join('\n')}
@@ -86,7 +91,7 @@ ${options.bfd ? BFD_PROTOCOL : ''}${lab.routers
   neighbor ${tor.uplink!.ip} as ${LAB_AS};
   direct;
   ${FAST_RETRY}${bfd}
-  ipv4 { import all; export none; };
+  ipv4 { ${HONOUR_GSHUT} export none; };
 }`,
   )
   .join('\n')}

@@ -34,6 +34,12 @@ describe('speakerConfig', () => {
     expect(config).not.toMatch(/then return true/);
   });
 
+  test('a route on its way out carries GRACEFUL_SHUTDOWN; the others do not', () => {
+    const config = speakerConfig(spec, node1, ['10.0.0.7/32', '10.0.0.8/32'], undefined, new Set(['10.0.0.8/32']));
+    expect(config).toContain('  route 10.0.0.7/32 blackhole;\n');
+    expect(config).toContain('  route 10.0.0.8/32 blackhole { bgp_community.add((65535, 0)); };\n');
+  });
+
   test('every session listens on its own local address only (strict bind)', () => {
     const config = speakerConfig(spec, node1, []);
     expect(config.match(/protocol bgp/g)).toHaveLength(1);
