@@ -65,8 +65,9 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
          timers of this spec, as the role renders it; only /32s in the ranges)
          --bgp-socket=/run/extip-bgp/bird.ctl (BIRD's control socket; ipmanager
          writes BIRD's configuration beside it) --bgp-router-id=IP (the node's
-         IPv4 address) --bgp-withdraw-wait=1s (between withdrawing a route and
-         taking its address down). A node of a rack with a route reflector
+         IPv4 address) --bgp-withdraw-wait=1s (between announcing a route with
+         GRACEFUL_SHUTDOWN and withdrawing it, and again before its address
+         comes down). A node of a rack with a route reflector
          in the spec stands for its Lease (extip-reflector-<address>, in
          --leader-elect-resource-namespace); the holder brings the
          reflector's address up on the interface of its subnet and reflects

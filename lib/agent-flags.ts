@@ -56,7 +56,7 @@ export interface AgentFlags {
   bgpSocket: string;
   /** The node's address, BIRD's router ID (`--bgp-router-id`). */
   bgpRouterId?: string;
-  /** How long after the routers were told to stop sending to an address it stays up (`--bgp-withdraw-wait`). */
+  /** Each of the two waits before an address comes down (`--bgp-withdraw-wait`): after GRACEFUL_SHUTDOWN, and after the withdrawal. */
   bgpWithdrawWaitMs: number;
 }
 

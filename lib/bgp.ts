@@ -226,24 +226,26 @@ export function speakerConfig(
     '  connect delay time 1; connect retry time 5; error wait time 1, 10;',
     spec.restartTime > 0 ? `  graceful restart on; graceful restart time ${spec.restartTime};` : '  graceful restart off;',
   ];
-  // Every session listens on its own local address (strict bind): the reflector's address on
-  // this node, or another node's speaker, never meets a listener on every address.
+  // One BGP session with a router or a reflector. Every session listens on its own local
+  // address (strict bind): the reflector's address on this node, or another node's speaker,
+  // never meets a listener on every address.
+  const session = (name: string, description: string, local: string, peer: Omit<SpeakerPeer, 'nodes'>, direct: boolean, channel: string) =>
+    [
+      `protocol bgp ${name} {`,
+      `  description "${description}";`,
+      `  local ${local} as ${spec.asn};`,
+      `  neighbor ${peer.address}${peer.port && peer.port !== 179 ? ` port ${peer.port}` : ''} as ${peer.asn};`,
+      `  ${direct ? 'direct' : 'multihop'};`,
+      '  strict bind on;',
+      ...timers,
+      `  bfd ${peer.bfd === false ? 'off' : 'on'};`,
+      channel,
+      '}',
+    ].join('\n');
   for (const peer of peersOf(spec, place.node, Boolean(reflecting))) {
     const direct = !peer.reflector && place.subnets.some((s) => inSubnet(peer.address, s));
-    lines.push(
-      [
-        `protocol bgp ${peerName(peer)} {`,
-        `  description "extip ${peer.reflector ? 'route reflector' : 'peer'} ${peer.address} AS ${peer.asn}";`,
-        `  local ${place.routerId} as ${spec.asn};`,
-        `  neighbor ${peer.address}${peer.port && peer.port !== 179 ? ` port ${peer.port}` : ''} as ${peer.asn};`,
-        `  ${direct ? 'direct' : 'multihop'};`,
-        '  strict bind on;',
-        ...timers,
-        `  bfd ${peer.bfd === false ? 'off' : 'on'};`,
-        '  ipv4 { import none; export filter extip_export; next hop self; };',
-        '}',
-      ].join('\n'),
-    );
+    const what = `extip ${peer.reflector ? 'route reflector' : 'peer'} ${peer.address} AS ${peer.asn}`;
+    lines.push(session(peerName(peer), what, place.routerId, peer, direct, '  ipv4 { import none; export filter extip_export; next hop self; };'));
   }
   if (reflecting) {
     const rr = reflecting.reflector;
@@ -270,22 +272,10 @@ export function speakerConfig(
     );
     for (const peer of rr.peers) {
       const direct = place.subnets.some((s) => inSubnet(peer.address, s));
-      lines.push(
-        [
-          `protocol bgp ${reflectorPeerName(peer)} {`,
-          `  description "extip route reflector ${rr.address} to ${peer.address} AS ${peer.asn}";`,
-          `  local ${rr.address} as ${spec.asn};`,
-          `  neighbor ${peer.address}${peer.port && peer.port !== 179 ? ` port ${peer.port}` : ''} as ${peer.asn};`,
-          `  ${direct ? 'direct' : 'multihop'};`,
-          '  strict bind on;',
-          ...timers,
-          `  bfd ${peer.bfd === false ? 'off' : 'on'};`,
-          // This node's own routes leave with its own address as their nexthop (not the
-          // reflector's, which moves); the clients' keep theirs (iBGP reflection).
-          `  ipv4 {\n    import none;\n    add paths tx;\n    export filter {\n      if proto = "${EXPORTS_PROTOCOL}" then { if !extip_exportable() then reject; bgp_next_hop = ${place.routerId}; accept; }\n      if source = RTS_BGP then accept;\n      reject;\n    };\n  };`,
-          '}',
-        ].join('\n'),
-      );
+      // This node's own routes leave with its own address as their nexthop (not the
+      // reflector's, which moves); the clients' keep theirs (iBGP reflection).
+      const channel = `  ipv4 {\n    import none;\n    add paths tx;\n    export filter {\n      if proto = "${EXPORTS_PROTOCOL}" then { if !extip_exportable() then reject; bgp_next_hop = ${place.routerId}; accept; }\n      if source = RTS_BGP then accept;\n      reject;\n    };\n  };`;
+      lines.push(session(reflectorPeerName(peer), `extip route reflector ${rr.address} to ${peer.address} AS ${peer.asn}`, rr.address, peer, direct, channel));
     }
   }
   return `${lines.join('\n')}\n`;

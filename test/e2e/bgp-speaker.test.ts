@@ -18,22 +18,11 @@ import {diffSnapshots, takeSnapshot} from '../lab/snapshot.js';
 import {runRole} from '../helpers/role.js';
 import {extip} from '../helpers/cli.js';
 import {useLab} from '../helpers/lab.js';
+import {SPEAKER_NS, controllerMetrics, speakerVars} from '../helpers/speaker.js';
 
 const lab = useLab({nodes: 3});
-const NS = 'extip';
-
-function vars(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    extip_distribution: 'all',
-    extip_iface: 'lo',
-    extip_mask: 32,
-    extip_namespace: NS,
-    extip_bgp_speaker: 'extip',
-    extip_bgp_peers: [{address: lab.router.ip, asn: 64512}],
-    extip_external_cidrs: ['10.0.0.0/24'],
-    ...extra,
-  };
-}
+const NS = SPEAKER_NS;
+const vars = (extra: Record<string, unknown> = {}) => speakerVars({extip_bgp_peers: [{address: lab.router.ip, asn: 64512}]}, extra);
 
 async function pods(): Promise<Array<{name: string; node: string; ready: boolean; restarts: Record<string, number>}>> {
   const items = JSON.parse((await lab.kubectl(['get', 'pods', '-n', NS, '-l', 'app.kubernetes.io/component=controller', '-o', 'json'])).stdout).items;
@@ -45,14 +34,7 @@ async function pods(): Promise<Array<{name: string; node: string; ready: boolean
   }));
 }
 
-/** The controller's /metrics on a node (its health port on the node's loopback). */
-async function metrics(node: string): Promise<string> {
-  const port = JSON.parse((await lab.kubectl(['get', 'daemonset', '-n', NS, 'claimcontroller', '-o', 'json'])).stdout)
-    .spec.template.spec.containers[0].args.find((a: string) => a.startsWith('--health-port='))
-    .split('=')[1];
-  const r = await lab.exec(node, 'curl', ['-s', `http://127.0.0.1:${port}/metrics`]);
-  return r.stdout;
-}
+const metrics = (node: string) => controllerMetrics(lab, node);
 
 test('the speaker announces the Services\' addresses with BFD, fails over in under a second, drains without loss, and uninstalls', async () => {
   await startBird(lab, 'tor', routerBird2Config(lab, lab.hosts, {bfd: true}));

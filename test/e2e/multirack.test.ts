@@ -15,22 +15,13 @@ import {startProber} from '../lab/prober.js';
 import {diffSnapshots, takeSnapshot} from '../lab/snapshot.js';
 import {runRole} from '../helpers/role.js';
 import {useLab} from '../helpers/lab.js';
+import {SPEAKER_NS, speakerVars} from '../helpers/speaker.js';
 
 const lab = useLab({nodes: 3, racks: 2});
-const NS = 'extip';
-
-function vars(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    extip_distribution: 'all',
-    extip_iface: 'lo',
-    extip_mask: 32,
-    extip_namespace: NS,
-    extip_bgp_speaker: 'extip',
-    extip_bgp_peers: [1, 2].map((rack) => ({address: lab.tor(rack).ip, asn: 64512, nodes: lab.rackHosts(rack).map((h) => h.name)})),
-    extip_external_cidrs: ['10.0.0.0/24'],
-    ...extra,
-  };
-}
+const NS = SPEAKER_NS;
+// Each rack's nodes peer with their own ToR.
+const vars = (extra: Record<string, unknown> = {}) =>
+  speakerVars({extip_bgp_peers: [1, 2].map((rack) => ({address: lab.tor(rack).ip, asn: 64512, nodes: lab.rackHosts(rack).map((h) => h.name)}))}, extra);
 
 async function podOn(node: string): Promise<boolean> {
   const items = JSON.parse((await lab.kubectl(['get', 'pods', '-n', NS, '-l', 'app.kubernetes.io/component=controller', '-o', 'json'])).stdout).items;

@@ -15,23 +15,13 @@ import {routerBgpPrefixes, routerBird2Config, routerNexthops, waitFor} from '../
 import {diffSnapshots, takeSnapshot} from '../lab/snapshot.js';
 import {runRole} from '../helpers/role.js';
 import {useLab} from '../helpers/lab.js';
+import {SPEAKER_NS, controllerMetrics, speakerVars} from '../helpers/speaker.js';
 
 const lab = useLab({nodes: 3});
-const NS = 'extip';
+const NS = SPEAKER_NS;
 const RR = '10.210.1.100';
-
-function vars(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    extip_distribution: 'all',
-    extip_iface: 'lo',
-    extip_mask: 32,
-    extip_namespace: NS,
-    extip_bgp_speaker: 'extip',
-    extip_bgp_route_reflectors: [{address: RR, nodes: lab.hosts.map((h) => h.name), peers: [{address: lab.router.ip, asn: 64512}]}],
-    extip_external_cidrs: ['10.0.0.0/24'],
-    ...extra,
-  };
-}
+const vars = (extra: Record<string, unknown> = {}) =>
+  speakerVars({extip_bgp_route_reflectors: [{address: RR, nodes: lab.hosts.map((h) => h.name), peers: [{address: lab.router.ip, asn: 64512}]}]}, extra);
 
 /** The nodes with the reflector's address up. */
 async function holders(): Promise<string[]> {
@@ -40,12 +30,7 @@ async function holders(): Promise<string[]> {
   return out;
 }
 
-async function metrics(node: string): Promise<string> {
-  const port = JSON.parse((await lab.kubectl(['get', 'daemonset', '-n', NS, 'claimcontroller', '-o', 'json'])).stdout)
-    .spec.template.spec.containers[0].args.find((a: string) => a.startsWith('--health-port='))
-    .split('=')[1];
-  return (await lab.exec(node, 'curl', ['-s', `http://127.0.0.1:${port}/metrics`])).stdout;
-}
+const metrics = (node: string) => controllerMetrics(lab, node);
 
 test('the ToR peers with the reflector\'s one address, keeps a nexthop a node, and keeps its configuration when the reflector moves', async () => {
   const tor: Bird = await startBird(lab, 'tor', routerBird2Config(lab, [{name: 'reflector', ip: RR, addPaths: true}], {bfd: true}));
