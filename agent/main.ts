@@ -16,6 +16,7 @@ import {Metrics} from './metrics.js';
 import {NaiveController} from './naive.js';
 import {Scheduler} from './scheduler.js';
 import {Speaker, SpeakerError, loadSpeakerSpec} from './speaker.js';
+import {birdRun} from './birdrun.js';
 import {ReflectorHolder} from './reflector.js';
 import {podNamespace} from './scheduler.js';
 import {reflectorOf} from '../lib/bgp.js';
@@ -29,6 +30,9 @@ Commands:
   scheduler            claims mode: an IpClaim per Service external IP, each on
                        one live IpNode (--nodefilter=fair|first-alive); claims of
                        a node silent for --monitor, or gone, move
+  bgp-speaker          runs BIRD beside naivecontroller --bgp-speaker, and keeps
+                       it on SIGTERM until naivecontroller has withdrawn its
+                       routes (ipmanager bgp-speaker --help)
 
 Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --kubeconfig=PATH (default: in-cluster) --resync=20s
@@ -83,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
+  if (command === 'bgp-speaker') return birdRun(rest);
   if (!['naivecontroller', 'n', 'claimcontroller', 'scheduler'].includes(command)) {
     process.stderr.write(`ipmanager: unknown command "${command}"\n${USAGE}`);
     return 2;

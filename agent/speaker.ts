@@ -14,6 +14,7 @@ import {dirname, join} from 'node:path';
 import {EXPORTS_PROTOCOL, REFLECTOR_CLIENTS, type RouteReflector, type SpeakerSpec, peerName, peersOf, reflectorPeerName, speakerConfig, speakerSpecErrors} from '../lib/bgp.js';
 import {readAddresses} from './addresses.js';
 import {BirdError, birdCommand, parseBfdSessions, parseProtocols} from './bird.js';
+import {releasedFile} from './birdrun.js';
 import type {ApiClient} from './api.js';
 import type {Logger} from './log.js';
 
@@ -111,9 +112,14 @@ export class Speaker {
     this.holder?.start();
   }
 
-  /** Gives the route reflector up, if this node holds it, so that another node of the rack takes it at once. */
+  /**
+   * Gives the route reflector up, if this node holds it, so that another node
+   * of the rack takes it at once; then tells BIRD's container (ipmanager
+   * bgp-speaker) that BIRD may stop: nothing more goes to the routers.
+   */
   async leave(): Promise<void> {
     await this.holder?.stop();
+    await writeFile(releasedFile(this.opts.socket), `${new Date().toISOString()}\n`).catch((err: Error) => this.log.warn(`cannot tell BIRD's container it may stop (${err.message}): it stops after its grace`));
   }
 
   stop(): void {

@@ -4,6 +4,7 @@
  * controller /metrics (its health port, on the node's loopback).
  */
 import type {Lab} from '../lab/lab.js';
+import type {Answer} from '../lab/prober.js';
 
 export const SPEAKER_NS = 'extip';
 
@@ -27,4 +28,18 @@ export async function controllerMetrics(lab: Lab, node: string): Promise<string>
     .spec.template.spec.containers[0].args.find((a: string) => a.startsWith('--health-port='))
     .split('=')[1];
   return (await lab.exec(node, 'curl', ['-s', `http://127.0.0.1:${port}/metrics`])).stdout;
+}
+
+/**
+ * The failed connections of a drain that the routers' switch does not
+ * explain. When a router moves its flows off a node (at GRACEFUL_SHUTDOWN),
+ * a connection whose packets straddle that moment has its first ones at the
+ * node and the rest at another, which resets it: ECMP rehashes, whatever the
+ * speaker does. One failed connection opened just before the switch was
+ * seen (up to `pollMs` before: a poll's time) is that; anything else is not.
+ */
+export function unexplainedDrainFailures(answers: readonly Answer[], switchSeenAt: number, pollMs = 250): Answer[] {
+  const failed = answers.filter((a) => a.from === '-');
+  const straddling = failed.filter((a) => a.start >= switchSeenAt - pollMs && a.start <= switchSeenAt);
+  return straddling.length <= 1 ? failed.filter((a) => !straddling.includes(a)) : failed;
 }
