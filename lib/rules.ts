@@ -402,7 +402,8 @@ export const bgpPeers: Rule = {
 export const bgpReflectors: Rule = {
   specType: 'list',
   elements: 'raw',
-  describe: 'a list of route reflectors, one a rack, each {address, nodes: [...], peers: [{address, asn, bfd, port}]}; address an IPv4 address in the rack\'s subnet, listed once; nodes the rack\'s node names, each in one reflector; peers the rack\'s ToR',
+  // No apostrophe: the text goes into the role's Jinja error messages.
+  describe: 'a list of route reflectors, one a rack, each {address, nodes: [...], peers: [{address, asn, bfd, port}]}; address an IPv4 address in the subnet of the rack, listed once; nodes the node names of the rack, each in one reflector; peers the ToR of the rack',
   check(value) {
     const errors = bgpReflectorErrors(value);
     return errors.length ? fail('BGP route reflectors: ' + bgpReflectors.describe, errors.join('; ')) : undefined;

@@ -83,3 +83,8 @@ test('every example in the catalogue passes its own rule', () => {
 test('no pattern holds a backslash (Ansible would re-escape it inside the role)', () => {
   expect(Object.entries(patterns).filter(([, p]) => p.includes('\\'))).toEqual([]);
 });
+
+test('no rule\'s words hold an apostrophe: the role pastes them into single-quoted Jinja strings of its error messages', () => {
+  const quoted = catalogue.filter((v) => v.rule && v.rule.describe.includes("'")).map((v) => v.name);
+  expect(quoted).toEqual([]);
+});
