@@ -7,8 +7,8 @@
  * node's routes before ipmanager could announce them with
  * GRACEFUL_SHUTDOWN and withdraw them: behind a core, whose paths lag the
  * ToR's, traffic to a rack whose last node drains would loop for a moment.
- * So on SIGTERM this waits until ipmanager says it is done (the RELEASED
- * file beside BIRD's socket, which ipmanager writes when it stops), or
+ * So on SIGTERM this waits until ipmanager says it is done (the file
+ * `released` beside BIRD's socket, which ipmanager writes when it stops), or
  * --grace at most, and only then stops BIRD. BIRD exiting on its own ends
  * this too, with BIRD's status, so that the kubelet restarts the container.
  */

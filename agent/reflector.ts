@@ -44,12 +44,15 @@ export async function reflectorPlace(address: string): Promise<{iface: string; s
   return undefined;
 }
 
+/** How long a node that could not take the reflector (no interface in its subnet, ip refused) stands aside. */
+export const STAND_ASIDE_MS = 10000;
+
 export class ReflectorHolder {
   private elector?: LeaderElector;
   private held?: {iface: string};
   private chain: Promise<void> = Promise.resolve();
-  /** Times this node took the reflector. */
-  takes = 0;
+  /** Until then this node does not stand for the Lease: it could not take the reflector. */
+  private asideUntil = 0;
 
   constructor(
     private readonly api: ApiClient,
@@ -72,6 +75,8 @@ export class ReflectorHolder {
         renewDeadlineMs: REFLECTOR_LEASE.renewDeadlineMs,
         retryPeriodMs: REFLECTOR_LEASE.retryPeriodMs,
         identity: `${this.opts.node}_${process.pid}`,
+        // A node that could not take the reflector gives the Lease up for another to try.
+        eligible: () => Date.now() >= this.asideUntil,
         labels: {'app.kubernetes.io/managed-by': 'extip', 'app.kubernetes.io/part-of': 'externalip', 'app.kubernetes.io/component': 'route-reflector'},
       },
       this.log,
@@ -97,17 +102,17 @@ export class ReflectorHolder {
     if (this.held) return;
     const place = await reflectorPlace(this.reflector.address);
     if (!place) {
-      this.log.warn(`route reflector ${this.reflector.address}: no interface of ${this.opts.node} is in its subnet; giving the Lease up`);
-      await this.elector?.stop();
+      this.asideUntil = Date.now() + STAND_ASIDE_MS;
+      this.log.warn(`route reflector ${this.reflector.address}: no interface of ${this.opts.node} is in its subnet; giving the Lease up for ${STAND_ASIDE_MS / 1000} s`);
       return;
     }
     const added = await run('ip', ['address', 'replace', `${this.reflector.address}/32`, 'dev', place.iface]);
     if (added.exitCode !== 0) {
-      this.log.warn(`route reflector ${this.reflector.address}: cannot bring its address up on ${place.iface}: ${added.stderr.trim()}`);
+      this.asideUntil = Date.now() + STAND_ASIDE_MS;
+      this.log.warn(`route reflector ${this.reflector.address}: cannot bring its address up on ${place.iface} (${added.stderr.trim()}); giving the Lease up for ${STAND_ASIDE_MS / 1000} s`);
       return;
     }
     this.held = {iface: place.iface};
-    this.takes++;
     this.log.info(0, `route reflector ${this.reflector.address} taken: its address is up on ${place.iface}, reflecting ${this.reflector.nodes.join(', ')} to ${this.reflector.peers.map((p) => p.address).join(', ')}`);
     // The ToR's neighbour entry follows the address at the first gratuitous ARP; BIRD need not
     // wait for the rest of the burst.
