@@ -87,6 +87,8 @@ interface Result {
   name: string;
   /** Link cut until the router no longer lists the node, ms. */
   detect: number[];
+  /** The same, by case: a node that shares its rack, and its rack's only node (the core must move). */
+  byCase: Record<string, number[]>;
   /** Failed connections / all, per cut. */
   failedShare: number[];
   /** Failed connections per drain. */
@@ -122,7 +124,7 @@ async function forgotten(lab: Lab, host: LabHost): Promise<boolean> {
 async function measure(profile: Profile): Promise<Result> {
   const env = await startEnvironment(3, (line) => process.stderr.write(`  ${line}\n`), {calico: profile.calico, racks: RACKS});
   const lab = env.lab;
-  const result: Result = {name: profile.name, detect: [], failedShare: [], drainFailures: []};
+  const result: Result = {name: profile.name, detect: [], byCase: {}, failedShare: [], drainFailures: []};
   try {
     const run = await runRole(lab, {vars: {...profile.vars, extip_namespace: 'extip'}});
     if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
@@ -145,6 +147,8 @@ async function measure(profile: Profile): Promise<Result> {
         const window = prober.openedBetween(cut, cut + ms + 500);
         const failed = window.filter((a) => a.from === '-').length;
         result.detect.push(ms);
+        const kind = lab.rackHosts(host.rack).length === 1 ? "its rack's only node" : 'a node with rack-mates';
+        (result.byCase[kind] ??= []).push(ms);
         result.failedShare.push(window.length ? failed / window.length : 0);
         process.stderr.write(`  cut ${i + 1}/${profile.cuts}: ${host.name} left the router after ${ms} ms; ${failed} of ${window.length} connections failed\n`);
         await lab.restoreNode(host.name);
@@ -213,4 +217,11 @@ for (const r of results) {
   );
 }
 if (base) console.log(`(p95/base: against the baseline's median, ${base} ms, over its ${baseline!.detect.length} cuts)`);
+// Each case on its own: the cuts go round the nodes, so every run has both when there are racks.
+console.log('by case (cut until no router forwards to the node, ms):');
+for (const r of results) {
+  for (const [kind, values] of Object.entries(r.byCase)) {
+    console.log(`  ${r.name}, ${kind}: ${values.length} cuts, p50 ${pct(values, 50)}, p95 ${pct(values, 95)}, max ${Math.max(...values)}`);
+  }
+}
 process.exit(0);
