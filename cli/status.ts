@@ -123,13 +123,17 @@ function refusals(state: ClusterState, deployed: NonNullable<ReturnType<typeof d
   return byValue;
 }
 
+/** When an Event last happened, in ms since the epoch (NaN when it says nothing). */
+function eventTime(e: k8s.CoreV1Event): number {
+  return Date.parse(String(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? ''));
+}
+
 /** The message of the newest Event of this reason on the Service ("namespace/name"). */
 function latestEvent(events: readonly k8s.CoreV1Event[], service: string, reason: string): string | undefined {
   const [namespace, name] = service.split('/');
-  const time = (e: k8s.CoreV1Event) => String(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? '');
   return events
     .filter((e) => e.reason === reason && e.involvedObject?.kind === 'Service' && e.involvedObject.namespace === namespace && e.involvedObject.name === name)
-    .sort((a, b) => new Date(time(b)).getTime() - new Date(time(a)).getTime())[0]?.message;
+    .sort((a, b) => eventTime(b) - eventTime(a))[0]?.message;
 }
 
 function flag(args: string[], name: string): string | undefined {
@@ -160,7 +164,6 @@ function speakerStatus(controller: ClusterState['workloads'][number], args: stri
   }
   // Each node's and peer's newest session Event; a Down one written before its controller
   // (re)started says nothing about the controller running now.
-  const time = (e: k8s.CoreV1Event) => Date.parse(String(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? ''));
   const newest = new Map<string, k8s.CoreV1Event>();
   for (const e of events) {
     if (e.involvedObject?.kind !== 'Node' || !['BGPSessionDown', 'BGPSessionUp'].includes(e.reason ?? '')) continue;
@@ -168,7 +171,7 @@ function speakerStatus(controller: ClusterState['workloads'][number], args: stri
     if (!peer) continue;
     const key = `${e.involvedObject.name} ${peer}`;
     const seen = newest.get(key);
-    if (!seen || time(e) >= time(seen)) newest.set(key, e);
+    if (!seen || eventTime(e) >= eventTime(seen)) newest.set(key, e);
   }
   const sessionsDown: NonNullable<StatusReport['bgpSpeaker']>['sessionsDown'] = [];
   for (const [key, e] of newest) {
@@ -176,9 +179,9 @@ function speakerStatus(controller: ClusterState['workloads'][number], args: stri
     const [node, peer] = key.split(' ');
     const pod = pods.find((p) => p.spec?.nodeName === node);
     const started = Date.parse(String(pod?.status?.containerStatuses?.find((c) => c.name === 'controller')?.state?.running?.startedAt ?? ''));
-    if (!pod || (Number.isFinite(started) && time(e) < started)) continue;
-    sessionsDown.push({node, peer, since: new Date(time(e)).toISOString(), message: e.message ?? ''});
-    problems.push(`${node}: ${e.message} (since ${new Date(time(e)).toISOString()})`);
+    if (!pod || (Number.isFinite(started) && eventTime(e) < started)) continue;
+    sessionsDown.push({node, peer, since: new Date(eventTime(e)).toISOString(), message: e.message ?? ''});
+    problems.push(`${node}: ${e.message} (since ${new Date(eventTime(e)).toISOString()})`);
   }
   sessionsDown.sort((a, b) => a.node.localeCompare(b.node) || a.peer.localeCompare(b.peer));
   const reflectors = spec.reflectors?.map((r) => {
