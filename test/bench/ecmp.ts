@@ -129,7 +129,7 @@ async function measure(profile: Profile): Promise<Result> {
     const run = await runRole(lab, {vars: {...profile.vars, extip_namespace: 'extip'}});
     if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
     await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Service', metadata: {name: 'bench', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: [ADDRESS]}}));
-    for (const h of lab.hosts) lab.startIn(h.name, process.execPath, ['-e', `require('net').createServer((s) => s.end('${h.name}\\n')).listen(80, '0.0.0.0')`]);
+    for (const h of lab.hosts) lab.serveName(h.name);
     await waitFor('every node a nexthop', () => complete(lab), 120000);
     const client = await lab.addClient();
     const prober = startProber(client, ADDRESS, 80, 20, 1000);

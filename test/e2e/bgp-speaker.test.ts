@@ -39,7 +39,7 @@ const metrics = (node: string) => controllerMetrics(lab, node);
 test('the speaker announces the Services\' addresses with BFD, fails over in under a second, drains without loss, and uninstalls', async () => {
   await startBird(lab, 'tor', routerBird2Config(lab, lab.hosts, {bfd: true}));
   const client = await lab.addClient();
-  for (const h of lab.hosts) lab.startIn(h.name, process.execPath, ['-e', `require('net').createServer((s) => s.end('${h.name}\\n')).listen(80, '0.0.0.0')`]);
+  for (const h of lab.hosts) lab.serveName(h.name);
   const before = await takeSnapshot(lab);
 
   const install = await runRole(lab, {vars: vars()});

@@ -29,9 +29,7 @@ test('ECMP over node1 and node3, TCP to both, drain, delete, uninstall', async (
   for (const h of lab.hosts) await startBird(lab, h.name, nodeBird2Config(lab, h));
   const client = await lab.addClient();
   // Stand-ins for kube-proxy: a TCP server on 10.0.0.7:80 in node1 and node3 that answers with its name.
-  for (const node of ['node1', 'node3']) {
-    lab.startIn(node, process.execPath, ['-e', `require('net').createServer((s) => s.end('${node}\\n')).listen(80, '0.0.0.0')`]);
-  }
+  for (const node of ['node1', 'node3']) lab.serveName(node);
   const before = await takeSnapshot(lab);
 
   // 1. install with the example's variables (extip_ecmp.yaml), the controller on node1 and node3 only.

@@ -32,7 +32,7 @@ async function podOn(node: string): Promise<boolean> {
 test('two racks: one nexthop per rack on the core, the rack\'s nodes on each ToR, failover and drain through the core, uninstall', async () => {
   await startRouters(lab, {bfd: true});
   const client = await lab.addClient();
-  for (const h of lab.hosts) lab.startIn(h.name, process.execPath, ['-e', `require('net').createServer((s) => s.end('${h.name}\\n')).listen(80, '0.0.0.0')`]);
+  for (const h of lab.hosts) lab.serveName(h.name);
   expect(lab.hosts.map((h) => [h.name, h.rack, h.ip])).toEqual([['node1', 1, '10.210.1.11'], ['node2', 1, '10.210.1.12'], ['node3', 2, '10.210.2.13']]);
   const before = await takeSnapshot(lab);
 

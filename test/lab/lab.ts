@@ -467,6 +467,18 @@ export class Lab {
   }
 
   /**
+   * A TCP server on a host that answers every connection with the host's
+   * name, on every address. A connection reset under it (a flow that an
+   * ECMP router moved to another node mid-way) is that connection's
+   * failure only: an unhandled socket error would end the server, and every
+   * later connection to the node would be refused.
+   */
+  serveName(host: string, port = 80): Daemon {
+    const name = this.host(host).name;
+    return this.startIn(name, process.execPath, ['-e', `require('net').createServer((s) => { s.on('error', () => {}); s.end('${name}\\n'); }).listen(${port}, '0.0.0.0')`]);
+  }
+
+  /**
    * A client host for traffic to the external IPs, on its own segment
    * (10.99.0.0/24) behind the core when the lab has one, else behind the
    * first ToR. The routers hash multipath routes on L4, so separate
