@@ -86,7 +86,11 @@ test('two racks: one nexthop per rack on the core, the rack\'s nodes on each ToR
     const goneAt = Date.now();
     await new Promise((r) => setTimeout(r, 3500));
     const during = prober.openedBetween(drain, goneAt);
-    if (during.some((a) => a.from === '-')) console.log(`drain; the core switched ${switched - drain} ms after`, JSON.stringify(during.map((a) => [a.start - drain, a.at - drain, a.from])));
+    if (during.some((a) => a.from === '-')) {
+      const rack1 = await Promise.all(['node1', 'node2'].map(async (n) => `${n} lo: ${(await lab.exec(n, 'ip', ['-br', 'addr', 'show', 'lo'])).stdout}`));
+      console.log(`drain; the core switched ${switched - drain} ms after`, JSON.stringify(during.map((a) => [a.start - drain, a.at - drain, a.from, a.why ?? ''])),
+        `\nToR1 nexthops now: ${(await routerNexthops(lab, '10.0.0.7', 'tor1')).join(' ')}\n${rack1.join('\n')}`);
+    }
     expect(during.length).toBeGreaterThan(20);
     expect(unexplainedDrainFailures(during, switched)).toEqual([]);
   } finally {

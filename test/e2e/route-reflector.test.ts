@@ -95,7 +95,9 @@ test('the ToR peers with the reflector\'s one address, keeps a nexthop a node, a
     const h = await holders();
     return h.length === 1 && h[0] !== holder;
   }, 30000).catch(async (err) => {
-    console.log(`holders now: ${await holders()}`, lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === NS)).join('\n').split('\n').filter((l) => /reflector|Lease|leader/i.test(l)).join('\n'));
+    const drained = lab.nodeKubelets.find((k) => k.name === holder)!;
+    console.log(`holders now: ${await holders()}`, lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === NS)).join('\n').split('\n').filter((l) => /reflector|Lease|leader/i.test(l)).join('\n'),
+      `\n${holder}'s kubelet: ${drained.events.slice(-10).join('\n')}\n${drained.allLogs((ns) => ns === NS)}`);
     throw err;
   });
   const [next] = await holders();

@@ -203,6 +203,8 @@ export class NodeKubelet {
   readonly events: string[] = [];
   private client!: NodeClient;
   private pods = new Map<string, PodState>();
+  /** What the containers of deleted pods printed, for a failed test's message (a drain's story is in them). */
+  private deletedOutput: Array<{namespace: string; pod: string; container: string; text: string}> = [];
   private abort = new AbortController();
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
@@ -830,6 +832,10 @@ export class NodeKubelet {
       if (r.child) await this.kill(r.child, graceSeconds, r.runcId);
     }));
     this.pods.delete(state.uid);
+    for (const r of state.containers.values()) {
+      if (r.output) this.deletedOutput.push({namespace: state.namespace, pod: state.name, container: r.name, text: Buffer.concat(r.output).toString('utf8')});
+    }
+    this.deletedOutput.splice(0, this.deletedOutput.length - 20);
     if (state.secretSync) clearInterval(state.secretSync);
     if (state.network) {
       state.network.api.kill('SIGKILL');
@@ -898,12 +904,13 @@ export class NodeKubelet {
     return r?.output ? Buffer.concat(r.output).toString('utf8') : '';
   }
 
-  /** Every container's output on this node, headed by pod and container, for a failed test's message. */
+  /** Every container's output on this node (deleted pods' first), headed by pod and container, for a failed test's message. */
   allLogs(filter: (namespace: string, pod: string) => boolean = () => true): string {
-    return [...this.pods.values()]
+    const deleted = this.deletedOutput.filter((d) => filter(d.namespace, d.pod)).map((d) => `--- ${this.name} ${d.namespace}/${d.pod}/${d.container} (deleted)\n${d.text}`);
+    const current = [...this.pods.values()]
       .filter((p) => filter(p.namespace, p.name))
-      .flatMap((p) => [...p.containers.values()].map((r) => `--- ${this.name} ${p.namespace}/${p.name}/${r.name}\n${r.output ? Buffer.concat(r.output).toString('utf8') : ''}`))
-      .join('\n');
+      .flatMap((p) => [...p.containers.values()].map((r) => `--- ${this.name} ${p.namespace}/${p.name}/${r.name}\n${r.output ? Buffer.concat(r.output).toString('utf8') : ''}`));
+    return [...deleted, ...current].join('\n');
   }
 
   /** Stops every container (SIGTERM, then SIGKILL) and the heartbeats; the Node stays registered. */

@@ -1,7 +1,7 @@
 /**
  * A client that opens a TCP connection to ip:port every `gapMs` from its own
  * namespace and records each answer (the node's name) or '-' (refused, reset,
- * or no answer within `timeoutMs`) with the times it was opened and ended.
+ * or no answer within `timeoutMs`, and why) with the times it was opened and ended.
  */
 import {spawn} from 'node:child_process';
 import type {LabClient} from './lab.js';
@@ -12,6 +12,8 @@ export interface Answer {
   /** When it ended: answered, or failed. */
   at: number;
   from: string;
+  /** Why a failed one failed: the socket error's code (ECONNREFUSED, EHOSTUNREACH...), 'timeout', or 'closed' (ended without an answer). */
+  why?: string;
 }
 
 export interface Prober {
@@ -30,9 +32,9 @@ export function startProber(client: LabClient, ip: string, port: number, gapMs =
   // that hangs on a lost node does not hold back the next.
   const script = `const net = require('net');
     const once = () => { const start = Date.now(); const s = net.connect({host: '${ip}', port: ${port}, timeout: ${timeoutMs}}); let d = ''; let over = false;
-      const done = (a) => { if (over) return; over = true; s.destroy(); console.log(Date.now() + ' ' + a + ' ' + start); };
-      s.on('data', (x) => (d += x)); s.on('end', () => done(d.trim() || '-'));
-      s.on('error', () => done('-')); s.on('timeout', () => done('-')); };
+      const done = (a, why) => { if (over) return; over = true; s.destroy(); console.log(Date.now() + ' ' + a + ' ' + start + (why ? ' ' + why : '')); };
+      s.on('data', (x) => (d += x)); s.on('end', () => (d.trim() ? done(d.trim()) : done('-', 'closed')));
+      s.on('error', (e) => done('-', e.code || 'error')); s.on('timeout', () => done('-', 'timeout')); };
     setInterval(once, ${gapMs});`;
   const child = spawn('ip', ['netns', 'exec', client.ns, process.execPath, '-e', script], {stdio: ['ignore', 'pipe', 'inherit']});
   const answers: Answer[] = [];
@@ -41,8 +43,8 @@ export function startProber(client: LabClient, ip: string, port: number, gapMs =
     const lines = (partial + chunk.toString()).split('\n');
     partial = lines.pop() ?? '';
     for (const line of lines) {
-      const [at, from, start] = line.split(' ');
-      answers.push({start: Number(start), at: Number(at), from});
+      const [at, from, start, why] = line.split(' ');
+      answers.push({start: Number(start), at: Number(at), from, ...(why ? {why} : {})});
     }
   });
   return {
