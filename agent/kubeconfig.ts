@@ -1,9 +1,8 @@
 /**
  * Where the agent finds the API server and its credentials, found the way
- * client-go and client-node look: --kubeconfig; else the first file of
- * $KUBECONFIG that exists; else ~/.kube/config; else in-cluster (the
- * Service's KUBERNETES_SERVICE_HOST/PORT, the pod's service-account token and
- * CA). A kubeconfig may give the CA, client certificate and key inline or as
+ * client-go looks: --kubeconfig; else the files of $KUBECONFIG merged
+ * (lib/kubeconfig.ts); else ~/.kube/config; else in-cluster (the Service's
+ * KUBERNETES_SERVICE_HOST/PORT, the pod's service-account token and CA). A kubeconfig may give the CA, client certificate and key inline or as
  * files, a bearer token or a token file. Exec and auth-provider plugins are not
  * supported: the agent runs in a pod, where the token is what it needs.
  *
@@ -12,9 +11,10 @@
  * many pods at once, that is time taken from them.
  */
 import {existsSync, readFileSync} from 'node:fs';
-import {homedir} from 'node:os';
-import {dirname, isAbsolute, join} from 'node:path';
-import YAML from 'yaml';
+import {join} from 'node:path';
+import {currentOf, defaultKubeconfigFiles, KubeconfigError, mergeKubeconfigs, readKubeconfig, type KubeconfigDoc} from '../lib/kubeconfig.js';
+
+export {KubeconfigError};
 
 export interface ApiAccess {
   /** https://host:port, no trailing slash. */
@@ -28,17 +28,13 @@ export interface ApiAccess {
   token(): string | undefined;
 }
 
-export class KubeconfigError extends Error {}
-
 const SERVICE_ACCOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** The access --kubeconfig (or, without it, the default lookup) gives. */
 export function loadAccess(path?: string): ApiAccess {
-  if (path) return fromFile(path);
-  const fromEnv = (process.env.KUBECONFIG ?? '').split(':').filter(Boolean).find((p) => existsSync(p));
-  if (fromEnv) return fromFile(fromEnv);
-  const home = join(process.env.HOME || homedir(), '.kube', 'config');
-  if (existsSync(home)) return fromFile(home);
+  if (path) return fromDoc(readKubeconfig(path));
+  const files = defaultKubeconfigFiles();
+  if (files.length) return fromDoc(mergeKubeconfigs(files));
   return inCluster();
 }
 
@@ -61,32 +57,19 @@ function tokenFile(path: string): () => string | undefined {
   };
 }
 
-function fromFile(path: string): ApiAccess {
-  let doc: Record<string, any>;
-  try {
-    doc = YAML.parse(readFileSync(path, 'utf8')) ?? {};
-  } catch (err) {
-    throw new KubeconfigError(`cannot read the kubeconfig ${path}: ${(err as Error).message}`);
-  }
-  const pick = (list: unknown, name: string | undefined, what: string): Record<string, any> => {
-    const items = (Array.isArray(list) ? list : []) as Array<Record<string, any>>;
-    const found = name === undefined ? items[0] : items.find((i) => i.name === name);
-    if (!found) throw new KubeconfigError(`the kubeconfig ${path} has no ${what}${name ? ` named ${name}` : ''}`);
-    return found;
-  };
-  const context = pick(doc.contexts, doc['current-context'] || undefined, 'context').context ?? {};
-  const cluster = pick(doc.clusters, context.cluster, 'cluster').cluster ?? {};
-  const user = context.user === undefined ? {} : (pick(doc.users, context.user, 'user').user ?? {});
+function fromDoc(doc: KubeconfigDoc): ApiAccess {
+  const where = doc.sources.join(':');
+  const {cluster, user} = currentOf(doc);
   if (user.exec || user['auth-provider']) {
-    throw new KubeconfigError(`the kubeconfig ${path} authenticates with an exec or auth-provider plugin, which ipmanager does not run; give it a token or a client certificate`);
+    throw new KubeconfigError(`the kubeconfig ${where} authenticates with an exec or auth-provider plugin, which ipmanager does not run; give it a token or a client certificate`);
   }
-  const base = dirname(path);
+  // Paths are absolute already (lib/kubeconfig.ts resolves them against their file).
   const data = (inline: unknown, file: unknown): Buffer | undefined => {
     if (typeof inline === 'string' && inline) return Buffer.from(inline, 'base64');
-    if (typeof file === 'string' && file) return readFileSync(isAbsolute(file) ? file : join(base, file));
+    if (typeof file === 'string' && file) return readFileSync(file);
     return undefined;
   };
-  if (typeof cluster.server !== 'string' || !cluster.server) throw new KubeconfigError(`the kubeconfig ${path} names no server for its cluster`);
+  if (typeof cluster.server !== 'string' || !cluster.server) throw new KubeconfigError(`the kubeconfig ${where} names no server for its cluster`);
   const token = typeof user.token === 'string' && user.token ? () => user.token as string : typeof user.tokenFile === 'string' ? tokenFile(user.tokenFile) : () => undefined;
   return {
     server: cluster.server.replace(/\/$/, ''),

@@ -1,14 +1,16 @@
 /**
  * The one module that talks to the Kubernetes API (@kubernetes/client-node).
- * It loads kubeconfig the standard way (--kubeconfig, else KUBECONFIG, else
- * ~/.kube/config) and every reader takes the KubeConfig as a parameter, so
+ * It loads kubeconfig the standard way (--kubeconfig, else KUBECONFIG's files
+ * merged as client-go merges them, else ~/.kube/config, else in-cluster) and every reader takes the KubeConfig as a parameter, so
  * tests point it at the lab.
  */
 import {extipSelector, ledger as ledgerRef} from './role.js';
 import * as k8s from '@kubernetes/client-node';
-import {ExitCode, type ExitCodeValue, ExtipError} from '../lib/errors.js';
+import {ExitCode, type ExitCodeValue, ExtipError, UserError} from '../lib/errors.js';
 import {readFileSync} from 'node:fs';
-import {join} from 'node:path';
+import YAML from 'yaml';
+import {defaultKubeconfigFiles, mergeKubeconfigs} from '../lib/kubeconfig.js';
+import {delimiter, join} from 'node:path';
 import {roleDir} from './paths.js';
 import {type Schema, schemaProblems} from '../lib/schema.js';
 
@@ -18,8 +20,25 @@ export class ClusterUnreachableError extends ExtipError {
 
 export function loadKubeConfig(path?: string): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
+  if (path) {
+    kc.loadFromFile(path);
+    return kc;
+  }
+  // client-node's own lookup merges $KUBECONFIG otherwise than kubectl (the last current-context
+  // wins, a name in two files or a missing file throws): read it as client-go does.
+  const files = defaultKubeconfigFiles();
+  if (files.length) {
+    let merged;
+    try {
+      merged = mergeKubeconfigs(files);
+    } catch (err) {
+      throw new UserError((err as Error).message, 'fix the file, or pass --kubeconfig with another');
+    }
+    const {sources: _, ...doc} = merged;
+    kc.loadFromString(YAML.stringify(doc));
+  } else if ((process.env.KUBECONFIG ?? '').split(delimiter).some(Boolean)) {
+    throw new UserError(`none of the files in KUBECONFIG exists (${process.env.KUBECONFIG})`, 'set KUBECONFIG to the kubeconfig of the cluster, or pass --kubeconfig');
+  } else kc.loadFromDefault();
   return kc;
 }
 
