@@ -26,6 +26,13 @@ export class ApiError extends Error {
   }
 }
 
+/** A watch that sent nothing for its idle limit: a quiet resource or a half-open connection. */
+export class WatchSilent extends Error {
+  constructor(readonly idleMs: number) {
+    super(`the watch sent nothing for ${idleMs / 1000} s`);
+  }
+}
+
 export class ApiClient {
   readonly server: string;
 
@@ -86,26 +93,64 @@ export class ApiClient {
   /**
    * Streams a watch: calls onEvent per event until the server ends the stream,
    * the connection fails or the signal aborts; resolves with the HTTP status
-   * (0 when no answer came) and the error, if any.
+   * (0 when no answer came) and the error, if any. `onOpen` runs once the
+   * server has answered 200 (before any event: a watch of nothing sends none).
+   *
+   * Two client-side limits. The whole watch ends by `deadlineMs` (the server
+   * should have ended it at its timeoutSeconds), as client-go's does. And a
+   * stream silent for `idleMs` ends with a WatchSilent error: over HTTP/1.1
+   * a half-open connection cannot be told from a quiet one (client-go pings
+   * over HTTP/2 for that; the API server sends no bookmark on a resource
+   * nothing changed in), so the caller opens a new watch from where it was.
    */
-  /** Streams a watch's events to `onEvent`; `onOpen` runs once the server has answered 200 (before any event: a watch of nothing sends none). */
-  async watch(path: string, onEvent: (type: string, object: Json) => void, signal: AbortSignal, onOpen?: () => void): Promise<{status: number; err?: Error}> {
+  async watch(
+    path: string,
+    onEvent: (type: string, object: Json) => void,
+    signal: AbortSignal,
+    onOpen?: () => void,
+    limits: {deadlineMs?: number; idleMs?: number} = {},
+  ): Promise<{status: number; err?: Error}> {
     const opts = await this.options('GET', {});
     const url = new URL(this.server + path);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve) => {
       let status = 0;
+      const timers: NodeJS.Timeout[] = [];
+      let idle: NodeJS.Timeout | undefined;
+      let over = false;
+      let failure: Error | undefined;
+      const done = (r: {status: number; err?: Error}) => {
+        if (over) return;
+        over = true;
+        for (const t of timers) clearTimeout(t);
+        if (idle) clearTimeout(idle);
+        resolve(r);
+      };
+      const kill = (err: Error) => {
+        failure = err;
+        req.destroy(err);
+      };
+      const {deadlineMs, idleMs} = limits;
+      let open = false;
+      const rearm = () => {
+        if (!idleMs) return;
+        if (idle) clearTimeout(idle);
+        idle = setTimeout(() => kill(open ? new WatchSilent(idleMs) : new Error(`no answer to the watch within ${idleMs / 1000} s`)), idleMs);
+      };
       const req = send(url, {...opts, signal}, (res) => {
         status = res.statusCode ?? 0;
         if (status !== 200) {
           res.resume();
-          res.on('end', () => resolve({status}));
+          res.on('end', () => done({status}));
           return;
         }
+        open = true;
         onOpen?.();
+        rearm();
         let buf = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => {
+          rearm();
           buf += d;
           for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
             const line = buf.slice(0, i).trim();
@@ -120,10 +165,15 @@ export class ApiClient {
             onEvent(event.type, event.object);
           }
         });
-        res.on('end', () => resolve({status}));
-        res.on('error', (err) => resolve({status, err}));
+        res.on('end', () => done({status}));
+        res.on('error', (err) => done({status, err}));
+        // Destroyed under way (a deadline, the signal): the reason is the request's error.
+        res.on('close', () => done({status, err: req.destroyed && !res.complete ? (failure ?? new Error('the watch connection closed')) : undefined}));
       });
-      req.on('error', (err) => resolve({status, err}));
+      if (deadlineMs) timers.push(setTimeout(() => kill(new Error(`the watch outlived its deadline of ${deadlineMs / 1000} s`)), deadlineMs));
+      // Until the server answers, the idle limit counts too, as a failure: a request into a dead connection gets no answer.
+      rearm();
+      req.on('error', (err) => done({status, err: failure ?? err}));
       req.end();
     });
   }

@@ -4,8 +4,18 @@
  * reported and retried with a growing backoff, 410 Gone answered with a fresh
  * list, and `relist()` to drop a watch and read everything anew (after a
  * self-fence, nothing may be brought up from what was known before it).
+ *
+ * As client-go's reflector: lists come in pages (`pageSize` objects, then
+ * the server's continue token), so 10,000 Services are not one response; a
+ * token that expired mid-list starts the list over. Every watch has a
+ * client-side deadline a little after the timeoutSeconds it asks for. One
+ * silent for `idleMs` is replaced by a new one from the last version seen,
+ * quietly: the API server sends no bookmark on a resource nothing changed in,
+ * and a half-open connection looks the same; either way the cache is never
+ * older than `idleMs` without the agent knowing (the new watch fails if the
+ * API is gone).
  */
-import {type ApiClient, type Json} from './api.js';
+import {ApiError, type ApiClient, type Json, WatchSilent} from './api.js';
 import {Backoff, RetryWait} from './backoff.js';
 
 export interface ListWatchEvents {
@@ -37,6 +47,12 @@ export class ListWatch {
   listedAt = 0;
   private readonly backoff = new Backoff();
   private relistAt = 0;
+  /** Objects per list request. */
+  pageSize = 500;
+  /** A watch that sends nothing (no event, no bookmark) for this long is replaced by a new one. */
+  idleMs = 60_000;
+  /** The timeoutSeconds each watch asks for; by default 4 to 6 minutes, drawn for each watch so that agents do not relist in step. */
+  watchSeconds = (): number => 240 + Math.floor(Math.random() * 120);
 
   constructor(
     private readonly api: ApiClient,
@@ -69,11 +85,11 @@ export class ListWatch {
       let rv: string;
       const began = Date.now();
       try {
-        const list = await this.api.call('GET', this.query({}), undefined, {timeoutMs: 30000});
+        const listed = await this.listAll();
         if (this.stopped) return;
         if (began <= this.relistAt) continue; // asked for before this list began: read again
-        this.cache = new Map((list.items ?? []).map((o: Json) => [key(o), this.keep(o)]));
-        rv = list.metadata?.resourceVersion ?? '';
+        this.cache = listed.items;
+        rv = listed.resourceVersion;
         this.synced = true;
         this.listedAt = Date.now();
         this.events.onSynced?.(this.cache.size);
@@ -88,8 +104,9 @@ export class ListWatch {
         const started = Date.now();
         let gone = false;
         const signal = this.abort.signal;
-        const timeout = String(240 + Math.floor(Math.random() * 120));
-        const outcome = await this.api.watch(this.query({watch: '1', resourceVersion: rv, allowWatchBookmarks: 'true', timeoutSeconds: timeout}), (type, obj) => {
+        const timeout = this.watchSeconds();
+        const limits = {deadlineMs: Math.round(timeout * 1100) + 1000, idleMs: this.idleMs};
+        const outcome = await this.api.watch(this.query({watch: '1', resourceVersion: rv, allowWatchBookmarks: 'true', timeoutSeconds: String(timeout)}), (type, obj) => {
           if (type === 'ERROR') {
             if (obj?.code === 410) gone = true;
             return;
@@ -101,7 +118,7 @@ export class ListWatch {
           this.events.onChange();
         }, signal, () => {
           this.connected = true;
-        });
+        }, limits);
         this.connected = false;
         if (this.stopped) return;
         if (signal.aborted) {
@@ -109,6 +126,7 @@ export class ListWatch {
           break; // relist() asked for a fresh list
         }
         if (Date.now() - started >= 10000) this.backoff.reset();
+        if (outcome.err instanceof WatchSilent) continue; // opened again at once, from rv
         if (gone || outcome.status === 410) {
           this.events.onExpired?.(rv);
           break;
@@ -116,6 +134,29 @@ export class ListWatch {
         if (outcome.err || outcome.status !== 200 || Date.now() - started < 1000) {
           await this.retry(`watching ${this.what}`, outcome.err ?? new Error(outcome.status ? `HTTP ${outcome.status}` : 'the watch closed at once'));
         }
+      }
+    }
+  }
+
+  /**
+   * Every object, a page at a time; the version to watch from is the list's
+   * (the same on every page: they are one snapshot). A continue token the
+   * server no longer knows (410: it compacted past it) starts the list over,
+   * once; a second in a row is an error, retried with the backoff.
+   */
+  private async listAll(): Promise<{items: Map<string, Json>; resourceVersion: string}> {
+    for (let attempt = 1; ; attempt++) {
+      const items = new Map<string, Json>();
+      let token = '';
+      try {
+        for (;;) {
+          const page = await this.api.call('GET', this.query({limit: String(this.pageSize), ...(token ? {continue: token} : {})}), undefined, {timeoutMs: 30000});
+          for (const o of page.items ?? []) items.set(key(o), this.keep(o));
+          token = page.metadata?.continue ?? '';
+          if (!token || this.stopped) return {items, resourceVersion: page.metadata?.resourceVersion ?? ''};
+        }
+      } catch (err) {
+        if (!(token && err instanceof ApiError && err.status === 410 && attempt === 1)) throw err;
       }
     }
   }

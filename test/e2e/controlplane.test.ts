@@ -6,6 +6,8 @@
  * token, exit codes and CrashLoopBackOff, SIGTERM on deletion, a clear status
  * for what it cannot run; probes from the node to a named port, secret volumes
  * kept up to date), and the API server reaches a webhook on the pod network.
+ * The agent's list and watch against it: pages with continue tokens, and a
+ * quiet watch replaced from the version it had.
  */
 import {expect, test} from '@jest/globals';
 import {readFile} from 'node:fs/promises';
@@ -14,6 +16,9 @@ import {execa} from 'execa';
 import {extip} from '../helpers/cli.js';
 import {tempDir} from '../helpers/ansible.js';
 import {useLab} from '../helpers/lab.js';
+import {ApiClient, type Json} from '../../agent/api.js';
+import {loadAccess} from '../../agent/kubeconfig.js';
+import {ListWatch} from '../../agent/listwatch.js';
 
 const lab = useLab({nodes: 2, privilegedNamespaces: []});
 
@@ -91,6 +96,52 @@ const hostPod = (namespace: string, name: string, command: string[], extra: Reco
       containers: [{name: 'main', image: 'lab/none', command, securityContext: {capabilities: {add: ['NET_ADMIN']}}, ...extra}],
     },
   });
+
+test('the agent lists in pages through the API server\'s continue tokens, watches from the list\'s version, and replaces a quiet watch without losing a change', async () => {
+  const ns = 'paging';
+  expect((await lab.kubectl(['create', 'namespace', ns])).exitCode).toBe(0);
+  for (const name of ['a', 'b', 'c', 'd', 'e']) {
+    expect((await lab.kubectl(['-n', ns, 'create', 'service', 'clusterip', name, '--tcp=80:80'])).exitCode).toBe(0);
+  }
+  const calls: string[] = [];
+  const pages: Json[] = [];
+  const watches: string[] = [];
+  class Recording extends ApiClient {
+    override async call(method: string, path: string, body?: unknown, options?: {timeoutMs?: number}): Promise<Json> {
+      calls.push(path);
+      const r = await super.call(method, path, body, options);
+      pages.push(r.metadata ?? {});
+      return r;
+    }
+    override watch(...args: Parameters<ApiClient['watch']>): ReturnType<ApiClient['watch']> {
+      watches.push(new URL(args[0], 'https://x').searchParams.get('resourceVersion') ?? '');
+      return super.watch(...args);
+    }
+  }
+  const errors: string[] = [];
+  const w = new ListWatch(new Recording(loadAccess(lab.api.kubeconfig)), `/api/v1/namespaces/${ns}/services`, 'Services', {onChange: () => {}, onError: (what, err) => errors.push(`${what}: ${(err as Error).message}`)});
+  w.pageSize = 2;
+  w.idleMs = 1500;
+  void w.run();
+  try {
+    await until('listed', async () => (w.synced ? true : undefined), 10000);
+    expect(calls.map((c) => new URL(c, 'https://x').searchParams.get('limit'))).toEqual(['2', '2', '2']);
+    expect(pages.map((p) => Boolean(p.continue))).toEqual([true, true, false]);
+    expect(new Set(pages.map((p) => p.resourceVersion)).size).toBe(1);
+    expect(w.list().map((o) => o.metadata.name).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    // Nothing changes in the namespace: the server sends nothing, and the
+    // agent opens its watch again every 1.5 s from the list's version; the server takes it.
+    await until('three quiet watches', async () => (watches.length >= 3 ? true : undefined), 15000);
+    expect(new Set(watches)).toEqual(new Set([pages[0].resourceVersion]));
+    expect((await lab.kubectl(['-n', ns, 'create', 'service', 'clusterip', 'f', '--tcp=80:80'])).exitCode).toBe(0);
+    await until('f from the watch', async () => (w.get(`${ns}/f`) ? true : undefined), 10000);
+    expect(errors).toEqual([]);
+    expect(calls.length).toBe(3); // no relist
+  } finally {
+    w.stop();
+  }
+  await lab.kubectl(['delete', 'namespace', ns, '--wait=false']);
+});
 
 test('Pod Security rejects a hostNetwork pod with NET_ADMIN unless its namespace allows it', async () => {
   expect((await lab.kubectl(['create', 'namespace', 'plain'])).exitCode).toBe(0);
