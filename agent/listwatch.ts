@@ -119,14 +119,16 @@ export class ListWatch {
         }, signal, () => {
           this.connected = true;
         }, limits);
-        this.connected = false;
         if (this.stopped) return;
+        if (Date.now() - started >= 10000) this.backoff.reset();
+        // A quiet watch is opened again at once, from rv; it stays `connected` unless that fails
+        // (readiness and the scheduler's liveness read it, and nothing was missed).
+        if (outcome.err instanceof WatchSilent && !signal.aborted) continue;
+        this.connected = false;
         if (signal.aborted) {
           this.abort = new AbortController();
           break; // relist() asked for a fresh list
         }
-        if (Date.now() - started >= 10000) this.backoff.reset();
-        if (outcome.err instanceof WatchSilent) continue; // opened again at once, from rv
         if (gone || outcome.status === 410) {
           this.events.onExpired?.(rv);
           break;

@@ -104,7 +104,14 @@ test('a watch that answers and then goes silent (a quiet resource, or a half-ope
     else res.write(`${JSON.stringify({type: 'ADDED', object: {metadata: {name: 'b', namespace: 'default', resourceVersion: '102'}}})}\n`);
   });
   const {w, errors} = start(f, (x) => (x.idleMs = 300));
+  await until('the first watch open', () => w.connected);
+  // Connected throughout: readiness and the scheduler's liveness read it, and nothing was missed.
+  const samples: boolean[] = [];
+  const sampler = setInterval(() => samples.push(w.connected), 2);
   await until('the second watch\'s event', () => w.list().length === 2, 8000);
+  clearInterval(sampler);
+  expect(samples.length).toBeGreaterThan(50);
+  expect(samples.filter((c) => !c)).toEqual([]);
   expect(errors).toEqual([]);
   expect(f.requests.filter((r) => r.startsWith('watch'))).toEqual(['watch rv=100', 'watch rv=100']);
 });
