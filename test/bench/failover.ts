@@ -21,8 +21,10 @@
  * leader: then the standby must first wait out the leader's lease.
  * Prints p50 / p95 / max per profile and the ratios to the baseline.
  * Usage: npm run bench:failover [-- --cuts N] [--no-kube-vip] [--only extip|baseline|kube-vip]   (default 20 cuts)
+ * EXTIP_BENCH_LOGS=<dir> keeps each node's pod logs (and kube-vip's debug log) there.
  */
 import {execa} from 'execa';
+import {writeFile} from 'node:fs/promises';
 import YAML from 'yaml';
 import {Lab} from '../lab/lab.js';
 import {waitFor} from '../lab/bgp.js';
@@ -198,7 +200,7 @@ async function measure(profile: Profile): Promise<Cut[]> {
         }
         const took = answers.find((a) => a.at >= cut && a.from !== '-' && a.from !== holder)!.at - cut;
         cuts.push({ms: took, leader, leaseMs});
-        process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}${leader ? ' (ran the leader)' : ''} -> ${last()} in ${took} ms\n`);
+        process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}${leader ? ` (ran the leader; the lease moved after ${leaseMs ?? '?'} ms)` : ''} -> ${last()} in ${took} ms\n`);
         await lab.restoreNode(holder);
         // Until the restored node's pod serves again (Ready), so the next cut starts from three live nodes.
         await waitFor(`${holder}'s pod ready`, async () => {
@@ -212,6 +214,12 @@ async function measure(profile: Profile): Promise<Cut[]> {
     }
     return cuts;
   } finally {
+    // EXTIP_BENCH_LOGS=<dir>: what every pod on each node printed, for reading a slow cut after the run.
+    const logs = process.env.EXTIP_BENCH_LOGS;
+    if (logs) {
+      const slug = profile.name.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
+      for (const k of lab.nodeKubelets) await writeFile(`${logs}/${slug}-${k.name}.log`, `${k.events.join('\n')}\n${k.allLogs()}`);
+    }
     await lab.stop();
   }
 }
