@@ -35,9 +35,33 @@ export class WatchSilent extends Error {
 
 export class ApiClient {
   readonly server: string;
+  /** The last request failed without an answer (refused, reset, timed out). */
+  private unreachable = false;
+  private readonly recovered = new Set<() => void>();
 
   constructor(private readonly access: ApiAccess) {
     this.server = access.server;
+  }
+
+  /**
+   * Calls `listener` each time the API server answers again after requests
+   * that got no answer: any request of this client (a heartbeat, a Lease
+   * renewal) tells, so retries waiting on a back-off grown while the node
+   * was cut off start at once. Returns the unsubscribe function.
+   */
+  onRecovered(listener: () => void): () => void {
+    this.recovered.add(listener);
+    return () => this.recovered.delete(listener);
+  }
+
+  private answered(): void {
+    if (!this.unreachable) return;
+    this.unreachable = false;
+    for (const l of [...this.recovered]) l();
+  }
+
+  private noAnswer(): void {
+    this.unreachable = true;
   }
 
   private async options(method: string, headers: Record<string, string>): Promise<RequestOptions> {
@@ -73,11 +97,15 @@ export class ApiClient {
           } catch {
             parsed = {message: text.slice(0, 200)};
           }
+          this.answered();
           resolve({status: res.statusCode ?? 0, body: parsed});
         });
       });
       req.setTimeout(options.timeoutMs ?? 15000, () => req.destroy(new Error(`${method} ${path}: no answer within ${options.timeoutMs ?? 15000} ms`)));
-      req.on('error', reject);
+      req.on('error', (err) => {
+        this.noAnswer();
+        reject(err);
+      });
       if (payload) req.write(payload);
       req.end();
     });
@@ -145,6 +173,7 @@ export class ApiClient {
           return;
         }
         open = true;
+        this.answered();
         onOpen?.();
         rearm();
         let buf = '';
@@ -173,7 +202,11 @@ export class ApiClient {
       if (deadlineMs) timers.push(setTimeout(() => kill(new Error(`the watch outlived its deadline of ${deadlineMs / 1000} s`)), deadlineMs));
       // Until the server answers, the idle limit counts too, as a failure: a request into a dead connection gets no answer.
       rearm();
-      req.on('error', (err) => done({status, err: failure ?? err}));
+      req.on('error', (err) => {
+        // No answer at all (a refused or reset connection, or none within idleMs; not the caller's abort).
+        if (!status && !signal.aborted) this.noAnswer();
+        done({status, err: failure ?? err});
+      });
       req.end();
     });
   }

@@ -45,7 +45,8 @@ export class ListWatch {
   connected = false;
   /** When the last successful list was read (ms since the epoch, local clock). */
   listedAt = 0;
-  private readonly backoff = new Backoff();
+  /** The retries' back-off (the defaults: from 0.5 s, doubling, up to 30 s). */
+  backoff = new Backoff();
   private relistAt = 0;
   /** Objects per list request. */
   pageSize = 500;
@@ -65,6 +66,9 @@ export class ListWatch {
     private readonly keep: (o: Json) => Json = (o) => o,
   ) {}
 
+  /** Unsubscribes from the client's recovery: set while running. */
+  private unsubscribe?: () => void;
+
   list(): Json[] {
     return [...this.cache.values()];
   }
@@ -81,6 +85,13 @@ export class ListWatch {
   }
 
   async run(): Promise<void> {
+    // The API answers again (a heartbeat, a Lease renewal got through): a back-off grown while the
+    // node was cut off would keep this cache away for up to 30 s more, and a standby that is not
+    // synced cannot take over as leader. Start over from the first step, now.
+    this.unsubscribe = this.api.onRecovered(() => {
+      this.backoff.reset();
+      this.wait.wake();
+    });
     while (!this.stopped) {
       let rv: string;
       const began = Date.now();
@@ -184,6 +195,7 @@ export class ListWatch {
 
   stop(): void {
     this.stopped = true;
+    this.unsubscribe?.();
     this.abort.abort();
     this.wait.wake();
   }

@@ -9,6 +9,7 @@ import {afterEach, expect, test} from '@jest/globals';
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http';
 import type {AddressInfo} from 'node:net';
 import {ApiClient} from '../../agent/api.js';
+import {Backoff} from '../../agent/backoff.js';
 import {ListWatch} from '../../agent/listwatch.js';
 
 const services = (names: string[]) => names.map((name) => ({metadata: {name, namespace: 'default', resourceVersion: '100'}}));
@@ -123,7 +124,7 @@ test('a watch request that gets no answer within idleMs is a failure, reported a
   const {w, errors} = start(f, (x) => (x.idleMs = 300));
   await until('a second watch', () => f.requests.filter((r) => r.startsWith('watch')).length === 2, 8000);
   expect(errors[0]).toMatch(/no answer to the watch within 0.3 s/);
-  expect(w.connected).toBe(true);
+  await until('the second watch open', () => w.connected);
 });
 
 test('bookmarks keep a watch alive; its client-side deadline ends it a little after the timeoutSeconds it asked for', async () => {
@@ -146,4 +147,26 @@ test('bookmarks keep a watch alive; its client-side deadline ends it a little af
   } finally {
     for (const t of timers) clearInterval(t);
   }
+});
+
+test('once any request of the client gets an answer again (a heartbeat), a list waiting out a long back-off starts at once', async () => {
+  let down = true;
+  const f = await fake(services(['a']), (res) => res.writeHead(200).flushHeaders());
+  f.server.removeAllListeners('request');
+  const lists: number[] = [];
+  f.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (down) return req.socket.destroy(); // as a node cut off sees it: no answer
+    if (req.url!.startsWith('/healthz')) return res.end('ok');
+    if (new URL(req.url!, 'http://x').searchParams.get('watch')) return res.writeHead(200).flushHeaders();
+    lists.push(Date.now());
+    res.end(JSON.stringify({kind: 'List', metadata: {resourceVersion: '100'}, items: services(['a'])}));
+  });
+  const {w, errors} = start(f, (x) => (x.backoff = new Backoff(20000, 30000)));
+  await until('the first list failed', () => errors.length === 1);
+  down = false;
+  const beat = Date.now();
+  expect((await f.api.request('GET', '/healthz')).status).toBe(200);
+  await until('synced', () => w.synced, 3000);
+  // The back-off had 10 to 20 s to go.
+  expect(lists[0] - beat).toBeLessThan(1000);
 });
