@@ -17,8 +17,16 @@
  * once instead of waiting out the heartbeat timeout. A crash (kill -9) leaves
  * the addresses up; the restarted controller takes them into its record
  * without taking them down.
+ *
+ * The link of `--iface`: when it goes down (a cable, a switch port, a bond
+ * without members) while the API is still reached another way, the node
+ * cannot serve its addresses but its heartbeats would say it is fine. So the
+ * controller fences itself as above, stops heartbeating and deletes its
+ * IpNode: the scheduler moves the claims at once. When the link is back it
+ * heartbeats again and serves what the scheduler gives it.
  */
 import type {ApiClient, Json} from './api.js';
+import {readFile} from 'node:fs/promises';
 import {isIPv4} from 'node:net';
 import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
 import {canonicalIp} from '../lib/ipnet.js';
@@ -32,6 +40,17 @@ import {Component} from './component.js';
 import {type Desired, plan} from './naive.js';
 import {RULES} from '../lib/policy.js';
 import {FAILING_PASSES} from './serial.js';
+
+/**
+ * Whether an interface's link is down, from its operstate: `down`,
+ * `lowerlayerdown` (a veth whose peer, a VLAN whose parent, a bond without
+ * members) or gone. `unknown` counts as up: loopback, dummy and some
+ * drivers never report more.
+ */
+export async function linkDown(iface: string, sys = '/sys/class/net'): Promise<string | undefined> {
+  const state = await readFile(`${sys}/${iface}/operstate`, 'utf8').then((t) => t.trim(), () => 'gone');
+  return ['down', 'lowerlayerdown', 'notpresent', 'gone'].includes(state) ? state : undefined;
+}
 
 /** How long a restarted controller keeps an address whose claim went elsewhere, waiting for the claim to come back. */
 const HOLD_MS = 5000;
@@ -76,6 +95,9 @@ export class ClaimController extends Component {
   private recheck?: NodeJS.Timeout;
   /** Claims given to another node while their address is still up here (this controller crashed): since when, by claim. */
   private readonly holding = new Map<string, number>();
+  /** The interface's link is down (its operstate): no heartbeat, nothing served, the IpNode deleted. */
+  private linkLost?: string;
+  private checkingLink = false;
 
   /** hostname: the node this controller serves (its IpNode's name). */
   constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics, hostname: string) {
@@ -118,19 +140,22 @@ export class ClaimController extends Component {
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.stopped) return;
+    // A node whose link is down must look gone to the scheduler: a heartbeat would re-create its IpNode.
+    if (this.stopped || this.linkLost) return;
     const sent = Date.now();
     this.revision = Math.max(this.revision + 1, sent);
     // A heartbeat that cannot finish before the fence deadline is no use: it counts as failed.
     const timeoutMs = Math.max(100, Math.min(this.flags.hbMs * 2, this.fenceMs));
     try {
       let r = await this.api.request('PATCH', `${NODES}/${encodeURIComponent(this.node)}`, {Revision: this.revision}, {timeoutMs, contentType: 'application/merge-patch+json'});
+      // The link went down meanwhile and the IpNode was deleted for it: not to be re-created.
+      if (this.linkLost) return;
       if (r.status === 404) {
         r = await this.api.request('POST', NODES, {apiVersion: 'ipcontroller.ext/v1', kind: 'IpNode', metadata: {name: this.node}, Revision: this.revision}, {timeoutMs});
         if (r.status === 201) this.log.info(0, `registered IpNode ${this.node}`);
       }
       if (r.status !== 200 && r.status !== 201) throw new Error(`${r.status} ${r.body?.message ?? ''}`);
-      if (this.stopped) return;
+      if (this.stopped || this.linkLost) return;
       this.lastBeat = Math.max(this.lastBeat, sent);
       if (this.beatFailing) this.log.info(0, `heartbeat of IpNode ${this.node} succeeds again`);
       this.beatFailing = false;
@@ -142,8 +167,42 @@ export class ClaimController extends Component {
     }
   }
 
+  /**
+   * Follows the interface's link: lost, the node fences itself and deletes
+   * its IpNode (the scheduler moves its claims at once); back, it heartbeats
+   * again and, once the claims are listed afresh, serves what is assigned.
+   */
+  private async followLink(): Promise<void> {
+    if (this.stopped || !this.onLink || this.checkingLink) return;
+    this.checkingLink = true;
+    try {
+      const down = await linkDown(this.flags.iface);
+      if (down && !this.linkLost) {
+        this.linkLost = down;
+        const wasFenced = this.fenced;
+        this.fenced = true;
+        this.served = false;
+        this.fencedAt = Date.now();
+        this.lastBeat = 0;
+        this.claims.relist();
+        await this.passes.idle(2);
+        const removed = wasFenced ? [] : await this.withdraw();
+        const r = await this.api.request('DELETE', `${NODES}/${encodeURIComponent(this.node)}`, undefined, {timeoutMs: 3000}).catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
+        const moved = r.status === 200 || r.status === 202 || r.status === 404 ? 'IpNode deleted: its claims move now' : `could not delete the IpNode (${r.status} ${r.body?.message ?? ''}): its claims move after the heartbeat timeout`;
+        this.log.warn(`the link of ${this.flags.iface} is ${down}: took down ${removed.join(' ') || 'nothing'}; ${moved}; no heartbeat until it is back`);
+      } else if (!down && this.linkLost) {
+        this.log.info(0, `the link of ${this.flags.iface} is up again: heartbeating, and serving the claims assigned to ${this.node} once they are listed afresh`);
+        this.linkLost = undefined;
+        void this.heartbeat();
+      }
+    } finally {
+      this.checkingLink = false;
+    }
+  }
+
   /** Takes every claim's address down once heartbeats have failed for the fence time. */
   private async checkFence(): Promise<void> {
+    void this.followLink();
     if (this.stopped || this.fenced || Date.now() - this.lastBeat <= this.fenceMs) return;
     this.fenced = true;
     this.served = false;

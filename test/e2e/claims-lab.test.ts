@@ -179,6 +179,36 @@ async function controllerPid(node: string): Promise<number> {
   throw new Error(`no claimcontroller process on ${node}`);
 }
 
+test('a holder\'s interface loses its link while its API path is fine: its addresses answer elsewhere within 2 s; back, it serves its share again', async () => {
+  const mine = await heldBy('node1');
+  const watched = mine[0];
+  expect((await lab.exec('tor', 'ping', ['-c', '1', '-W', '2', watched])).exitCode).toBe(0);
+  let took = 0;
+  await neverTwo(async () => {
+    // Only eth0: node1 still reaches the API server and its kubelet reports.
+    const cut = Date.now();
+    await lab.exec('node1', 'ip', ['link', 'set', 'eth0', 'down']);
+    await waitFor('node1\'s addresses on the others', async () => {
+      const h = await holders();
+      return mine.every((ip) => h[ip].length === 1 && !h[ip].includes('node1'));
+    }, 30000);
+    took = Date.now() - cut;
+  });
+  // Before, nothing moved at all: the heartbeats went on through the API path.
+  console.log(`eth0 down on node1: its addresses answered elsewhere ${took} ms later`);
+  expect(took).toBeLessThan(2000);
+  const now = (await holders())[watched][0];
+  await waitFor('the client\'s ARP entry on the new holder', async () => (await routerMac(watched)) === (await eth0Mac(now)), 1500);
+  expect((await lab.exec('tor', 'ping', ['-c', '1', '-W', '2', watched])).exitCode).toBe(0);
+  const logs = lab.nodeKubelets.find((k) => k.name === 'node1')!.allLogs((ns) => ns === 'extip');
+  expect(logs).toMatch(/the link of eth0 is down: took down .*; IpNode deleted: its claims move now/);
+  await neverTwo(async () => {
+    await lab.exec('node1', 'ip', ['link', 'set', 'eth0', 'up']);
+    await lab.exec('node1', 'ip', ['route', 'replace', 'default', 'via', lab.tor(1).ip]);
+    await waitFor('node1 serves its share again', async () => count(await holders(), 'node1') === 2, 60000);
+  });
+});
+
 test('kill -9 of a holder\'s controller: its addresses stay up throughout, on node3 alone, and their claims come back to it', async () => {
   const mine = await heldBy('node3');
   const pid = await controllerPid('node3');

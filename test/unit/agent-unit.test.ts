@@ -8,6 +8,10 @@ import type * as k8s from '@kubernetes/client-node';
 import {canonicalIp} from '../../lib/ipnet.js';
 import {Limiter} from '../../agent/limiter.js';
 import {desiredFrom, plan} from '../../agent/naive.js';
+import {linkDown} from '../../agent/claimcontroller.js';
+import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 
 const svc = (name: string, ips: string[]) => ({metadata: {name, namespace: 'default'}, spec: {externalIPs: ips}}) as k8s.V1Service;
 
@@ -58,4 +62,19 @@ test('the label on the agent\'s addresses and its owner records read as the role
   const cases = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/owner-cases.json'), 'utf8')) as {labels: Array<{iface: string; label: string | null}>; records: Array<{text: string; addresses: string[] | null}>};
   for (const c of cases.labels) expect([c.iface, ownLabel(c.iface) ?? null]).toEqual([c.iface, c.label]);
   for (const c of cases.records) expect([c.text, parseOwnerRecord(c.text)?.addresses ?? null]).toEqual([c.text, c.addresses]);
+});
+
+test('a claim controller reads its interface\'s link as down from operstate down, lowerlayerdown or a missing interface; unknown is up', async () => {
+  const sys = await mkdtemp(join(tmpdir(), 'extip-sys-'));
+  try {
+    const states: Record<string, string> = {eth0: 'up\n', lo: 'unknown\n', eth1: 'down\n', 'bond0.10': 'lowerlayerdown\n'};
+    for (const [iface, state] of Object.entries(states)) {
+      await mkdir(join(sys, iface));
+      await writeFile(join(sys, iface, 'operstate'), state);
+    }
+    const seen = await Promise.all(['eth0', 'lo', 'eth1', 'bond0.10', 'gone0'].map((i) => linkDown(i, sys)));
+    expect(seen).toEqual([undefined, undefined, 'down', 'lowerlayerdown', 'gone']);
+  } finally {
+    await rm(sys, {recursive: true, force: true});
+  }
 });
