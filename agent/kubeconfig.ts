@@ -2,8 +2,9 @@
  * Where the agent finds the API server and its credentials, found the way
  * client-go looks: --kubeconfig; else the files of $KUBECONFIG merged
  * (lib/kubeconfig.ts); else ~/.kube/config; else in-cluster (the Service's
- * KUBERNETES_SERVICE_HOST/PORT, the pod's service-account token and CA). A kubeconfig may give the CA, client certificate and key inline or as
- * files, a bearer token or a token file. Exec and auth-provider plugins are not
+ * KUBERNETES_SERVICE_HOST/PORT, the pod's service-account token and CA). A
+ * kubeconfig may give the CA, client certificate and key inline or as files,
+ * a bearer token or a token file. Exec and auth-provider plugins are not
  * supported: the agent runs in a pod, where the token is what it needs.
  *
  * Loading @kubernetes/client-node for this cost the agent about 0.5 s of CPU
