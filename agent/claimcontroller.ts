@@ -179,16 +179,10 @@ export class ClaimController extends Component {
       const down = await linkDown(this.flags.iface);
       if (down && !this.linkLost) {
         this.linkLost = down;
-        const wasFenced = this.fenced;
-        this.fenced = true;
-        this.served = false;
-        this.fencedAt = Date.now();
         this.lastBeat = 0;
-        this.claims.relist();
-        await this.passes.idle(2);
-        const removed = wasFenced ? [] : await this.withdraw();
-        const r = await this.api.request('DELETE', `${NODES}/${encodeURIComponent(this.node)}`, undefined, {timeoutMs: 3000}).catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
-        const moved = r.status === 200 || r.status === 202 || r.status === 404 ? 'IpNode deleted: its claims move now' : `could not delete the IpNode (${r.status} ${r.body?.message ?? ''}): its claims move after the heartbeat timeout`;
+        const removed = await this.fence();
+        const failed = await this.deleteIpNode();
+        const moved = failed === undefined ? 'IpNode deleted: its claims move now' : `could not delete the IpNode (${failed}): its claims move after the heartbeat timeout`;
         this.log.warn(`the link of ${this.flags.iface} is ${down}: took down ${removed.join(' ') || 'nothing'}; ${moved}; no heartbeat until it is back`);
       } else if (!down && this.linkLost) {
         this.log.info(0, `the link of ${this.flags.iface} is up again: heartbeating, and serving the claims assigned to ${this.node} once they are listed afresh`);
@@ -204,13 +198,21 @@ export class ClaimController extends Component {
   private async checkFence(): Promise<void> {
     void this.followLink();
     if (this.stopped || this.fenced || Date.now() - this.lastBeat <= this.fenceMs) return;
+    const removed = await this.fence();
+    this.log.warn(`self-fenced: no heartbeat succeeded for ${Date.now() - this.lastBeat} ms (limit ${this.fenceMs} ms, before the scheduler's --monitor=${this.flags.monitorMs}ms): took down ${removed.join(' ') || 'nothing'}`);
+  }
+
+  /**
+   * Serves nothing from now on (until maybeUnfence), reads the claims anew,
+   * and takes down this owner's addresses; returns what came down.
+   */
+  private async fence(): Promise<string[]> {
     this.fenced = true;
     this.served = false;
     this.fencedAt = Date.now();
     this.claims.relist();
     await this.passes.idle(2);
-    const removed = await this.withdraw();
-    this.log.warn(`self-fenced: no heartbeat succeeded for ${Date.now() - this.lastBeat} ms (limit ${this.fenceMs} ms, before the scheduler's --monitor=${this.flags.monitorMs}ms): took down ${removed.join(' ') || 'nothing'}`);
+    return this.withdraw();
   }
 
   /** Ends the fence once a heartbeat succeeded and the claims were listed after the fence began. */
@@ -497,8 +499,14 @@ export class ClaimController extends Component {
       this.log.info(0, `IpNode ${this.node} kept: ${others.join(', ')} serve${others.length === 1 ? 's' : ''} this node too`);
       return;
     }
+    const failed = await this.deleteIpNode();
+    if (failed === undefined) this.log.info(0, `IpNode ${this.node} deleted: its claims move now`);
+    else this.log.warn(`could not delete IpNode ${this.node} (${failed}); its claims move after the heartbeat timeout`);
+  }
+
+  /** Deletes this node's IpNode, so that the scheduler moves its claims at once; undefined when done (or gone already), else why not. */
+  private async deleteIpNode(): Promise<string | undefined> {
     const r = await this.api.request('DELETE', `${NODES}/${encodeURIComponent(this.node)}`, undefined, {timeoutMs: 3000}).catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
-    if (r.status === 200 || r.status === 202 || r.status === 404) this.log.info(0, `IpNode ${this.node} deleted: its claims move now`);
-    else this.log.warn(`could not delete IpNode ${this.node} (${r.status} ${r.body?.message ?? ''}); its claims move after the heartbeat timeout`);
+    return r.status === 200 || r.status === 202 || r.status === 404 ? undefined : `${r.status} ${r.body?.message ?? ''}`;
   }
 }
