@@ -24,6 +24,16 @@
  * controller fences itself as above, stops heartbeating and deletes its
  * IpNode: the scheduler moves the claims at once. When the link is back it
  * heartbeats again and serves what the scheduler gives it.
+ *
+ * With `--peer-port` the controllers also watch each other without the API
+ * server (agent/peers.ts, SWIM over UDP). Then a controller whose heartbeats
+ * fail fences only when it hears none of its peers either: the API server
+ * away for every node takes no address down. And a claim whose holder the
+ * group finds dead is brought up by the first of its standbys (STANDBYS,
+ * written by the scheduler ahead of time) that the group holds live, after
+ * the usual ARP probe, with no round trip to the API; that standby keeps it
+ * until the scheduler assigns the claim anew, and says so on the claim
+ * (TAKEN_BY) as soon as the API answers.
  */
 import type {ApiClient, Json} from './api.js';
 import {readFile} from 'node:fs/promises';
@@ -31,7 +41,8 @@ import {isIPv4} from 'node:net';
 import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
 import {canonicalIp} from '../lib/ipnet.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
-import {CLAIMS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, claimName, fenceAfterMs} from './claims.js';
+import {CLAIMS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, STANDBYS, TAKEN_BY, claimName, fenceAfterMs, parseStandbys, takesOver} from './claims.js';
+import {PEER_ANNOTATION, Peers} from './peers.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
@@ -63,6 +74,14 @@ function claimCidr(c: Json): string | undefined {
   if ('refused' in canon || !Number.isInteger(bits) || bits < 1 || bits > (canon.family === 4 ? 32 : 128)) return undefined;
   return `${canon.ip}/${bits}`;
 }
+
+/**
+ * A standby takes a claim over only if it heard a peer within this long: one
+ * cut off from the segment finds every other member dead, and must not take
+ * their claims for that (SWIM finds a member dead in about 0.6 s; this is
+ * longer than a member goes without a message while the segment works).
+ */
+const TAKEOVER_HEARD_MS = 600;
 
 /** How often an address kept down by a conflict is checked again. */
 export const CONFLICT_RETRY_MS = 2000;
@@ -98,6 +117,15 @@ export class ClaimController extends Component {
   /** The interface's link is down (its operstate): no heartbeat, nothing served, the IpNode deleted. */
   private linkLost?: string;
   private checkingLink = false;
+  /** The controllers' membership (`--peer-port`), and the IpNodes that say where each listens. */
+  private peers?: Peers;
+  private ipnodes?: ListWatch;
+  /** Claims this node took over as their first live standby: the holder they were taken from, by claim. */
+  private readonly taken = new Map<string, string>();
+  /** Claims whose takeover is being recorded on the API (TAKEN_BY), so that one write is in flight at a time. */
+  private readonly recording = new Set<string>();
+  /** Heartbeats fail while peers answer: the addresses stay (said once per outage). */
+  private keptWithoutApi = false;
 
   /** hostname: the node this controller serves (its IpNode's name). */
   constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics, hostname: string) {
@@ -121,6 +149,31 @@ export class ClaimController extends Component {
     // Until the first heartbeat succeeds the controller counts as fenced: it brings nothing up.
     this.fenced = true;
     this.fencedAt = Date.now();
+    if (this.flags.peerPort && this.flags.peerAddress) {
+      const peers = new Peers({
+        name: this.node,
+        ip: this.flags.peerAddress,
+        port: this.flags.peerPort,
+        keysFile: this.flags.peerKeys,
+        log: this.log,
+        onChange: (name, state) => {
+          this.log.info(1, `peer ${name} is ${state}`);
+          this.schedule();
+        },
+      });
+      await peers.start().catch((err: Error) => {
+        throw new Error(`cannot start the controllers' membership on ${peers.address} (${describe(err)}); check --peer-port, --peer-address and --peer-keys`);
+      });
+      this.peers = peers;
+      this.ipnodes = new ListWatch(this.api, NODES, 'IpNodes', {
+        onChange: () => this.learnPeers(),
+        onSynced: () => this.learnPeers(),
+        onError: () => undefined,
+      });
+      void this.ipnodes.run();
+      this.log.info(0, `membership on ${peers.address} (UDP)`);
+    }
+    // With a membership the controller watches every claim: it is a standby of others'.
     this.claims = new ListWatch(this.api, CLAIMS, 'IpClaims', {
       onChange: () => this.schedule(),
       onSynced: () => this.maybeUnfence(),
@@ -128,7 +181,7 @@ export class ClaimController extends Component {
         this.metrics.apiErrors++;
         this.log.warn(`${what} failed (${describe(err)}); waiting for ${this.api.server}: keeping the current addresses while heartbeats succeed; next try in ${(retryMs / 1000).toFixed(1)} s`);
       },
-    }, `${NODE_LABEL}=${this.node}`);
+    }, this.peers ? undefined : `${NODE_LABEL}=${this.node}`);
     void this.claims.run();
     // A restart that finds addresses still up whose claims went elsewhere asks for them back before
     // its first heartbeat, so that the scheduler sees the request when it sees this node live again.
@@ -139,6 +192,15 @@ export class ClaimController extends Component {
     this.resync = setInterval(() => this.schedule(), Math.min(Math.max(this.flags.resyncMs, 100), 10000));
   }
 
+  /** The members, from the IpNodes that say where they listen. */
+  private learnPeers(): void {
+    if (!this.peers || !this.ipnodes?.synced) return;
+    const members = this.ipnodes.list()
+      .map((n) => ({name: String(n.metadata.name), address: String(n.metadata.annotations?.[PEER_ANNOTATION] ?? '')}))
+      .filter((m) => m.address && m.name !== this.node);
+    this.peers.setMembers(members);
+  }
+
   private async heartbeat(): Promise<void> {
     // A node whose link is down must look gone to the scheduler: a heartbeat would re-create its IpNode.
     if (this.stopped || this.linkLost) return;
@@ -147,11 +209,12 @@ export class ClaimController extends Component {
     // A heartbeat that cannot finish before the fence deadline is no use: it counts as failed.
     const timeoutMs = Math.max(100, Math.min(this.flags.hbMs * 2, this.fenceMs));
     try {
-      let r = await this.api.request('PATCH', `${NODES}/${encodeURIComponent(this.node)}`, {Revision: this.revision}, {timeoutMs, contentType: 'application/merge-patch+json'});
+      const metadata = this.peers ? {annotations: {[PEER_ANNOTATION]: this.peers.address}} : undefined;
+      let r = await this.api.request('PATCH', `${NODES}/${encodeURIComponent(this.node)}`, {metadata, Revision: this.revision}, {timeoutMs, contentType: 'application/merge-patch+json'});
       // The link went down meanwhile and the IpNode was deleted for it: not to be re-created.
       if (this.linkLost) return;
       if (r.status === 404) {
-        r = await this.api.request('POST', NODES, {apiVersion: 'ipcontroller.ext/v1', kind: 'IpNode', metadata: {name: this.node}, Revision: this.revision}, {timeoutMs});
+        r = await this.api.request('POST', NODES, {apiVersion: 'ipcontroller.ext/v1', kind: 'IpNode', metadata: {name: this.node, ...metadata}, Revision: this.revision}, {timeoutMs});
         if (r.status === 201) this.log.info(0, `registered IpNode ${this.node}`);
       }
       if (r.status !== 200 && r.status !== 201) throw new Error(`${r.status} ${r.body?.message ?? ''}`);
@@ -159,6 +222,7 @@ export class ClaimController extends Component {
       this.lastBeat = Math.max(this.lastBeat, sent);
       if (this.beatFailing) this.log.info(0, `heartbeat of IpNode ${this.node} succeeds again`);
       this.beatFailing = false;
+      this.keptWithoutApi = false;
       if (this.fenced) this.maybeUnfence();
     } catch (err) {
       this.metrics.apiErrors++;
@@ -180,6 +244,8 @@ export class ClaimController extends Component {
       if (down && !this.linkLost) {
         this.linkLost = down;
         this.lastBeat = 0;
+        // Silent to its peers too: the claims' standbys take over even when the API is away.
+        this.peers?.pause();
         const removed = await this.fence();
         const failed = await this.deleteIpNode();
         const moved = failed === undefined ? 'IpNode deleted: its claims move now' : `could not delete the IpNode (${failed}): its claims move after the heartbeat timeout`;
@@ -187,6 +253,7 @@ export class ClaimController extends Component {
       } else if (!down && this.linkLost) {
         this.log.info(0, `the link of ${this.flags.iface} is up again: heartbeating, and serving the claims assigned to ${this.node} once they are listed afresh`);
         this.linkLost = undefined;
+        this.peers?.resume();
         void this.heartbeat();
       }
     } finally {
@@ -194,10 +261,20 @@ export class ClaimController extends Component {
     }
   }
 
-  /** Takes every claim's address down once heartbeats have failed for the fence time. */
+  /**
+   * Takes every claim's address down once heartbeats have failed for the
+   * fence time, unless peers still answer: then only the API server is away,
+   * and no other node takes these addresses (the scheduler moves nothing
+   * without it, and the peers hold this node live).
+   */
   private async checkFence(): Promise<void> {
     void this.followLink();
     if (this.stopped || this.fenced || Date.now() - this.lastBeat <= this.fenceMs) return;
+    if (this.peers && !this.linkLost && !this.peers.isolated(this.fenceMs)) {
+      if (!this.keptWithoutApi) this.log.warn(`no heartbeat succeeded for ${Date.now() - this.lastBeat} ms, but peers answer: the API server is away, and the addresses stay up; they come down if the peers go silent too`);
+      this.keptWithoutApi = true;
+      return;
+    }
     const removed = await this.fence();
     this.log.warn(`self-fenced: no heartbeat succeeded for ${Date.now() - this.lastBeat} ms (limit ${this.fenceMs} ms, before the scheduler's --monitor=${this.flags.monitorMs}ms): took down ${removed.join(' ') || 'nothing'}`);
   }
@@ -210,6 +287,7 @@ export class ClaimController extends Component {
     this.fenced = true;
     this.served = false;
     this.fencedAt = Date.now();
+    this.taken.clear();
     this.claims.relist();
     await this.passes.idle(2);
     return this.withdraw();
@@ -245,8 +323,10 @@ export class ClaimController extends Component {
     const wanted = new Map<string, string[]>();
     const invalid: Desired['invalid'] = [];
     const releasing: Array<{name: string; cidr: string; done: boolean}> = [];
+    const takes = this.takeovers();
     for (const c of this.claims.list()) {
-      if (c.spec?.nodeName !== this.node || c.metadata.deletionTimestamp) continue;
+      if (c.metadata.deletionTimestamp) continue;
+      if (c.spec?.nodeName !== this.node && !takes.has(c.metadata.name)) continue;
       const cidr = claimCidr(c);
       if (!cidr) {
         invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), rule: 'not-an-ip', reason: 'not an address with a prefix length'});
@@ -260,10 +340,52 @@ export class ClaimController extends Component {
         continue;
       }
       const annotations = c.metadata.annotations ?? {};
-      if (annotations[RELEASE_TO]) releasing.push({name: c.metadata.name, cidr, done: annotations[RELEASED_BY] === this.node});
+      // A handoff asked of the lost holder is not this node's to make.
+      if (takes.has(c.metadata.name)) wanted.set(cidr, [`IpClaim ${c.metadata.name}`]);
+      else if (annotations[RELEASE_TO]) releasing.push({name: c.metadata.name, cidr, done: annotations[RELEASED_BY] === this.node});
       else wanted.set(cidr, [`IpClaim ${c.metadata.name}`]);
     }
     return {wanted, invalid, releasing};
+  }
+
+  /**
+   * The claims this node serves in place of a holder the group found dead:
+   * those of which it is the first standby the group holds live (only while
+   * it hears its peers itself), and those it took before, until the
+   * scheduler assigns them anew.
+   */
+  private takeovers(): Set<string> {
+    const out = new Set<string>();
+    if (!this.peers) return out;
+    const peers = this.peers;
+    const hearing = !peers.isolated(TAKEOVER_HEARD_MS) || Date.now() - this.lastBeat < this.fenceMs;
+    const names = new Set<string>();
+    for (const c of this.claims.list()) {
+      const name = c.metadata.name;
+      const holder = String(c.spec?.nodeName ?? '');
+      names.add(name);
+      const before = this.taken.get(name);
+      // Assigned anew (here, or elsewhere): the takeover is over.
+      if (before !== undefined && before !== holder) this.taken.delete(name);
+      if (holder === this.node || !holder) continue;
+      if (this.taken.get(name) === holder) {
+        // One that never came up here (another host answered the probe: the holder's controller
+        // had died, not its node) ends when the holder is back.
+        const cidr = claimCidr(c);
+        if (peers.state(holder) !== 'dead' && !(cidr && this.owned.owns(cidr))) {
+          this.taken.delete(name);
+          continue;
+        }
+        out.add(name);
+        continue;
+      }
+      if (!hearing || !takesOver(this.node, holder, parseStandbys(c.metadata.annotations?.[STANDBYS]), (n) => peers.state(n))) continue;
+      this.taken.set(name, holder);
+      this.log.info(0, `taking over IpClaim ${name} (${c.spec?.cidr}): ${holder} stopped answering its peers, and ${this.node} is its first live standby`);
+      out.add(name);
+    }
+    for (const name of [...this.taken.keys()]) if (!names.has(name)) this.taken.delete(name);
+    return out;
   }
 
   /**
@@ -451,10 +573,36 @@ export class ClaimController extends Component {
     for (const cidr of up) {
       const name = wanted.get(cidr)?.[0]?.replace(/^IpClaim /, '');
       const claim = name ? this.claims.get(name) : undefined;
+      if (name && claim && this.taken.has(name)) {
+        void this.recordTakeover(name, at);
+        continue;
+      }
       if (!name || !claim || claim.status?.upOn === this.node) continue;
       const r = await this.api.request('PATCH', `${CLAIMS}/${name}`, {status: {upAt: at, upOn: this.node}}, {contentType: 'application/merge-patch+json'})
         .catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
       if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot record on IpClaim ${name} when its address came up (${r.status} ${r.body?.message ?? ''})`);
+    }
+  }
+
+  /**
+   * Says on a claim taken over that its address is up here (TAKEN_BY, and
+   * `status.upAt`/`upOn`), so that the scheduler assigns it here. The API
+   * server may be away (that may be why the holder looked lost): the write
+   * is tried again every second until it lands or the claim moves, and no
+   * pass waits for it.
+   */
+  private async recordTakeover(name: string, at: string): Promise<void> {
+    if (this.recording.has(name)) return;
+    this.recording.add(name);
+    try {
+      while (!this.stopped && this.taken.has(name)) {
+        const r = await this.api.request('PATCH', `${CLAIMS}/${name}`, {metadata: {annotations: {[TAKEN_BY]: this.node}}, status: {upAt: at, upOn: this.node}}, {timeoutMs: 2000, contentType: 'application/merge-patch+json'})
+          .catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
+        if (r.status === 200 || r.status === 404) return;
+        await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+      }
+    } finally {
+      this.recording.delete(name);
     }
   }
 
@@ -488,10 +636,16 @@ export class ClaimController extends Component {
     for (const t of [this.beating, this.watchdog, this.resync]) if (t) clearInterval(t);
     if (this.recheck) clearTimeout(this.recheck);
     this.claims?.stop();
+    this.ipnodes?.stop();
     await this.passes.idle(5);
-    if (!withdraw) return;
+    if (!withdraw) {
+      this.peers?.stop();
+      return;
+    }
     const removed = await this.withdraw();
     if (removed.length) this.log.info(0, `withdrew ${removed.join(' ')}`);
+    // The addresses are down: the standbys may take them now.
+    this.peers?.stop();
     await this.owned.drop();
     // Another workload's agent serves this node (a renamed install taking over): the node stays, and so do its claims.
     const others = await this.owned.otherOwners();

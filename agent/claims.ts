@@ -29,6 +29,17 @@ export const RELEASED_BY = 'extip.io/released-by';
  * would leave it without a holder until the other node's next probe.
  */
 export const HELD_BY = 'extip.io/held-by';
+/**
+ * Who takes a claim next, in order (comma-separated node names), written by
+ * the scheduler ahead of time: when the controllers' membership finds the
+ * holder gone, its first standby that the group holds live brings the address
+ * up at once, without a round trip to the API server.
+ */
+export const STANDBYS = 'extip.io/standbys';
+/** The standby that took the claim over (its own name), written when the API answers; the scheduler then assigns it there. */
+export const TAKEN_BY = 'extip.io/taken-by';
+/** How many standbys each claim names. */
+export const STANDBY_COUNT = 2;
 
 /** Upstream's claim name: the address and prefix with "." ":" "/" turned into "-" (10.0.0.7/24 -> 10-0-0-7-24). */
 export function claimName(cidr: string): string {
@@ -55,6 +66,71 @@ export interface ClaimView {
   /** The node that says it still has the address up (HELD_BY), and the node whose controller last brought it up. */
   heldBy?: string;
   upOn?: string;
+  /** The scheduler's standbys, in order (STANDBYS), and the standby that says it took the claim over (TAKEN_BY). */
+  standbys?: string[];
+  takenBy?: string;
+}
+
+/** A STANDBYS annotation's names. */
+export function parseStandbys(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+}
+
+/** A stable number for a claim on a node (FNV-1a): each claim orders the nodes its own way, the same on every run. */
+function weight(claim: string, node: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of `${claim}\u0000${node}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * A claim's standbys: the live nodes other than its holder, ordered by
+ * rendezvous hashing, the first `count`. Each claim gets its own order, so a
+ * lost node's claims spread over the others; and a node that joins or leaves
+ * changes only the lists it is in.
+ */
+export function standbysFor(claim: string, holder: string, live: readonly string[], count = STANDBY_COUNT): string[] {
+  return live
+    .filter((n) => n !== holder)
+    .map((n) => ({n, w: weight(claim, n)}))
+    .sort((a, b) => b.w - a.w || a.n.localeCompare(b.n))
+    .slice(0, count)
+    .map((x) => x.n);
+}
+
+/**
+ * Whether `self` takes a claim over without the API server: its holder is
+ * dead to the group, and `self` is its first standby that the group does not
+ * hold dead (a suspect one may still refute and take the claim itself, so it
+ * stands in the way). Standbys the group does not know are passed over.
+ */
+export function takesOver(self: string, holder: string, standbys: readonly string[], state: (node: string) => string | undefined): boolean {
+  if (!holder || holder === self || state(holder) !== 'dead') return false;
+  for (const s of standbys) {
+    if (s === self) return true;
+    const st = state(s);
+    if (s !== holder && st !== undefined && st !== 'dead') return false;
+  }
+  return false;
+}
+
+/**
+ * Claims a standby took over (TAKEN_BY) while the API server could not be
+ * told: assigned to it, live, where the address is up already. The holder
+ * named before lets go of it (it has fenced, or it comes back and is no
+ * longer the claim's node).
+ */
+export function takenOver(claims: readonly ClaimView[], live: readonly string[]): Move[] {
+  return claims
+    .filter((c) => c.takenBy && c.takenBy !== c.node && live.includes(c.takenBy))
+    .map((c) => ({
+      name: c.name,
+      cidr: c.cidr,
+      from: c.node,
+      to: c.takenBy!,
+      reason: `${c.takenBy} took it over: ${c.node || 'no node'} stopped answering its peers`,
+      alreadyUp: true,
+    }));
 }
 
 export interface Move {
@@ -131,13 +207,18 @@ export function decide(
     return nodes.reduce((best, n) => (count(n) < count(best) ? n : best), nodes[0]);
   };
   for (const c of orphans) {
-    const to = target();
+    // The first live standby: where the controllers' membership brings the address up before this runs.
+    const standby = c.standbys?.find((n) => load.has(n));
+    const to = standby ?? target();
     if (!to) {
       d.waiting.push(c.cidr);
       continue;
     }
     d.move.push({name: c.name, cidr: c.cidr, from: c.node, to, reason: c.node ? dead(c.node) : 'it had no node'});
-    load.get(to)!.push({...c, node: to});
+    // At the front: rebalancing takes from the back, so the claims a standby brought up stay there
+    // and others move instead, in two steps.
+    if (standby) load.get(to)!.unshift({...c, node: to});
+    else load.get(to)!.push({...c, node: to});
   }
   for (const cidr of [...wanted].sort()) {
     if (byCidr.has(cidr)) continue;

@@ -42,6 +42,12 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --dad-wait=100ms (claimcontroller: before bringing an IPv4 address up, wait
          this long for another host to answer an ARP probe for it; one that does
          is a conflict, and the address stays down; 0: no probe)
+       --peer-port=0 --peer-address=IP --peer-keys=/etc/extip/peers/keys.json
+         (claimcontroller: the controllers' own membership over UDP on
+         PORT of the node's address IP, signed with the keys file's keys;
+         with it a holder that the others find gone is replaced by the
+         claim's first live standby at once, and a controller cut off from
+         the API server keeps its addresses while its peers answer; 0: none)
        --announce=3 (claimcontroller: gratuitous ARPs, a second apart, after
          bringing an IPv4 address up; IPv6 addresses get the kernel's
          duplicate address detection and unsolicited neighbour advertisement)

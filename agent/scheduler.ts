@@ -18,7 +18,7 @@
 import {readFileSync} from 'node:fs';
 import type * as k8s from '@kubernetes/client-node';
 import type {ApiClient} from './api.js';
-import {CLAIMS, type ClaimView, allocationValue, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, decide, givenBack, handoffs} from './claims.js';
+import {CLAIMS, type ClaimView, allocationValue, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, STANDBYS, TAKEN_BY, decide, givenBack, handoffs, parseStandbys, standbysFor, takenOver} from './claims.js';
 import {type Allocation, type PoolView, type ServiceView, planPools, poolFrom} from '../lib/pools.js';
 import {admit, claimHolders} from '../lib/tenancy.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
@@ -224,16 +224,20 @@ export class Scheduler extends Component {
         releasedBy: c.metadata.annotations?.[RELEASED_BY],
         heldBy: c.metadata.annotations?.[HELD_BY],
         upOn: c.status?.upOn ?? undefined,
+        standbys: parseStandbys(c.metadata.annotations?.[STANDBYS]),
+        takenBy: c.metadata.annotations?.[TAKEN_BY],
       }));
       const known = new Set(this.nodes.list().map((n) => n.metadata.name));
       await this.recheckSilent(claims, known, now);
       const live = this.liveness.live(now);
       const at = new Date(now).toISOString();
-      // First the claims whose address is still up where a restarted controller held on to it.
-      for (const m of givenBack(claims, live)) {
+      // First the claims whose address is already up on another node: a standby took it over while
+      // the holder was lost, or a restarted controller held on to it.
+      for (const m of [...takenOver(claims, live), ...givenBack(claims, live)]) {
+        if (claims.find((c) => c.name === m.name)?.node === m.to) continue;
         if (!desired.wanted.has(m.cidr)) continue;
         await this.assign(m, at, desired.wanted.get(m.cidr) ?? [], now);
-        Object.assign(claims.find((c) => c.name === m.name)!, {node: m.to, heldBy: undefined, upOn: m.to});
+        Object.assign(claims.find((c) => c.name === m.name)!, {node: m.to, heldBy: undefined, takenBy: undefined, upOn: m.to});
       }
       const dead = (node: string) => {
         if (!known.has(node)) return `node ${node} left (its IpNode is gone)`;
@@ -248,7 +252,7 @@ export class Scheduler extends Component {
         const r = await this.api.request('POST', CLAIMS, {
           apiVersion: 'ipcontroller.ext/v1',
           kind: 'IpClaim',
-          metadata: {name: c.name, labels: {[NODE_LABEL]: c.node}},
+          metadata: {name: c.name, labels: {[NODE_LABEL]: c.node}, annotations: {[STANDBYS]: standbysFor(c.name, c.node, live).join(',')}},
           spec: {cidr: c.cidr, nodeName: c.node, link: this.flags.iface},
           status: {node: c.node, since: at, services: desired.wanted.get(c.cidr) ?? []},
         });
@@ -270,6 +274,7 @@ export class Scheduler extends Component {
       }
       for (const name of this.asking.keys()) if (!asked.has(name)) this.asking.delete(name);
       await this.recordHolders(claims, d.remove, desired.wanted);
+      await this.recordStandbys(live, d.remove);
       for (const name of d.remove) {
         const r = await this.api.request('DELETE', `${CLAIMS}/${name}`);
         if (r.status === 200 || r.status === 202) this.log.info(1, `claim ${name}: no Service wants it; deleted`);
@@ -307,11 +312,14 @@ export class Scheduler extends Component {
   private async assign(m: Move, at: string, services: readonly string[], now: number): Promise<void> {
     const current = this.claims.get(m.name);
     const silent = m.from ? this.liveness.silentFor(m.from, now) : undefined;
-    const lastSeen = m.from && !m.alreadyUp ? new Date(now - (silent !== undefined && silent > this.flags.monitorMs ? silent : 0)).toISOString() : null;
+    // A standby that took the claim over recorded when its address came up there: the gap is from
+    // the holder's last heartbeat seen to then.
+    const taken = current?.metadata.annotations?.[TAKEN_BY] === m.to && current?.status?.upOn === m.to ? String(current.status.upAt ?? '') : '';
+    const lastSeen = m.from && (!m.alreadyUp || taken) ? new Date(now - (silent !== undefined && (silent > this.flags.monitorMs || taken) ? silent : 0)).toISOString() : null;
     const r = await this.api.request('PATCH', `${CLAIMS}/${m.name}`, {
-      metadata: {resourceVersion: current?.metadata.resourceVersion, labels: {[NODE_LABEL]: m.to}, annotations: {[RELEASE_TO]: null, [RELEASED_BY]: null, [HELD_BY]: null}},
+      metadata: {resourceVersion: current?.metadata.resourceVersion, labels: {[NODE_LABEL]: m.to}, annotations: {[RELEASE_TO]: null, [RELEASED_BY]: null, [HELD_BY]: null, [TAKEN_BY]: null}},
       spec: {nodeName: m.to},
-      status: {node: m.to, since: at, previousNode: m.from || null, previousLastSeen: lastSeen, reason: m.reason, movedAt: at, upAt: m.alreadyUp ? at : null, upOn: m.alreadyUp ? m.to : null},
+      status: {node: m.to, since: at, previousNode: m.from || null, previousLastSeen: lastSeen, reason: m.reason, movedAt: at, upAt: taken || (m.alreadyUp ? at : null), upOn: m.alreadyUp ? m.to : null},
     }, {contentType: 'application/merge-patch+json'});
     if (r.status === 200) {
       this.log.info(0, `claim ${m.name}: ${m.cidr} moved ${m.from || '(none)'} -> ${m.to}: ${m.reason}`);
@@ -389,6 +397,25 @@ export class Scheduler extends Component {
       const r = await this.api.request('PATCH', `${CLAIMS}/${c.name}`, {status: {services: users}}, {contentType: 'application/merge-patch+json'});
       if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot record on IpClaim ${c.name} which Services hold it (${r.status} ${r.body?.message ?? ''})`);
     }
+  }
+
+  /**
+   * Writes each claim's standbys (STANDBYS) where they changed: the live
+   * nodes other than its holder, in the claim's own order. The controllers
+   * read them when the holder is lost, so they are written ahead of time,
+   * while the API server answers.
+   */
+  private async recordStandbys(live: readonly string[], removed: readonly string[]): Promise<void> {
+    const gone = new Set(removed);
+    const writing = new Limiter(CREATE_CONCURRENCY);
+    await Promise.all(this.claims.list().map((c) => writing.run(async () => {
+      const node = String(c.spec?.nodeName ?? '');
+      if (!node || gone.has(c.metadata.name) || c.metadata.deletionTimestamp) return;
+      const want = standbysFor(c.metadata.name, node, live).join(',');
+      if ((c.metadata.annotations?.[STANDBYS] ?? '') === want) return;
+      const r = await this.api.request('PATCH', `${CLAIMS}/${c.metadata.name}`, {metadata: {annotations: {[STANDBYS]: want || null}}}, {contentType: 'application/merge-patch+json'});
+      if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot record the standbys of IpClaim ${c.metadata.name} (${r.status} ${r.body?.message ?? ''})`);
+    })));
   }
 
   /** Records an allocation in its pool; false when the pool changed meanwhile (the round ends). */

@@ -58,10 +58,16 @@ export interface AgentFlags {
   bgpRouterId?: string;
   /** Each of the two waits before an address comes down (`--bgp-withdraw-wait`): after GRACEFUL_SHUTDOWN, and after the withdrawal. */
   bgpWithdrawWaitMs: number;
+  /** claimcontroller: the UDP port of the controllers' membership (`--peer-port`; 0: none, liveness through the API alone). */
+  peerPort: number;
+  /** The node's address the other controllers reach it on (`--peer-address`, the pod's status.hostIP). */
+  peerAddress?: string;
+  /** The membership's keys file (`--peer-keys`): the role's Secret, mounted. */
+  peerKeys: string;
 }
 
 const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit']);
-const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'health-address', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'allowed-cidrs', 'service-cidr', 'cluster-cidr', 'allowed-namespaces', 'bgp-speaker', 'bgp-socket', 'bgp-router-id', 'bgp-withdraw-wait', 'stderrthreshold', 'log_dir', 'vmodule']);
+const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'health-address', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'allowed-cidrs', 'service-cidr', 'cluster-cidr', 'allowed-namespaces', 'bgp-speaker', 'bgp-socket', 'bgp-router-id', 'bgp-withdraw-wait', 'peer-port', 'peer-address', 'peer-keys', 'stderrthreshold', 'log_dir', 'vmodule']);
 
 export class FlagError extends Error {}
 
@@ -161,6 +167,11 @@ export function parseAgentFlags(args: string[]): AgentFlags {
   if (values.has('bgp-speaker') && !bgpRouterId) throw new FlagError('--bgp-speaker needs --bgp-router-id, the node\'s IPv4 address (in a pod: --bgp-router-id=$(NODE_IP) from status.hostIP)');
   const bgpWithdrawWaitMs = parseDuration(values.get('bgp-withdraw-wait') ?? '1s');
   if (bgpWithdrawWaitMs > 60000) throw new FlagError(`--bgp-withdraw-wait=${values.get('bgp-withdraw-wait')} is over a minute: the routers stop sending within milliseconds of the withdrawal`);
+  const peerPort = Number(values.get('peer-port') ?? '0');
+  if (!Number.isInteger(peerPort) || peerPort < 0 || peerPort > 65535) throw new FlagError(`invalid --peer-port "${values.get('peer-port')}" (a UDP port, or 0 for no membership)`);
+  const peerAddress = values.get('peer-address') || undefined;
+  if (peerAddress !== undefined && !isIP(peerAddress)) throw new FlagError(`invalid --peer-address "${peerAddress}" (the node's IP address; in a pod: --peer-address=$(NODE_IP) from status.hostIP)`);
+  if (peerPort && !peerAddress) throw new FlagError('--peer-port needs --peer-address, the node\'s IP address the other controllers reach (in a pod: --peer-address=$(NODE_IP) from status.hostIP)');
   const lock = values.get('leader-elect-resource-lock') ?? 'leases';
   if (lock !== 'leases') throw new FlagError(`--leader-elect-resource-lock=${lock}: only leases is supported (endpoints and configmaps locks are gone from Kubernetes)`);
   return {
@@ -196,5 +207,8 @@ export function parseAgentFlags(args: string[]): AgentFlags {
     serviceCidrs: cidrs('service-cidr'),
     clusterCidrs: cidrs('cluster-cidr'),
     allowedNamespaces,
+    peerPort,
+    peerAddress,
+    peerKeys: values.get('peer-keys') ?? '/etc/extip/peers/keys.json',
   };
 }

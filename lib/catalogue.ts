@@ -312,6 +312,17 @@ export const catalogue: readonly Variable[] = [
     example: 10295,
     since: '0.2.0',
   },
+  {
+    name: 'extip_peer_key_rotate',
+    section: 'controller',
+    default: false,
+    rule: bool,
+    summary: 'Rotate the key that signs the claim controllers\' membership messages, in this run.',
+    description:
+      'In claims mode the controllers watch each other over UDP on extip_health_port of each node\'s address (the TCP port of the same number serves the probes), so that a lost node\'s addresses move in under a second and an API server that is away for every node takes none down. Their messages are signed with a key the role keeps in the Secret <extip_ctrl_app>-peers, made on the first install. Set this for one run (extip install --set extip_peer_key_rotate=true) to add a new key, which every controller takes at once and signs with three minutes later, once every node\'s copy of the Secret has it; the key that signed until then is kept for the controllers still on it, and older ones are dropped. No message is refused on the way.',
+    example: true,
+    since: '0.4.0',
+  },
   // --- scheduler -----------------------------------------------------------
   {
     name: 'extip_sched_app',

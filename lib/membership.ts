@@ -65,6 +65,13 @@ export interface MembershipOptions {
   suspicionMs?: number;
   /** How far a message's time may be from this clock. */
   skewMs?: number;
+  /**
+   * This member's first incarnation. A process that restarts under the same
+   * name starts above any incarnation it had before (the agent gives the
+   * clock's seconds), so that news of its own death from before the restart
+   * is refuted at once, not one round later.
+   */
+  incarnation?: number;
   /** Called when a member's state changes (not for this member). */
   onChange?: (name: string, state: MemberState, incarnation: number) => void;
 }
@@ -119,7 +126,10 @@ export class Membership {
   /** News to piggyback, with how many times each was sent. */
   private readonly gossip = new Map<string, {update: Update; sent: number}>();
   private readonly random: () => number;
-  private readonly o: Required<Omit<MembershipOptions, 'onChange' | 'random'>> & Pick<MembershipOptions, 'onChange'>;
+  private readonly o: Required<Omit<MembershipOptions, 'onChange' | 'random' | 'incarnation'>> & Pick<MembershipOptions, 'onChange'>;
+  private keys: readonly Buffer[];
+  /** When a signed message from another member last arrived (local clock); undefined: never. */
+  private heard?: number;
   /** Bytes and messages sent, for the traffic figures. */
   readonly sent = {messages: 0, bytes: 0};
   private stopped = true;
@@ -128,6 +138,8 @@ export class Membership {
     if (!options.keys.length) throw new Error('membership needs at least one key');
     this.random = options.random ?? Math.random;
     this.o = {periodMs: 200, ackTimeoutMs: 80, indirect: 3, suspicionMs: 350, skewMs: 30_000, ...options};
+    this.keys = options.keys;
+    this.incarnation = options.incarnation ?? 0;
     this.seq = Math.floor(this.random() * 2 ** 30);
   }
 
@@ -146,6 +158,19 @@ export class Membership {
   /** Members taken as alive (suspects count: they may still refute), this one included. */
   live(): string[] {
     return this.view().filter((m) => m.state !== 'dead').map((m) => m.name);
+  }
+
+  /**
+   * Replaces the keys (a rotation): signs with the first from now on, takes
+   * messages signed with any. Ignored when empty: a member never goes deaf.
+   */
+  setKeys(keys: readonly Buffer[]): void {
+    if (keys.length) this.keys = keys;
+  }
+
+  /** When a signed message from another member last arrived (this clock); undefined: never. */
+  lastHeard(): number | undefined {
+    return this.heard;
   }
 
   /** Members to start from (every labelled node): each is taken as alive at incarnation 0 until heard otherwise. */
@@ -183,6 +208,7 @@ export class Membership {
   receive(data: Buffer): void {
     const msg = this.open(data);
     if (!msg || msg.from === this.o.self.name) return;
+    this.heard = this.o.clock.now();
     // A keyed sender is alive at the incarnation it gives: one not known yet (it joined after this
     // member's list was made) is taken in, and one held dead at a lower incarnation is alive again
     // even when the news of its refutation was lost on the way here.
@@ -338,7 +364,7 @@ export class Membership {
 
   private send(address: string, m: Omit<Message, 'from' | 'addr' | 'inc' | 'ts' | 'updates'>): void {
     const body = Buffer.from(JSON.stringify({...m, from: this.o.self.name, addr: this.o.self.address, inc: this.incarnation, ts: this.o.clock.now(), updates: this.piggyback()}));
-    const mac = createHmac('sha256', this.o.keys[0]).update(body).digest();
+    const mac = createHmac('sha256', this.keys[0]).update(body).digest();
     const data = Buffer.concat([Buffer.from([VERSION]), mac, body]);
     this.sent.messages++;
     this.sent.bytes += data.length;
@@ -349,7 +375,7 @@ export class Membership {
     if (data.length < 34 || data[0] !== VERSION) return undefined;
     const mac = data.subarray(1, 33);
     const body = data.subarray(33);
-    if (!this.o.keys.some((k) => timingSafeEqual(createHmac('sha256', k).update(body).digest(), mac))) return undefined;
+    if (!this.keys.some((k) => timingSafeEqual(createHmac('sha256', k).update(body).digest(), mac))) return undefined;
     let msg: Message;
     try {
       msg = JSON.parse(body.toString('utf8'));

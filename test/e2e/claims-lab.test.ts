@@ -146,14 +146,16 @@ test('a lost node: its addresses come up elsewhere, it fences itself, and holds 
   await waitFor('the client\'s ARP entry on the new holder', async () => (await routerMac(watched)) === (await eth0Mac(now)), 1500);
   expect((await lab.exec('tor', 'ping', ['-c', '1', '-W', '2', watched])).exitCode).toBe(0);
   // Where it is and what happened: extip status, and an Event on the Service.
+  // The group found node2 dead and the claim's first live standby brought the address up, before
+  // the scheduler's --monitor (1.5 s) ran out; the scheduler then recorded the takeover.
+  await waitFor('the takeover recorded', async () => (await claims())[watched] === now, 10000);
   const status = JSON.parse((await extip(['status', '--json', '--kubeconfig', lab.api.kubeconfig])).stdout);
   const entry = status.ips.find((i: {ip: string}) => i.ip === watched);
-  expect(entry).toMatchObject({heldBy: [now], lastMove: {from: 'node2', to: now, reason: expect.stringMatching(/^no heartbeat from node2 for \d+ ms/)}});
-  // From node2's last heartbeat to up on the new holder: past --monitor (1.5 s), within a few seconds.
-  expect(entry.lastMove.withoutHolderMs).toBeGreaterThan(1500);
-  expect(entry.lastMove.withoutHolderMs).toBeLessThan(6000);
+  expect(entry).toMatchObject({heldBy: [now], lastMove: {from: 'node2', to: now, reason: `${now} took it over: node2 stopped answering its peers`}});
+  // From node2's last heartbeat seen to up on the new holder: under --monitor.
+  expect(entry.lastMove.withoutHolderMs).toBeLessThan(1500);
   const events = JSON.parse((await lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.kind=Service,involvedObject.name=six,reason=AddressMoved', '-o', 'json'])).stdout).items;
-  expect(events.map((e: {message: string}) => e.message)).toContainEqual(expect.stringMatching(new RegExp(`^${watched.replaceAll('.', '\\.')}/32 moved node2 -> ${now}: no heartbeat`)));
+  expect(events.map((e: {message: string}) => e.message)).toContainEqual(`${watched}/32 moved node2 -> ${now}: ${now} took it over: node2 stopped answering its peers`);
   // Cut off, node2 took them down itself.
   expect(count(await holders(), 'node2')).toBe(0);
   const c = await claims();
@@ -272,7 +274,7 @@ test('the scheduler\'s leader goes: the standby takes over and new addresses are
   await waitFor('the dropped address gone', async () => (await holders())[IPS[5]].length === 0 && !(IPS[5] in (await claims())), 30000);
 });
 
-test('the node that runs the scheduler\'s leader is lost: its addresses move after the lease (3 s) and the heartbeat timeout, not 15 s more', async () => {
+test('the node that runs the scheduler\'s leader is lost: its addresses answer elsewhere as fast as any other node\'s, without waiting for the lease', async () => {
   const holder = JSON.parse((await lab.kubectl(['get', 'lease', 'claimscheduler', '-n', 'extip', '-o', 'json'])).stdout).spec.holderIdentity as string;
   const pod = holder.replace(/_[0-9a-f-]{36}$/, '');
   const node = (await lab.kubectl(['get', 'pod', '-n', 'extip', pod, '-o', 'jsonpath={.spec.nodeName}'])).stdout.trim();
@@ -287,17 +289,15 @@ test('the node that runs the scheduler\'s leader is lost: its addresses move aft
       return mine.every((ip) => now[ip].length === 1 && !now[ip].includes(node));
     }, 30000);
     const took = Date.now() - cut;
-    // A 15 s lease would take 17 s at least.
-    expect(took).toBeLessThan(8000);
-    // The standby watched the heartbeats: once it leads it moves what had been silent for --monitor at
-    // once, counting from the last heartbeat it saw. The lease (3 s) outlasts that heartbeat by 2.6 s
-    // less the watch's delay, which a loaded machine stretches; a leader that counted from when it
-    // began to lead would move them at --monitor (1.5 s). 2 s tells the two apart.
-    const reasons = await claimReasons();
-    for (const ip of mine) {
-      const silent = Number(new RegExp(`^no heartbeat from ${node} for (\\d+) ms`).exec(reasons[ip])?.[1]);
-      expect([ip, reasons[ip], silent > 2000]).toEqual([ip, reasons[ip], true]);
-    }
+    console.log(`the scheduler's leader's node lost: its addresses answered elsewhere ${took} ms later`);
+    // The claims' standbys took them over: no lease (3 s) to wait for. Under a second plus the
+    // sampling's own time on a loaded machine.
+    expect(took).toBeLessThan(1500);
+    // The new leader recorded the takeovers once it led.
+    await waitFor('the takeovers recorded', async () => {
+      const reasons = await claimReasons();
+      return mine.every((ip) => reasons[ip].endsWith(`took it over: ${node} stopped answering its peers`));
+    }, 15000);
     const logs = lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n');
     expect(logs).toMatch(/took over lease extip\/claimscheduler from /);
     // The old leader, cut off past its renew deadline, stepped down and stayed: a standby again, not a
@@ -409,6 +409,63 @@ test('RBAC is exactly what the agent uses: no request of its ServiceAccounts was
   ]);
   expect({controller, scheduler}).toEqual({controller: {unused: [], forbidden: []}, scheduler: {unused: [], forbidden: []}});
 });
+
+/** The controllers' lines about their peers and takeovers, for a failed test's message. */
+function peerLog(): string {
+  return lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n').split('\n')
+    .filter((l) => /^---|peer|taking over|took|fenced|self-fenced|API server is away/.test(l)).slice(-80).join('\n');
+}
+
+test('the API server away for every node: no address goes down and none moves; a node lost meanwhile has its addresses answer elsewhere within 1 s; the records catch up when the API is back', async () => {
+  const before = await holders();
+  for (const ip of IPS) expect(before[ip]).toHaveLength(1);
+  const lost = before[IPS[0]][0];
+  const mine = IPS.filter((ip) => before[ip][0] === lost);
+  await lab.k8s.stopApiServer();
+  let movedMs = 0;
+  try {
+    // 20 s without the API (past every heartbeat and fence time): every address where it was.
+    await neverTwo(async () => {
+      const until = Date.now() + 20000;
+      while (Date.now() < until) {
+        const h = await holders();
+        for (const ip of IPS) expect([ip, h[ip]]).toEqual([ip, before[ip]]);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // Now a node is lost, the API still away: the group finds it dead, and each claim's first live standby brings its address up.
+      const cut = Date.now();
+      await lab.loseNode(lost);
+      await waitFor(`${lost}'s addresses on the others`, async () => {
+        const h = await holders();
+        return mine.every((ip) => h[ip].length === 1 && h[ip][0] !== lost);
+      }, 10000);
+      movedMs = Date.now() - cut;
+      // The others stayed where they were.
+      const h = await holders();
+      for (const ip of IPS.filter((x) => !mine.includes(x))) expect([ip, h[ip]]).toEqual([ip, before[ip]]);
+    });
+    console.log(`API server away: ${lost} lost, its ${mine.length} addresses up elsewhere ${movedMs} ms after the cut`);
+    // The router reaches each at its new holder.
+    for (const ip of mine) expect((await lab.exec('tor', 'ping', ['-c', '1', '-W', '2', ip])).exitCode).toBe(0);
+    expect(movedMs).toBeLessThan(1500);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${peerLog()}`);
+  } finally {
+    await lab.k8s.startApiServer();
+  }
+  // Back, the scheduler records where each went: the claim, its reason.
+  const after = await holders();
+  await waitFor('the claims follow the takeovers', async () => {
+    const c = await claims();
+    return mine.every((ip) => c[ip] === after[ip][0]);
+  }, 30000);
+  const reasons = await claimReasons();
+  for (const ip of mine) expect(reasons[ip]).toBe(`${after[ip][0]} took it over: ${lost} stopped answering its peers`);
+  await neverTwo(async () => {
+    await lab.restoreNode(lost);
+    await waitFor(`${lost} serves its share again`, async () => count(await holders(), lost) === 2, 60000);
+  });
+}, 150000);
 
 test('single: every address on one node; uninstall takes every address down', async () => {
   const run = await runRole(lab, {vars: {...vars, extip_distribution: 'single'}});

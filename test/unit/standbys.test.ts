@@ -1,0 +1,128 @@
+/**
+ * Failover without the API server, the pure parts: each claim's standbys,
+ * who takes a claim over when the group finds its holder dead, how the
+ * scheduler records a takeover, the membership's keys file, and the flags.
+ */
+import {describe, expect, test} from '@jest/globals';
+import {type ClaimView, decide, standbysFor, takenOver, takesOver} from '../../agent/claims.js';
+import {parsePeerKeys, peerAddress} from '../../agent/peers.js';
+import {FlagError, parseAgentFlags} from '../../lib/agent-flags.js';
+
+const nodes = ['node1', 'node2', 'node3', 'node4', 'node5'];
+
+describe('standbys', () => {
+  test('the live nodes but the holder, the same order on every call, two of them', () => {
+    const s = standbysFor('10-0-0-1-32', 'node1', nodes);
+    expect(s).toHaveLength(2);
+    expect(s).not.toContain('node1');
+    expect(standbysFor('10-0-0-1-32', 'node1', [...nodes].reverse())).toEqual(s);
+  });
+
+  test('a lost node\'s claims spread over the others: each first standby is some other node, not one for all', () => {
+    const firsts = new Set(Array.from({length: 40}, (_, i) => standbysFor(`10-0-0-${i}-32`, 'node1', nodes)[0]));
+    expect(firsts.size).toBe(4);
+  });
+
+  test('a node that leaves changes only the lists it was in', () => {
+    let changed = 0;
+    for (let i = 0; i < 200; i++) {
+      const before = standbysFor(`c${i}`, 'node1', nodes);
+      const after = standbysFor(`c${i}`, 'node1', nodes.filter((n) => n !== 'node5'));
+      if (!before.includes('node5')) expect(after).toEqual(before);
+      else changed++;
+    }
+    // node5 is in about half of the two-of-four lists.
+    expect(changed).toBeGreaterThan(60);
+    expect(changed).toBeLessThan(140);
+  });
+
+  test('one node: none; two: the other', () => {
+    expect(standbysFor('c', 'node1', ['node1'])).toEqual([]);
+    expect(standbysFor('c', 'node1', ['node1', 'node2'])).toEqual(['node2']);
+  });
+});
+
+describe('takeover', () => {
+  const view = (states: Record<string, string>) => (n: string) => states[n];
+
+  test.each([
+    ['the holder dead, this node the first standby', {node1: 'dead', node2: 'alive', node3: 'alive'}, 'node2', true],
+    ['the holder dead, this node the second, the first alive', {node1: 'dead', node2: 'alive', node3: 'alive'}, 'node3', false],
+    ['the holder dead, the first standby dead too: the second takes it', {node1: 'dead', node2: 'dead', node3: 'alive'}, 'node3', true],
+    ['the first standby only suspect: it may refute and take it, so the second waits', {node1: 'dead', node2: 'suspect', node3: 'alive'}, 'node3', false],
+    ['the first standby unknown to the group: passed over', {node1: 'dead', node3: 'alive'}, 'node3', true],
+    ['the holder only suspect: nobody takes it yet', {node1: 'suspect', node2: 'alive', node3: 'alive'}, 'node2', false],
+    ['the holder alive', {node1: 'alive', node2: 'alive'}, 'node2', false],
+    ['the holder unknown (its IpNode was deleted: the scheduler moves it)', {node2: 'alive'}, 'node2', false],
+    ['not a standby at all', {node1: 'dead', node2: 'alive', node3: 'alive', node4: 'alive'}, 'node4', false],
+  ])('%s', (_, states, self, expected) => {
+    expect(takesOver(self, 'node1', ['node2', 'node3'], view(states as Record<string, string>))).toBe(expected);
+  });
+
+  test('the holder never takes its own claim over', () => {
+    expect(takesOver('node1', 'node1', ['node1'], () => 'dead')).toBe(false);
+  });
+});
+
+describe('the scheduler after a takeover', () => {
+  const claim = (over: Partial<ClaimView>): ClaimView => ({name: '10-0-0-1-32', cidr: '10.0.0.1/32', node: 'node1', ...over});
+
+  test('a claim taken over by a live standby is assigned there, as already up', () => {
+    const moves = takenOver([claim({takenBy: 'node3'})], ['node2', 'node3']);
+    expect(moves).toEqual([expect.objectContaining({from: 'node1', to: 'node3', alreadyUp: true, reason: 'node3 took it over: node1 stopped answering its peers'})]);
+    // Not when the taker is not live itself, nor when it is the holder already.
+    expect(takenOver([claim({takenBy: 'node3'})], ['node2'])).toEqual([]);
+    expect(takenOver([claim({node: 'node3', takenBy: 'node3'})], ['node3'])).toEqual([]);
+  });
+
+  test('a lost node\'s claim goes to its first live standby, where the controllers brought it up, not to the emptiest node', () => {
+    const claims = [claim({standbys: ['node3', 'node2']}), {name: 'b', cidr: '10.0.0.2/32', node: 'node3'}, {name: 'c', cidr: '10.0.0.3/32', node: 'node3'}];
+    const d = decide(new Set(claims.map((c) => c.cidr)), claims, ['node2', 'node3'], 'fair');
+    expect(d.move.find((m) => m.name === '10-0-0-1-32')).toMatchObject({from: 'node1', to: 'node3'});
+  });
+
+  test('a first standby that is not live either: the next', () => {
+    const d = decide(new Set(['10.0.0.1/32']), [claim({standbys: ['node3', 'node2']})], ['node2'], 'fair');
+    expect(d.move).toEqual([expect.objectContaining({to: 'node2'})]);
+  });
+});
+
+describe('the membership keys file', () => {
+  const key = (c: string) => Buffer.alloc(32, c).toString('base64');
+  const now = Date.parse('2026-12-02T12:00:00Z');
+
+  test('one key: it signs', () => {
+    const k = parsePeerKeys(JSON.stringify([{key: key('a'), from: '2026-01-01T00:00:00Z'}]), now);
+    expect(k).toEqual({keys: [Buffer.alloc(32, 'a')], nextAt: undefined});
+  });
+
+  test('a rotation: the new key is taken at once, signs only from its time on; the old one signs until then', () => {
+    const text = JSON.stringify([{key: key('n'), from: '2026-12-02T12:03:00Z'}, {key: key('o'), from: '2026-01-01T00:00:00Z'}]);
+    expect(parsePeerKeys(text, now)).toEqual({keys: [Buffer.alloc(32, 'o'), Buffer.alloc(32, 'n')], nextAt: Date.parse('2026-12-02T12:03:00Z')});
+    expect(parsePeerKeys(text, Date.parse('2026-12-02T12:03:00Z'))).toEqual({keys: [Buffer.alloc(32, 'n'), Buffer.alloc(32, 'o')], nextAt: undefined});
+  });
+
+  test.each([
+    ['', 'not JSON'],
+    ['{}', 'not a list of keys'],
+    ['[]', 'not a list of keys'],
+    [JSON.stringify([{key: Buffer.alloc(16).toString('base64'), from: '2026-01-01T00:00:00Z'}]), 'key 1 is not base64 of 32 bytes or more'],
+    [JSON.stringify([{key: Buffer.alloc(32).toString('base64')}]), 'key 1 has no "from" time (RFC 3339)'],
+  ])('%j is refused: %s', (text, why) => {
+    expect(parsePeerKeys(text, now)).toBe(why);
+  });
+
+  test('addresses: IPv6 in brackets', () => {
+    expect(peerAddress('10.0.0.1', 10295)).toBe('10.0.0.1:10295');
+    expect(peerAddress('fd00::1', 10295)).toBe('[fd00::1]:10295');
+  });
+});
+
+test('the membership flags: off by default; a port needs the node\'s address; UDP, so the health port\'s number is fine', () => {
+  expect(parseAgentFlags([])).toMatchObject({peerPort: 0, peerAddress: undefined, peerKeys: '/etc/extip/peers/keys.json'});
+  expect(parseAgentFlags(['--peer-port=10295', '--peer-address=10.0.0.1'])).toMatchObject({peerPort: 10295, peerAddress: '10.0.0.1'});
+  expect(() => parseAgentFlags(['--peer-port=10295'])).toThrow(new FlagError('--peer-port needs --peer-address, the node\'s IP address the other controllers reach (in a pod: --peer-address=$(NODE_IP) from status.hostIP)'));
+  expect(() => parseAgentFlags(['--peer-port=70000', '--peer-address=10.0.0.1'])).toThrow(FlagError);
+  expect(() => parseAgentFlags(['--peer-port=1', '--peer-address=node1'])).toThrow(/invalid --peer-address/);
+  expect(parseAgentFlags(['--peer-port=10295', '--peer-address=10.0.0.1', '--health-port=10295'])).toMatchObject({peerPort: 10295, healthPort: 10295});
+});
