@@ -41,7 +41,7 @@ import {isIPv4} from 'node:net';
 import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
 import {canonicalIp} from '../lib/ipnet.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
-import {CLAIMS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, STANDBYS, TAKEN_BY, claimName, fenceAfterMs, parseStandbys, takesOver} from './claims.js';
+import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, STANDBYS, TAKEN_BY, claimName, fenceAfterMs, parseStandbys, takesOver} from './claims.js';
 import {PEER_ANNOTATION, Peers} from './peers.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
@@ -209,12 +209,14 @@ export class ClaimController extends Component {
     // A heartbeat that cannot finish before the fence deadline is no use: it counts as failed.
     const timeoutMs = Math.max(100, Math.min(this.flags.hbMs * 2, this.fenceMs));
     try {
-      const metadata = this.peers ? {annotations: {[PEER_ANNOTATION]: this.peers.address}} : undefined;
+      // Where this node's membership listens, and whom it hears: the scheduler keeps a node its peers hear live.
+      const hears = this.peers?.view().filter((m) => m.name !== this.node && m.state === 'alive').map((m) => m.name).sort().join(',');
+      const metadata = this.peers ? {annotations: {[PEER_ANNOTATION]: this.peers.address, [HEARS]: hears || null}} : undefined;
       let r = await this.api.request('PATCH', `${NODES}/${encodeURIComponent(this.node)}`, {metadata, Revision: this.revision}, {timeoutMs, contentType: 'application/merge-patch+json'});
       // The link went down meanwhile and the IpNode was deleted for it: not to be re-created.
       if (this.linkLost) return;
       if (r.status === 404) {
-        r = await this.api.request('POST', NODES, {apiVersion: 'ipcontroller.ext/v1', kind: 'IpNode', metadata: {name: this.node, ...metadata}, Revision: this.revision}, {timeoutMs});
+        r = await this.api.request('POST', NODES, {apiVersion: 'ipcontroller.ext/v1', kind: 'IpNode', metadata: {name: this.node, annotations: this.peers ? {[PEER_ANNOTATION]: this.peers.address, ...(hears ? {[HEARS]: hears} : {})} : undefined}, Revision: this.revision}, {timeoutMs});
         if (r.status === 201) this.log.info(0, `registered IpNode ${this.node}`);
       }
       if (r.status !== 200 && r.status !== 201) throw new Error(`${r.status} ${r.body?.message ?? ''}`);

@@ -38,6 +38,12 @@ export const HELD_BY = 'extip.io/held-by';
 export const STANDBYS = 'extip.io/standbys';
 /** The standby that took the claim over (its own name), written when the API answers; the scheduler then assigns it there. */
 export const TAKEN_BY = 'extip.io/taken-by';
+/**
+ * On an IpNode, written with each heartbeat: the other nodes its controller's
+ * membership holds alive (comma-separated). A node cut off from the API alone
+ * is vouched for by the others, and the scheduler does not move its claims.
+ */
+export const HEARS = 'extip.io/hears';
 /** How many standbys each claim names. */
 export const STANDBY_COUNT = 2;
 
@@ -362,4 +368,16 @@ export function handoffs(d: Decision, claims: readonly ClaimView[], live: readon
     if ((c.releaseTo || c.releasedBy) && !moving.has(c.name) && !gone.has(c.name)) steps.push({kind: 'cancel', name: c.name, node: c.node});
   }
   return steps;
+}
+
+/**
+ * The live nodes, with those a live node's controller hears over the
+ * membership (HEARS): their own heartbeats may not reach the API server, but
+ * they serve their addresses, and their peers would take them over at once if
+ * they were lost. Only nodes that have an IpNode count.
+ */
+export function vouched(live: readonly string[], hears: ReadonlyMap<string, readonly string[]>, known: ReadonlySet<string>): string[] {
+  const out = new Set(live);
+  for (const n of live) for (const h of hears.get(n) ?? []) if (known.has(h)) out.add(h);
+  return [...out].sort();
 }

@@ -178,7 +178,7 @@ export class Peers {
   }
 
   resume(): void {
-    this.membership?.start();
+    this.membership?.rejoin();
   }
 
   stop(): void {

@@ -400,7 +400,7 @@ export const catalogue: readonly Variable[] = [
     default: '1500ms',
     rule: durationRule,
     summary: 'Heartbeat timeout of claims mode (--monitor of scheduler and controller).',
-    description: 'The scheduler moves the claims of a node whose heartbeat it has not seen for this long to a live node. A controller whose heartbeats fail takes its addresses down earlier, at this less min(extip_ctrl_hb, a quarter of this), so that two nodes never hold one address. With the defaults (500ms, 1500ms) a node that is lost hands its addresses over in 1.1 to 1.8 seconds, and one heartbeat that fails or is late does not move anything; an API server that does not answer a heartbeat for 1.1 seconds makes a node withdraw until it answers. The original role had 2s.',
+    description: 'The scheduler moves the claims of a node whose heartbeat it has not seen for this long, and whose peers do not hear it either, to a live node. A controller whose heartbeats fail and that hears none of its peers takes its addresses down earlier, at this less min(extip_ctrl_hb, a quarter of this), so that two nodes never hold one address; while its peers answer it keeps them (the API server is away, not the node). A lost node\'s addresses do not wait for this: the controllers\' membership finds it dead and each claim\'s first standby takes it over, in under a second. With the upstream image (no membership) this is what a lost node\'s failover waits for, and an API server that does not answer a heartbeat for 1.1 seconds makes a node withdraw until it answers. The original role had 2s.',
     example: '2s',
     since: 'kargo',
   },

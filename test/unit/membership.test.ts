@@ -134,3 +134,25 @@ test('what each member sends stays about the same from 3 to 50 members', () => {
   console.log(`membership traffic per member: ${small.toFixed(0)} B/s at 3 members, ${large.toFixed(0)} B/s at 50`);
   expect(large / small).toBeLessThan(1.5);
 });
+
+test('a member that stopped (its link was down) and rejoins is alive everywhere at its first message, not after a refutation', () => {
+  const c = simCluster(3, {seed: 5});
+  c.clock.advance(3000);
+  const m2 = c.members.get('node2')!;
+  m2.stop();
+  c.clock.advance(3000);
+  expect(c.members.get('node1')!.state('node2')).toBe('dead');
+  m2.rejoin();
+  // One period: its first probe carries the new incarnation.
+  c.clock.advance(250);
+  const back = c.changes.filter((x) => x.name === 'node2' && x.state === 'alive');
+  expect(back.length).toBeGreaterThanOrEqual(1);
+  c.clock.advance(500);
+  for (const name of ['node1', 'node3']) expect(c.members.get(name)!.state('node2')).toBe('alive');
+});
+
+test('a member starts at the incarnation it is given (the agent gives the clock\'s seconds, above any of an earlier run)', () => {
+  const c = simCluster(1);
+  const restarted = new Membership({self: {name: 'node9', address: 'node9'}, keys: [randomBytes(32)], clock: c.clock, transport: {send: () => undefined}, incarnation: 1234});
+  expect(restarted.view()).toEqual([{name: 'node9', state: 'alive', incarnation: 1234}]);
+});

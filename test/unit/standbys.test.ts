@@ -4,8 +4,12 @@
  * scheduler records a takeover, the membership's keys file, and the flags.
  */
 import {describe, expect, test} from '@jest/globals';
-import {type ClaimView, decide, standbysFor, takenOver, takesOver} from '../../agent/claims.js';
-import {parsePeerKeys, peerAddress} from '../../agent/peers.js';
+import {type ClaimView, decide, standbysFor, takenOver, takesOver, vouched} from '../../agent/claims.js';
+import {Peers, parsePeerKeys, peerAddress} from '../../agent/peers.js';
+import {randomBytes} from 'node:crypto';
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 import {FlagError, parseAgentFlags} from '../../lib/agent-flags.js';
 
 const nodes = ['node1', 'node2', 'node3', 'node4', 'node5'];
@@ -125,4 +129,63 @@ test('the membership flags: off by default; a port needs the node\'s address; UD
   expect(() => parseAgentFlags(['--peer-port=70000', '--peer-address=10.0.0.1'])).toThrow(FlagError);
   expect(() => parseAgentFlags(['--peer-port=1', '--peer-address=node1'])).toThrow(/invalid --peer-address/);
   expect(parseAgentFlags(['--peer-port=10295', '--peer-address=10.0.0.1', '--health-port=10295'])).toMatchObject({peerPort: 10295, healthPort: 10295});
+});
+
+describe('peers over UDP on loopback', () => {
+  const quiet = {info: () => undefined, warn: () => undefined} as unknown as ConstructorParameters<typeof Peers>[0]['log'];
+
+  async function keysFile(dir: string, name: string, keys: Array<{key: string; from: string}>): Promise<string> {
+    const file = join(dir, name);
+    await writeFile(file, JSON.stringify(keys));
+    return file;
+  }
+
+  test('two members find each other alive, and one that stops dead within 2 s; one without the key is never taken in', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'extip-peers-'));
+    const key = {key: randomBytes(32).toString('base64'), from: '2020-01-01T00:00:00Z'};
+    const good = await keysFile(dir, 'good.json', [key]);
+    const bad = await keysFile(dir, 'bad.json', [{key: randomBytes(32).toString('base64'), from: '2020-01-01T00:00:00Z'}]);
+    const changes: string[] = [];
+    const make = (name: string, port: number, keysFile: string) => new Peers({name, ip: '127.0.0.1', port, keysFile, log: quiet, onChange: (n, s) => changes.push(`${name}: ${n} ${s}`)});
+    const ports = [38000 + Math.floor(Math.random() * 2000) * 3];
+    ports.push(ports[0] + 1, ports[0] + 2);
+    const a = make('a', ports[0], good);
+    const b = make('b', ports[1], good);
+    const intruder = make('x', ports[2], bad);
+    try {
+      await Promise.all([a.start(), b.start(), intruder.start()]);
+      a.setMembers([{name: 'b', address: peerAddress('127.0.0.1', ports[1])}]);
+      b.setMembers([{name: 'a', address: peerAddress('127.0.0.1', ports[0])}]);
+      // The intruder knows both and probes them; it is never answered nor taken in.
+      intruder.setMembers([{name: 'a', address: peerAddress('127.0.0.1', ports[0])}, {name: 'b', address: peerAddress('127.0.0.1', ports[1])}]);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(a.view()).toEqual([expect.objectContaining({name: 'a', state: 'alive'}), expect.objectContaining({name: 'b', state: 'alive'})]);
+      expect(a.isolated(1000)).toBe(false);
+      expect(intruder.isolated(1000)).toBe(true);
+      expect(changes.filter((c) => c.startsWith('a:') || c.startsWith('b:'))).toEqual([]);
+      const stopped = Date.now();
+      b.stop();
+      while (a.state('b') !== 'dead' && Date.now() - stopped < 3000) await new Promise((r) => setTimeout(r, 20));
+      expect(a.state('b')).toBe('dead');
+      expect(Date.now() - stopped).toBeLessThan(2000);
+      // Alone now: nothing heard for a second makes it isolated.
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(a.isolated(1000)).toBe(true);
+    } finally {
+      for (const p of [a, b, intruder]) p.stop();
+      await rm(dir, {recursive: true, force: true});
+    }
+  });
+
+  test('a keys file that cannot be read stops the start, saying which', async () => {
+    const p = new Peers({name: 'a', ip: '127.0.0.1', port: 0, keysFile: '/nonexistent/keys.json', log: quiet, onChange: () => undefined});
+    await expect(p.start()).rejects.toThrow('the peer keys in /nonexistent/keys.json: unreadable (ENOENT)');
+  });
+});
+
+test('a node its live peers hear is live, though its heartbeats do not reach the API; only live nodes vouch, only for known nodes', () => {
+  const hears = new Map([['node1', ['node2', 'node3']], ['node4', ['node5']], ['node2', ['gone']]]);
+  const known = new Set(['node1', 'node2', 'node3', 'node4', 'node5']);
+  expect(vouched(['node1', 'node2'], hears, known)).toEqual(['node1', 'node2', 'node3']);
+  expect(vouched([], hears, known)).toEqual([]);
 });
