@@ -456,18 +456,25 @@ test('the API server away for every node: no address goes down and none moves; a
   } finally {
     await lab.k8s.startApiServer();
   }
-  // Back, the scheduler records where each went: the claim, its reason.
-  const after = await holders();
-  await waitFor('the claims follow the takeovers', async () => {
-    const c = await claims();
-    return mine.every((ip) => c[ip] === after[ip][0]);
-  }, 30000);
-  const reasons = await claimReasons();
-  for (const ip of mine) expect(reasons[ip]).toBe(`${after[ip][0]} took it over: ${lost} stopped answering its peers`);
-  await neverTwo(async () => {
-    await lab.restoreNode(lost);
-    await waitFor(`${lost} serves its share again`, async () => count(await holders(), lost) >= 1, 60000);
-  });
+  try {
+    // Back, the scheduler records where each went: the claim, its reason.
+    const after = await holders();
+    await waitFor('the claims follow the takeovers', async () => {
+      const c = await claims();
+      return mine.every((ip) => c[ip] === after[ip][0]);
+    }, 30000).catch(async (err: Error) => {
+      const items = JSON.parse((await lab.kubectl(['get', 'ipclaims', '-o', 'json'])).stdout).items as Array<{metadata: {name: string; annotations?: object}; spec: object; status?: object}>;
+      const said = lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n').split('\n').filter((l) => /^---|claim|lease|leader|took|taking/.test(l)).slice(-60).join('\n');
+      throw new Error(`${err.message}; held: ${JSON.stringify(after)}\n${items.filter((c) => mine.some((ip) => c.metadata.name.startsWith(ip.replaceAll('.', '-')))).map((c) => JSON.stringify(c)).join('\n')}\n${said}`);
+    });
+    const reasons = await claimReasons();
+    for (const ip of mine) expect(reasons[ip]).toBe(`${after[ip][0]} took it over: ${lost} stopped answering its peers`);
+  } finally {
+    await neverTwo(async () => {
+      await lab.restoreNode(lost);
+      await waitFor(`${lost} serves its share again`, async () => count(await holders(), lost) >= 1, 60000);
+    });
+  }
 }, 150000);
 
 test('a node loses only the API server: it keeps its addresses and nothing moves, its peers vouching for it', async () => {
