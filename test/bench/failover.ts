@@ -8,8 +8,9 @@
  *
  * Profiles, each on a lab of its own in the same run:
  *  - extip claims mode (balance), installed by the role with its defaults;
- *  - the baseline: the same with the upstream controller's timings (--hb=2s
- *    --monitor=4s, and client-go's 15 s leader lease);
+ *  - the baseline: the design before the controllers' membership, liveness
+ *    through the API alone (the role's defaults, the DaemonSet's --peer-*
+ *    flags removed), for any node loss and for the leader's node;
  *  - kube-vip (the version test/kubevip pins, built from its Go module) in
  *    Services mode with ARP and leader election, its DaemonSet as
  *    `kube-vip manifest daemonset --services --arp --leaderElection` writes
@@ -18,7 +19,11 @@
  *    once with an election per Service (svc_election). Skipped with
  *    --no-kube-vip.
  * For extip, each cut also says whether the lost node ran the scheduler's
- * leader: then the standby must first wait out the leader's lease.
+ * leader. Two more extip profiles force the cases that chance would pick
+ * unevenly: every cut on the node that runs the scheduler's leader (three
+ * scheduler replicas, the leader's pod deleted until the lease is on the
+ * holder's node), and every cut while the API server is stopped (it starts
+ * again after the answer, and the node comes back after that).
  * Prints p50 / p95 / max per profile and the ratios to the baseline.
  * Usage: npm run bench:failover [-- --cuts N] [--no-kube-vip] [--only extip|baseline|kube-vip]   (default 20 cuts)
  * EXTIP_BENCH_LOGS=<dir> keeps each node's pod logs (and kube-vip's debug log) there.
@@ -55,14 +60,26 @@ interface Profile {
   beatMs: number;
   privileged?: string[];
   setup: (lab: Lab) => Promise<Setup>;
+  /** What each cut is: any node loss (default), the loss of the scheduler's leader's node, or a loss while the API server is down. */
+  cut?: 'any' | 'leader' | 'api-down';
 }
 
 const extipBase = {extip_distribution: 'balance', extip_ctrl_app_kind: 'DaemonSet', extip_namespace: 'extip', extip_iface: 'eth0', extip_mask: 32};
 
-function extip(vars: Record<string, string>): Profile['setup'] {
+function extip(vars: Record<string, unknown>, opts: {noPeers?: boolean} = {}): Profile['setup'] {
   return async (lab) => {
     const run = await runRole(lab, {vars: {...extipBase, ...vars}});
     if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
+    if (opts.noPeers) {
+      // The design before the controllers' membership: liveness through the API alone.
+      const ds = JSON.parse((await lab.kubectl(['get', 'daemonset', '-n', 'extip', 'claimcontroller', '-o', 'json'])).stdout);
+      const args = (ds.spec.template.spec.containers[0].args as string[]).filter((a) => !a.startsWith('--peer-'));
+      const patch = [{op: 'replace', path: '/spec/template/spec/containers/0/args', value: args}];
+      const r = await lab.kubectl(['patch', 'daemonset', '-n', 'extip', 'claimcontroller', '--type=json', '-p', JSON.stringify(patch)]);
+      if (r.exitCode !== 0) throw new Error(`cannot turn the membership off: ${r.stderr}`);
+      const rolled = await lab.kubectl(['rollout', 'status', '-n', 'extip', 'daemonset/claimcontroller', '--timeout=120s']);
+      if (rolled.exitCode !== 0) throw new Error(`the controllers without membership did not roll out: ${rolled.stderr}`);
+    }
     await apply(lab, {apiVersion: 'v1', kind: 'Service', metadata: {name: 'bench', namespace: 'default'}, spec: {ports: [{port: 80}], externalIPs: [ADDRESS]}});
     return {
       podSelector: 'app.kubernetes.io/component=controller',
@@ -133,7 +150,11 @@ const kubeVipPerService = kubeVip(true);
 
 const profiles: Profile[] = [
   {name: 'extip, role defaults', beatMs: 500, setup: extip({})},
-  {name: 'baseline: upstream timings', beatMs: 2000, setup: extip({extip_ctrl_hb: '2s', extip_sched_monitor: '4s', extip_sched_lease_duration: '15s'})},
+  {name: 'extip, the leader\'s node lost', beatMs: 500, setup: extip({extip_sched_replicas: 3}), cut: 'leader'},
+  {name: 'extip, lost while the API is down', beatMs: 500, setup: extip({}), cut: 'api-down'},
+  {name: 'baseline: heartbeats through the API', beatMs: 500, setup: extip({}, {noPeers: true})},
+  {name: 'baseline, the leader\'s node lost', beatMs: 500, setup: extip({extip_sched_replicas: 3}, {noPeers: true}), cut: 'leader'},
+  {name: 'baseline, lost while the API is down', beatMs: 500, setup: extip({}, {noPeers: true}), cut: 'api-down'},
 ];
 if (!process.argv.includes('--no-kube-vip')) {
   profiles.push(
@@ -152,6 +173,21 @@ if (onlyArg > 0) {
     process.exit(2);
   }
   profiles.splice(0, profiles.length, ...kept);
+}
+
+/** Moves the scheduler's lease to the scheduler on `node`: its leader's pod deleted (it lets go at once) until the lease is there. */
+async function leadFrom(lab: Lab, setup: Setup, node: string): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    const now = await setup.leaderNode?.();
+    if (now === node) return;
+    const holder = (await lab.kubectl(['get', 'lease', '-n', 'extip', 'claimscheduler', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim();
+    await lab.kubectl(['delete', 'pod', '-n', 'extip', holder.replace(/_[0-9a-f-]{36}$/, ''), '--wait=false']);
+    await waitFor('another leader', async () => {
+      const next = (await lab.kubectl(['get', 'lease', '-n', 'extip', 'claimscheduler', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim();
+      return Boolean(next) && next !== holder;
+    }, 30000);
+  }
+  throw new Error(`the scheduler's lease did not come to ${node} in 20 tries`);
 }
 
 interface Cut {
@@ -180,7 +216,13 @@ async function measure(profile: Profile): Promise<Cut[]> {
         // A random moment within the heartbeat interval (and past any announcement still going).
         await new Promise((r) => setTimeout(r, Math.random() * profile.beatMs));
         const holder = last()!;
-        const leader = (await setup.leaderNode?.()) === holder;
+        if (profile.cut === 'leader') await leadFrom(lab, setup, holder);
+        if (profile.cut === 'api-down') {
+          await lab.k8s.stopApiServer();
+          // Past the fence time: every controller has lost the API before the cut.
+          await new Promise((r) => setTimeout(r, 3000));
+        }
+        const leader = profile.cut === 'api-down' ? false : (await setup.leaderNode?.()) === holder;
         const cut = Date.now();
         await lab.loseNode(holder);
         let leaseMs: number | undefined;
@@ -193,6 +235,7 @@ async function measure(profile: Profile): Promise<Cut[]> {
           }
           return answers.some((a) => a.at >= cut && a.from !== '-' && a.from !== holder);
         }, 60000).then(() => true, () => false);
+        if (profile.cut === 'api-down') await lab.k8s.startApiServer();
         if (!answered) {
           cuts.push({ms: Infinity, leader, leaseMs});
           process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}: no other node answered within 60 s${leaseMs === undefined ? '' : ` (another node took the lease after ${leaseMs} ms)`}; stopping this profile\n`);
@@ -247,7 +290,7 @@ for (const profile of profiles) {
     : 'no cut hit the leader\'s node';
   results.push({name: profile.name, p50: pct(times, 50), p95: pct(times, 95), max: times[times.length - 1], note: `${note} (${cuts.length} cuts)`});
 }
-const baseline = results.find((r) => r.name.startsWith('baseline'));
+const baseline = results.find((r) => r.name.startsWith('baseline:'));
 console.log(`failover: link cut to first answer from the new holder, ${CUTS} cuts each`);
 console.log('profile'.padEnd(34) + 'p50 ms'.padStart(9) + 'p95 ms'.padStart(9) + 'max ms'.padStart(9) + '   ' + 'ratio p95 to baseline'.padEnd(24) + 'note');
 const ratio = (a: number, b: number) => (a / b).toFixed(2);

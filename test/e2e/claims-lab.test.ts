@@ -462,7 +462,7 @@ test('the API server away for every node: no address goes down and none moves; a
     await waitFor('the claims follow the takeovers', async () => {
       const c = await claims();
       return mine.every((ip) => c[ip] === after[ip][0]);
-    }, 30000).catch(async (err: Error) => {
+    }, 60000).catch(async (err: Error) => {
       const items = JSON.parse((await lab.kubectl(['get', 'ipclaims', '-o', 'json'])).stdout).items as Array<{metadata: {name: string; annotations?: object}; spec: object; status?: object}>;
       const said = lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n').split('\n').filter((l) => /^---|claim|lease|leader|took|taking/.test(l)).slice(-60).join('\n');
       throw new Error(`${err.message}; held: ${JSON.stringify(after)}\n${items.filter((c) => mine.some((ip) => c.metadata.name.startsWith(ip.replaceAll('.', '-')))).map((c) => JSON.stringify(c)).join('\n')}\n${said}`);
