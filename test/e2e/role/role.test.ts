@@ -4,7 +4,7 @@
  * uninstall back to the exact state before, and both inventory eras.
  */
 import {describe, expect, test} from '@jest/globals';
-import {copyFile, mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
+import {copyFile, mkdir, readFile, readdir, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import YAML from 'yaml';
@@ -190,7 +190,13 @@ describe('claims mode (balance) on a 3-node lab', () => {
       expect(c.status.conditions.find((x: any) => x.type === 'Established').status).toBe('True');
     }
     const ctrl = await getJson(lab, ['get', 'daemonset', 'claimcontroller', '-n', 'extip']);
-    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--mask-v6=128', '--owner=extip.claimcontroller', '--resync=20s', '--allowed-cidrs=192.0.2.10/31,192.0.2.12/30,192.0.2.16/28,192.0.2.32/28,192.0.2.48/31,192.0.2.50/32', '--service-cidr=10.233.0.0/18', '--cluster-cidr=10.233.64.0/18', '--hostname=$(NODE_NAME)', '--hb=500ms', '--monitor=1500ms', '--health-port=10295', '--logtostderr', '--v=5']);
+    expect(ctrl.spec.template.spec.containers[0].args).toEqual(['claimcontroller', '--iface=eth0', '--mask=24', '--mask-v6=128', '--owner=extip.claimcontroller', '--resync=20s', '--allowed-cidrs=192.0.2.10/31,192.0.2.12/30,192.0.2.16/28,192.0.2.32/28,192.0.2.48/31,192.0.2.50/32', '--service-cidr=10.233.0.0/18', '--cluster-cidr=10.233.64.0/18', '--hostname=$(NODE_NAME)', '--hb=500ms', '--monitor=1500ms', '--peer-port=10295', '--peer-address=$(NODE_IP)', '--peer-keys=/etc/extip/peers/keys.json', '--health-port=10295', '--logtostderr', '--v=5']);
+    // The membership's keys: a Secret of one key, mounted read-only.
+    expect(ctrl.spec.template.spec.volumes).toContainEqual({name: 'peers', secret: {secretName: 'claimcontroller-peers', defaultMode: 0o400}});
+    expect(ctrl.spec.template.spec.containers[0].volumeMounts).toContainEqual({name: 'peers', mountPath: '/etc/extip/peers', readOnly: true});
+    const secret = await getJson(lab, ['get', 'secret', 'claimcontroller-peers', '-n', 'extip']);
+    const keys = JSON.parse(Buffer.from(secret.data['keys.json'], 'base64').toString());
+    expect(keys).toEqual([{key: expect.stringMatching(/^[A-Za-z0-9+/]{64}$/), from: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)}]);
     expect(ctrl.spec.template.spec.containers[0].securityContext.capabilities).toEqual({drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW']});
     expect(ctrl.spec.template.spec.containers[0].env[0]).toEqual({name: 'NODE_NAME', valueFrom: {fieldRef: {apiVersion: 'v1', fieldPath: 'spec.nodeName'}}});
     const sched = await getJson(lab, ['get', 'deployment', 'claimscheduler', '-n', 'extip']);
@@ -214,11 +220,23 @@ describe('claims mode (balance) on a 3-node lab', () => {
     // The lab inventory gives each node its own state directory; the render has no inventory.
     const rendered = await extip(['render', '--manifests', '--out', out, '-e', `@${varsFile}`, '--set', `extip_state_dir=${join(lab.host('node1').root, 'run/extip')}`]);
     expect(rendered.exitCode).toBe(0);
-    const files = ['extip_namespace.yml', 'extip_rbac.yml', 'extip_crds.yml', 'extip_controller.yml', 'extip_scheduler.yml', 'extip_pools.yml'];
+    const files = ['extip_namespace.yml', 'extip_rbac.yml', 'extip_crds.yml', 'extip_controller.yml', 'extip_scheduler.yml', 'extip_peers.yml', 'extip_pools.yml'];
     expect((await readdir(out)).sort()).toEqual([...files].sort());
-    // install writes them as one stream, in apply order, to extip.yml.
+    // install writes them as one stream, in apply order, to extip.yml, readable by root alone; but
+    // for the membership key, which each render makes anew.
     const texts = await Promise.all(files.map(async (f) => (await readFile(join(out, f), 'utf8')).trim()));
-    expect(await readFile(join(lab.host('node1').root, 'etc/kubernetes/extip.yml'), 'utf8')).toBe(`${texts.join('\n')}\n`);
+    const applied = join(lab.host('node1').root, 'etc/kubernetes/extip.yml');
+    const key = /keys\.json: "[A-Za-z0-9+/=]+"/g;
+    expect((await readFile(applied, 'utf8')).replace(key, 'KEY')).toBe(`${texts.join('\n')}\n`.replace(key, 'KEY'));
+    expect((await stat(applied)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(out, 'extip_peers.yml'))).mode & 0o777).toBe(0o600);
+    // A second install keeps the key (nothing changes); a rotation adds one that signs three minutes later.
+    const rotated = await runRole(lab, {vars: {...balance, extip_peer_key_rotate: true}, inventory: lab.kargoInventory});
+    expect(rotated.exitCode).toBe(0);
+    const after = JSON.parse(Buffer.from((await getJson(lab, ['get', 'secret', 'claimcontroller-peers', '-n', 'extip'])).data['keys.json'], 'base64').toString());
+    expect(after).toEqual([{key: expect.any(String), from: expect.any(String)}, keys[0]]);
+    expect(after[0].key).not.toBe(keys[0].key);
+    expect(Date.parse(after[0].from) - Date.now()).toBeGreaterThan(120_000);
 
     // single mode is claims mode packing onto the first live node.
     const single = await runRole(lab, {vars: {...balance, extip_distribution: 'single'}, inventory: lab.kargoInventory});
