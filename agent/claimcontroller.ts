@@ -82,6 +82,9 @@ function claimCidr(c: Json): string | undefined {
  * longer than a member goes without a message while the segment works).
  */
 const TAKEOVER_HEARD_MS = 600;
+/** How often the IpNodes are read for the members' addresses (and until the first read succeeds). */
+const LEARN_PEERS_MS = 30_000;
+const LEARN_PEERS_RETRY_MS = 2000;
 
 /** How often an address kept down by a conflict is checked again. */
 export const CONFLICT_RETRY_MS = 2000;
@@ -117,9 +120,9 @@ export class ClaimController extends Component {
   /** The interface's link is down (its operstate): no heartbeat, nothing served, the IpNode deleted. */
   private linkLost?: string;
   private checkingLink = false;
-  /** The controllers' membership (`--peer-port`), and the IpNodes that say where each listens. */
+  /** The controllers' membership (`--peer-port`), and the timer that reads the IpNodes (where each listens) again. */
   private peers?: Peers;
-  private ipnodes?: ListWatch;
+  private learning?: NodeJS.Timeout;
   /** Claims this node took over as their first live standby: the holder they were taken from, by claim. */
   private readonly taken = new Map<string, string>();
   /** Claims whose takeover is being recorded on the API (TAKEN_BY), so that one write is in flight at a time. */
@@ -165,12 +168,7 @@ export class ClaimController extends Component {
         throw new Error(`cannot start the controllers' membership on ${peers.address} (${describe(err)}); check --peer-port, --peer-address and --peer-keys`);
       });
       this.peers = peers;
-      this.ipnodes = new ListWatch(this.api, NODES, 'IpNodes', {
-        onChange: () => this.learnPeers(),
-        onSynced: () => this.learnPeers(),
-        onError: () => undefined,
-      });
-      void this.ipnodes.run();
+      void this.learnPeers();
       this.log.info(0, `membership on ${peers.address} (UDP)`);
     }
     // With a membership the controller watches every claim: it is a standby of others'.
@@ -192,13 +190,26 @@ export class ClaimController extends Component {
     this.resync = setInterval(() => this.schedule(), Math.min(Math.max(this.flags.resyncMs, 100), 10000));
   }
 
-  /** The members, from the IpNodes that say where they listen. */
-  private learnPeers(): void {
-    if (!this.peers || !this.ipnodes?.synced) return;
-    const members = this.ipnodes.list()
-      .map((n) => ({name: String(n.metadata.name), address: String(n.metadata.annotations?.[PEER_ANNOTATION] ?? '')}))
-      .filter((m) => m.address && m.name !== this.node);
-    this.peers.setMembers(members);
+  /**
+   * The members, from the IpNodes that say where they listen: read every
+   * LEARN_PEERS_MS, not watched, since a watch would bring every node's every
+   * heartbeat to every node. A node that joins meanwhile is taken in at its
+   * first message (the membership takes in any keyed sender).
+   */
+  private async learnPeers(): Promise<void> {
+    if (!this.peers || this.stopped) return;
+    const r = await this.api.request('GET', NODES, undefined, {timeoutMs: 5000}).catch(() => undefined);
+    if (this.stopped) return;
+    let found = 0;
+    if (r?.status === 200) {
+      const members = ((r.body.items ?? []) as Json[])
+        .map((n) => ({name: String(n.metadata.name), address: String(n.metadata.annotations?.[PEER_ANNOTATION] ?? '')}))
+        .filter((m) => m.address && m.name !== this.node);
+      this.peers.setMembers(members);
+      found = members.length;
+    }
+    // Soon again while nothing was found (the API away, or the others not registered yet).
+    this.learning = setTimeout(() => void this.learnPeers(), found ? LEARN_PEERS_MS : LEARN_PEERS_RETRY_MS);
   }
 
   private async heartbeat(): Promise<void> {
@@ -636,9 +647,9 @@ export class ClaimController extends Component {
   async stop(withdraw: boolean): Promise<void> {
     this.stopped = true;
     for (const t of [this.beating, this.watchdog, this.resync]) if (t) clearInterval(t);
+    if (this.learning) clearTimeout(this.learning);
     if (this.recheck) clearTimeout(this.recheck);
     this.claims?.stop();
-    this.ipnodes?.stop();
     await this.passes.idle(5);
     if (!withdraw) {
       this.peers?.stop();
