@@ -41,7 +41,7 @@ import {isIPv4} from 'node:net';
 import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
 import {canonicalIp} from '../lib/ipnet.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
-import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, STANDBYS, TAKEN_BY, claimName, fenceAfterMs, parseStandbys, takesOver} from './claims.js';
+import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, claimName, fenceAfterMs, standbysFor, takesOver} from './claims.js';
 import {PEER_ANNOTATION, Peers} from './peers.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
@@ -392,7 +392,11 @@ export class ClaimController extends Component {
         out.add(name);
         continue;
       }
-      if (!hearing || !takesOver(this.node, holder, parseStandbys(c.metadata.annotations?.[STANDBYS]), (n) => peers.state(n))) continue;
+      // The order the scheduler wrote (STANDBYS) is a prefix of the claim's rendezvous order over every
+      // node; reading that order from the members rather than from this node's copy of the claim, two
+      // standbys whose copies differ in age (a write just before the API went away) still agree who is first.
+      const members = peers.view().map((m) => m.name);
+      if (!hearing || !takesOver(this.node, holder, standbysFor(name, holder, members, members.length), (n) => peers.state(n))) continue;
       this.taken.set(name, holder);
       this.log.info(0, `taking over IpClaim ${name} (${c.spec?.cidr}): ${holder} stopped answering its peers, and ${this.node} is its first live standby`);
       out.add(name);

@@ -190,9 +190,13 @@ export function decide(
   live: readonly string[],
   filter: NodeFilter,
   dead: (node: string) => string = (node) => `node ${node} is not live`,
+  targets?: ReadonlySet<string>,
 ): Decision {
   const d: Decision = {create: [], move: [], remove: [], waiting: []};
   const nodes = [...live].sort();
+  // Live nodes that may be given claims (targets); the others keep theirs but get none.
+  const eligible = (n: string) => !targets || targets.has(n);
+  const open = nodes.filter(eligible);
   const load = new Map(nodes.map((n) => [n, [] as ClaimView[]]));
   const byCidr = new Map<string, ClaimView>();
   const orphans: ClaimView[] = [];
@@ -208,13 +212,13 @@ export function decide(
   }
   const count = (n: string) => load.get(n)!.length;
   const target = (): string | undefined => {
-    if (!nodes.length) return undefined;
-    if (filter === 'first-alive') return nodes.reduce((best, n) => (count(n) > count(best) ? n : best), nodes[0]);
-    return nodes.reduce((best, n) => (count(n) < count(best) ? n : best), nodes[0]);
+    if (!open.length) return undefined;
+    if (filter === 'first-alive') return open.reduce((best, n) => (count(n) > count(best) ? n : best), open[0]);
+    return open.reduce((best, n) => (count(n) < count(best) ? n : best), open[0]);
   };
   for (const c of orphans) {
     // The first live standby: where the controllers' membership brings the address up before this runs.
-    const standby = c.standbys?.find((n) => load.has(n));
+    const standby = c.standbys?.find((n) => load.has(n) && eligible(n));
     const to = standby ?? target();
     if (!to) {
       d.waiting.push(c.cidr);
@@ -237,7 +241,7 @@ export function decide(
     d.create.push(claim);
     load.get(to)!.push(claim);
   }
-  if (filter === 'first-alive' && nodes.length > 1) {
+  if (filter === 'first-alive' && nodes.length > 1 && open.length) {
     // Pack: the node holding the most keeps them all; the others' claims join it.
     const to = target()!;
     for (const n of nodes) {
@@ -252,10 +256,10 @@ export function decide(
       }
     }
   }
-  if (filter === 'fair' && nodes.length > 1) {
+  if (filter === 'fair' && nodes.length > 1 && open.length) {
     for (;;) {
       const most = nodes.reduce((best, n) => (count(n) > count(best) ? n : best), nodes[0]);
-      const least = nodes.reduce((best, n) => (count(n) < count(best) ? n : best), nodes[0]);
+      const least = open.reduce((best, n) => (count(n) < count(best) ? n : best), open[0]);
       if (count(most) - count(least) <= 1) break;
       const c = load.get(most)!.pop()!;
       const created = d.create.find((x) => x.name === c.name);
@@ -279,7 +283,9 @@ export function decide(
  * scheduler starts, becomes leader, or its view of the nodes was interrupted).
  */
 export class Liveness {
-  private seen = new Map<string, {revision: unknown; at: number}>();
+  private seen = new Map<string, {revision: unknown; at: number; beat: number}>();
+  /** When every node was last given a full timeout (reset). */
+  private resetAt = -Infinity;
 
   constructor(readonly timeoutMs: number) {}
 
@@ -287,7 +293,7 @@ export class Liveness {
   observe(name: string, revision: unknown, now: number): boolean {
     const prev = this.seen.get(name);
     if (prev && prev.revision === revision) return false;
-    this.seen.set(name, {revision, at: now});
+    this.seen.set(name, {revision, at: now, beat: now});
     return true;
   }
 
@@ -297,7 +303,18 @@ export class Liveness {
   }
 
   reset(now: number): void {
+    this.resetAt = now;
     for (const v of this.seen.values()) v.at = now;
+  }
+
+  /**
+   * Live nodes whose heartbeat was seen since the last reset: those that may
+   * be given claims. A reset keeps every node live (its claims stay), but one
+   * that was lost while nothing could be seen must not be given claims on
+   * that credit alone.
+   */
+  heard(now: number): string[] {
+    return this.live(now).filter((n) => this.seen.get(n)!.beat > this.resetAt);
   }
 
   live(now: number): string[] {

@@ -246,7 +246,9 @@ export class Scheduler extends Component {
         const silent = this.liveness.silentFor(node, now);
         return `no heartbeat from ${node} for ${silent === undefined ? 'ever' : `${silent} ms`} (--monitor=${this.flags.monitorMs}ms)`;
       };
-      const d = decide(new Set(desired.wanted.keys()), claims, live, this.flags.nodefilter, dead);
+      // Claims go only to nodes heard from since the last reset: after the API server (or the nodes'
+      // watch) was away, a node lost meanwhile is live on credit until --monitor, but given nothing.
+      const d = decide(new Set(desired.wanted.keys()), claims, live, this.flags.nodefilter, dead, new Set(this.liveness.heard(now)));
       for (const cidr of d.waiting) this.warnOnce(`${cidr} waits: no live node to give it to`);
       // Claims are created many at a time: a cold start with 1,000 Services would otherwise wait on 2,000 round trips in a row.
       const creating = new Limiter(CREATE_CONCURRENCY);

@@ -459,12 +459,16 @@ test('the API server away for every node: no address goes down and none moves; a
   try {
     // Back, the scheduler records where each went: the claim, its reason.
     const after = await holders();
+    if (mine.some((ip) => after[ip].length !== 1)) {
+      const said = lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n').split('\n').filter((l) => /^---|took|taking|peer |moved|conflict|fenced/.test(l)).slice(-100).join('\n');
+      throw new Error(`two holders or none after the outage: ${JSON.stringify(after)}\n${said}`);
+    }
     await waitFor('the claims follow the takeovers', async () => {
       const c = await claims();
       return mine.every((ip) => c[ip] === after[ip][0]);
     }, 60000).catch(async (err: Error) => {
       const items = JSON.parse((await lab.kubectl(['get', 'ipclaims', '-o', 'json'])).stdout).items as Array<{metadata: {name: string; annotations?: object}; spec: object; status?: object}>;
-      const said = lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n').split('\n').filter((l) => /^---|claim|lease|leader|took|taking/.test(l)).slice(-60).join('\n');
+      const said = lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n').split('\n').filter((l) => /^---|took|taking|peer |moved|conflict|fenced/.test(l)).slice(-100).join('\n');
       throw new Error(`${err.message}; held: ${JSON.stringify(after)}\n${items.filter((c) => mine.some((ip) => c.metadata.name.startsWith(ip.replaceAll('.', '-')))).map((c) => JSON.stringify(c)).join('\n')}\n${said}`);
     });
     const reasons = await claimReasons();
@@ -473,6 +477,10 @@ test('the API server away for every node: no address goes down and none moves; a
     await neverTwo(async () => {
       await lab.restoreNode(lost);
       await waitFor(`${lost} serves its share again`, async () => count(await holders(), lost) >= 1, 60000);
+    }).catch((err: Error) => {
+      const said = lab.nodeKubelets.map((k) => k.allLogs((ns) => ns === 'extip')).join('\n').split('\n')
+        .filter((l) => /^---|took|taking|peer |moved|let go|released|asked|added|removed|conflict|fenced|serving/.test(l)).slice(-120).join('\n');
+      throw new Error(`${err.message}\n${said}`);
     });
   }
 }, 150000);

@@ -4,7 +4,7 @@
  * scheduler records a takeover, the membership's keys file, and the flags.
  */
 import {describe, expect, test} from '@jest/globals';
-import {type ClaimView, decide, standbysFor, takenOver, takesOver, vouched} from '../../agent/claims.js';
+import {type ClaimView, Liveness, decide, standbysFor, takenOver, takesOver, vouched} from '../../agent/claims.js';
 import {Peers, parsePeerKeys, peerAddress} from '../../agent/peers.js';
 import {randomBytes} from 'node:crypto';
 import {mkdtemp, rm, writeFile} from 'node:fs/promises';
@@ -188,4 +188,35 @@ test('a node its live peers hear is live, though its heartbeats do not reach the
   const known = new Set(['node1', 'node2', 'node3', 'node4', 'node5']);
   expect(vouched(['node1', 'node2'], hears, known)).toEqual(['node1', 'node2', 'node3']);
   expect(vouched([], hears, known)).toEqual([]);
+});
+
+test('the scheduler\'s standbys are a prefix of the claim\'s order over every node: a controller reading the order from its members agrees with the annotation', () => {
+  const all = ['node1', 'node2', 'node3', 'node4', 'node5', 'node6'];
+  for (let i = 0; i < 100; i++) {
+    const claim = `10-0-${i}-1-32`;
+    const everyone = standbysFor(claim, 'node1', all, all.length);
+    for (const live of [all, all.filter((n) => n !== 'node4'), ['node1', 'node2', 'node6']]) {
+      const written = standbysFor(claim, 'node1', live);
+      expect(everyone.filter((n) => live.includes(n)).slice(0, written.length)).toEqual(written);
+    }
+  }
+});
+
+test('after a reset a node is live on credit but given no claims until its heartbeat is seen again', () => {
+  const l = new Liveness(1500);
+  l.observe('node1', 1, 0);
+  l.observe('node2', 1, 0);
+  l.reset(10_000);
+  expect(l.live(10_100)).toEqual(['node1', 'node2']);
+  expect(l.heard(10_100)).toEqual([]);
+  l.observe('node1', 2, 10_200);
+  expect(l.heard(10_300)).toEqual(['node1']);
+  // node2 holds two claims and is live on credit: they stay; a new address and rebalancing go to node1 alone.
+  const claims: ClaimView[] = [{name: 'a', cidr: '10.0.0.1/32', node: 'node2'}, {name: 'b', cidr: '10.0.0.2/32', node: 'node2'}];
+  const d = decide(new Set(['10.0.0.1/32', '10.0.0.2/32', '10.0.0.3/32', '10.0.0.4/32']), claims, l.live(10_300), 'fair', undefined, new Set(l.heard(10_300)));
+  expect(d.create.map((c) => c.node)).toEqual(['node1', 'node1']);
+  expect(d.move).toEqual([]);
+  // Nobody heard yet: new addresses wait.
+  const none = decide(new Set(['10.0.0.9/32']), [], ['node1'], 'fair', undefined, new Set());
+  expect(none.waiting).toEqual(['10.0.0.9/32']);
 });
