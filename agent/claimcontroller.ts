@@ -340,6 +340,10 @@ export class ClaimController extends Component {
     for (const c of this.claims.list()) {
       if (c.metadata.deletionTimestamp) continue;
       if (c.spec?.nodeName !== this.node && !takes.has(c.metadata.name)) continue;
+      // Another node took it over while this one was away, and says so: it stays there until the
+      // scheduler has assigned it anew.
+      const taker = c.metadata.annotations?.[TAKEN_BY];
+      if (taker && taker !== this.node && c.spec?.nodeName === this.node) continue;
       const cidr = claimCidr(c);
       if (!cidr) {
         invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), rule: 'not-an-ip', reason: 'not an address with a prefix length'});

@@ -241,6 +241,13 @@ export class Scheduler extends Component {
         await this.assign(m, at, desired.wanted.get(m.cidr) ?? [], now);
         Object.assign(claims.find((c) => c.name === m.name)!, {node: m.to, heldBy: undefined, takenBy: undefined, upOn: m.to});
       }
+      // A takeover recorded by a node that is not live any more: forgotten, so that the claim's node
+      // (which leaves a claim another node says it took) serves it again.
+      for (const c of claims.filter((x) => x.takenBy && x.takenBy !== x.node && !live.includes(x.takenBy))) {
+        const r = await this.api.request('PATCH', `${CLAIMS}/${c.name}`, {metadata: {annotations: {[TAKEN_BY]: null}}}, {contentType: 'application/merge-patch+json'});
+        if (r.status === 200) this.log.info(1, `claim ${c.name}: ${c.takenBy} said it took it over but is not live; it stays on ${c.node || '(none)'}`);
+        c.takenBy = undefined;
+      }
       const dead = (node: string) => {
         if (!known.has(node)) return `node ${node} left (its IpNode is gone)`;
         const silent = this.liveness.silentFor(node, now);
