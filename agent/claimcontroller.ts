@@ -376,6 +376,7 @@ export class ClaimController extends Component {
     if (!this.peers) return out;
     const peers = this.peers;
     const hearing = !peers.isolated(TAKEOVER_HEARD_MS) || Date.now() - this.lastBeat < this.fenceMs;
+    const members = peers.view().map((m) => m.name);
     const names = new Set<string>();
     for (const c of this.claims.list()) {
       const name = c.metadata.name;
@@ -399,7 +400,6 @@ export class ClaimController extends Component {
       // The order the scheduler wrote (STANDBYS) is a prefix of the claim's rendezvous order over every
       // node; reading that order from the members rather than from this node's copy of the claim, two
       // standbys whose copies differ in age (a write just before the API went away) still agree who is first.
-      const members = peers.view().map((m) => m.name);
       if (!hearing || !takesOver(this.node, holder, standbysFor(name, holder, members, members.length), (n) => peers.state(n))) continue;
       this.taken.set(name, holder);
       this.log.info(0, `taking over IpClaim ${name} (${c.spec?.cidr}): ${holder} stopped answering its peers, and ${this.node} is its first live standby`);
