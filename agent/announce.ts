@@ -15,7 +15,7 @@
 import {MissingToolError} from '../lib/errors.js';
 import {switchOn} from './addresses.js';
 import {Limiter} from './limiter.js';
-import {run} from '../lib/run.js';
+import {type RunResult, run} from '../lib/run.js';
 
 /**
  * At most this many arping processes of each kind at once. Starting a process
@@ -35,18 +35,44 @@ export type Probe =
   /** The probe could not run (no arping, no permission): the caller decides. */
   | {unknown: string};
 
+/** Runs arping for a probe; a parameter so that the probe's reading of arping can be tested without a segment. */
+export type ProbeRunner = (args: readonly string[], timeoutMs: number) => Promise<RunResult>;
+
+const arping: ProbeRunner = (args, timeoutMs) => probes.run(() => run('arping', args, {timeoutMs, installHint: 'install iputils-arping'}));
+
+/** How many times a probe that arping had not yet sent when its wait ran out is tried again, each with twice the wait. */
+export const PROBE_RETRIES = 2;
+
 /**
  * Asks the segment on `iface` whether a host answers for `ip`, waiting up to
  * `waitMs` for a reply. A host on the same link answers an ARP request in
  * well under a millisecond, so a short wait is enough; a reply ends the wait.
+ *
+ * arping waits whole seconds, so it is stopped at `waitMs` (counted from its
+ * start) and then says how many requests it sent. Silence counts as "free"
+ * only when it did send one: on a loaded host a probe stopped before it went
+ * out proves nothing, and is tried again with a longer wait; one never sent
+ * is `unknown`, for the caller to decide.
  */
-export async function probeIPv4(iface: string, ip: string, waitMs: number): Promise<Probe> {
+export async function probeIPv4(iface: string, ip: string, waitMs: number, runner: ProbeRunner = arping): Promise<Probe> {
+  const args = ['-D', '-c', '1', '-w', String(Math.max(1, Math.ceil(waitMs / 1000))), '-I', iface, ip];
+  let wait = Math.max(1, waitMs);
   try {
-    const r = await probes.run(() => run('arping', ['-D', '-c', '1', '-w', String(Math.max(1, Math.ceil(waitMs / 1000))), '-I', iface, ip], {timeoutMs: waitMs, installHint: 'install iputils-arping'}));
-    if (r.timedOut || r.exitCode === 0) return {taken: false};
-    const mac = /\[([0-9A-Fa-f:]{17})\]/.exec(r.stdout)?.[1];
-    if (r.exitCode === 1 && mac) return {taken: true, by: mac.toLowerCase()};
-    return {unknown: (r.stderr || r.stdout).trim().split('\n').pop() || `arping exited ${r.exitCode}`};
+    for (let attempt = 0; ; attempt++) {
+      const r = await runner(args, wait);
+      if (!r.timedOut) {
+        if (r.exitCode === 0) return {taken: false};
+        const mac = /\[([0-9A-Fa-f:]{17})\]/.exec(r.stdout)?.[1];
+        if (r.exitCode === 1 && mac) return {taken: true, by: mac.toLowerCase()};
+        return {unknown: (r.stderr || r.stdout).trim().split('\n').pop() || `arping exited ${r.exitCode}`};
+      }
+      // Stopped at the wait: it prints what it sent (and any reply) as it goes.
+      const mac = /\[([0-9A-Fa-f:]{17})\]/.exec(r.stdout)?.[1];
+      if (mac) return {taken: true, by: mac.toLowerCase()};
+      if (Number(/Sent (\d+) probe/.exec(r.stdout)?.[1] ?? 0) > 0) return {taken: false};
+      if (attempt >= PROBE_RETRIES) return {unknown: `arping sent no request within ${wait} ms of starting (${PROBE_RETRIES + 1} tries): the host is too busy to probe`};
+      wait *= 2;
+    }
   } catch (err) {
     return {unknown: err instanceof MissingToolError ? err.message : String(err)};
   }

@@ -17,7 +17,11 @@ export interface RunOptions {
   cwd?: string;
   /** Hint shown when the program is not installed. */
   installHint?: string;
-  /** Stops the program (SIGTERM) after this long; the result then says `timedOut`. */
+  /**
+   * Stops the program (SIGTERM) this long after it started (the spawn, not
+   * the call: on a busy host starting a process takes a while, and the
+   * program is owed its whole time); the result then says `timedOut`.
+   */
   timeoutMs?: number;
 }
 
@@ -53,7 +57,11 @@ export function run(command: string, args: readonly string[], options: RunOption
     child.stdout?.on('data', (d: Buffer) => out.push(d));
     child.stderr?.on('data', (d: Buffer) => err.push(d));
     let timedOut = false;
-    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), child.kill('SIGTERM')), options.timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    if (options.timeoutMs !== undefined) {
+      const ms = options.timeoutMs;
+      child.once('spawn', () => (timer = setTimeout(() => ((timedOut = true), child.kill('SIGTERM')), ms)));
+    }
     child.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(startError(command, args, e, options.installHint));
