@@ -41,7 +41,8 @@ import {isIPv4} from 'node:net';
 import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
 import {canonicalIp} from '../lib/ipnet.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
-import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, claimName, fenceAfterMs, standbysFor, takesOver} from './claims.js';
+import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, claimName, fenceAfterMs} from './claims.js';
+import {type FenceEffect, type FenceEvent, type FenceState, beating, duty, fenceStep, serves, startFence, takeovers} from './holding.js';
 import {PEER_ANNOTATION, Peers} from './peers.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
@@ -95,11 +96,11 @@ export class ClaimController extends Component {
   private claims!: ListWatch;
   private readonly node: string;
   private readonly fenceMs: number;
-  /** When the last heartbeat that succeeded was sent (local clock). */
-  private lastBeat = 0;
+  /** The fence's state machine (agent/holding.ts): whether the addresses may be up, and since when. */
+  private fence: FenceState = startFence(Date.now());
+  /** Why the last heartbeat failed, for the log. */
+  private beatError = '';
   private revision = 0;
-  private fenced = false;
-  private fencedAt = 0;
   /**
    * A pass brought the claims up (or took them into this owner's record)
    * since the fence last ended: only then is the controller ready, so that a
@@ -111,24 +112,19 @@ export class ClaimController extends Component {
   private watchdog?: NodeJS.Timeout;
   private resync?: NodeJS.Timeout;
   private stopped = false;
-  private beatFailing = false;
   /** Addresses another host on the link answers for: by whom, and when that was last seen. */
   private readonly conflicts = new Map<string, {by: string; at: number}>();
   private recheck?: NodeJS.Timeout;
   /** Claims given to another node while their address is still up here (this controller crashed): since when, by claim. */
   private readonly holding = new Map<string, number>();
-  /** The interface's link is down (its operstate): no heartbeat, nothing served, the IpNode deleted. */
-  private linkLost?: string;
   private checkingLink = false;
   /** The controllers' membership (`--peer-port`), and the timer that reads the IpNodes (where each listens) again. */
   private peers?: Peers;
   private learning?: NodeJS.Timeout;
   /** Claims this node took over as their first live standby: the holder they were taken from, by claim. */
-  private readonly taken = new Map<string, string>();
+  private taken = new Map<string, string>();
   /** Claims whose takeover is being recorded on the API (TAKEN_BY), so that one write is in flight at a time. */
   private readonly recording = new Set<string>();
-  /** Heartbeats fail while peers answer: the addresses stay (said once per outage). */
-  private keptWithoutApi = false;
 
   /** hostname: the node this controller serves (its IpNode's name). */
   constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics, hostname: string) {
@@ -138,7 +134,7 @@ export class ClaimController extends Component {
   }
 
   get ready(): boolean {
-    return Boolean(!this.fenced && this.served && this.passes.failures < FAILING_PASSES && this.claims?.synced && this.claims.connected && Date.now() - this.lastBeat < this.fenceMs);
+    return Boolean(serves(this.fence) && this.served && this.passes.failures < FAILING_PASSES && this.claims?.synced && this.claims.connected && beating(this.fence, {now: Date.now(), fenceMs: this.fenceMs}));
   }
 
   async start(): Promise<void> {
@@ -150,8 +146,7 @@ export class ClaimController extends Component {
       if (notify) this.log.warn(`cannot turn on ndisc_notify for ${this.flags.iface} (${notify}); IPv6 addresses come up without an unsolicited neighbour advertisement`);
     }
     // Until the first heartbeat succeeds the controller counts as fenced: it brings nothing up.
-    this.fenced = true;
-    this.fencedAt = Date.now();
+    this.fence = startFence(Date.now());
     if (this.flags.peerPort && this.flags.peerAddress) {
       const peers = new Peers({
         name: this.node,
@@ -174,7 +169,7 @@ export class ClaimController extends Component {
     // With a membership the controller watches every claim: it is a standby of others'.
     this.claims = new ListWatch(this.api, CLAIMS, 'IpClaims', {
       onChange: () => this.schedule(),
-      onSynced: () => this.maybeUnfence(),
+      onSynced: () => this.dispatch({type: 'claims-listed'}),
       onError: (what, err, retryMs) => {
         this.metrics.apiErrors++;
         this.log.warn(`${what} failed (${describe(err)}); waiting for ${this.api.server}: keeping the current addresses while heartbeats succeed; next try in ${(retryMs / 1000).toFixed(1)} s`);
@@ -186,7 +181,10 @@ export class ClaimController extends Component {
     await this.stillHeld(await readAddresses(), new Map(), []).catch((err: Error) => this.log.warn(`checking for addresses still up here failed (${describe(err)})`));
     void this.heartbeat();
     this.beating = setInterval(() => void this.heartbeat(), this.flags.hbMs);
-    this.watchdog = setInterval(() => void this.checkFence(), Math.max(20, Math.min(100, Math.floor(this.flags.hbMs / 4))));
+    this.watchdog = setInterval(() => {
+      void this.followLink();
+      this.dispatch({type: 'tick'});
+    }, Math.max(20, Math.min(100, Math.floor(this.flags.hbMs / 4))));
     this.resync = setInterval(() => this.schedule(), Math.min(Math.max(this.flags.resyncMs, 100), 10000));
   }
 
@@ -231,16 +229,83 @@ export class ClaimController extends Component {
         if (r.status === 201) this.log.info(0, `registered IpNode ${this.node}`);
       }
       if (r.status !== 200 && r.status !== 201) throw new Error(`${r.status} ${r.body?.message ?? ''}`);
-      if (this.stopped || this.linkLost) return;
-      this.lastBeat = Math.max(this.lastBeat, sent);
-      if (this.beatFailing) this.log.info(0, `heartbeat of IpNode ${this.node} succeeds again`);
-      this.beatFailing = false;
-      this.keptWithoutApi = false;
-      if (this.fenced) this.maybeUnfence();
+      this.dispatch({type: 'beat-ok', sentAt: sent});
     } catch (err) {
       this.metrics.apiErrors++;
-      if (!this.beatFailing) this.log.warn(`heartbeat of IpNode ${this.node} failed (${describe(err)}); the addresses come down if none succeeds within ${this.fenceMs} ms of the last good one`);
-      this.beatFailing = true;
+      this.beatError = describe(err as Error);
+      this.dispatch({type: 'beat-failed'});
+    }
+  }
+
+  /** Hands an event to the fence's state machine and carries out what it says. */
+  private dispatch(event: FenceEvent): void {
+    const before = this.fence;
+    const now = Date.now();
+    const step = fenceStep(before, event, {
+      now,
+      fenceMs: this.fenceMs,
+      peersHeard: this.peers && !this.peers.isolated(this.fenceMs),
+      listedAt: this.claims?.synced ? this.claims.listedAt : undefined,
+    });
+    this.fence = step.state;
+    if (step.effects.length) void this.carryOut(step.effects, before, event).catch((err: Error) => this.log.warn(`${event.type}: ${describe(err)}`));
+  }
+
+  private async carryOut(effects: readonly FenceEffect[], before: FenceState, event: FenceEvent): Promise<void> {
+    let removed: string[] = [];
+    let undeleted: string | undefined;
+    for (const e of effects) {
+      switch (e.do) {
+        case 'fence':
+          removed = await this.fenceNow();
+          break;
+        case 'pause-peers':
+          this.peers?.pause();
+          break;
+        case 'resume-peers':
+          this.peers?.resume();
+          break;
+        case 'delete-ipnode':
+          undeleted = await this.deleteIpNode();
+          break;
+        case 'heartbeat':
+          void this.heartbeat();
+          break;
+        case 'list-claims':
+          this.claims.hurry();
+          break;
+        case 'serve':
+          this.schedule();
+          break;
+        case 'note':
+          this.note(e.what, before, event, removed, undeleted);
+          break;
+      }
+    }
+  }
+
+  /** Says in the log what the fence did. */
+  private note(what: Extract<FenceEffect, {do: 'note'}>['what'], before: FenceState, event: FenceEvent, removed: readonly string[], undeleted: string | undefined): void {
+    const silent = Date.now() - before.lastBeat;
+    const downed = removed.join(' ') || 'nothing';
+    switch (what) {
+      case 'beat-failing':
+        return this.log.warn(`heartbeat of IpNode ${this.node} failed (${this.beatError}); the addresses come down if none succeeds within ${this.fenceMs} ms of the last good one`);
+      case 'beat-back':
+        return this.log.info(0, `heartbeat of IpNode ${this.node} succeeds again`);
+      case 'kept-without-api':
+        return this.log.warn(`no heartbeat succeeded for ${silent} ms, but peers answer: the API server is away, and the addresses stay up; they come down if the peers go silent too`);
+      case 'self-fenced':
+        return this.log.warn(`self-fenced: no heartbeat succeeded for ${silent} ms (limit ${this.fenceMs} ms, before the scheduler's --monitor=${this.flags.monitorMs}ms): took down ${downed}`);
+      case 'serving':
+        return this.log.info(0, `serving the claims of ${this.node} (heartbeat and claims current)`);
+      case 'link-lost': {
+        const moved = undeleted === undefined ? 'IpNode deleted: its claims move now' : `could not delete the IpNode (${undeleted}): its claims move after the heartbeat timeout`;
+        const state = event.type === 'link-down' ? event.state : 'down';
+        return this.log.warn(`the link of ${this.flags.iface} is ${state}: took down ${downed}; ${moved}; no heartbeat until it is back`);
+      }
+      case 'link-back':
+        return this.log.info(0, `the link of ${this.flags.iface} is up again: heartbeating, and serving the claims assigned to ${this.node} once they are listed afresh`);
     }
   }
 
@@ -254,72 +319,23 @@ export class ClaimController extends Component {
     this.checkingLink = true;
     try {
       const down = await linkDown(this.flags.iface);
-      if (down && !this.linkLost) {
-        this.linkLost = down;
-        this.lastBeat = 0;
-        // Silent to its peers too: the claims' standbys take over even when the API is away.
-        this.peers?.pause();
-        const removed = await this.fence();
-        const failed = await this.deleteIpNode();
-        const moved = failed === undefined ? 'IpNode deleted: its claims move now' : `could not delete the IpNode (${failed}): its claims move after the heartbeat timeout`;
-        this.log.warn(`the link of ${this.flags.iface} is ${down}: took down ${removed.join(' ') || 'nothing'}; ${moved}; no heartbeat until it is back`);
-      } else if (!down && this.linkLost) {
-        this.log.info(0, `the link of ${this.flags.iface} is up again: heartbeating, and serving the claims assigned to ${this.node} once they are listed afresh`);
-        this.linkLost = undefined;
-        this.peers?.resume();
-        void this.heartbeat();
-      }
+      this.dispatch(down ? {type: 'link-down', state: down} : {type: 'link-up'});
     } finally {
       this.checkingLink = false;
     }
   }
 
   /**
-   * Takes every claim's address down once heartbeats have failed for the
-   * fence time, unless peers still answer: then only the API server is away,
-   * and no other node takes these addresses (the scheduler moves nothing
-   * without it, and the peers hold this node live).
+   * Carries out a fence the state machine began: serves nothing until it
+   * ends, reads the claims anew, and takes down this owner's addresses;
+   * returns what came down.
    */
-  private async checkFence(): Promise<void> {
-    void this.followLink();
-    if (this.stopped || this.fenced || Date.now() - this.lastBeat <= this.fenceMs) return;
-    if (this.peers && !this.linkLost && !this.peers.isolated(this.fenceMs)) {
-      if (!this.keptWithoutApi) this.log.warn(`no heartbeat succeeded for ${Date.now() - this.lastBeat} ms, but peers answer: the API server is away, and the addresses stay up; they come down if the peers go silent too`);
-      this.keptWithoutApi = true;
-      return;
-    }
-    const removed = await this.fence();
-    this.log.warn(`self-fenced: no heartbeat succeeded for ${Date.now() - this.lastBeat} ms (limit ${this.fenceMs} ms, before the scheduler's --monitor=${this.flags.monitorMs}ms): took down ${removed.join(' ') || 'nothing'}`);
-  }
-
-  /**
-   * Serves nothing from now on (until maybeUnfence), reads the claims anew,
-   * and takes down this owner's addresses; returns what came down.
-   */
-  private async fence(): Promise<string[]> {
-    this.fenced = true;
+  private async fenceNow(): Promise<string[]> {
     this.served = false;
-    this.fencedAt = Date.now();
     this.taken.clear();
     this.claims.relist();
     await this.passes.idle(2);
     return this.withdraw();
-  }
-
-  /** Ends the fence once a heartbeat succeeded and the claims were listed after the fence began. */
-  private maybeUnfence(): void {
-    if (!this.fenced || this.stopped || this.lastBeat === 0) return;
-    // A heartbeat sent after the fence began, and still within the fence time.
-    if (this.lastBeat < this.fencedAt || Date.now() - this.lastBeat > this.fenceMs) return;
-    // And the claims read after it: nothing comes up from what was known before.
-    if (!this.claims.synced || this.claims.listedAt < this.fencedAt) {
-      // The API answers again: list now rather than after the retry back-off.
-      this.claims.hurry();
-      return;
-    }
-    this.fenced = false;
-    this.log.info(0, `serving the claims of ${this.node} (heartbeat and claims current)`);
-    this.schedule();
   }
 
   schedule(): void {
@@ -338,12 +354,9 @@ export class ClaimController extends Component {
     const releasing: Array<{name: string; cidr: string; done: boolean}> = [];
     const takes = this.takeovers();
     for (const c of this.claims.list()) {
-      if (c.metadata.deletionTimestamp) continue;
-      if (c.spec?.nodeName !== this.node && !takes.has(c.metadata.name)) continue;
-      // Another node took it over while this one was away, and says so: it stays there until the
-      // scheduler has assigned it anew.
-      const taker = c.metadata.annotations?.[TAKEN_BY];
-      if (taker && taker !== this.node && c.spec?.nodeName === this.node) continue;
+      const annotations = c.metadata.annotations ?? {};
+      const what = duty({name: c.metadata.name, holder: String(c.spec?.nodeName ?? ''), deleting: Boolean(c.metadata.deletionTimestamp), takenBy: annotations[TAKEN_BY], releaseTo: annotations[RELEASE_TO]}, this.node, takes);
+      if (what === 'none') continue;
       const cidr = claimCidr(c);
       if (!cidr) {
         invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), rule: 'not-an-ip', reason: 'not an address with a prefix length'});
@@ -356,57 +369,27 @@ export class ClaimController extends Component {
         invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), ...no});
         continue;
       }
-      const annotations = c.metadata.annotations ?? {};
-      // A handoff asked of the lost holder is not this node's to make.
-      if (takes.has(c.metadata.name)) wanted.set(cidr, [`IpClaim ${c.metadata.name}`]);
-      else if (annotations[RELEASE_TO]) releasing.push({name: c.metadata.name, cidr, done: annotations[RELEASED_BY] === this.node});
+      if (what === 'release') releasing.push({name: c.metadata.name, cidr, done: annotations[RELEASED_BY] === this.node});
       else wanted.set(cidr, [`IpClaim ${c.metadata.name}`]);
     }
     return {wanted, invalid, releasing};
   }
 
-  /**
-   * The claims this node serves in place of a holder the group found dead:
-   * those of which it is the first standby the group holds live (only while
-   * it hears its peers itself), and those it took before, until the
-   * scheduler assigns them anew.
-   */
+  /** The claims this node serves in place of a holder the group found dead (agent/holding.ts's takeovers). */
   private takeovers(): Set<string> {
-    const out = new Set<string>();
-    if (!this.peers) return out;
+    if (!this.peers) return new Set();
     const peers = this.peers;
-    const hearing = !peers.isolated(TAKEOVER_HEARD_MS) || Date.now() - this.lastBeat < this.fenceMs;
-    const members = peers.view().map((m) => m.name);
-    const names = new Set<string>();
-    for (const c of this.claims.list()) {
-      const name = c.metadata.name;
-      const holder = String(c.spec?.nodeName ?? '');
-      names.add(name);
-      const before = this.taken.get(name);
-      // Assigned anew (here, or elsewhere): the takeover is over.
-      if (before !== undefined && before !== holder) this.taken.delete(name);
-      if (holder === this.node || !holder) continue;
-      if (this.taken.get(name) === holder) {
-        // One that never came up here (another host answered the probe: the holder's controller
-        // had died, not its node) ends when the holder is back.
-        const cidr = claimCidr(c);
-        if (peers.state(holder) !== 'dead' && !(cidr && this.owned.owns(cidr))) {
-          this.taken.delete(name);
-          continue;
-        }
-        out.add(name);
-        continue;
-      }
-      // The order the scheduler wrote (STANDBYS) is a prefix of the claim's rendezvous order over every
-      // node; reading that order from the members rather than from this node's copy of the claim, two
-      // standbys whose copies differ in age (a write just before the API went away) still agree who is first.
-      if (!hearing || !takesOver(this.node, holder, standbysFor(name, holder, members, members.length), (n) => peers.state(n))) continue;
-      this.taken.set(name, holder);
-      this.log.info(0, `taking over IpClaim ${name} (${c.spec?.cidr}): ${holder} stopped answering its peers, and ${this.node} is its first live standby`);
-      out.add(name);
-    }
-    for (const name of [...this.taken.keys()]) if (!names.has(name)) this.taken.delete(name);
-    return out;
+    const claims = this.claims.list().map((c) => ({name: String(c.metadata.name), holder: String(c.spec?.nodeName ?? ''), cidr: claimCidr(c)}));
+    const t = takeovers(this.taken, claims, {
+      self: this.node,
+      members: peers.view().map((m) => m.name),
+      state: (n) => peers.state(n),
+      hearing: !peers.isolated(TAKEOVER_HEARD_MS) || beating(this.fence, {now: Date.now(), fenceMs: this.fenceMs}),
+      upHere: (cidr) => this.owned.owns(cidr),
+    });
+    this.taken = t.taken;
+    for (const c of t.began) this.log.info(0, `taking over IpClaim ${c.name} (${c.cidr}): ${c.holder} stopped answering its peers, and ${this.node} is its first live standby`);
+    return t.serve;
   }
 
   /**
@@ -492,7 +475,7 @@ export class ClaimController extends Component {
   }
 
   private async reconcile(): Promise<void> {
-    if (this.stopped || this.fenced || !this.claims.synced) return;
+    if (this.stopped || !serves(this.fence) || !this.claims.synced) return;
     await this.passes.run(async () => {
       const [read, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
       // The interface's own subnets: their network and broadcast addresses are never a claim's.
@@ -511,11 +494,11 @@ export class ClaimController extends Component {
       }
       for (const [cidr, name] of await this.stillHeld(host, desired.wanted, desired.releasing)) desired.wanted.set(cidr, [`IpClaim ${name}`]);
       // Re-check after the awaits: a fence that began meanwhile wins.
-      if (this.fenced || this.stopped) return;
+      if (!serves(this.fence) || this.stopped) return;
       const p = plan(desired, host, this.owned, others);
       for (const c of p.conflicts) this.warnOnce(`skip ${c.cidr} of ${c.services.join(', ')}: the address is already on ${c.iface}`);
       const add = await this.checkLink(p.add);
-      if (this.fenced || this.stopped) return;
+      if (!serves(this.fence) || this.stopped) return;
       await this.owned.adopt(p.adopt, p.release);
       const remove = [...p.remove, ...refused];
       const result = await this.owned.apply(add, remove, read);
@@ -530,11 +513,16 @@ export class ClaimController extends Component {
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length - (p.add.length - up.length);
       this.metrics.conflicts = this.conflicts.size;
-      if (!this.fenced && !this.stopped) await this.confirmReleases(desired.releasing);
+      if (serves(this.fence) && !this.stopped) await this.confirmReleases(desired.releasing);
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
-      if (!this.fenced) this.served = true;
+      if (serves(this.fence)) this.served = true;
     });
+  }
+
+  /** The interface's link is down (its operstate): no heartbeat, nothing served, the IpNode deleted. */
+  private get linkLost(): boolean {
+    return this.fence.mode === 'link-lost';
   }
 
   /** Whether the interface is on a shared link (anything but loopback): probes and announcements make sense there. */
@@ -654,6 +642,7 @@ export class ClaimController extends Component {
    */
   async stop(withdraw: boolean): Promise<void> {
     this.stopped = true;
+    this.dispatch({type: 'stop'});
     for (const t of [this.beating, this.watchdog, this.resync]) if (t) clearInterval(t);
     if (this.learning) clearTimeout(this.learning);
     if (this.recheck) clearTimeout(this.recheck);
