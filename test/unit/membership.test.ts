@@ -53,6 +53,25 @@ test('detection time over many deaths: p95 under a second with the defaults', ()
   expect(pct(95)).toBeLessThan(1000);
 });
 
+test('a suspicion that others confirm on their own ends sooner than one member\'s alone', () => {
+  /** For each survivor: from when it began to suspect node2 to when it held it dead. */
+  const suspected = (tune: {suspicionMinMs?: number}) => {
+    const c = simCluster(3, {seed: 5, jitterMs: 2, tune});
+    c.clock.advance(3000);
+    c.down.add('node2');
+    c.clock.advance(3000);
+    return ['node1', 'node3'].map((by) => {
+      const suspect = c.changes.find((x) => x.by === by && x.name === 'node2' && x.state === 'suspect')!;
+      const dead = c.changes.find((x) => x.by === by && x.name === 'node2' && x.state === 'dead')!;
+      return dead.at - suspect.at;
+    });
+  };
+  // Both survivors find node2 silent on their own: the suspicion ends before the full 350 ms.
+  for (const ms of suspected({})) expect(ms).toBeLessThan(350);
+  // With no shortening (the shortest time the full one), the same death takes the full time.
+  for (const ms of suspected({suspicionMinMs: 350})) expect(ms).toBeGreaterThanOrEqual(350);
+});
+
 test('one dead link between two live members: the others probe for them, nobody is declared dead', () => {
   const c = simCluster(4, {seed: 3});
   c.cuts.add('node1|node2');
