@@ -42,7 +42,7 @@ import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readA
 import {canonicalIp} from '../lib/ipnet.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, claimName, fenceAfterMs} from './claims.js';
-import {type FenceEffect, type FenceEvent, type FenceState, beating, duty, fenceStep, serves, startFence, takeovers} from './holding.js';
+import {type FenceEffect, type FenceEvent, type FenceState, beating, duty, fenceStep, serves, startFence, takeovers, wouldTakeOver} from './holding.js';
 import {PEER_ANNOTATION, Peers} from './peers.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
@@ -87,6 +87,15 @@ const TAKEOVER_HEARD_MS = 600;
 const LEARN_PEERS_MS = 30_000;
 const LEARN_PEERS_RETRY_MS = 2000;
 
+/**
+ * How long a probe made while a holder was suspect stands in for the probe
+ * before a takeover. Within it only the suspect could bring the address up
+ * again, and it does so only after it refuted the suspicion (then nothing is
+ * taken over) or after its fence ended (a heartbeat and a list, later than
+ * this). A suspicion lasts 200 to 350 ms; the probe takes --dad-wait.
+ */
+const PREPROBE_FRESH_MS = 500;
+
 /** How often an address kept down by a conflict is checked again. */
 export const CONFLICT_RETRY_MS = 2000;
 /** When to look again after adding IPv6 addresses: the kernel's duplicate address detection takes about a second. */
@@ -125,6 +134,8 @@ export class ClaimController extends Component {
   private taken = new Map<string, string>();
   /** Claims whose takeover is being recorded on the API (TAKEN_BY), so that one write is in flight at a time. */
   private readonly recording = new Set<string>();
+  /** Probes made while a holder was suspect, of the addresses this node would take over: when each ended, whether nobody answered, and of whom. */
+  private readonly preProbes = new Map<string, {at: number; free: boolean; suspect: string}>();
 
   /** hostname: the node this controller serves (its IpNode's name). */
   constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics, hostname: string) {
@@ -156,6 +167,7 @@ export class ClaimController extends Component {
         log: this.log,
         onChange: (name, state) => {
           this.log.info(1, `peer ${name} is ${state}`);
+          if (state === 'suspect') void this.preProbe(name);
           this.schedule();
         },
       });
@@ -497,7 +509,10 @@ export class ClaimController extends Component {
       if (!serves(this.fence) || this.stopped) return;
       const p = plan(desired, host, this.owned, others);
       for (const c of p.conflicts) this.warnOnce(`skip ${c.cidr} of ${c.services.join(', ')}: the address is already on ${c.iface}`);
-      const add = await this.checkLink(p.add);
+      const add = await this.checkLink(p.add, (cidr) => {
+        const name = desired.wanted.get(cidr)?.[0]?.replace(/^IpClaim /, '');
+        return name ? this.taken.get(name) : undefined;
+      });
       if (!serves(this.fence) || this.stopped) return;
       await this.owned.adopt(p.adopt, p.release);
       const remove = [...p.remove, ...refused];
@@ -531,19 +546,46 @@ export class ClaimController extends Component {
   }
 
   /**
+   * Probes, while `suspect` is suspect, the addresses of its claims that this
+   * node would take over if it were found dead: the takeover then needs no
+   * probe of its own (PREPROBE_FRESH_MS says how long a result stands).
+   */
+  private async preProbe(suspect: string): Promise<void> {
+    const peers = this.peers;
+    if (!peers || !this.onLink || this.flags.dadWaitMs === 0 || !serves(this.fence) || !this.claims?.synced) return;
+    for (const [cidr, pre] of this.preProbes) if (Date.now() - pre.at > PREPROBE_FRESH_MS) this.preProbes.delete(cidr);
+    const members = peers.view().map((m) => m.name);
+    const mine = this.claims.list()
+      .filter((c) => c.spec?.nodeName === suspect && wouldTakeOver(this.node, suspect, c.metadata.name, members, (n) => peers.state(n)))
+      .map((c) => claimCidr(c))
+      .filter((cidr): cidr is string => Boolean(cidr) && isIPv4(cidr!.split('/')[0]));
+    await Promise.all(mine.map(async (cidr) => {
+      const probe = await probeIPv4(this.flags.iface, cidr.split('/')[0], this.flags.dadWaitMs);
+      this.preProbes.set(cidr, {at: Date.now(), free: 'taken' in probe && !probe.taken, suspect});
+    }));
+  }
+
+  /**
    * Of the addresses about to come up, those no other host answers for: each
    * IPv4 one is probed (ARP, sender 0.0.0.0) for `--dad-wait`, all at once.
    * One that is answered is a conflict and stays down; it is probed again
    * after CONFLICT_RETRY_MS. Where no probe can run, the addresses come up
    * unchecked and the log says why, once.
    */
-  private async checkLink(add: readonly string[]): Promise<string[]> {
+  private async checkLink(add: readonly string[], takenFrom: (cidr: string) => string | undefined): Promise<string[]> {
     const now = Date.now();
     const ok = await Promise.all(add.map(async (cidr) => {
       const last = this.conflicts.get(cidr);
       if (last && now - last.at < CONFLICT_RETRY_MS) return false;
       const ip = cidr.split('/')[0];
       if (!isIPv4(ip) || !this.onLink || this.flags.dadWaitMs === 0) return true;
+      // A takeover whose address was found free while its holder was suspect, moments ago: no second wait.
+      const pre = this.preProbes.get(cidr);
+      this.preProbes.delete(cidr);
+      if (pre?.free && now - pre.at < PREPROBE_FRESH_MS && takenFrom(cidr) === pre.suspect) {
+        this.log.info(1, `${cidr}: nobody answered for it ${now - pre.at} ms ago, probed while ${pre.suspect} was suspect`);
+        return true;
+      }
       const probe = await probeIPv4(this.flags.iface, ip, this.flags.dadWaitMs);
       if ('unknown' in probe) {
         this.warnOnce(`cannot probe ${this.flags.iface} for other holders of an address (${probe.unknown}); bringing addresses up unchecked`);

@@ -213,6 +213,16 @@ export function takeovers(before: ReadonlyMap<string, string>, claims: readonly 
   return {taken, serve, began};
 }
 
+/**
+ * Whether this node would take a claim of `suspect` over if the group found
+ * it dead: its first standby, with the suspect counted dead. The controller
+ * probes those claims' addresses while the suspicion lasts, so that the
+ * takeover need not wait for a probe of its own.
+ */
+export function wouldTakeOver(self: string, suspect: string, claim: string, members: readonly string[], state: (name: string) => string | undefined): boolean {
+  return takesOver(self, suspect, standbysFor(claim, suspect, members, members.length), (n) => (n === suspect ? 'dead' : state(n)));
+}
+
 /** A claim as this node's duty towards it sees it. */
 export interface ClaimDutyView {
   name: string;

@@ -8,7 +8,7 @@
  * cases on real programs.
  */
 import {describe, expect, test} from '@jest/globals';
-import {type ClaimSeen, type FenceEvent, type FenceState, type FenceWorld, duty, fenceStep, startFence, takeovers} from '../../agent/holding.js';
+import {type ClaimSeen, type FenceEvent, type FenceState, type FenceWorld, duty, fenceStep, startFence, takeovers, wouldTakeOver} from '../../agent/holding.js';
 import {Fleet} from '../helpers/simfleet.js';
 
 const FENCE_MS = 1125;
@@ -113,6 +113,14 @@ describe('takeovers and duties', () => {
     expect(takeovers(t.taken, [claim], world(taker, [], {upHere: () => true})).serve.has('c1')).toBe(true);
     expect(takeovers(t.taken, [claim], world(taker, [], {upHere: () => false})).serve.has('c1')).toBe(false);
     expect(takeovers(t.taken, [{...claim, holder: taker}], world(taker, [])).taken.size).toBe(0);
+  });
+
+  test('while a holder is only suspect, the node that would take its claim over is the one that does once it is dead', () => {
+    const alive = () => 'alive';
+    const would = members.filter((m) => m !== 'node2' && wouldTakeOver(m, 'node2', 'c1', members, alive));
+    const does = members.filter((m) => takeovers(new Map(), [claim], world(m, ['node2'])).serve.has('c1'));
+    expect(would).toEqual(does);
+    expect(would).toHaveLength(1);
   });
 
   test('duty: a claim here that another node says it took stays with the taker; a handoff is let go', () => {
