@@ -358,6 +358,9 @@ async function measure(profile: Profile): Promise<Cut[]> {
       for (let i = 0; i < CUTS; i++) {
         // A random moment within the heartbeat interval (and past any announcement still going).
         await new Promise((r) => setTimeout(r, Math.random() * profile.beatMs));
+        // The holder is the node that answers now: after a restore the claims may be handed back (a
+        // handoff leaves a moment without an answer), so wait for one.
+        await waitFor('an answer before the cut', async () => Boolean(last()) && last() !== '-', 60000);
         const holder = last()!;
         if (profile.cut === 'leader') await leadFrom(lab, setup, holder);
         if (profile.cut === 'api-down') {
@@ -384,9 +387,10 @@ async function measure(profile: Profile): Promise<Cut[]> {
           process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}: no other node answered within 60 s${leaseMs === undefined ? '' : ` (another node took the lease after ${leaseMs} ms)`}; stopping this profile\n`);
           break;
         }
-        const took = answers.find((a) => a.at >= cut && a.from !== '-' && a.from !== holder)!.at - cut;
+        const first = answers.find((a) => a.at >= cut && a.from !== '-' && a.from !== holder)!;
+        const took = first.at - cut;
         cuts.push({ms: took, leader, leaseMs});
-        process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}${leader ? ` (ran the leader; the lease moved after ${leaseMs ?? '?'} ms)` : ''} -> ${last()} in ${took} ms\n`);
+        process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}${leader ? ` (ran the leader; the lease moved after ${leaseMs ?? '?'} ms)` : ''} -> ${first.from} in ${took} ms\n`);
         await lab.restoreNode(holder);
         // Until the restored node's pod serves again (Ready), so the next cut starts from three live nodes.
         await waitFor(`${holder}'s pod ready`, async () => {
