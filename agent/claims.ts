@@ -77,8 +77,8 @@ export interface ClaimView {
   takenBy?: string;
 }
 
-/** A STANDBYS annotation's names. */
-export function parseStandbys(value: string | undefined): string[] {
+/** The node names of a comma-separated annotation (STANDBYS, HEARS). */
+export function parseNodeList(value: string | undefined): string[] {
   return (value ?? '').split(',').map((n) => n.trim()).filter(Boolean);
 }
 

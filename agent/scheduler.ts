@@ -18,7 +18,7 @@
 import {readFileSync} from 'node:fs';
 import type * as k8s from '@kubernetes/client-node';
 import type {ApiClient} from './api.js';
-import {CLAIMS, type ClaimView, allocationValue, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, HEARS, STANDBYS, TAKEN_BY, decide, givenBack, handoffs, parseStandbys, standbysFor, takenOver, vouched} from './claims.js';
+import {CLAIMS, type ClaimView, allocationValue, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, HEARS, STANDBYS, TAKEN_BY, decide, givenBack, handoffs, parseNodeList, standbysFor, takenOver, vouched} from './claims.js';
 import {type Allocation, type PoolView, type ServiceView, planPools, poolFrom} from '../lib/pools.js';
 import {admit, claimHolders} from '../lib/tenancy.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
@@ -224,13 +224,13 @@ export class Scheduler extends Component {
         releasedBy: c.metadata.annotations?.[RELEASED_BY],
         heldBy: c.metadata.annotations?.[HELD_BY],
         upOn: c.status?.upOn ?? undefined,
-        standbys: parseStandbys(c.metadata.annotations?.[STANDBYS]),
+        standbys: parseNodeList(c.metadata.annotations?.[STANDBYS]),
         takenBy: c.metadata.annotations?.[TAKEN_BY],
       }));
       const known = new Set(this.nodes.list().map((n) => n.metadata.name));
       await this.recheckSilent(claims, known, now);
       // A node whose heartbeats do not arrive while its peers hear it has lost only the API: live.
-      const hears = new Map(this.nodes.list().map((n) => [String(n.metadata.name), parseStandbys(n.metadata.annotations?.[HEARS])]));
+      const hears = new Map(this.nodes.list().map((n) => [String(n.metadata.name), parseNodeList(n.metadata.annotations?.[HEARS])]));
       const live = vouched(this.liveness.live(now), hears, known);
       const at = new Date(now).toISOString();
       // First the claims whose address is already up on another node: a standby took it over while
