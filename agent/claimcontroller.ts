@@ -86,6 +86,8 @@ const TAKEOVER_HEARD_MS = 600;
 /** How often the IpNodes are read for the members' addresses (and until the first read succeeds). */
 const LEARN_PEERS_MS = 30_000;
 const LEARN_PEERS_RETRY_MS = 2000;
+/** IpNodes a page when they are read. */
+const LEARN_PEERS_PAGE = 500;
 
 /**
  * How long a probe made while a holder was suspect stands in for the probe
@@ -201,18 +203,29 @@ export class ClaimController extends Component {
   }
 
   /**
-   * The members, from the IpNodes that say where they listen: read every
-   * LEARN_PEERS_MS, not watched, since a watch would bring every node's every
+   * The members, from the IpNodes that say where they listen: read (in
+   * pages) every LEARN_PEERS_MS, not watched, since a watch would bring every node's every
    * heartbeat to every node. A node that joins meanwhile is taken in at its
    * first message (the membership takes in any keyed sender).
    */
   private async learnPeers(): Promise<void> {
     if (!this.peers || this.stopped) return;
-    const r = await this.api.request('GET', NODES, undefined, {timeoutMs: 5000}).catch(() => undefined);
+    // In pages, as the watches list: a cluster of thousands of nodes is not one response.
+    let items: Json[] | undefined = [];
+    let token = '';
+    do {
+      const r = await this.api.request('GET', `${NODES}?limit=${LEARN_PEERS_PAGE}${token ? `&continue=${encodeURIComponent(token)}` : ''}`, undefined, {timeoutMs: 5000}).catch(() => undefined);
+      if (r?.status !== 200) {
+        items = undefined;
+        break;
+      }
+      items.push(...((r.body.items ?? []) as Json[]));
+      token = r.body.metadata?.continue ?? '';
+    } while (token && !this.stopped);
     if (this.stopped) return;
     let found = 0;
-    if (r?.status === 200) {
-      const members = ((r.body.items ?? []) as Json[])
+    if (items) {
+      const members = items
         .map((n) => ({name: String(n.metadata.name), address: String(n.metadata.annotations?.[PEER_ANNOTATION] ?? '')}))
         .filter((m) => m.address && m.name !== this.node);
       this.peers.setMembers(members);
