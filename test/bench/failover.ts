@@ -14,7 +14,8 @@
  *  - kube-vip (the version test/kubevip pins, built from its Go module) in
  *    Services mode with ARP and leader election, its DaemonSet as
  *    `kube-vip manifest daemonset --services --arp --leaderElection` writes
- *    it, run by the lab kubelet, serving a LoadBalancer Service that asks for
+ *    it, run by the lab kubelet from an image of the program
+ *    (test/kubevip/images.ts), serving a LoadBalancer Service that asks for
  *    the address; once with one leader for all Services (its default) and
  *    once with an election per Service (svc_election). Skipped with
  *    --no-kube-vip;
@@ -55,6 +56,7 @@ import {startProber} from '../lab/prober.js';
 import {repoRoot} from '../lab/tools.js';
 import {explain, runRole} from '../helpers/role.js';
 import {metallbImages} from '../metallb/images.js';
+import {kubeVipImage} from '../kubevip/images.js';
 
 const cutsArg = process.argv.indexOf('--cuts');
 const CUTS = cutsArg > 0 ? Number(process.argv[cutsArg + 1]) : 20;
@@ -121,22 +123,24 @@ async function apply(lab: Lab, ...objects: unknown[]): Promise<void> {
   if (r.exitCode !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
 }
 
-/** kube-vip's own manifest, its command pointed at the binary built here (the lab runs commands, not images). */
-/** kube-vip with one leader for all Services (its default), or a leader election per Service (svc_election). */
+/** kube-vip's image for the lab kubelet (built once, then from the cache), and the program in it. */
+let kubeVip_: {bin: string; reference: string} | undefined;
+async function kubeVipImageDirs(): Promise<string[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'extip-bench-kube-vip-'));
+  kubeVip_ = await kubeVipImage(dir);
+  return [dir];
+}
+
+/** kube-vip with one leader for all Services (its default), or a leader election per Service (svc_election): its own manifest, run from its image. */
 const kubeVip = (perService: boolean) => async (lab: Lab): Promise<Setup> => {
-  const built = await execa('bash', [`${repoRoot}/test/kubevip/build.sh`], {stderr: 'inherit', reject: false});
-  if (built.exitCode !== 0) throw new Error(`kube-vip could not be built (test/kubevip/build.sh exit ${built.exitCode})`);
-  const bin = built.stdout.trim();
+  const {bin, reference} = kubeVip_!;
   const manifest = await execa(bin, ['manifest', 'daemonset', '--interface', 'eth0', '--services', '--arp', '--leaderElection', '--inCluster']);
   const ds = YAML.parse(manifest.stdout);
-  ds.spec.template.spec.containers[0].command = [bin];
+  // Built from its module without its release's link flags, it names an image without a tag.
+  ds.spec.template.spec.containers[0].image = reference;
   if (perService) ds.spec.template.spec.containers[0].env.push({name: 'svc_election', value: 'true'});
-  // EXTIP_BENCH_LOGS=<dir>: kube-vip's own log, at debug level, kept in <dir>/<node>.log.
-  const logs = process.env.EXTIP_BENCH_LOGS;
-  if (logs) {
-    ds.spec.template.spec.containers[0].command = ['sh', '-c', `exec "$0" "$@" >> ${logs}/$vip_nodename.log 2>&1`, bin];
-    ds.spec.template.spec.containers[0].env.push({name: 'vip_loglevel', value: '-4'});
-  }
+  // EXTIP_BENCH_LOGS=<dir>: kube-vip logs at debug level (kept with every pod's log).
+  if (process.env.EXTIP_BENCH_LOGS) ds.spec.template.spec.containers[0].env.push({name: 'vip_loglevel', value: '-4'});
   // What kube-vip's documented RBAC grants.
   const role = {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: {name: 'bench-kube-vip'}, rules: [
     {apiGroups: [''], resources: ['services', 'services/status', 'nodes', 'endpoints'], verbs: ['list', 'get', 'watch', 'update']},
@@ -244,7 +248,7 @@ const lbService = (annotation: string) => (i: number, address: string): Json => 
 const memory = {
   extip: {service: (i: number, address: string): Json => ({apiVersion: 'v1', kind: 'Service', metadata: {name: `many-${i}`, namespace: 'default'}, spec: {ports: [{name: 'http', port: 80}], externalIPs: [address]}}),
     processes: {'extip claimcontroller': /ipmanager\S*\s+(claimcontroller|c)\b/, 'extip scheduler': /ipmanager\S*\s+(scheduler|s)\b/}},
-  kubeVip: {service: lbService('kube-vip.io/loadbalancerIPs'), processes: {'kube-vip': /kube-vip/}},
+  kubeVip: {service: lbService('kube-vip.io/loadbalancerIPs'), processes: {'kube-vip': /^\/kube-vip\b/}},
   metallb: {service: lbService('metallb.universe.tf/loadBalancerIPs'), processes: {'MetalLB speaker': /^\/speaker/, 'MetalLB controller': /^\/controller/}},
 };
 
@@ -258,8 +262,8 @@ const profiles: Profile[] = [
 ];
 if (!process.argv.includes('--no-kube-vip')) {
   profiles.push(
-    {name: 'kube-vip v1.0.0, its defaults', beatMs: 1000, privileged: ['default', 'kube-system'], setup: kubeVipGlobal, memory: memory.kubeVip},
-    {name: 'kube-vip v1.0.0, per-Service election', beatMs: 1000, privileged: ['default', 'kube-system'], setup: kubeVipPerService},
+    {name: 'kube-vip v1.0.0, its defaults', beatMs: 1000, privileged: ['default', 'kube-system'], images: kubeVipImageDirs, setup: kubeVipGlobal, memory: memory.kubeVip},
+    {name: 'kube-vip v1.0.0, per-Service election', beatMs: 1000, privileged: ['default', 'kube-system'], images: kubeVipImageDirs, setup: kubeVipPerService},
   );
 }
 if (!process.argv.includes('--no-metallb')) {
