@@ -7,7 +7,9 @@
  * for what it cannot run; probes from the node to a named port, secret volumes
  * kept up to date), and the API server reaches a webhook on the pod network.
  * The agent's list and watch against it: pages with continue tokens, and a
- * quiet watch replaced from the version it had.
+ * quiet watch replaced from the version it had. And the in-memory API server
+ * the unit tests use (test/helpers/fakeapi.ts) held to it: one script of
+ * claims mode's requests, the same answers from both.
  */
 import {expect, test} from '@jest/globals';
 import {readFile} from 'node:fs/promises';
@@ -19,6 +21,8 @@ import {useLab} from '../helpers/lab.js';
 import {ApiClient, type Json} from '../../agent/api.js';
 import {loadAccess} from '../../agent/kubeconfig.js';
 import {ListWatch} from '../../agent/listwatch.js';
+import {claimsContract, claimsCrds} from '../helpers/apicontract.js';
+import {FakeApi} from '../helpers/fakeapi.js';
 
 const lab = useLab({nodes: 2, privilegedNamespaces: []});
 
@@ -315,3 +319,19 @@ test('install into a namespace whose Pod Security rejects the controller stops b
   expect(removal.exitCode).toBe(0);
   expect((await lab.kubectl(['get', 'namespace', 'extip'])).exitCode).not.toBe(0);
 }, 300_000);
+
+test('the in-memory API server answers claims mode\'s requests as this one does', async () => {
+  const crds = claimsCrds();
+  const applied = await lab.kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'List', items: crds}));
+  expect(applied.exitCode).toBe(0);
+  const established = await lab.kubectl(['wait', '--for', 'condition=Established', '--timeout=60s', ...crds.map((c) => `crd/${c.metadata.name}`)]);
+  expect(established.exitCode).toBe(0);
+  const fake = await FakeApi.start();
+  try {
+    const real = await claimsContract(new ApiClient(loadAccess(lab.api.kubeconfig)));
+    expect(await claimsContract(fake.client())).toEqual(real);
+  } finally {
+    await fake.stop();
+    await lab.kubectl(['delete', ...crds.map((c) => `crd/${c.metadata.name}`)]);
+  }
+});
