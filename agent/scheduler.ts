@@ -349,7 +349,7 @@ export class Scheduler extends Component {
     // An address given moments ago is kept until a Service is seen using it (then that keeps it), or 10 s.
     const seen = new Set(views.flatMap((v) => [...v.externalIPs, ...(v.lb ? v.ingress : [])]));
     for (const [ip, r] of this.recent) if (seen.has(ip) || now - r.at > 10000) this.recent.delete(ip);
-    const p = planPools(views, pools, new Set(this.recent.keys()), holders);
+    const p = planPools(views, pools, new Map([...this.recent].map(([ip, r]) => [ip, r.service])), holders);
     const at = new Date(now).toISOString();
     const stillFailing = new Set<string>();
     // Each pool's resourceVersion as this round last wrote it, so that its allocations build on each other.

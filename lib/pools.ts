@@ -120,12 +120,14 @@ export interface PoolPlan {
 
 /**
  * Decides the allocations and releases for these Services and pools.
- * `recent`: addresses allocated moments ago by this process, kept even when
- * no Service shows them yet. `holders`: address -> the Services its IpClaim
+ * `recent`: addresses allocated moments ago by this process, and to which
+ * Service, kept even when no Service shows them yet; a Service that does not
+ * show its address yet (the write of it failed: its cached version was
+ * stale) gets that address again, not a second one. `holders`: address -> the Services its IpClaim
  * records, the holder first; a LoadBalancer that lost its address (its
  * status was overwritten) gets back the one it holds, not a new one.
  */
-export function planPools(services: readonly ServiceView[], pools: readonly PoolView[], recent: ReadonlySet<string> = new Set(), holders: ReadonlyMap<string, readonly string[]> = new Map()): PoolPlan {
+export function planPools(services: readonly ServiceView[], pools: readonly PoolView[], recent: ReadonlyMap<string, string> = new Map(), holders: ReadonlyMap<string, readonly string[]> = new Map()): PoolPlan {
   const plan: PoolPlan = {allocate: [], release: new Map(), clearIngress: []};
   // Each pool's addresses, listed once for this round.
   const addresses = new Map(pools.map((p) => [p.name, poolAddresses(p)]));
@@ -145,6 +147,8 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
   // Service -> the addresses its claims record it as holding (it first): indexed once, not searched per Service.
   const heldBy = new Map<string, string[]>();
   for (const [ip, keys] of holders) if (keys[0]) heldBy.set(keys[0], [...(heldBy.get(keys[0]) ?? []), ip]);
+  // And those given to it moments ago, first.
+  for (const [ip, key] of recent) heldBy.set(key, [ip, ...(heldBy.get(key) ?? [])]);
   // Given in this round: never released in it.
   const given = new Set<string>();
   const give = (pool: string, ip: string) => {
@@ -155,7 +159,7 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
   const byName = new Map(pools.map((p) => [p.name, p]));
   const serves = (p: PoolView, s: ServiceView) => !p.namespaces || p.namespaces.includes(s.namespace);
   const firstFree = (s: ServiceView): {pool: string; ip: string} | undefined => {
-    // The address this Service holds, if no Service uses it now.
+    // The address this Service holds (or was given moments ago), if no Service uses it now.
     for (const ip of heldBy.get(s.key) ?? []) {
       const pool = owner.get(ip);
       if (pool && !used.has(ip) && !given.has(ip) && serves(byName.get(pool)!, s)) return {pool, ip};

@@ -43,7 +43,16 @@ test('an address no Service uses is released, unless it was given moments ago', 
   const pools = [pool({allocated: {'192.0.2.10': 'a', '192.0.2.11': 'b'}})];
   const p = planPools([svc('keep', {externalIPs: ['192.0.2.10']})], pools);
   expect([...p.release]).toEqual([['pool-a', ['192.0.2.11']]]);
-  expect([...planPools([svc('keep', {externalIPs: ['192.0.2.10']})], pools, new Set(['192.0.2.11'])).release]).toEqual([]);
+  expect([...planPools([svc('keep', {externalIPs: ['192.0.2.10']})], pools, new Map([['192.0.2.11', 'default/other']])).release]).toEqual([]);
+});
+
+test('a Service whose write of its address failed gets the same address again, not a second one', () => {
+  // auto was given .10 moments ago (the pool records it), but its cached version was stale and the
+  // Service does not show it; lb asks next.
+  const pools = [pool({allocated: {'192.0.2.10': 'x'}})];
+  const p = planPools([svc('auto', {auto: true}), svc('lb', {lb: true})], pools, new Map([['192.0.2.10', 'default/auto']]));
+  expect(given(p)).toEqual(['auto external-ip 192.0.2.10', 'lb ingress 192.0.2.11']);
+  expect([...p.release]).toEqual([]);
 });
 
 test('a Service no longer a LoadBalancer extip serves has its ingress cleared and its address released', () => {

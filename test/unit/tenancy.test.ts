@@ -58,7 +58,7 @@ test('a pool\'s addresses go only to Services of its namespaces, asked for in an
   expect([...a.wanted]).toEqual([]);
   // The LoadBalancer whose status named another tenant's address gets one of its own pool, which replaces it:
   // the one it held before (its claim records it), not a new one.
-  const held = planPools(a.views, [pools[0], {...pools[1], allocated: {'10.210.1.211': 'x', '10.210.1.212': 'y'}}], new Set(), new Map([['10.210.1.212', ['team-b/lb']]]));
+  const held = planPools(a.views, [pools[0], {...pools[1], allocated: {'10.210.1.211': 'x', '10.210.1.212': 'y'}}], new Map(), new Map([['10.210.1.212', ['team-b/lb']]]));
   expect(held.allocate.map((x) => `${x.kind} ${x.service.key} ${'ip' in x ? x.ip : ''}`)).toEqual(['ingress team-b/lb 10.210.1.212']);
   expect(held.release.get('b')).toEqual(['10.210.1.211']);
   const plan = planPools(a.views, pools);
