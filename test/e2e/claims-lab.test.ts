@@ -358,34 +358,43 @@ test('pools: external-ip: auto and LoadBalancers get addresses that come up on a
     service('lb-asks', {type: 'LoadBalancer'}, {'extip.io/load-balancer-ip': '10.210.1.202'}),
     service('lb-other', {type: 'LoadBalancer', loadBalancerClass: 'example.com/other'}),
   ];
-  for (const d of docs) expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(d))).exitCode).toBe(0);
-  const get = async (name: string) => JSON.parse((await lab.kubectl(['get', 'service', name, '-n', 'default', '-o', 'json'])).stdout);
-  const ingress = async (name: string) => ((await get(name)).status?.loadBalancer?.ingress ?? []).map((i: {ip: string}) => i.ip) as string[];
-  await waitFor('addresses for auto, lb and lb-asks', async () => (await get('auto')).spec.externalIPs?.length === 1 && (await ingress('lb')).length === 1 && (await ingress('lb-asks')).length === 1, 30000);
-  const given = {auto: (await get('auto')).spec.externalIPs[0], lb: (await ingress('lb'))[0], asks: (await ingress('lb-asks'))[0]};
-  expect(given.asks).toBe('10.210.1.202');
-  expect([given.auto, given.lb].sort()).toEqual(['10.210.1.200', '10.210.1.201']);
-  const upOn = async (ip: string) => (await Promise.all(lab.hosts.map(async (h) => {
-    const r = await lab.exec(h.name, 'ip', ['-j', 'address', 'show', 'dev', 'eth0']);
-    return JSON.parse(r.stdout)[0].addr_info.some((a: {local: string}) => a.local === ip) ? [h.name] : [];
-  }))).flat();
-  await waitFor('each given address up on exactly one node', async () => (await Promise.all(pooled.map(upOn))).every((n) => n.length === 1), 30000);
-  const allocated = async () => Object.keys(JSON.parse((await lab.kubectl(['get', 'ipclaimpool', 'lab', '-o', 'json'])).stdout).spec.allocated ?? {}).sort();
-  expect(await allocated()).toEqual(pooled);
-  // Another implementation's class: not extip's to serve.
-  expect(await ingress('lb-other')).toEqual([]);
-  // The pool is exhausted: an Event says so, and nothing crashes.
-  expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(service('lb-late', {type: 'LoadBalancer'})))).exitCode).toBe(0);
-  await waitFor('an AllocationFailed Event on lb-late', async () => {
-    const r = await lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=lb-late,reason=AllocationFailed', '-o', 'jsonpath={.items[*].message}']);
-    return r.stdout.includes('every IpClaimPool is exhausted (lab)');
-  }, 30000);
-  // lb goes: its address comes down, the pool releases it, and lb-late gets it.
-  expect((await lab.kubectl(['delete', 'service', 'lb', '-n', 'default'])).exitCode).toBe(0);
-  await waitFor('lb-late given the released address', async () => (await ingress('lb-late'))[0] === given.lb, 30000);
-  await waitFor('lb-late\'s address up on one node', async () => (await upOn(given.lb)).length === 1, 30000);
-  for (const name of ['auto', 'lb-asks', 'lb-other', 'lb-late']) await lab.kubectl(['delete', 'service', name, '-n', 'default']);
-  await waitFor('every pooled address released and down', async () => (await allocated()).length === 0 && (await Promise.all(pooled.map(upOn))).every((n) => n.length === 0), 30000);
+  try {
+    await pooledServices();
+  } finally {
+    // Whatever happened, the next tests start without these Services (and their addresses).
+    await lab.kubectl(['delete', 'service', '-n', 'default', '--ignore-not-found', 'auto', 'lb', 'lb-asks', 'lb-other', 'lb-late']);
+  }
+
+  async function pooledServices(): Promise<void> {
+    for (const d of docs) expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(d))).exitCode).toBe(0);
+    const get = async (name: string) => JSON.parse((await lab.kubectl(['get', 'service', name, '-n', 'default', '-o', 'json'])).stdout);
+    const ingress = async (name: string) => ((await get(name)).status?.loadBalancer?.ingress ?? []).map((i: {ip: string}) => i.ip) as string[];
+    await waitFor('addresses for auto, lb and lb-asks', async () => (await get('auto')).spec.externalIPs?.length === 1 && (await ingress('lb')).length === 1 && (await ingress('lb-asks')).length === 1, 30000);
+    const given = {auto: (await get('auto')).spec.externalIPs[0], lb: (await ingress('lb'))[0], asks: (await ingress('lb-asks'))[0]};
+    expect(given.asks).toBe('10.210.1.202');
+    expect([given.auto, given.lb].sort()).toEqual(['10.210.1.200', '10.210.1.201']);
+    const upOn = async (ip: string) => (await Promise.all(lab.hosts.map(async (h) => {
+      const r = await lab.exec(h.name, 'ip', ['-j', 'address', 'show', 'dev', 'eth0']);
+      return JSON.parse(r.stdout)[0].addr_info.some((a: {local: string}) => a.local === ip) ? [h.name] : [];
+    }))).flat();
+    await waitFor('each given address up on exactly one node', async () => (await Promise.all(pooled.map(upOn))).every((n) => n.length === 1), 30000);
+    const allocated = async () => Object.keys(JSON.parse((await lab.kubectl(['get', 'ipclaimpool', 'lab', '-o', 'json'])).stdout).spec.allocated ?? {}).sort();
+    expect(await allocated()).toEqual(pooled);
+    // Another implementation's class: not extip's to serve.
+    expect(await ingress('lb-other')).toEqual([]);
+    // The pool is exhausted: an Event says so, and nothing crashes.
+    expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(service('lb-late', {type: 'LoadBalancer'})))).exitCode).toBe(0);
+    await waitFor('an AllocationFailed Event on lb-late', async () => {
+      const r = await lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=lb-late,reason=AllocationFailed', '-o', 'jsonpath={.items[*].message}']);
+      return r.stdout.includes('every IpClaimPool is exhausted (lab)');
+    }, 30000);
+    // lb goes: its address comes down, the pool releases it, and lb-late gets it.
+    expect((await lab.kubectl(['delete', 'service', 'lb', '-n', 'default'])).exitCode).toBe(0);
+    await waitFor('lb-late given the released address', async () => (await ingress('lb-late'))[0] === given.lb, 30000);
+    await waitFor('lb-late\'s address up on one node', async () => (await upOn(given.lb)).length === 1, 30000);
+    for (const name of ['auto', 'lb-asks', 'lb-other', 'lb-late']) await lab.kubectl(['delete', 'service', name, '-n', 'default']);
+    await waitFor('every pooled address released and down', async () => (await allocated()).length === 0 && (await Promise.all(pooled.map(upOn))).every((n) => n.length === 0), 30000);
+  }
 });
 
 test('claims mode refuses what the policy refuses: no claim for an address outside the pools or a node\'s own, one Event each', async () => {
