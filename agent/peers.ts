@@ -159,6 +159,11 @@ export class Peers {
     return this.membership?.state(name);
   }
 
+  /** When the membership last saw `name` change state (Date.now's clock). */
+  since(name: string): number | undefined {
+    return this.membership?.since(name);
+  }
+
   /** Whether other members are known and none has been heard for `windowMs`: this node is cut off from the group. */
   isolated(windowMs: number): boolean {
     const m = this.membership;

@@ -183,6 +183,11 @@ export class Membership {
     return name === this.o.self.name ? 'alive' : this.members.get(name)?.state;
   }
 
+  /** When this member last saw `name` change state (this clock); undefined for itself and the unknown. */
+  since(name: string): number | undefined {
+    return this.members.get(name)?.since;
+  }
+
   /** Members taken as alive (suspects count: they may still refute), this one included. */
   live(): string[] {
     return this.view().filter((m) => m.state !== 'dead').map((m) => m.name);
@@ -235,6 +240,10 @@ export class Membership {
     this.incarnation++;
     this.spread({name: this.o.self.name, address: this.o.self.address, inc: this.incarnation, state: 'alive'});
     this.start();
+    // Every member hears of the return at once, not on the next probes: one that still held this
+    // member dead could take over a claim the scheduler has just given back to it. A rejoin is
+    // rare (a link back), so the one message to each member does not weigh on the traffic.
+    for (const m of this.members.values()) this.send(m.address, {t: 'news', seq: 0});
   }
 
   stop(): void {
