@@ -42,7 +42,7 @@ import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readA
 import {canonicalIp} from '../lib/ipnet.js';
 import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, claimName, fenceAfterMs} from './claims.js';
-import {type FenceEffect, type FenceEvent, type FenceState, beating, duty, fenceStep, serves, startFence, takeovers, wouldTakeOver} from './holding.js';
+import {type FenceEffect, type FenceEvent, type FenceState, type HolderSeen, CONFLICT_RETRY_MS, TAKEOVER_HEARD_MS, beating, duty, fenceStep, seeMoves, serves, startFence, takeovers, wouldTakeOver} from './holding.js';
 import {PEER_ANNOTATION, Peers} from './peers.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
@@ -76,13 +76,6 @@ function claimCidr(c: Json): string | undefined {
   return `${canon.ip}/${bits}`;
 }
 
-/**
- * A standby takes a claim over only if it heard a peer within this long: one
- * cut off from the segment finds every other member dead, and must not take
- * their claims for that (SWIM finds a member dead in about 0.6 s; this is
- * longer than a member goes without a message while the segment works).
- */
-const TAKEOVER_HEARD_MS = 600;
 /** How often the IpNodes are read for the members' addresses (and until the first read succeeds). */
 const LEARN_PEERS_MS = 30_000;
 const LEARN_PEERS_RETRY_MS = 2000;
@@ -98,8 +91,6 @@ const LEARN_PEERS_PAGE = 500;
  */
 const PREPROBE_FRESH_MS = 500;
 
-/** How often an address kept down by a conflict is checked again. */
-export const CONFLICT_RETRY_MS = 2000;
 /** When to look again after adding IPv6 addresses: the kernel's duplicate address detection takes about a second. */
 const DAD6_CHECK_MS = 1500;
 
@@ -134,6 +125,8 @@ export class ClaimController extends Component {
   private learning?: NodeJS.Timeout;
   /** Claims this node took over as their first live standby: the holder they were taken from, by claim. */
   private taken = new Map<string, string>();
+  /** Each claim's holder as last seen, and when it moved there (agent/holding.ts's seeMoves). */
+  private holders: HolderSeen = new Map();
   /** Claims whose takeover is being recorded on the API (TAKEN_BY), so that one write is in flight at a time. */
   private readonly recording = new Set<string>();
   /** Probes made while a holder was suspect, of the addresses this node would take over: when each ended, whether nobody answered, and of whom. */
@@ -404,13 +397,16 @@ export class ClaimController extends Component {
   private takeovers(): Set<string> {
     if (!this.peers) return new Set();
     const peers = this.peers;
-    const claims = this.claims.list().map((c) => ({name: String(c.metadata.name), holder: String(c.spec?.nodeName ?? ''), cidr: claimCidr(c)}));
+    const listed = this.claims.list().map((c) => ({name: String(c.metadata.name), holder: String(c.spec?.nodeName ?? ''), cidr: claimCidr(c)}));
+    this.holders = seeMoves(this.holders, listed, Date.now());
+    const claims = listed.map((c) => ({...c, movedAt: this.holders.get(c.name)?.at}));
     const t = takeovers(this.taken, claims, {
       self: this.node,
       members: peers.view().map((m) => m.name),
       state: (n) => peers.state(n),
       hearing: !peers.isolated(TAKEOVER_HEARD_MS) || beating(this.fence, {now: Date.now(), fenceMs: this.fenceMs}),
       upHere: (cidr) => this.owned.owns(cidr),
+      deadSince: (n) => peers.since(n),
     });
     this.taken = t.taken;
     for (const c of t.began) this.log.info(0, `taking over IpClaim ${c.name} (${c.cidr}): ${c.holder} stopped answering its peers, and ${this.node} is its first live standby`);

@@ -26,6 +26,16 @@
  */
 import {standbysFor, takesOver} from './claims.js';
 
+/**
+ * A standby takes a claim over only if it heard a peer within this long: one
+ * cut off from the segment finds every other member dead, and must not take
+ * their claims for that (SWIM finds a member dead in about 0.6 s; this is
+ * longer than a member goes without a message while the segment works).
+ */
+export const TAKEOVER_HEARD_MS = 600;
+/** How often an address kept down by a conflict is checked again. */
+export const CONFLICT_RETRY_MS = 2000;
+
 export type FenceMode = 'fenced' | 'serving' | 'keeping' | 'link-lost' | 'stopped';
 
 export interface FenceState {
@@ -148,6 +158,26 @@ export interface ClaimSeen {
   /** Its assigned node (spec.nodeName); empty for none. */
   holder: string;
   cidr?: string;
+  /** When this node saw the claim move to its holder (seeMoves); undefined: it has had that holder since first seen. */
+  movedAt?: number;
+}
+
+/** Each claim's holder as this node last saw it, and when it saw the claim move there. */
+export type HolderSeen = ReadonlyMap<string, {holder: string; at?: number}>;
+
+/**
+ * Notes which claims moved to another holder, and when this node saw it: a
+ * claim first seen has had its holder "forever" (no time). The takeover
+ * reads it to tell a holder that died from one the scheduler has just
+ * given the claim to after seeing it live.
+ */
+export function seeMoves(before: HolderSeen, claims: ReadonlyArray<{name: string; holder: string}>, now: number): Map<string, {holder: string; at?: number}> {
+  const next = new Map<string, {holder: string; at?: number}>();
+  for (const c of claims) {
+    const was = before.get(c.name);
+    next.set(c.name, !was ? {holder: c.holder} : was.holder === c.holder ? was : {holder: c.holder, at: now});
+  }
+  return next;
 }
 
 /** What the takeover needs of the world. */
@@ -161,6 +191,8 @@ export interface TakeoverWorld {
   hearing: boolean;
   /** Whether the claim's address is up here. */
   upHere(cidr: string): boolean;
+  /** When the membership last saw a member change state (its death, for a dead one); undefined: unknown. */
+  deadSince?(name: string): number | undefined;
 }
 
 export interface Takeovers {
@@ -179,6 +211,11 @@ export interface Takeovers {
  * assigns them anew. One it took whose address never came up here (another
  * host answered the probe: the holder's controller had died, not its node)
  * is let go when the holder is back.
+ *
+ * A claim moved to its holder after this node found that holder dead is not
+ * taken: the scheduler saw the holder live later than this node did (it came
+ * back, and this node has not heard so yet); it is taken if the holder dies
+ * again.
  *
  * The standby order is read from the claim's name over the members, not from
  * the claim's copy of STANDBYS: the scheduler writes a prefix of that same
@@ -205,6 +242,7 @@ export function takeovers(before: ReadonlyMap<string, string>, claims: readonly 
       continue;
     }
     if (!w.hearing || !takesOver(w.self, c.holder, standbysFor(c.name, c.holder, w.members, w.members.length), w.state)) continue;
+    if (c.movedAt !== undefined && (w.deadSince?.(c.holder) ?? -Infinity) < c.movedAt) continue;
     taken.set(c.name, c.holder);
     began.push(c);
     serve.add(c.name);

@@ -17,7 +17,7 @@
  * the README's table, and under loss and reordering.
  */
 import {STANDBY_COUNT, fenceAfterMs, standbysFor, vouched} from '../../agent/claims.js';
-import {type FenceEffect, type FenceEvent, type FenceState, beating, duty, fenceStep, serves, startFence, takeovers} from '../../agent/holding.js';
+import {CONFLICT_RETRY_MS, type FenceEffect, type FenceEvent, type FenceState, type HolderSeen, TAKEOVER_HEARD_MS, beating, duty, fenceStep, seeMoves, serves, startFence, takeovers} from '../../agent/holding.js';
 import type {Membership} from '../../lib/membership.js';
 import {type SimCluster, type SimOptions, simCluster} from './simnet.js';
 
@@ -52,6 +52,8 @@ interface FleetNode {
   name: string;
   fence: FenceState;
   taken: Map<string, string>;
+  /** Each claim's holder as this node last saw it (seeMoves). */
+  holders: HolderSeen;
   /** Addresses on its interface. */
   up: Set<string>;
   /** Probes running: when each ends. */
@@ -71,8 +73,6 @@ interface FleetNode {
 
 const TICK_MS = 20;
 const SCHEDULE_MS = 100;
-const TAKEOVER_HEARD_MS = 600;
-const CONFLICT_RETRY_MS = 2000;
 
 export class Fleet {
   readonly net: SimCluster;
@@ -106,7 +106,7 @@ export class Fleet {
     this.dadWaitMs = o.dadWaitMs ?? 100;
     this.net = simCluster(n, {loss: o.loss, jitterMs: o.jitterMs, seed: o.seed, latencyMs: o.latencyMs});
     for (const name of this.net.names) {
-      this.nodes.set(name, {name, fence: startFence(0), taken: new Map(), up: new Set(), probing: new Map(), conflicts: new Map(), cache: new Map(), relist: true, recording: new Set(), killed: false, nextBeat: 0, notes: []});
+      this.nodes.set(name, {name, fence: startFence(0), taken: new Map(), holders: new Map(), up: new Set(), probing: new Map(), conflicts: new Map(), cache: new Map(), relist: true, recording: new Set(), killed: false, nextBeat: 0, notes: []});
     }
     for (let i = 0; i < (o.claims ?? 6); i++) {
       const cidr = `10.0.0.${i + 1}/32`;
@@ -296,12 +296,14 @@ export class Fleet {
   private pass(n: FleetNode): void {
     const m = this.membership(n.name);
     const list = [...n.cache.values()];
-    const t = takeovers(n.taken, list.map((c) => ({name: c.name, holder: c.holder, cidr: c.cidr})), {
+    n.holders = seeMoves(n.holders, list, this.now);
+    const t = takeovers(n.taken, list.map((c) => ({name: c.name, holder: c.holder, cidr: c.cidr, movedAt: n.holders.get(c.name)?.at})), {
       self: n.name,
       members: m.view().map((v) => v.name),
       state: (x) => m.state(x),
       hearing: !this.isolated(n.name, TAKEOVER_HEARD_MS) || beating(n.fence, {now: this.now, fenceMs: this.fenceMs}),
       upHere: (cidr) => n.up.has(cidr),
+      deadSince: (x) => m.since(x),
     });
     n.taken = t.taken;
     for (const c of t.began) n.notes.push(`${this.now} took over ${c.name} from ${c.holder}`);

@@ -8,7 +8,7 @@
  * cases on real programs.
  */
 import {describe, expect, test} from '@jest/globals';
-import {type ClaimSeen, type FenceEvent, type FenceState, type FenceWorld, duty, fenceStep, startFence, takeovers, wouldTakeOver} from '../../agent/holding.js';
+import {type ClaimSeen, type FenceEvent, type FenceState, type FenceWorld, duty, fenceStep, seeMoves, startFence, takeovers, wouldTakeOver} from '../../agent/holding.js';
 import {Fleet} from '../helpers/simfleet.js';
 
 const FENCE_MS = 1125;
@@ -121,6 +121,21 @@ describe('takeovers and duties', () => {
     const does = members.filter((m) => takeovers(new Map(), [claim], world(m, ['node2'])).serve.has('c1'));
     expect(would).toEqual(does);
     expect(would).toHaveLength(1);
+  });
+
+  test('a claim moved to its holder after this node found the holder dead is not taken (the scheduler saw it live later); a new death is', () => {
+    const taker = members.find((m) => takeovers(new Map(), [claim], world(m, ['node2'])).serve.has('c1'))!;
+    // node2 found dead at 1000; the scheduler gives the claim to node2 at 5000 (node2 is back, and this node has not heard).
+    let seen = seeMoves(new Map(), [{name: 'c1', holder: 'node1'}], 0);
+    seen = seeMoves(seen, [{name: 'c1', holder: 'node2'}], 5000);
+    expect(seen.get('c1')).toEqual({holder: 'node2', at: 5000});
+    expect(seeMoves(seen, [{name: 'c1', holder: 'node2'}], 9000).get('c1')).toEqual({holder: 'node2', at: 5000});
+    const moved = {...claim, movedAt: seen.get('c1')!.at};
+    expect(takeovers(new Map(), [moved], world(taker, ['node2'], {deadSince: () => 1000})).serve.has('c1')).toBe(false);
+    // node2 dies again after the move: taken.
+    expect(takeovers(new Map(), [moved], world(taker, ['node2'], {deadSince: () => 6000})).serve.has('c1')).toBe(true);
+    // Held by node2 since this node first saw it: a death is a death.
+    expect(takeovers(new Map(), [claim], world(taker, ['node2'], {deadSince: () => 1000})).serve.has('c1')).toBe(true);
   });
 
   test('duty: a claim here that another node says it took stays with the taker; a handoff is let go', () => {
