@@ -46,7 +46,7 @@
  * EXTIP_BENCH_LOGS=<dir> keeps each node's pod logs (and kube-vip's debug log) there.
  */
 import {execa} from 'execa';
-import {mkdtemp, readFile, readdir, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readFile, readdir, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import YAML from 'yaml';
@@ -414,10 +414,15 @@ async function measure(profile: Profile): Promise<Cut[]> {
     return cuts;
   } finally {
     // EXTIP_BENCH_LOGS=<dir>: what every pod on each node printed, for reading a slow cut after the run.
+    // A log that cannot be written is said, and the lab stops all the same.
     const logs = process.env.EXTIP_BENCH_LOGS;
     if (logs) {
       const slug = profile.name.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
-      for (const k of lab.nodeKubelets) await writeFile(`${logs}/${slug}-${k.name}.log`, `${k.events.join('\n')}\n${k.allLogs()}`);
+      await mkdir(logs, {recursive: true})
+        .then(async () => {
+          for (const k of lab.nodeKubelets) await writeFile(`${logs}/${slug}-${k.name}.log`, `${k.events.join('\n')}\n${k.allLogs()}`);
+        })
+        .catch((err: Error) => console.error(`  cannot keep the pods' logs in ${logs}: ${err.message}`));
     }
     await lab.stop();
   }
