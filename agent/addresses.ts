@@ -14,7 +14,7 @@
 import {mkdir, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {isIPv4} from 'node:net';
-import {run} from '../lib/run.js';
+import {type RunResult, run} from '../lib/run.js';
 import {canonicalIp} from '../lib/ipnet.js';
 
 export interface HostAddress {
@@ -44,6 +44,19 @@ export async function readAddresses(): Promise<HostAddress[]> {
   const links = JSON.parse(r.stdout || '[]') as Array<{ifname: string; addr_info?: Array<{local: string; prefixlen: number; label?: string; dadfailed?: boolean; tentative?: boolean}>}>;
   return links.flatMap((l) => (l.addr_info ?? []).map((a) => ({iface: l.ifname, ip: a.local, prefix: a.prefixlen, label: a.label, ...(a.dadfailed ? {dadfailed: true} : {}), ...(a.tentative ? {tentative: true} : {})})));
 }
+
+/** `ip -force -batch -` with these lines. */
+export function ipBatch(lines: readonly string[]): Promise<RunResult> {
+  return run('ip', ['-force', '-batch', '-'], {input: lines.join('\n') + '\n', installHint: 'install iproute2'});
+}
+
+/** What an owner needs of the host: its addresses, and `ip -batch` (agent/world.ts's Host). */
+export interface AddressHost {
+  addresses(): Promise<HostAddress[]>;
+  ipBatch(lines: readonly string[]): Promise<RunResult>;
+}
+
+const thisHost: AddressHost = {addresses: readAddresses, ipBatch};
 
 /** The subnets of the interface's own addresses (IPv4 and IPv6, prefixes short enough to have edges), as CIDRs. */
 export function interfaceSubnets(host: readonly HostAddress[], iface: string): string[] {
@@ -80,6 +93,7 @@ export class Ownership {
     private readonly stateDir: string,
     readonly iface: string,
     readonly owner: string,
+    private readonly host: AddressHost = thisHost,
   ) {
     this.dir = join(stateDir, 'owners', iface);
     this.file = join(this.dir, `${owner}.json`);
@@ -167,7 +181,7 @@ export class Ownership {
    * record until the caller drops or releases it.
    */
   async withdraw(): Promise<{removed: string[]; shared: string[]; failed: string[]}> {
-    const [host, others] = await Promise.all([readAddresses(), this.othersWant()]);
+    const [host, others] = await Promise.all([this.host.addresses(), this.othersWant()]);
     const onIface = new Set(host.filter((a) => a.iface === this.iface).map((a) => `${a.ip}/${a.prefix}`));
     const mine = this.addresses;
     const removed = mine.filter((cidr) => onIface.has(cidr) && !others.has(cidr));
@@ -192,7 +206,7 @@ export class Ownership {
     ];
     for (const cidr of add) this.mine.add(cidr);
     await this.save();
-    const r = await run('ip', ['-force', '-batch', '-'], {input: lines.join('\n') + '\n'});
+    const r = await this.host.ipBatch(lines);
     const failedLines = r.exitCode === 0 ? new Set<number>() : failedBatchLines(r.stderr);
     // A removal that failed because the address is gone is as good as done.
     for (const cidr of remove) this.mine.delete(cidr);
@@ -221,12 +235,10 @@ export class Ownership {
   }
 
   private async restoreCascade(remove: readonly string[], before: readonly HostAddress[]): Promise<string[]> {
-    const now = new Set((await readAddresses()).filter((a) => a.iface === this.iface).map((a) => `${a.ip}/${a.prefix}`));
+    const now = new Set((await this.host.addresses()).filter((a) => a.iface === this.iface).map((a) => `${a.ip}/${a.prefix}`));
     const gone = before.filter((a) => a.iface === this.iface && isIPv4(a.ip) && !remove.includes(`${a.ip}/${a.prefix}`) && !now.has(`${a.ip}/${a.prefix}`));
     if (!gone.length) return [];
-    await run('ip', ['-force', '-batch', '-'], {
-      input: gone.map((a) => this.addLine(`${a.ip}/${a.prefix}`, a.label && a.label !== this.iface ? a.label : undefined)).join('\n') + '\n',
-    });
+    await this.host.ipBatch(gone.map((a) => this.addLine(`${a.ip}/${a.prefix}`, a.label && a.label !== this.iface ? a.label : undefined)));
     return gone.map((a) => `${a.ip}/${a.prefix}`);
   }
 }

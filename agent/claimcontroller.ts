@@ -38,12 +38,12 @@
 import type {ApiClient, Json} from './api.js';
 import {readFile} from 'node:fs/promises';
 import {isIPv4} from 'node:net';
-import {type HostAddress, Ownership, interfaceSubnets, promoteSecondaries, readAddresses} from './addresses.js';
+import {type HostAddress, Ownership, interfaceSubnets} from './addresses.js';
 import {canonicalIp} from '../lib/ipnet.js';
-import {announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, claimName, fenceAfterMs} from './claims.js';
 import {type FenceEffect, type FenceEvent, type FenceState, type HolderSeen, CONFLICT_RETRY_MS, TAKEOVER_HEARD_MS, beating, duty, fenceStep, seeMoves, serves, startFence, takeovers, wouldTakeOver} from './holding.js';
-import {PEER_ANNOTATION, Peers} from './peers.js';
+import {PEER_ANNOTATION} from './peers.js';
+import {type ClaimWorld, type Clock, type Host, type PeerGroup, realWorld} from './world.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
@@ -60,7 +60,11 @@ import {FAILING_PASSES} from './serial.js';
  * drivers never report more.
  */
 export async function linkDown(iface: string, sys = '/sys/class/net'): Promise<string | undefined> {
-  const state = await readFile(`${sys}/${iface}/operstate`, 'utf8').then((t) => t.trim(), () => 'gone');
+  return downState(await readFile(`${sys}/${iface}/operstate`, 'utf8').then((t) => t.trim(), () => 'gone'));
+}
+
+/** An operstate that means the link is down, or undefined. */
+export function downState(state: string): string | undefined {
   return ['down', 'lowerlayerdown', 'notpresent', 'gone'].includes(state) ? state : undefined;
 }
 
@@ -99,7 +103,7 @@ export class ClaimController extends Component {
   private readonly node: string;
   private readonly fenceMs: number;
   /** The fence's state machine (agent/holding.ts): whether the addresses may be up, and since when. */
-  private fence: FenceState = startFence(Date.now());
+  private fence: FenceState;
   /** Why the last heartbeat failed, for the log. */
   private beatError = '';
   private revision = 0;
@@ -110,19 +114,18 @@ export class ClaimController extends Component {
    * node, never leaves an address without an owner.
    */
   private served = false;
-  private beating?: NodeJS.Timeout;
-  private watchdog?: NodeJS.Timeout;
-  private resync?: NodeJS.Timeout;
+  /** Cancels the heartbeat, watchdog and resync timers. */
+  private timers: Array<() => void> = [];
   private stopped = false;
   /** Addresses another host on the link answers for: by whom, and when that was last seen. */
   private readonly conflicts = new Map<string, {by: string; at: number}>();
-  private recheck?: NodeJS.Timeout;
+  private recheck?: () => void;
   /** Claims given to another node while their address is still up here (this controller crashed): since when, by claim. */
   private readonly holding = new Map<string, number>();
   private checkingLink = false;
   /** The controllers' membership (`--peer-port`), and the timer that reads the IpNodes (where each listens) again. */
-  private peers?: Peers;
-  private learning?: NodeJS.Timeout;
+  private peers?: PeerGroup;
+  private learning?: () => void;
   /** Claims this node took over as their first live standby: the holder they were taken from, by claim. */
   private taken = new Map<string, string>();
   /** Each claim's holder as last seen, and when it moved there (agent/holding.ts's seeMoves). */
@@ -132,29 +135,39 @@ export class ClaimController extends Component {
   /** Probes made while a holder was suspect, of the addresses this node would take over: when each ended, whether nobody answered, and of whom. */
   private readonly preProbes = new Map<string, {at: number; free: boolean; suspect: string}>();
 
-  /** hostname: the node this controller serves (its IpNode's name). */
-  constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics, hostname: string) {
+  private readonly clock: Clock;
+  private readonly host: Host;
+
+  /**
+   * hostname: the node this controller serves (its IpNode's name). world:
+   * the host, the membership and the clock (agent/world.ts); the owner
+   * `owned` must act on the same host.
+   */
+  constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics, hostname: string, private readonly world: ClaimWorld = realWorld) {
     super(api, flags, log, metrics, 'reconcile');
     this.node = hostname;
     this.fenceMs = fenceAfterMs(flags.hbMs, flags.monitorMs);
+    this.clock = world.clock;
+    this.host = world.host;
+    this.fence = startFence(this.clock.now());
   }
 
   get ready(): boolean {
-    return Boolean(serves(this.fence) && this.served && this.passes.failures < FAILING_PASSES && this.claims?.synced && this.claims.connected && beating(this.fence, {now: Date.now(), fenceMs: this.fenceMs}));
+    return Boolean(serves(this.fence) && this.served && this.passes.failures < FAILING_PASSES && this.claims?.synced && this.claims.connected && beating(this.fence, {now: this.clock.now(), fenceMs: this.fenceMs}));
   }
 
   async start(): Promise<void> {
     await this.owned.load();
-    const why = await promoteSecondaries(this.flags.iface);
+    const why = await this.host.promoteSecondaries(this.flags.iface);
     if (why) this.log.warn(`cannot turn on promote_secondaries for ${this.flags.iface} (${why}); addresses that a removal takes along are put back instead`);
     if (this.onLink) {
-      const notify = await ndiscNotify(this.flags.iface);
+      const notify = await this.host.ndiscNotify(this.flags.iface);
       if (notify) this.log.warn(`cannot turn on ndisc_notify for ${this.flags.iface} (${notify}); IPv6 addresses come up without an unsolicited neighbour advertisement`);
     }
     // Until the first heartbeat succeeds the controller counts as fenced: it brings nothing up.
-    this.fence = startFence(Date.now());
+    this.fence = startFence(this.clock.now());
     if (this.flags.peerPort && this.flags.peerAddress) {
-      const peers = new Peers({
+      const peers = this.world.peers({
         name: this.node,
         ip: this.flags.peerAddress,
         port: this.flags.peerPort,
@@ -185,14 +198,16 @@ export class ClaimController extends Component {
     void this.claims.run();
     // A restart that finds addresses still up whose claims went elsewhere asks for them back before
     // its first heartbeat, so that the scheduler sees the request when it sees this node live again.
-    await this.stillHeld(await readAddresses(), new Map(), []).catch((err: Error) => this.log.warn(`checking for addresses still up here failed (${describe(err)})`));
+    await this.stillHeld(await this.host.addresses(), new Map(), []).catch((err: Error) => this.log.warn(`checking for addresses still up here failed (${describe(err)})`));
     void this.heartbeat();
-    this.beating = setInterval(() => void this.heartbeat(), this.flags.hbMs);
-    this.watchdog = setInterval(() => {
-      void this.followLink();
-      this.dispatch({type: 'tick'});
-    }, Math.max(20, Math.min(100, Math.floor(this.flags.hbMs / 4))));
-    this.resync = setInterval(() => this.schedule(), Math.min(Math.max(this.flags.resyncMs, 100), 10000));
+    this.timers = [
+      this.clock.every(this.flags.hbMs, () => void this.heartbeat()),
+      this.clock.every(Math.max(20, Math.min(100, Math.floor(this.flags.hbMs / 4))), () => {
+        void this.followLink();
+        this.dispatch({type: 'tick'});
+      }),
+      this.clock.every(Math.min(Math.max(this.flags.resyncMs, 100), 10000), () => this.schedule()),
+    ];
   }
 
   /**
@@ -225,13 +240,13 @@ export class ClaimController extends Component {
       found = members.length;
     }
     // Soon again while nothing was found (the API away, or the others not registered yet).
-    this.learning = setTimeout(() => void this.learnPeers(), found ? LEARN_PEERS_MS : LEARN_PEERS_RETRY_MS);
+    this.learning = this.clock.after(found ? LEARN_PEERS_MS : LEARN_PEERS_RETRY_MS, () => void this.learnPeers());
   }
 
   private async heartbeat(): Promise<void> {
     // A node whose link is down must look gone to the scheduler: a heartbeat would re-create its IpNode.
     if (this.stopped || this.linkLost) return;
-    const sent = Date.now();
+    const sent = this.clock.now();
     this.revision = Math.max(this.revision + 1, sent);
     // A heartbeat that cannot finish before the fence deadline is no use: it counts as failed.
     const timeoutMs = Math.max(100, Math.min(this.flags.hbMs * 2, this.fenceMs));
@@ -258,7 +273,7 @@ export class ClaimController extends Component {
   /** Hands an event to the fence's state machine and carries out what it says. */
   private dispatch(event: FenceEvent): void {
     const before = this.fence;
-    const now = Date.now();
+    const now = this.clock.now();
     const step = fenceStep(before, event, {
       now,
       fenceMs: this.fenceMs,
@@ -304,7 +319,7 @@ export class ClaimController extends Component {
 
   /** Says in the log what the fence did. */
   private note(what: Extract<FenceEffect, {do: 'note'}>['what'], before: FenceState, event: FenceEvent, removed: readonly string[], undeleted: string | undefined): void {
-    const silent = Date.now() - before.lastBeat;
+    const silent = this.clock.now() - before.lastBeat;
     const downed = removed.join(' ') || 'nothing';
     switch (what) {
       case 'beat-failing':
@@ -336,7 +351,7 @@ export class ClaimController extends Component {
     if (this.stopped || !this.onLink || this.checkingLink) return;
     this.checkingLink = true;
     try {
-      const down = await linkDown(this.flags.iface);
+      const down = downState(await this.host.linkState(this.flags.iface));
       this.dispatch(down ? {type: 'link-down', state: down} : {type: 'link-up'});
     } finally {
       this.checkingLink = false;
@@ -398,13 +413,13 @@ export class ClaimController extends Component {
     if (!this.peers) return new Set();
     const peers = this.peers;
     const listed = this.claims.list().map((c) => ({name: String(c.metadata.name), holder: String(c.spec?.nodeName ?? ''), cidr: claimCidr(c)}));
-    this.holders = seeMoves(this.holders, listed, Date.now());
+    this.holders = seeMoves(this.holders, listed, this.clock.now());
     const claims = listed.map((c) => ({...c, movedAt: this.holders.get(c.name)?.at}));
     const t = takeovers(this.taken, claims, {
       self: this.node,
       members: peers.view().map((m) => m.name),
       state: (n) => peers.state(n),
-      hearing: !peers.isolated(TAKEOVER_HEARD_MS) || beating(this.fence, {now: Date.now(), fenceMs: this.fenceMs}),
+      hearing: !peers.isolated(TAKEOVER_HEARD_MS) || beating(this.fence, {now: this.clock.now(), fenceMs: this.fenceMs}),
       upHere: (cidr) => this.owned.owns(cidr),
       deadSince: (n) => peers.since(n),
     });
@@ -437,7 +452,7 @@ export class ClaimController extends Component {
     // The API server does not answer: nothing is known, and the addresses stay as the plan has them.
     if (listed?.status !== 200) return keep;
     const byName = new Map<string, Json>(((listed.body.items ?? []) as Json[]).map((c) => [c.metadata.name, c]));
-    const now = Date.now();
+    const now = this.clock.now();
     const seen = new Set<string>();
     for (const cidr of candidates) {
       const name = claimName(cidr);
@@ -455,7 +470,7 @@ export class ClaimController extends Component {
       if (since === undefined) {
         this.holding.set(name, now);
         this.log.info(0, `${cidr} is still up here while IpClaim ${name} went to ${to}, which has not brought it up: keeping it, and asking for the claim back`);
-        setTimeout(() => this.schedule(), HOLD_MS + 50).unref();
+        this.clock.after(HOLD_MS + 50, () => this.schedule());
       } else if (now - since > HOLD_MS) {
         if (c.metadata.annotations?.[HELD_BY] === this.node) {
           this.log.warn(`${cidr}: IpClaim ${name} was not given back within ${HOLD_MS} ms; letting ${to} have it`);
@@ -482,7 +497,7 @@ export class ClaimController extends Component {
   private async confirmReleases(releasing: ReadonlyArray<{name: string; cidr: string; done: boolean}>): Promise<void> {
     const todo = releasing.filter((r) => !r.done);
     if (!todo.length) return;
-    const host = await readAddresses();
+    const host = await this.host.addresses();
     const up = new Set(host.filter((a) => a.iface === this.flags.iface).map((a) => `${a.ip}/${a.prefix}`));
     for (const r of todo) {
       if (up.has(r.cidr)) {
@@ -498,7 +513,7 @@ export class ClaimController extends Component {
   private async reconcile(): Promise<void> {
     if (this.stopped || !serves(this.fence) || !this.claims.synced) return;
     await this.passes.run(async () => {
-      const [read, others] = await Promise.all([readAddresses(), this.owned.othersWant()]);
+      const [read, others] = await Promise.all([this.host.addresses(), this.owned.othersWant()]);
       // The interface's own subnets: their network and broadcast addresses are never a claim's.
       this.policy.setSubnets('interface', interfaceSubnets(read, this.flags.iface));
       const desired = this.desired();
@@ -533,7 +548,7 @@ export class ClaimController extends Component {
       const up = add.filter((cidr) => this.owned.owns(cidr));
       this.announce(up);
       await this.markUp(up, desired.wanted);
-      if (up.some((cidr) => !isIPv4(cidr.split('/')[0])) && this.onLink) setTimeout(() => this.schedule(), DAD6_CHECK_MS).unref();
+      if (up.some((cidr) => !isIPv4(cidr.split('/')[0])) && this.onLink) this.clock.after(DAD6_CHECK_MS, () => this.schedule());
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length - (p.add.length - up.length);
       this.metrics.conflicts = this.conflicts.size;
@@ -562,15 +577,15 @@ export class ClaimController extends Component {
   private async preProbe(suspect: string): Promise<void> {
     const peers = this.peers;
     if (!peers || !this.onLink || this.flags.dadWaitMs === 0 || !serves(this.fence) || !this.claims?.synced) return;
-    for (const [cidr, pre] of this.preProbes) if (Date.now() - pre.at > PREPROBE_FRESH_MS) this.preProbes.delete(cidr);
+    for (const [cidr, pre] of this.preProbes) if (this.clock.now() - pre.at > PREPROBE_FRESH_MS) this.preProbes.delete(cidr);
     const members = peers.view().map((m) => m.name);
     const mine = this.claims.list()
       .filter((c) => c.spec?.nodeName === suspect && wouldTakeOver(this.node, suspect, c.metadata.name, members, (n) => peers.state(n)))
       .map((c) => claimCidr(c))
       .filter((cidr): cidr is string => Boolean(cidr) && isIPv4(cidr!.split('/')[0]));
     await Promise.all(mine.map(async (cidr) => {
-      const probe = await probeIPv4(this.flags.iface, cidr.split('/')[0], this.flags.dadWaitMs);
-      this.preProbes.set(cidr, {at: Date.now(), free: 'taken' in probe && !probe.taken, suspect});
+      const probe = await this.host.probeIPv4(this.flags.iface, cidr.split('/')[0], this.flags.dadWaitMs);
+      this.preProbes.set(cidr, {at: this.clock.now(), free: 'taken' in probe && !probe.taken, suspect});
     }));
   }
 
@@ -582,7 +597,7 @@ export class ClaimController extends Component {
    * unchecked and the log says why, once.
    */
   private async checkLink(add: readonly string[], takenFrom: (cidr: string) => string | undefined): Promise<string[]> {
-    const now = Date.now();
+    const now = this.clock.now();
     const ok = await Promise.all(add.map(async (cidr) => {
       const last = this.conflicts.get(cidr);
       if (last && now - last.at < CONFLICT_RETRY_MS) return false;
@@ -595,7 +610,7 @@ export class ClaimController extends Component {
         this.log.info(1, `${cidr}: nobody answered for it ${now - pre.at} ms ago, probed while ${pre.suspect} was suspect`);
         return true;
       }
-      const probe = await probeIPv4(this.flags.iface, ip, this.flags.dadWaitMs);
+      const probe = await this.host.probeIPv4(this.flags.iface, ip, this.flags.dadWaitMs);
       if ('unknown' in probe) {
         this.warnOnce(`cannot probe ${this.flags.iface} for other holders of an address (${probe.unknown}); bringing addresses up unchecked`);
         return true;
@@ -612,14 +627,13 @@ export class ClaimController extends Component {
   /** Records a conflict, says so once, and makes sure the address is looked at again. */
   private conflict(cidr: string, by: string): void {
     const first = !this.conflicts.has(cidr);
-    this.conflicts.set(cidr, {by, at: Date.now()});
+    this.conflicts.set(cidr, {by, at: this.clock.now()});
     if (first) this.log.warn(`conflict: ${by} answers for ${cidr} on ${this.flags.iface}; it stays down on ${this.node}, checked again every ${CONFLICT_RETRY_MS / 1000} s`);
     if (!this.recheck) {
-      this.recheck = setTimeout(() => {
+      this.recheck = this.clock.after(CONFLICT_RETRY_MS, () => {
         this.recheck = undefined;
         this.schedule();
-      }, CONFLICT_RETRY_MS);
-      this.recheck.unref();
+      });
     }
   }
 
@@ -659,7 +673,7 @@ export class ClaimController extends Component {
         const r = await this.api.request('PATCH', `${CLAIMS}/${name}`, {metadata: {annotations: {[TAKEN_BY]: this.node}}, status: {upAt: at, upOn: this.node}}, {timeoutMs: 2000, contentType: 'application/merge-patch+json'})
           .catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
         if (r.status === 200 || r.status === 404) return;
-        await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+        await new Promise<void>((resolve) => this.clock.after(1000, resolve));
       }
     } finally {
       this.recording.delete(name);
@@ -672,7 +686,7 @@ export class ClaimController extends Component {
     for (const cidr of up) {
       const ip = cidr.split('/')[0];
       if (!isIPv4(ip)) continue;
-      void announceIPv4(this.flags.iface, ip, this.flags.announce).then((why) => {
+      void this.host.announceIPv4(this.flags.iface, ip, this.flags.announce).then((why) => {
         if (why) this.warnOnce(`cannot announce addresses on ${this.flags.iface} with gratuitous ARP (${why}); neighbours learn the new holder only when their entries go stale`);
       });
     }
@@ -694,9 +708,8 @@ export class ClaimController extends Component {
   async stop(withdraw: boolean): Promise<void> {
     this.stopped = true;
     this.dispatch({type: 'stop'});
-    for (const t of [this.beating, this.watchdog, this.resync]) if (t) clearInterval(t);
-    if (this.learning) clearTimeout(this.learning);
-    if (this.recheck) clearTimeout(this.recheck);
+    for (const cancel of [...this.timers, this.learning, this.recheck]) cancel?.();
+    this.timers = [];
     this.claims?.stop();
     await this.passes.idle(5);
     if (!withdraw) {
