@@ -11,7 +11,7 @@
  * The holders are sampled every 20 ms, as the lab's tests do: never two
  * hosts that hear each other with one address.
  */
-import {afterEach, beforeEach, expect, test} from '@jest/globals';
+import {afterEach, beforeEach, describe, expect, test} from '@jest/globals';
 import {randomBytes} from 'node:crypto';
 import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {createSocket} from 'node:dgram';
@@ -22,7 +22,7 @@ import {CLAIMS, NODES, NODE_LABEL, STANDBYS, TAKEN_BY, claimName, standbysFor} f
 import {ClaimController} from '../../agent/claimcontroller.js';
 import type {Logger} from '../../agent/log.js';
 import {Metrics} from '../../agent/metrics.js';
-import {realWorld, systemClock} from '../../agent/world.js';
+import {type PeerGroup, realWorld, systemClock} from '../../agent/world.js';
 import {parseAgentFlags} from '../../lib/agent-flags.js';
 import {FakeApi} from '../helpers/fakeapi.js';
 import {type SimHost, SimSegment} from '../helpers/simhost.js';
@@ -125,6 +125,7 @@ function claim(ip: string): Record<string, any> | undefined {
   return api.objects(CLAIMS).find((c) => c.metadata.name === claimName(`${ip}/32`));
 }
 
+describe('three controllers on one segment', () => {
 beforeEach(async () => {
   api = await FakeApi.start();
   segment = new SimSegment();
@@ -233,5 +234,38 @@ test('the controller is killed (its node fine): its addresses stay up, the stand
   for (const ip of theirs) {
     expect(claim(ip)?.spec.nodeName).toBe('node1');
     expect(claim(ip)?.metadata.annotations?.[TAKEN_BY]).toBeUndefined();
+  }
+});
+});
+
+test('the members are read from the IpNodes in pages: of 1,200 nodes every one is joined', async () => {
+  api = await FakeApi.start();
+  dir = await mkdtemp(join(tmpdir(), 'extip-claimcontroller-'));
+  try {
+    const client = api.client();
+    for (let i = 0; i < 1200; i++) {
+      await client.request('POST', NODES, {apiVersion: 'ipcontroller.ext/v1', kind: 'IpNode', metadata: {name: `n${i}`, annotations: {'extip.io/peer': `10.2.${i >> 8}.${i & 255}:7946`}}, Revision: 1});
+    }
+    // The membership stood in for: what the controller tells it is all this test reads.
+    const told: Array<ReadonlyArray<{name: string; address: string}>> = [];
+    const group: PeerGroup = {
+      address: '127.0.0.1:7946', start: async () => undefined, setMembers: (m) => void told.push(m), state: () => 'alive', since: () => undefined,
+      isolated: () => false, view: () => [], pause: () => undefined, resume: () => undefined, stop: () => undefined,
+    };
+    const host = new SimSegment().add('n0', 'eth0', '10.1.0.1');
+    const f = parseAgentFlags(['--hostname=n0', '--iface=eth0', `--state-dir=${dir}`, '--peer-port=7946', '--peer-address=127.0.0.1', `--peer-keys=${join(dir, 'none.json')}`]);
+    const lines: string[] = [];
+    const c = new ClaimController(client, f, new Ownership(f.stateDir, f.iface, f.owner, host), logger(lines), new Metrics(), 'n0', {clock: systemClock, host, peers: () => group});
+    await c.start();
+    try {
+      await until('the members told', () => told.length > 0);
+      expect(told[0]).toHaveLength(1199);
+      expect(told[0].find((m) => m.name === 'n1199')).toEqual({name: 'n1199', address: '10.2.4.175:7946'});
+    } finally {
+      await c.stop(false);
+    }
+  } finally {
+    await api.stop();
+    await rm(dir, {recursive: true, force: true});
   }
 });
