@@ -7,16 +7,15 @@
  * probes that see who holds an address on the segment. Minutes of cluster
  * run in well under a second, the same way every time.
  *
- * What is modelled, not the agent's own code: the scheduler (heartbeats read
- * into liveness, vouching by `hears`, a takeover recorded, a lost holder's
- * claims given to their first live standby, standbys written; its real
- * decisions have table tests in test/unit/claims.test.ts and standbys.test.ts),
- * the watch (a copy of the claims whenever the API answers, a full list when
- * asked) and the host (addresses as sets). The lab (test/e2e/claims-lab.test.ts)
+ * The scheduler's rules are its own too (agent/claims.ts: vouched,
+ * takenOver, decide, handoffs, standbysFor); what is modelled around them:
+ * heartbeats read into liveness, the two-step handoff between live nodes
+ * (not done: such claims stay), the watch (a copy of the claims whenever the
+ * API answers, a full list when asked) and the host (addresses as sets). The lab (test/e2e/claims-lab.test.ts)
  * proves the wiring on real programs; this proves the rules on every row of
  * the README's table, and under loss and reordering.
  */
-import {STANDBY_COUNT, fenceAfterMs, standbysFor, vouched} from '../../agent/claims.js';
+import {type ClaimView, STANDBY_COUNT, decide, fenceAfterMs, handoffs, standbysFor, takenOver, vouched} from '../../agent/claims.js';
 import {CONFLICT_RETRY_MS, type FenceEffect, type FenceEvent, type FenceState, type HolderSeen, TAKEOVER_HEARD_MS, beating, duty, fenceStep, seeMoves, serves, startFence, takeovers} from '../../agent/holding.js';
 import type {Membership} from '../../lib/membership.js';
 import {type SimCluster, type SimOptions, simCluster} from './simnet.js';
@@ -342,21 +341,26 @@ export class Fleet {
     const hears = new Map([...this.ipnodes].map(([k, v]) => [k, v.hears]));
     const live = vouched(beatLive, hears, new Set(this.ipnodes.keys()));
     const targets = live.filter((x) => (this.ipnodes.get(x)?.at ?? -Infinity) > this.resetAt);
+    // The scheduler's own rules (agent/claims.ts), in its order: takeovers recorded first, then
+    // what decide() and handoffs() make of the rest. A handoff between live nodes (ask, confirm,
+    // assign) is not modelled: those claims stay where they are.
+    const views = (): ClaimView[] => [...this.claims.values()].map((c) => ({name: c.name, cidr: c.cidr, node: c.holder, takenBy: c.takenBy, standbys: c.standbys}));
+    for (const m of takenOver(views(), live)) {
+      const c = this.claims.get(m.name)!;
+      this.moves.push({at: this.now, name: c.name, from: c.holder, to: m.to, why: 'taken-over'});
+      c.holder = m.to;
+      c.takenBy = undefined;
+    }
+    for (const c of this.claims.values()) if (c.takenBy && c.takenBy !== c.holder && !live.includes(c.takenBy)) c.takenBy = undefined;
+    const d = decide(new Set([...this.claims.values()].map((c) => c.cidr)), views(), live, 'fair', undefined, new Set(targets));
+    for (const step of handoffs(d, views(), live)) {
+      if (step.kind !== 'assign') continue;
+      const c = this.claims.get(step.move.name)!;
+      this.moves.push({at: this.now, name: c.name, from: c.holder, to: step.move.to, why: 'holder-lost'});
+      c.holder = step.move.to;
+      c.takenBy = undefined;
+    }
     for (const c of this.claims.values()) {
-      if (c.takenBy && live.includes(c.takenBy) && c.holder !== c.takenBy) {
-        this.moves.push({at: this.now, name: c.name, from: c.holder, to: c.takenBy, why: 'taken-over'});
-        c.holder = c.takenBy;
-      } else if (c.takenBy && !live.includes(c.takenBy)) {
-        c.takenBy = undefined;
-      }
-      if (!live.includes(c.holder)) {
-        const to = c.standbys.find((s) => targets.includes(s)) ?? targets[0];
-        if (to) {
-          this.moves.push({at: this.now, name: c.name, from: c.holder, to, why: 'holder-lost'});
-          c.holder = to;
-          c.takenBy = undefined;
-        }
-      }
       c.standbys = standbysFor(c.name, c.holder, live, STANDBY_COUNT);
     }
   }
