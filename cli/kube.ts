@@ -88,6 +88,26 @@ export interface Ledger {
 
 
 /** Reads what status and doctor look at. */
+/** Items a page when status lists (kubectl's --chunk-size default). */
+export const LIST_PAGE = 500;
+
+/**
+ * Every item of a list, read in pages (limit/continue) as kubectl reads
+ * lists: 10,000 Services are twenty responses, not one the API server must
+ * build whole. `list` is one call of a client's list function.
+ */
+export async function allPages<T>(list: (page: {limit: number; _continue?: string}) => Promise<{items: T[]; metadata?: {_continue?: string; continue?: string}}>, limit = LIST_PAGE): Promise<T[]> {
+  const items: T[] = [];
+  let token: string | undefined;
+  do {
+    const r = await list({limit, ...(token ? {_continue: token} : {})});
+    items.push(...r.items);
+    // The typed lists name the token _continue; a custom object list is the API's JSON, continue.
+    token = r.metadata?._continue || r.metadata?.continue || undefined;
+  } while (token);
+  return items;
+}
+
 export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const apps = kc.makeApiClient(k8s.AppsV1Api);
@@ -96,15 +116,15 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
   const server = kc.getCurrentCluster()?.server ?? '(no server in the kubeconfig)';
   let nodes: k8s.V1Node[];
   try {
-    nodes = (await core.listNode()).items;
+    nodes = await allPages((p) => core.listNode(p));
   } catch (err) {
     throw new ClusterUnreachableError(`cannot read the cluster at ${server}: ${describe(err)}`);
   }
   const [daemonsets, deployments, services, leases] = await Promise.all([
     apps.listDaemonSetForAllNamespaces({labelSelector: `${extipSelector},app.kubernetes.io/component=controller`}),
     apps.listDeploymentForAllNamespaces({labelSelector: extipSelector}),
-    core.listServiceForAllNamespaces(),
-    coordination.listLeaseForAllNamespaces().catch(() => ({items: [] as k8s.V1Lease[]})),
+    allPages((p) => core.listServiceForAllNamespaces(p)),
+    allPages((p) => coordination.listLeaseForAllNamespaces(p)).catch(() => [] as k8s.V1Lease[]),
   ]);
   // A list's items carry no kind: status tells a DaemonSet from a Deployment by it.
   const workloads = [...daemonsets.items.map((d) => ({...d, kind: 'DaemonSet'})), ...deployments.items.map((d) => ({...d, kind: 'Deployment'}))];
@@ -113,8 +133,7 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
   const missingCrds: string[] = [];
   const listCustom = async (plural: string) => {
     try {
-      const r = (await custom.listClusterCustomObject({group: 'ipcontroller.ext', version: 'v1', plural})) as {items: never[]};
-      return r.items;
+      return await allPages((p) => custom.listClusterCustomObject({group: 'ipcontroller.ext', version: 'v1', plural, ...p}) as Promise<{items: never[]; metadata?: {continue?: string}}>);
     } catch (err) {
       // 404: the API server does not serve the kind, its CRD is gone.
       if ((err as {code?: number}).code === 404) missingCrds.push(`${plural}.ipcontroller.ext`);
@@ -139,7 +158,7 @@ export async function readCluster(kc: k8s.KubeConfig): Promise<ClusterState> {
   const {ledger, problems: ledgerProblems} = readLedger(ledgerText);
   const [claims, pools] = [await listCustom('ipclaims'), await listCustom('ipclaimpools')];
   await listCustom('ipnodes');
-  return {server, nodes, workloads, pods, services: services.items, claims, pools, leases: leases.items, ledger, ledgerProblems, missingCrds, events};
+  return {server, nodes, workloads, pods, services, claims, pools, leases, ledger, ledgerProblems, missingCrds, events};
 }
 
 /** The ledger's text, checked against the schema the role checks it with; a ledger with a problem is read as none. */
