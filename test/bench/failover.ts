@@ -394,7 +394,7 @@ async function measure(profile: Profile): Promise<Cut[]> {
         const first = answers.find((a) => a.at >= cut && a.from !== '-' && a.from !== holder)!;
         const took = first.at - cut;
         cuts.push({ms: took, leader, leaseMs});
-        process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}${leader ? ` (ran the leader; the lease moved after ${leaseMs ?? '?'} ms)` : ''} -> ${first.from} in ${took} ms\n`);
+        process.stderr.write(`  cut ${i + 1}/${CUTS}: ${holder}${leader ? ` (ran the leader; ${leaseMs === undefined ? 'answered before the lease moved' : `the lease moved after ${leaseMs} ms`})` : ''} -> ${first.from} in ${took} ms\n`);
         await lab.restoreNode(holder);
         // Until the restored node's pod serves again (Ready), so the next cut starts from three live nodes.
         await waitFor(`${holder}'s pod ready`, async () => {
