@@ -24,6 +24,8 @@ command -v readelf >/dev/null || need+=(binutils)
 command -v skopeo >/dev/null || need+=(skopeo)
 # The lab kubelet runs containers from their images with runc, Debian's OCI runtime.
 command -v runc >/dev/null || need+=(runc)
+# The claims lab's lossy segment: a random share of each node's packets dropped (the kernel has no netem).
+command -v iptables >/dev/null || need+=(iptables)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test/setup.sh: missing ${need[*]}; run as root (or install them with apt-get) and try again" >&2

@@ -432,6 +432,9 @@ function peerLog(): string {
     .filter((l) => /^---|peer|taking over|took|fenced|self-fenced|API server is away/.test(l)).slice(-80).join('\n');
 }
 
+/** How long the API server is away for every node: the README's table says five minutes. */
+const API_OUTAGE_MS = 5 * 60_000;
+
 test('the API server away for every node: no address goes down and none moves; a node lost meanwhile has its addresses answer elsewhere within 1 s; the records catch up when the API is back', async () => {
   const before = await holders();
   // The Service wants five of IPS now (the leader test dropped one).
@@ -443,9 +446,10 @@ test('the API server away for every node: no address goes down and none moves; a
   await lab.k8s.stopApiServer();
   let movedMs = 0;
   try {
-    // 20 s without the API (past every heartbeat and fence time): every address where it was.
+    // The table's five minutes without the API (far past every heartbeat, fence and watch
+    // timeout): every address where it was, sampled all along.
     await neverTwo(async () => {
-      const until = Date.now() + 20000;
+      const until = Date.now() + API_OUTAGE_MS;
       while (Date.now() < until) {
         const h = await holders();
         for (const ip of ips) expect([ip, h[ip]]).toEqual([ip, before[ip]]);
@@ -500,7 +504,7 @@ test('the API server away for every node: no address goes down and none moves; a
       throw new Error(`${err.message}\n${said}`);
     });
   }
-}, 150000);
+}, API_OUTAGE_MS + 150000);
 
 test('a node loses only the API server: it keeps its addresses and nothing moves, its peers vouching for it', async () => {
   // The test before restores a node, and the scheduler gives it its share back in two-step handoffs:
@@ -543,6 +547,63 @@ test('a node loses only the API server: it keeps its addresses and nothing moves
     proxy.resume();
   }
 });
+
+/**
+ * How long the segment is lossy: two minutes in the test command; the
+ * README's table asks ten, run with EXTIP_LOSSY_MINUTES=10 on this test alone.
+ */
+const LOSSY_MS = Number(process.env.EXTIP_LOSSY_MINUTES ?? '2') * 60_000;
+
+test('a lossy segment (2 % of every node\'s packets dropped): no failover at all, no fence, nothing moves', async () => {
+  let seen = '';
+  await waitFor('the handoffs after the last test settled', async () => {
+    const first = await claimsDetail();
+    await new Promise((r) => setTimeout(r, 1000));
+    const [h, c] = await Promise.all([holders(), claimsDetail()]);
+    seen = JSON.stringify({holders: h, claims: c});
+    const placed = IPS.every((ip) => (c[ip] ? h[ip].length === 1 && h[ip][0] === c[ip].node && !c[ip].releaseTo : h[ip].length === 0));
+    return placed && JSON.stringify(c) === JSON.stringify(first);
+  }, 60000).catch((err: Error) => {
+    throw new Error(`${err.message}; last seen ${seen}\n${peerLog()}`);
+  });
+  const before = await holders();
+  expect(IPS.filter((ip) => before[ip].length === 1).length).toBeGreaterThanOrEqual(5);
+  const claimed = await claims();
+  // What each controller said of deaths, takeovers and fences before (lines carry their time).
+  const alarming = (k: (typeof lab.nodeKubelets)[number]) => k.allLogs((ns) => ns === 'extip').split('\n').filter((l) => /is dead|taking over|self-fenced|took down/.test(l));
+  const said = new Map(lab.nodeKubelets.map((k) => [k.name, new Set(alarming(k))]));
+  // netem is not in this kernel: iptables' statistic match drops a random 2 % of what each node
+  // sends on the segment (its peers' UDP and its API traffic alike; ARP is not IP, and passes).
+  const rule = ['OUTPUT', '-o', 'eth0', '-m', 'statistic', '--mode', 'random', '--probability', '0.02', '-j', 'DROP'];
+  for (const n of ['node1', 'node2', 'node3']) {
+    const r = await lab.exec(n, 'iptables', ['-A', ...rule]);
+    expect([n, r.exitCode, r.stderr]).toEqual([n, 0, '']);
+  }
+  try {
+    await neverTwo(async () => {
+      const until = Date.now() + LOSSY_MS;
+      while (Date.now() < until) {
+        const h = await holders();
+        for (const ip of IPS) expect([ip, h[ip]]).toEqual([ip, before[ip]]);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    expect(await claims()).toEqual(claimed);
+    // The loss was there: each node's rule dropped packets.
+    for (const n of ['node1', 'node2', 'node3']) {
+      const listed = (await lab.exec(n, 'iptables', ['-L', 'OUTPUT', '-v', '-n', '-x'])).stdout;
+      const dropped = Number(/^\s*(\d+)\s+\d+\s+DROP/m.exec(listed)?.[1] ?? 0);
+      console.log(`lossy segment: ${n} dropped ${dropped} packets`);
+      expect([n, dropped > 0]).toEqual([n, true]);
+    }
+    // Nobody declared dead, nothing taken over, nobody fenced: what each controller said meanwhile.
+    for (const k of lab.nodeKubelets) expect([k.name, alarming(k).filter((l) => !said.get(k.name)?.has(l))]).toEqual([k.name, []]);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${peerLog()}`);
+  } finally {
+    for (const n of ['node1', 'node2', 'node3']) await lab.exec(n, 'iptables', ['-D', ...rule]);
+  }
+}, LOSSY_MS + 120000);
 
 test('single: every address on one node; uninstall takes every address down', async () => {
   const run = await runRole(lab, {vars: {...vars, extip_distribution: 'single'}});
