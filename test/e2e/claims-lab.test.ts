@@ -506,22 +506,28 @@ test('the API server away for every node: no address goes down and none moves; a
   }
 }, API_OUTAGE_MS + 150000);
 
-test('a node loses only the API server: it keeps its addresses and nothing moves, its peers vouching for it', async () => {
-  // The test before restores a node, and the scheduler gives it its share back in two-step handoffs:
-  // wait until every claimed address has one holder, where its claim says, no handoff is asked, and
-  // the claims stay so for a second.
+/**
+ * Waits for the handoffs a test before started (a node restored gets its share back in two
+ * steps) to settle: every claimed address has one holder, where its claim says, no handoff is
+ * asked, and the claims stay so for a second. The tests before leave some addresses without a
+ * Service: those have no claim and no holder.
+ */
+async function settled(): Promise<void> {
   let seen = '';
   await waitFor('the handoffs after the last test settled', async () => {
     const first = await claimsDetail();
     await new Promise((r) => setTimeout(r, 1000));
     const [h, c] = await Promise.all([holders(), claimsDetail()]);
     seen = JSON.stringify({holders: h, claims: c});
-    // (The tests before leave some addresses without a Service: those have no claim and no holder.)
     const placed = IPS.every((ip) => (c[ip] ? h[ip].length === 1 && h[ip][0] === c[ip].node && !c[ip].releaseTo : h[ip].length === 0));
     return placed && JSON.stringify(c) === JSON.stringify(first);
   }, 60000).catch((err: Error) => {
     throw new Error(`${err.message}; last seen ${seen}\n${peerLog()}`);
   });
+}
+
+test('a node loses only the API server: it keeps its addresses and nothing moves, its peers vouching for it', async () => {
+  await settled();
   const now = await holders();
   const mine = IPS.filter((ip) => now[ip].includes('node3'));
   expect(mine.length).toBeGreaterThan(0);
@@ -555,17 +561,7 @@ test('a node loses only the API server: it keeps its addresses and nothing moves
 const LOSSY_MS = Number(process.env.EXTIP_LOSSY_MINUTES ?? '2') * 60_000;
 
 test('a lossy segment (2 % of every node\'s packets dropped): no failover at all, no fence, nothing moves', async () => {
-  let seen = '';
-  await waitFor('the handoffs after the last test settled', async () => {
-    const first = await claimsDetail();
-    await new Promise((r) => setTimeout(r, 1000));
-    const [h, c] = await Promise.all([holders(), claimsDetail()]);
-    seen = JSON.stringify({holders: h, claims: c});
-    const placed = IPS.every((ip) => (c[ip] ? h[ip].length === 1 && h[ip][0] === c[ip].node && !c[ip].releaseTo : h[ip].length === 0));
-    return placed && JSON.stringify(c) === JSON.stringify(first);
-  }, 60000).catch((err: Error) => {
-    throw new Error(`${err.message}; last seen ${seen}\n${peerLog()}`);
-  });
+  await settled();
   const before = await holders();
   expect(IPS.filter((ip) => before[ip].length === 1).length).toBeGreaterThanOrEqual(5);
   const claimed = await claims();
