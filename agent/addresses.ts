@@ -45,6 +45,11 @@ export async function readAddresses(): Promise<HostAddress[]> {
   return links.flatMap((l) => (l.addr_info ?? []).map((a) => ({iface: l.ifname, ip: a.local, prefix: a.prefixlen, label: a.label, ...(a.dadfailed ? {dadfailed: true} : {}), ...(a.tentative ? {tentative: true} : {})})));
 }
 
+/** An interface's operstate from sysfs; `gone` when there is no such interface. */
+export function operstate(iface: string, sys = '/sys/class/net'): Promise<string> {
+  return readFile(`${sys}/${iface}/operstate`, 'utf8').then((t) => t.trim(), () => 'gone');
+}
+
 /** `ip -force -batch -` with these lines. */
 export function ipBatch(lines: readonly string[]): Promise<RunResult> {
   return run('ip', ['-force', '-batch', '-'], {input: lines.join('\n') + '\n', installHint: 'install iproute2'});

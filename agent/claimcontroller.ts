@@ -36,9 +36,8 @@
  * (TAKEN_BY) as soon as the API answers.
  */
 import type {ApiClient, Json} from './api.js';
-import {readFile} from 'node:fs/promises';
 import {isIPv4} from 'node:net';
-import {type HostAddress, Ownership, interfaceSubnets} from './addresses.js';
+import {type HostAddress, Ownership, interfaceSubnets, operstate} from './addresses.js';
 import {canonicalIp} from '../lib/ipnet.js';
 import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, claimName, fenceAfterMs} from './claims.js';
 import {type FenceEffect, type FenceEvent, type FenceState, type HolderSeen, CONFLICT_RETRY_MS, TAKEOVER_HEARD_MS, beating, duty, fenceStep, seeMoves, serves, startFence, takeovers, wouldTakeOver} from './holding.js';
@@ -60,7 +59,7 @@ import {FAILING_PASSES} from './serial.js';
  * drivers never report more.
  */
 export async function linkDown(iface: string, sys = '/sys/class/net'): Promise<string | undefined> {
-  return downState(await readFile(`${sys}/${iface}/operstate`, 'utf8').then((t) => t.trim(), () => 'gone'));
+  return downState(await operstate(iface, sys));
 }
 
 /** An operstate that means the link is down, or undefined. */

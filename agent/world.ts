@@ -7,9 +7,8 @@
  * (test/helpers/fakeapi.ts), so that the controller itself runs without root
  * and without a booted control plane.
  */
-import {type HostAddress, ipBatch, promoteSecondaries, readAddresses} from './addresses.js';
+import {type HostAddress, ipBatch, operstate, promoteSecondaries, readAddresses} from './addresses.js';
 import {type Probe, announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
-import {readFile} from 'node:fs/promises';
 import type {RunResult} from '../lib/run.js';
 import type {MemberState} from '../lib/membership.js';
 import {Peers, type PeersOptions} from './peers.js';
@@ -57,7 +56,7 @@ export interface Host {
 export const realHost: Host = {
   addresses: readAddresses,
   ipBatch,
-  linkState: (iface) => readFile(`/sys/class/net/${iface}/operstate`, 'utf8').then((t) => t.trim(), () => 'gone'),
+  linkState: (iface) => operstate(iface),
   probeIPv4: (iface, ip, waitMs) => probeIPv4(iface, ip, waitMs),
   announceIPv4,
   promoteSecondaries,
