@@ -8,8 +8,9 @@
  * kept up to date), and the API server reaches a webhook on the pod network.
  * The agent's list and watch against it: pages with continue tokens, and a
  * quiet watch replaced from the version it had. And the in-memory API server
- * the unit tests use (test/helpers/fakeapi.ts) held to it: one script of
- * claims mode's requests, the same answers from both.
+ * the unit tests use (test/helpers/fakeapi.ts) held to it: two scripts of
+ * claims mode's requests (the claim controllers' and the scheduler's), the
+ * same answers from both.
  */
 import {expect, test} from '@jest/globals';
 import {readFile} from 'node:fs/promises';
@@ -21,7 +22,7 @@ import {useLab} from '../helpers/lab.js';
 import {ApiClient, type Json} from '../../agent/api.js';
 import {loadAccess} from '../../agent/kubeconfig.js';
 import {ListWatch} from '../../agent/listwatch.js';
-import {claimsContract, claimsCrds} from '../helpers/apicontract.js';
+import {claimsContract, claimsCrds, schedulerContract} from '../helpers/apicontract.js';
 import {FakeApi} from '../helpers/fakeapi.js';
 
 const lab = useLab({nodes: 2, privilegedNamespaces: []});
@@ -328,8 +329,11 @@ test('the in-memory API server answers claims mode\'s requests as this one does'
   expect(established.exitCode).toBe(0);
   const fake = await FakeApi.start();
   try {
-    const real = await claimsContract(new ApiClient(loadAccess(lab.api.kubeconfig)));
+    const client = new ApiClient(loadAccess(lab.api.kubeconfig));
+    const real = await claimsContract(client);
     expect(await claimsContract(fake.client())).toEqual(real);
+    const scheduler = await schedulerContract(client);
+    expect(await schedulerContract(fake.client())).toEqual(scheduler);
   } finally {
     await fake.stop();
     await lab.kubectl(['delete', ...crds.map((c) => `crd/${c.metadata.name}`)]);

@@ -9,7 +9,7 @@
 import {afterEach, expect, test} from '@jest/globals';
 import {CLAIMS} from '../../agent/claims.js';
 import {ListWatch} from '../../agent/listwatch.js';
-import {claimsContract} from '../helpers/apicontract.js';
+import {claimsContract, schedulerContract} from '../helpers/apicontract.js';
 import {FakeApi, matches, mergePatch} from '../helpers/fakeapi.js';
 
 const started: FakeApi[] = [];
@@ -43,12 +43,40 @@ test('the contract script\'s answers', async () => {
     'patch of nothing': [404, 'NotFound', 'contract-nope'],
     'get': [200, 2, {b: 'y'}],
     'get of nothing': [404, 'Status', 'NotFound'],
+    'a patch with a version the object left is refused': [409, 'Conflict', 'contract-n1', 'ipnodes'],
+    'a patch with the object\'s version is taken': [200, 3, true],
     'list with a selector': [200, 'IpClaimList', ['contract-c1', 'contract-c2', 'contract-c3']],
     'list with a != selector': ['contract-c4', 'contract-c5'],
     'pages of two': [[200, true, ['contract-c1', 'contract-c2']], [200, true, ['contract-c3', 'contract-c4']], [200, false, ['contract-c5']]],
     'watch with a selector': ['MODIFIED contract-c1', 'DELETED contract-c2', 'DELETED contract-c3', 'ADDED contract-c5'],
     'delete': [200, 'Status', 'Success', 'contract-n1', 'ipnodes'],
     'delete again': [404, 'NotFound'],
+    'nothing left': 0,
+  });
+});
+
+test('the scheduler\'s script\'s answers', async () => {
+  const seen = Object.fromEntries(await schedulerContract((await fake()).client()));
+  expect(seen).toEqual({
+    'create a Service': [201, 'Service', 'v1', 'default', 'extip-contract-a'],
+    'create one in another namespace': [201, 'kube-system'],
+    'create with a namespace other than the path\'s': [400, 'BadRequest'],
+    'list across namespaces': [200, 'ServiceList', ['default/extip-contract-a', 'kube-system/extip-contract-b']],
+    'list in one namespace': ['kube-system/extip-contract-b'],
+    'a page of one across namespaces': [['extip-contract-a'], true],
+    'get of nothing': [404, 'NotFound', 'extip-contract-nope', 'services', ''],
+    'a patch of the object changes its spec, not its status': [200, ['10.9.1.1'], null],
+    'a patch on the version before is refused': [409, 'Conflict', 'extip-contract-a', 'services'],
+    'a patch of the status changes its status, not its spec': [200, ['10.9.1.1'], [{ip: '10.9.1.5', ipMode: 'VIP'}]],
+    'the status cleared': [200, null],
+    'get': [200, ['10.9.1.1'], null],
+    'no Lease yet': [404, 'NotFound', 'coordination.k8s.io', 'leases'],
+    'Lease created': [201, 'Lease', 'one'],
+    'a second candidate\'s create': [409, 'AlreadyExists'],
+    'an update on its version': [200, 'two', 1, true],
+    'an update on the version before is refused': [409, 'Conflict'],
+    'the Lease': [200, 'two', 'yes'],
+    'an Event': [201, 'Event', true, 'AddressMoved'],
     'nothing left': 0,
   });
 });
