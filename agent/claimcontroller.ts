@@ -143,7 +143,7 @@ export class ClaimController extends Component {
    * `owned` must act on the same host.
    */
   constructor(api: ApiClient, flags: AgentFlags, private readonly owned: Ownership, log: Logger, metrics: Metrics, hostname: string, private readonly world: ClaimWorld = realWorld) {
-    super(api, flags, log, metrics, 'reconcile');
+    super(api, flags, log, metrics, 'reconcile', world.clock);
     this.node = hostname;
     this.fenceMs = fenceAfterMs(flags.hbMs, flags.monitorMs);
     this.clock = world.clock;

@@ -9,6 +9,7 @@ import type {ApiClient} from './api.js';
 import {type Logger, onceEach} from './log.js';
 import type {Metrics} from './metrics.js';
 import {SerialPasses} from './serial.js';
+import {type Clock, systemClock} from './world.js';
 
 export abstract class Component {
   protected readonly passes: SerialPasses;
@@ -22,8 +23,10 @@ export abstract class Component {
     readonly metrics: Metrics,
     /** What a pass does, for the log line of a failed one. */
     what: string,
+    /** The clock a failed pass's time is read from. */
+    clock: Pick<Clock, 'now'> = systemClock,
   ) {
-    this.passes = new SerialPasses({what, metrics, log, next: () => this.schedule()});
+    this.passes = new SerialPasses({what, metrics, log, next: () => this.schedule(), now: () => clock.now()});
     this.warnOnce = onceEach(log);
     this.policy = policyFrom(flags, api.server);
   }

@@ -17,6 +17,7 @@ import {randomUUID} from 'node:crypto';
 import {hostname} from 'node:os';
 import {type ApiClient, type Json} from './api.js';
 import type {Logger} from './log.js';
+import {type Clock, systemClock} from './world.js';
 
 export interface LeaderOptions {
   namespace: string;
@@ -28,6 +29,8 @@ export interface LeaderOptions {
   identity?: string;
   /** Whether this process may lead now (default: always). */
   eligible?: () => boolean;
+  /** Whose time the lease durations are measured on (default: the system's). */
+  clock?: Clock;
   /** Labels the Lease carries (set when it is created or taken), so that whoever removes extip finds it. */
   labels?: Record<string, string>;
 }
@@ -41,8 +44,10 @@ export class LeaderElector {
   leading = false;
   private observed?: {key: string; at: number};
   private lastRenew = 0;
-  private timer?: NodeJS.Timeout;
+  /** Cancels the next try. */
+  private timer?: () => void;
   private stopped = false;
+  private readonly clock: Clock;
 
   constructor(
     private readonly api: ApiClient,
@@ -52,6 +57,7 @@ export class LeaderElector {
     private readonly onLost: (why: string) => void,
   ) {
     this.identity = options.identity ?? `${process.env.POD_NAME || hostname()}_${randomUUID()}`;
+    this.clock = options.clock ?? systemClock;
   }
 
   private get path(): string {
@@ -67,21 +73,21 @@ export class LeaderElector {
           this.onLost(`this process cannot do the leader's work; lease ${this.options.namespace}/${this.options.name} given up for a standby`);
           await this.release();
         }
-        if (!this.stopped) this.timer = setTimeout(() => void tick(), this.options.retryPeriodMs);
+        if (!this.stopped) this.timer = this.clock.after(this.options.retryPeriodMs, () => void tick());
         return;
       }
       await this.tryAcquireOrRenew().catch((err: Error) => this.log.info(2, `lease ${this.options.namespace}/${this.options.name}: ${err.message}`));
-      if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) {
+      if (this.leading && this.clock.now() - this.lastRenew > this.options.renewDeadlineMs) {
         this.leading = false;
         this.onLost(`could not renew lease ${this.options.namespace}/${this.options.name} within ${this.options.renewDeadlineMs} ms`);
       }
-      if (!this.stopped) this.timer = setTimeout(() => void tick(), this.options.retryPeriodMs);
+      if (!this.stopped) this.timer = this.clock.after(this.options.retryPeriodMs, () => void tick());
     };
     void tick();
   }
 
   private async tryAcquireOrRenew(): Promise<void> {
-    const now = Date.now();
+    const now = this.clock.now();
     const seconds = Math.max(1, Math.round(this.options.leaseDurationMs / 1000));
     const timeoutMs = Math.max(500, this.options.retryPeriodMs);
     const got = await this.api.request('GET', this.path, undefined, {timeoutMs});
@@ -141,7 +147,7 @@ export class LeaderElector {
   /** Stops; a leader gives the Lease up so that a standby takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.();
     if (!this.leading) return;
     this.leading = false;
     await this.release();
@@ -151,7 +157,7 @@ export class LeaderElector {
   private async release(): Promise<void> {
     const got = await this.api.request('GET', this.path, undefined, {timeoutMs: 2000}).catch(() => undefined);
     if (got?.status !== 200 || got.body.spec?.holderIdentity !== this.identity) return;
-    const now = microTime(Date.now());
+    const now = microTime(this.clock.now());
     await this.api
       .request('PUT', this.path, {...got.body, spec: {...got.body.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now}}, {timeoutMs: 2000})
       .catch(() => undefined);

@@ -30,6 +30,7 @@ import {type Logger, describe} from './log.js';
 import type {Metrics} from './metrics.js';
 import {Component} from './component.js';
 import {NodeAddressWatch, RefusalReporter} from './refusals.js';
+import {type Clock, systemClock} from './world.js';
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 /** Requests in flight at once when creating claims. */
@@ -57,8 +58,10 @@ export class Scheduler extends Component {
   private readonly failing = new Map<string, string>();
   private elector?: LeaderElector;
   private readonly liveness: Liveness;
-  private tick?: NodeJS.Timeout;
-  private expiry?: NodeJS.Timeout;
+  /** Cancels the periodic pass. */
+  private tick?: () => void;
+  /** Cancels the pass at the first node's expiry. */
+  private expiry?: () => void;
   private stopped = false;
   private nodesWereConnected = false;
   /** Handoffs asked for, by claim: since when (this process's clock). */
@@ -69,8 +72,9 @@ export class Scheduler extends Component {
   /** Called when leadership is lost; the process goes on as a standby. */
   lost?: (why: string) => void;
 
-  constructor(api: ApiClient, flags: AgentFlags, log: Logger, metrics: Metrics) {
-    super(api, flags, log, metrics, 'scheduling');
+  /** The clock is a parameter so that a test can run the scheduler on time of its own (agent/world.ts). */
+  constructor(api: ApiClient, flags: AgentFlags, log: Logger, metrics: Metrics, private readonly clock: Clock = systemClock) {
+    super(api, flags, log, metrics, 'scheduling', clock);
     this.liveness = new Liveness(flags.monitorMs);
     this.refusals = new RefusalReporter(this.api, log, metrics, 'extip-scheduler', 'scheduler');
     this.nodeAddresses = new NodeAddressWatch(this.api, this.policy, log, () => this.schedule());
@@ -92,7 +96,7 @@ export class Scheduler extends Component {
 
   /** False after FAILING_PASSES failed passes in a row, until three lease durations pass without another: a standby may do better. */
   get healthy(): boolean {
-    return this.passes.failures < FAILING_PASSES || Date.now() - this.passes.lastFailureAt > 3 * this.flags.leaseDurationMs;
+    return this.passes.failures < FAILING_PASSES || this.clock.now() - this.passes.lastFailureAt > 3 * this.flags.leaseDurationMs;
   }
 
   private serviceList(): k8s.V1Service[] {
@@ -115,7 +119,7 @@ export class Scheduler extends Component {
       onError,
       onSynced: () => {
         // A new list after the watch was away: heartbeats were not seen, not missing.
-        this.liveness.reset(Date.now());
+        this.liveness.reset(this.clock.now());
       },
     });
     this.pools = new ListWatch(this.api, POOLS, 'IpClaimPools', {onChange: () => this.schedule(), onError});
@@ -133,6 +137,7 @@ export class Scheduler extends Component {
         leaseDurationMs: this.flags.leaseDurationMs,
         renewDeadlineMs: this.flags.renewDeadlineMs,
         retryPeriodMs: this.flags.retryPeriodMs,
+        clock: this.clock,
         eligible: () => this.healthy,
         // extip's labels: prune and uninstall find the Lease of a scheduler of any name.
         labels: {'app.kubernetes.io/managed-by': 'extip', 'app.kubernetes.io/part-of': 'externalip', 'app.kubernetes.io/component': 'scheduler'},
@@ -149,15 +154,15 @@ export class Scheduler extends Component {
       this.elector.start();
     }
     const period = Math.max(50, Math.min(1000, Math.floor(this.flags.monitorMs / 4)));
-    this.tick = setInterval(() => {
+    this.tick = this.clock.every(period, () => {
       // A nodes' watch that dropped: once it is back, everybody gets a full timeout.
       if (!this.nodes.connected && this.nodesWereConnected) this.nodesWereConnected = false;
       else if (this.nodes.connected && !this.nodesWereConnected) {
         this.nodesWereConnected = true;
-        this.liveness.reset(Date.now());
+        this.liveness.reset(this.clock.now());
       }
       this.schedule();
-    }, period);
+    });
   }
 
   /**
@@ -173,12 +178,12 @@ export class Scheduler extends Component {
     await Promise.all(silent.map(async (name) => {
       const r = await this.api.request('GET', `${NODES}/${encodeURIComponent(name)}`, undefined, {timeoutMs: 1000}).catch(() => undefined);
       if (r?.status !== 200) return;
-      if (this.liveness.observe(name, r.body.Revision, Date.now())) this.log.info(1, `IpNode ${name}: a heartbeat the watch had not brought yet; the node is live`);
+      if (this.liveness.observe(name, r.body.Revision, this.clock.now())) this.log.info(1, `IpNode ${name}: a heartbeat the watch had not brought yet; the node is live`);
     }));
   }
 
   private observeNodes(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     const names: string[] = [];
     for (const n of this.nodes.list()) {
       if (n.metadata.deletionTimestamp) continue;
@@ -198,7 +203,7 @@ export class Scheduler extends Component {
     if (!this.leading || !this.synced || !this.nodes.connected || !this.nodeAddresses.settled) return;
     await this.passes.run(async () => {
       this.observeNodes();
-      const now = Date.now();
+      const now = this.clock.now();
       const pools = this.pools.list().map(poolFrom);
       // A pool's network and broadcast addresses are never a Service's.
       this.policy.setSubnets('pools', pools.map((p) => p.cidr));
@@ -302,15 +307,15 @@ export class Scheduler extends Component {
    * heartbeat, not up to a tick later.
    */
   private wakeAtExpiry(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     const at = this.liveness.nextExpiry(now);
-    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry?.();
     this.expiry = undefined;
     if (at === undefined || this.stopped) return;
-    this.expiry = setTimeout(() => {
+    this.expiry = this.clock.after(at - now, () => {
       this.expiry = undefined;
       this.schedule();
-    }, at - now);
+    });
   }
 
   /**
@@ -499,8 +504,8 @@ export class Scheduler extends Component {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.tick) clearInterval(this.tick);
-    if (this.expiry) clearTimeout(this.expiry);
+    this.tick?.();
+    this.expiry?.();
     await this.passes.idle(5);
     await this.elector?.stop();
     this.services?.stop();

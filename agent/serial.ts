@@ -25,13 +25,16 @@ export class SerialPasses {
   private readonly metrics: Metrics;
   private readonly log: Logger;
   private readonly next: () => void;
+  private readonly now: () => number;
 
   /**
    * what: what a pass does, for the log line of a failed one ("reconcile");
-   * next: starts the owed pass (the component's schedule()).
+   * next: starts the owed pass (the component's schedule()); now: the
+   * clock a failure's time is read from (default: the system's).
    */
-  constructor(options: {what: string; metrics: Metrics; log: Logger; next: () => void}) {
+  constructor(options: {what: string; metrics: Metrics; log: Logger; next: () => void; now?: () => number}) {
     ({what: this.what, metrics: this.metrics, log: this.log, next: this.next} = options);
+    this.now = options.now ?? Date.now;
   }
 
   get running(): boolean {
@@ -53,7 +56,7 @@ export class SerialPasses {
     } catch (err) {
       this.metrics.errors++;
       this.failures++;
-      this.lastFailureAt = Date.now();
+      this.lastFailureAt = this.now();
       this.log.warn(`${this.what} failed${this.failures > 1 ? ` (${this.failures} passes in a row)` : ''}: ${describe(err)}`);
     } finally {
       this.metrics.failingPasses = this.failures;
