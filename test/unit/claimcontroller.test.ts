@@ -1,31 +1,29 @@
 /**
  * The claim controller itself (agent/claimcontroller.ts), three of them, each
- * given its world as parameters: the in-memory API server
- * (test/helpers/fakeapi.ts, held to the real one by a contract test), hosts
- * on a simulated segment (test/helpers/simhost.ts, held to `ip` and arping),
- * their real membership over UDP on loopback, and the system clock. No root,
- * no control plane: what the lab proves on real programs, here in seconds,
- * for the wiring between the rules (agent/holding.ts) and the I/O. The
- * scheduler is not run: the claims are written as it writes them.
+ * given its world as parameters on a simulated cluster
+ * (test/helpers/simcluster.ts: the in-memory API server, hosts on a
+ * simulated segment, their real membership over UDP on loopback, the system
+ * clock). No root, no control plane: what the lab proves on real programs,
+ * here in seconds, for the wiring between the rules (agent/holding.ts) and
+ * the I/O. The scheduler is not run: the claims are written as it writes
+ * them (test/unit/claimsmode.test.ts runs it).
  *
  * The holders are sampled every 20 ms, as the lab's tests do: never two
  * hosts that hear each other with one address.
  */
 import {afterEach, beforeEach, describe, expect, test} from '@jest/globals';
-import {randomBytes} from 'node:crypto';
-import {mkdtemp, rm, writeFile} from 'node:fs/promises';
-import {createSocket} from 'node:dgram';
+import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {Ownership} from '../../agent/addresses.js';
 import {CLAIMS, NODES, NODE_LABEL, STANDBYS, TAKEN_BY, claimName, standbysFor} from '../../agent/claims.js';
 import {ClaimController} from '../../agent/claimcontroller.js';
-import type {Logger} from '../../agent/log.js';
 import {Metrics} from '../../agent/metrics.js';
-import {type PeerGroup, realWorld, systemClock} from '../../agent/world.js';
+import {type PeerGroup, systemClock} from '../../agent/world.js';
 import {parseAgentFlags} from '../../lib/agent-flags.js';
 import {FakeApi} from '../helpers/fakeapi.js';
-import {type SimHost, SimSegment} from '../helpers/simhost.js';
+import {SimCluster, logger, sleep} from '../helpers/simcluster.js';
+import {SimSegment} from '../helpers/simhost.js';
 
 const NAMES = ['node1', 'node2', 'node3'];
 /**
@@ -37,153 +35,51 @@ const NAMES = ['node1', 'node2', 'node3'];
 const MOVE_BOUND_MS = 1500;
 const ADDRESSES = ['10.1.0.101', '10.1.0.102', '10.1.0.103', '10.1.0.104', '10.1.0.105', '10.1.0.106'];
 
-interface Node {
-  name: string;
-  host: SimHost;
-  controller: ClaimController;
-  flags: string[];
-  lines: string[];
-}
-
-let api: FakeApi;
-let segment: SimSegment;
-let dir: string;
-let keysFile: string;
-const nodes = new Map<string, Node>();
-/** Samplers still running: a test that fails midway leaves its own, stopped after it. */
-const sampling = new Set<() => void>();
-
-/** A free UDP port on loopback. */
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-function logger(lines: string[]): Logger {
-  const at = () => new Date().toISOString().slice(17, 23);
-  return {info: (_l, m) => void lines.push(`${at()} I ${m}`), warn: (m) => void lines.push(`${at()} W ${m}`), error: (m) => void lines.push(`${at()} E ${m}`)};
-}
-
-async function startController(name: string, host: SimHost, flags: string[], lines: string[]): Promise<ClaimController> {
-  const f = parseAgentFlags(flags);
-  const c = new ClaimController(api.client(), f, new Ownership(f.stateDir, f.iface, f.owner, host), logger(lines), new Metrics(), name, {...realWorld, clock: systemClock, host});
-  await c.start();
-  return c;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, ok: () => boolean, ms = 8000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}\n${[...nodes.values()].map((n) => `${n.name}:\n  ${n.lines.slice(-15).join('\n  ')}`).join('\n')}`);
-    await sleep(20);
-  }
-}
-
-/** Who holds each address now (hosts whose link is up, and those whose link is down, apart). */
-function holders(): Map<string, string[]> {
-  const out = new Map<string, string[]>(ADDRESSES.map((a) => [a, []]));
-  for (const n of nodes.values()) for (const cidr of n.host.held()) out.get(cidr.split('/')[0])?.push(n.name);
-  return out;
-}
-
-/** Samples every 20 ms until stopped: two holders on the segment at once, and how long each address had none that answers. */
-function sampler(): {stop: () => Promise<{doubles: string[]; longestGap: Map<string, number>}>} {
-  const doubles: string[] = [];
-  const longestGap = new Map<string, number>();
-  const since = new Map<string, number>();
-  let running = true;
-  const halt = () => void (running = false);
-  sampling.add(halt);
-  const loop = (async () => {
-    while (running) {
-      const now = Date.now();
-      for (const [ip, who] of holders()) {
-        const answering = who.filter((n) => nodes.get(n)!.host.linkUp);
-        if (answering.length > 1) doubles.push(`${ip} on ${answering.join(', ')}`);
-        if (answering.length) {
-          const from = since.get(ip);
-          if (from !== undefined) longestGap.set(ip, Math.max(longestGap.get(ip) ?? 0, now - from));
-          since.delete(ip);
-        } else if (!since.has(ip)) {
-          since.set(ip, now);
-        }
-      }
-      await sleep(20);
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      sampling.delete(halt);
-      await loop;
-      // Still without a holder at the end: no gap that ended.
-      for (const ip of since.keys()) longestGap.set(ip, Infinity);
-      return {doubles, longestGap};
-    },
-  };
-}
+let cluster: SimCluster;
+const holders = () => cluster.holders(ADDRESSES);
+const until = (what: string, ok: () => boolean, ms?: number) => cluster.until(what, ok, ms);
 
 function claim(ip: string): Record<string, any> | undefined {
-  return api.objects(CLAIMS).find((c) => c.metadata.name === claimName(`${ip}/32`));
+  return cluster.api.objects(CLAIMS).find((c) => c.metadata.name === claimName(`${ip}/32`));
 }
 
 describe('three controllers on one segment', () => {
 beforeEach(async () => {
-  api = await FakeApi.start();
-  segment = new SimSegment();
-  dir = await mkdtemp(join(tmpdir(), 'extip-claimcontroller-'));
-  keysFile = join(dir, 'keys.json');
-  await writeFile(keysFile, JSON.stringify([{key: randomBytes(32).toString('base64'), from: '2020-01-01T00:00:00Z'}]));
+  cluster = await SimCluster.start();
   // The claims as the scheduler writes them: two a node, with their standbys.
   for (const [i, ip] of ADDRESSES.entries()) {
     const name = claimName(`${ip}/32`);
     const node = NAMES[i % 3];
-    await api.client().request('POST', CLAIMS, {
+    await cluster.api.client().request('POST', CLAIMS, {
       apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim',
       metadata: {name, labels: {[NODE_LABEL]: node}, annotations: {[STANDBYS]: standbysFor(name, node, NAMES).join(',')}},
       spec: {cidr: `${ip}/32`, nodeName: node, link: 'eth0'},
     });
   }
-  for (const [i, name] of NAMES.entries()) {
-    const host = segment.add(name, 'eth0', `10.1.0.${i + 1}`);
-    const lines: string[] = [];
-    const flags = [`--hostname=${name}`, '--iface=eth0', '--hb=500ms', '--monitor=1500ms', '--dad-wait=100ms', `--state-dir=${join(dir, name)}`,
-      `--peer-port=${await freePort()}`, '--peer-address=127.0.0.1', `--peer-keys=${keysFile}`];
-    nodes.set(name, {name, host, flags, lines, controller: await startController(name, host, flags, lines)});
-  }
+  for (const [i, name] of NAMES.entries()) await cluster.addNode(name, `10.1.0.${i + 1}`);
   await until('every address up on its node', () => ADDRESSES.every((ip, i) => holders().get(ip)!.join() === NAMES[i % 3]));
   // Every member knows the others (read from the IpNodes), and the claims say where their addresses came up.
   await until('the claims record where they came up', () => ADDRESSES.every((ip, i) => claim(ip)?.status?.upOn === NAMES[i % 3]));
 });
 
 afterEach(async () => {
-  for (const halt of sampling) halt();
-  sampling.clear();
-  for (const n of nodes.values()) await n.controller.stop(false);
-  nodes.clear();
-  await api.stop();
-  await rm(dir, {recursive: true, force: true});
+  await cluster.stop();
 });
 
 test('each controller brings up its node\'s claims, registers its IpNode with where its membership listens, and hears the others', async () => {
-  const ipnodes = api.objects(NODES);
+  const ipnodes = cluster.api.objects(NODES);
   expect(ipnodes.map((n) => n.metadata.name).sort()).toEqual(NAMES);
   for (const n of ipnodes) expect(n.metadata.annotations['extip.io/peer']).toMatch(/^127\.0\.0\.1:\d+$/);
-  await until('every node hears the two others', () => api.objects(NODES).every((n) => (n.metadata.annotations['extip.io/hears'] ?? '').split(',').length === 2));
+  await until('every node hears the two others', () => cluster.api.objects(NODES).every((n) => (n.metadata.annotations['extip.io/hears'] ?? '').split(',').length === 2));
   // Each address came up once, probed first; each was announced.
-  expect(segment.probes).toBeGreaterThanOrEqual(ADDRESSES.length);
-  expect(new Set(segment.announcements.map((a) => a.ip))).toEqual(new Set(ADDRESSES));
+  expect(cluster.segment.probes).toBeGreaterThanOrEqual(ADDRESSES.length);
+  expect(new Set(cluster.segment.announcements.map((a) => a.ip))).toEqual(new Set(ADDRESSES));
 });
 
 test('a node\'s interface loses its link (its API path fine): its addresses answer on a standby once the membership finds it dead, never on two', async () => {
-  await until('every node hears the two others', () => api.objects(NODES).every((n) => (n.metadata.annotations['extip.io/hears'] ?? '').split(',').length === 2));
-  const s = sampler();
-  const lost = nodes.get('node2')!;
+  await until('every node hears the two others', () => cluster.api.objects(NODES).every((n) => (n.metadata.annotations['extip.io/hears'] ?? '').split(',').length === 2));
+  const s = cluster.sampler(ADDRESSES);
+  const lost = cluster.nodes.get('node2')!;
   const theirs = ADDRESSES.filter((_, i) => NAMES[i % 3] === 'node2');
   const cut = Date.now();
   lost.host.linkUp = false;
@@ -192,7 +88,7 @@ test('a node\'s interface loses its link (its API path fine): its addresses answ
   // The lost node took its addresses down itself and deleted its IpNode; the takers said so on the claims.
   await until('node2 withdrew', () => lost.host.held().length === 0);
   await until('the takeovers recorded', () => theirs.every((ip) => claim(ip)?.metadata.annotations?.[TAKEN_BY] && claim(ip)?.metadata.annotations?.[TAKEN_BY] !== 'node2'));
-  expect(api.objects(NODES).map((n) => n.metadata.name)).not.toContain('node2');
+  expect(cluster.api.objects(NODES).map((n) => n.metadata.name)).not.toContain('node2');
   const {doubles, longestGap} = await s.stop();
   console.log(`interface lost: addresses up elsewhere after ${moved} ms; longest gap ${Math.max(...theirs.map((ip) => longestGap.get(ip) ?? 0))} ms`);
   expect(doubles).toEqual([]);
@@ -202,29 +98,29 @@ test('a node\'s interface loses its link (its API path fine): its addresses answ
 });
 
 test('the API server away for every node: no address goes down, none moves; the controllers keep serving on their peers\' word', async () => {
-  await until('every node hears the two others', () => api.objects(NODES).every((n) => (n.metadata.annotations['extip.io/hears'] ?? '').split(',').length === 2));
+  await until('every node hears the two others', () => cluster.api.objects(NODES).every((n) => (n.metadata.annotations['extip.io/hears'] ?? '').split(',').length === 2));
   const before = JSON.stringify([...holders()]);
-  const s = sampler();
-  await api.away();
+  const s = cluster.sampler(ADDRESSES);
+  await cluster.api.away();
   // Five times the fence time (1.1 s): without the peers every address would be down by now.
   await sleep(5500);
   const during = JSON.stringify([...holders()]);
-  await api.back();
+  await cluster.api.back();
   await sleep(1500);
   const {doubles, longestGap} = await s.stop();
   expect(during).toBe(before);
   expect(JSON.stringify([...holders()])).toBe(before);
   expect(doubles).toEqual([]);
   for (const ip of ADDRESSES) expect(longestGap.get(ip) ?? 0).toBe(0);
-  for (const n of nodes.values()) expect(n.lines.join('\n')).toMatch(/peers answer: the API server is away, and the addresses stay up/);
+  for (const n of cluster.nodes.values()) expect(n.lines.join('\n')).toMatch(/peers answer: the API server is away, and the addresses stay up/);
 });
 
 test('a node lost while the API server is away: its addresses answer on a standby all the same; the claims say so once the API is back', async () => {
-  await until('every node hears the two others', () => api.objects(NODES).every((n) => (n.metadata.annotations['extip.io/hears'] ?? '').split(',').length === 2));
-  const s = sampler();
-  await api.away();
+  await until('every node hears the two others', () => cluster.api.objects(NODES).every((n) => (n.metadata.annotations['extip.io/hears'] ?? '').split(',').length === 2));
+  const s = cluster.sampler(ADDRESSES);
+  await cluster.api.away();
   await sleep(2000);
-  const lost = nodes.get('node3')!;
+  const lost = cluster.nodes.get('node3')!;
   const theirs = ADDRESSES.filter((_, i) => NAMES[i % 3] === 'node3');
   const cut = Date.now();
   lost.host.linkUp = false;
@@ -232,7 +128,7 @@ test('a node lost while the API server is away: its addresses answer on a standb
   const moved = Date.now() - cut;
   await sleep(1000);
   expect(theirs.every((ip) => !claim(ip)?.metadata.annotations?.[TAKEN_BY])).toBe(true);
-  await api.back();
+  await cluster.api.back();
   await until('the takeovers recorded', () => theirs.every((ip) => (claim(ip)?.metadata.annotations?.[TAKEN_BY] ?? 'node3') !== 'node3'));
   const {doubles, longestGap} = await s.stop();
   console.log(`lost while the API is away: addresses up elsewhere after ${moved} ms`);
@@ -242,19 +138,19 @@ test('a node lost while the API server is away: its addresses answer on a standb
 });
 
 test('the controller is killed (its node fine): its addresses stay up, the standby\'s probe finds them answered, nothing moves; the new controller takes them back', async () => {
-  const s = sampler();
-  const killed = nodes.get('node1')!;
+  const s = cluster.sampler(ADDRESSES);
+  const killed = cluster.nodes.get('node1')!;
   const theirs = ADDRESSES.filter((_, i) => NAMES[i % 3] === 'node1');
   await killed.controller.stop(false);
   // The others find node1 dead within a second and try to take its claims: the probe is answered.
   await sleep(2500);
   for (const ip of theirs) expect(holders().get(ip)).toEqual(['node1']);
-  const taking = [...nodes.values()].filter((n) => n !== killed).flatMap((n) => n.lines).filter((l) => /taking over IpClaim/.test(l));
-  const conflicts = [...nodes.values()].filter((n) => n !== killed).flatMap((n) => n.lines).filter((l) => /conflict: the host with MAC 02:00:00:00:00:01 answers/.test(l));
+  const taking = [...cluster.nodes.values()].filter((n) => n !== killed).flatMap((n) => n.lines).filter((l) => /taking over IpClaim/.test(l));
+  const conflicts = [...cluster.nodes.values()].filter((n) => n !== killed).flatMap((n) => n.lines).filter((l) => /conflict: the host with MAC 02:00:00:00:00:01 answers/.test(l));
   expect(taking.length).toBeGreaterThan(0);
   expect(conflicts.length).toBeGreaterThan(0);
   // The restarted controller (same state directory) takes the addresses into its record without a gap.
-  killed.controller = await startController('node1', killed.host, killed.flags, killed.lines);
+  await cluster.restart(killed);
   await until('node1 serving again', () => killed.lines.some((l) => /serving the claims of node1/.test(l.split(' I ')[1] ?? '')) && killed.controller.ready);
   await sleep(1500);
   const {doubles, longestGap} = await s.stop();
@@ -268,8 +164,8 @@ test('the controller is killed (its node fine): its addresses stay up, the stand
 });
 
 test('the members are read from the IpNodes in pages: of 1,200 nodes every one is joined', async () => {
-  api = await FakeApi.start();
-  dir = await mkdtemp(join(tmpdir(), 'extip-claimcontroller-'));
+  const api = await FakeApi.start();
+  const dir = await mkdtemp(join(tmpdir(), 'extip-claimcontroller-'));
   try {
     const client = api.client();
     for (let i = 0; i < 1200; i++) {
@@ -287,7 +183,7 @@ test('the members are read from the IpNodes in pages: of 1,200 nodes every one i
     const c = new ClaimController(client, f, new Ownership(f.stateDir, f.iface, f.owner, host), logger(lines), new Metrics(), 'n0', {clock: systemClock, host, peers: () => group});
     await c.start();
     try {
-      await until('the members told', () => told.length > 0);
+      for (let i = 0; i < 400 && told.length === 0; i++) await sleep(20);
       expect(told[0]).toHaveLength(1199);
       expect(told[0].find((m) => m.name === 'n1199')).toEqual({name: 'n1199', address: '10.2.4.175:7946'});
     } finally {
