@@ -7,6 +7,7 @@
  */
 import {randomBytes} from 'node:crypto';
 import {type Clock, Membership, type MembershipOptions, type MemberState} from '../../lib/membership.js';
+import type {Clock as AgentClock} from '../../agent/world.js';
 
 /** A seeded generator (mulberry32). */
 export function seeded(seed: number): () => number {
@@ -44,6 +45,28 @@ export class SimClock implements Clock {
 
   clearTimeout(handle: unknown): void {
     this.cancelled.add(handle as number);
+  }
+
+  /** These timers as the agent's components take a clock (agent/world.ts). */
+  forAgent(): AgentClock {
+    return {
+      now: () => this.now(),
+      after: (ms, fn) => {
+        const h = this.setTimeout(fn, ms);
+        return () => this.clearTimeout(h);
+      },
+      every: (ms, fn) => {
+        let h = 0;
+        const arm = () => {
+          h = this.setTimeout(() => {
+            arm();
+            fn();
+          }, ms);
+        };
+        arm();
+        return () => this.clearTimeout(h);
+      },
+    };
   }
 
   /** Runs every timer due up to `ms` from now. */
