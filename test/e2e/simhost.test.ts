@@ -34,6 +34,8 @@ interface Side {
   call(method: string, ...args: unknown[]): Promise<any>;
   holdOnB(cidr: string): Promise<void>;
   cable(up: boolean): Promise<void>;
+  /** Lets time pass (duplicate address detection runs meanwhile). */
+  wait(ms: number): Promise<void>;
   bMac: string;
 }
 
@@ -43,7 +45,11 @@ async function script(s: Side): Promise<Array<[string, unknown]>> {
   const step = async (what: string, method: string, ...args: unknown[]) => {
     let r = await s.call(method, ...args);
     if (method === 'ipBatch') r = {exitCode: r.exitCode, stderr: r.stderr.trim().split('\n').filter(Boolean)};
-    if (method === 'addresses') r = (r as HostAddress[]).filter((a) => a.iface === 'a0' && !a.ip.includes(':')).map((a) => `${a.ip}/${a.prefix} ${a.label}`);
+    // The addresses of a0 but its link-local one, which the kernel makes and the simulation does not.
+    if (method === 'addresses') {
+      r = (r as HostAddress[]).filter((a) => a.iface === 'a0' && !a.ip.startsWith('fe80:'))
+        .map((a) => `${a.ip}/${a.prefix} ${a.label ?? '-'}${a.tentative ? ' tentative' : ''}${a.dadfailed ? ' dadfailed' : ''}`);
+    }
     if (method === 'probeIPv4' && r.taken) r = {taken: true, byB: r.by === s.bMac};
     if (r === undefined) r = null;
     out.push([what, r]);
@@ -61,7 +67,15 @@ async function script(s: Side): Promise<Array<[string, unknown]>> {
   await step('link of a0, its cable cut', 'linkState', 'a0');
   await s.cable(true);
   await step('link of a0, the cable back', 'linkState', 'a0');
-  await step('remove', 'ipBatch', ['address del 10.97.0.10/32 dev a0']);
+  // IPv6: duplicate address detection, against an address b holds.
+  await s.holdOnB('fd00:97::20/128');
+  await s.wait(2500);
+  await step('add two IPv6 addresses, one that b holds', 'ipBatch', ['address add fd00:97::10/128 dev a0', 'address add fd00:97::20/128 dev a0']);
+  await step('addresses of a0 while DAD runs', 'addresses');
+  await step('add an IPv6 address present, remove one absent', 'ipBatch', ['address add fd00:97::10/128 dev a0', 'address del fd00:97::12/128 dev a0']);
+  await s.wait(2500);
+  await step('addresses of a0 after DAD', 'addresses');
+  await step('remove', 'ipBatch', ['address del 10.97.0.10/32 dev a0', 'address del fd00:97::10/128 dev a0', 'address del fd00:97::20/128 dev a0']);
   await step('addresses of a0 at the end', 'addresses');
   return out;
 }
@@ -91,6 +105,7 @@ test('a simulated host answers what the real one (ip, sysfs, arping in a namespa
       // The carrier of a0 follows its peer's state asynchronously.
       for (let i = 0; i < 20 && ((await realCall(`linkState('a0')`)) === 'up') !== up; i++) await new Promise((r) => setTimeout(r, 20));
     },
+    wait: (ms) => new Promise((r) => setTimeout(r, ms)),
     bMac,
   });
   const segment = new SimSegment();
@@ -100,6 +115,7 @@ test('a simulated host answers what the real one (ip, sysfs, arping in a namespa
     call: (method, ...args) => (a as any)[method](...args),
     holdOnB: async (cidr) => void (await b.ipBatch([`address add ${cidr} dev b0`])),
     cable: async (up) => void (a.linkUp = up),
+    wait: (ms) => new Promise((r) => setTimeout(r, ms)),
     bMac: b.mac,
   });
   expect(sim).toEqual(real);
@@ -115,6 +131,10 @@ test('a simulated host answers what the real one (ip, sysfs, arping in a namespa
     'announce': null,
     'link of a0, its cable cut': 'down',
     'link of a0, the cable back': 'up',
+    'add two IPv6 addresses, one that b holds': {exitCode: 0, stderr: []},
+    'addresses of a0 while DAD runs': ['10.97.0.1/24 a0', '10.97.0.10/32 a0:extip', 'fd00:97::20/128 - tentative', 'fd00:97::10/128 - tentative'],
+    'add an IPv6 address present, remove one absent': {exitCode: 1, stderr: ['Error: ipv6: address already assigned.', 'Command failed -:1', 'Error: ipv6: address not found.', 'Command failed -:2']},
+    'addresses of a0 after DAD': ['10.97.0.1/24 a0', '10.97.0.10/32 a0:extip', 'fd00:97::20/128 - tentative dadfailed', 'fd00:97::10/128 -'],
     'remove': {exitCode: 0, stderr: []},
     'addresses of a0 at the end': ['10.97.0.1/24 a0'],
   });

@@ -1,16 +1,18 @@
 /**
  * Hosts on one simulated layer-2 segment, each a `Host` (agent/world.ts) for
- * a claim controller: its interfaces' IPv4 addresses as `ip` keeps them,
- * changed by the lines `ip -force -batch -` takes (`address add|del CIDR dev
- * IFACE [label L]`, with its messages and exit status for the lines it
- * refuses), its links' operstate, and ARP probes that another host answers
- * when it has the address up on its interface and both links are up.
- * test/e2e/simhost.test.ts holds what it answers to the real `ip`, sysfs and
- * arping in network namespaces.
+ * a claim controller: its interfaces' addresses as `ip` keeps them, changed
+ * by the lines `ip -force -batch -` takes (`address add|del CIDR dev IFACE
+ * [label L]`, with its messages and exit status for the lines it refuses),
+ * its links' operstate, ARP probes that another host answers when it has
+ * the address up on its interface and both links are up, and IPv6 duplicate
+ * address detection: an IPv6 address is tentative for a second after it is
+ * added (the kernel's one probe and its wait), then up, or `dadfailed` when
+ * another host on the segment had it up. test/e2e/simhost.test.ts holds what
+ * it answers to the real `ip`, sysfs and arping in network namespaces.
  *
- * Not modelled: IPv6 (duplicate address detection, link-local addresses),
- * routes, and arping's own timing (a probe here waits its full time when
- * nobody answers, and answers at once otherwise).
+ * Not modelled: link-local addresses, routes, the kernel's random delay
+ * before its DAD probe, and arping's own timing (a probe here waits its full
+ * time when nobody answers, and answers at once otherwise).
  */
 import type {HostAddress} from '../../agent/addresses.js';
 import type {Probe} from '../../agent/announce.js';
@@ -30,17 +32,28 @@ export class SimSegment {
     return h;
   }
 
-  /** The hosts that answer ARP for `ip` on the segment: the address on their segment interface, its link up. */
+  /** The hosts that answer ARP (or neighbour solicitation) for `ip` on the segment: the address up on their segment interface, its link up. */
   answering(ip: string, except?: string): SimHost[] {
     return [...this.hosts.values()].filter((h) => h.name !== except && h.linkUp && h.has(h.iface, ip));
   }
 }
 
+/** How long an IPv6 address stays tentative: the kernel's one DAD probe and its one-second wait. */
+export const SIM_DAD_MS = 1000;
+
+interface SimAddress {
+  ip: string;
+  prefix: number;
+  label?: string;
+  tentative?: boolean;
+  dadfailed?: boolean;
+}
+
 export class SimHost implements Host {
   /** The segment interface's link (`ip link set IFACE down` on the host, or a cable). */
   linkUp = true;
-  /** Addresses by interface, in the order `ip` lists them. */
-  private readonly addrs = new Map<string, Array<{ip: string; prefix: number; label: string}>>();
+  /** Addresses by interface, in the order `ip` lists them: IPv4 as added, then IPv6 newest first. */
+  private readonly addrs = new Map<string, SimAddress[]>();
   readonly mac: string;
 
   constructor(private readonly segment: SimSegment, readonly name: string, readonly iface: string, own: string) {
@@ -49,40 +62,61 @@ export class SimHost implements Host {
     this.mac = `02:00:00:00:00:${(segment.hosts.size + 1).toString(16).padStart(2, '0')}`;
   }
 
+  /** Whether `ip` is up on `iface`: present, and for IPv6 past its duplicate address detection. */
   has(iface: string, ip: string): boolean {
-    return Boolean(this.addrs.get(iface)?.some((a) => a.ip === ip));
+    return Boolean(this.addrs.get(iface)?.some((a) => a.ip === ip && !a.tentative && !a.dadfailed));
   }
 
-  /** The addresses on the segment interface besides the host's own, as `ip/prefix`. */
+  /** The addresses up on the segment interface besides the host's own, as `ip/prefix` (not an IPv6 one in DAD or failed in it). */
   held(): string[] {
-    return (this.addrs.get(this.iface) ?? []).slice(1).map((a) => `${a.ip}/${a.prefix}`);
+    return (this.addrs.get(this.iface) ?? []).slice(1).filter((a) => !a.tentative && !a.dadfailed).map((a) => `${a.ip}/${a.prefix}`);
   }
 
   async addresses(): Promise<HostAddress[]> {
-    return [...this.addrs].flatMap(([iface, list]) => list.map((a) => ({iface, ip: a.ip, prefix: a.prefix, label: a.label})));
+    return [...this.addrs].flatMap(([iface, list]) => list.map((a) => ({iface, ip: a.ip, prefix: a.prefix, label: a.label,
+      ...(a.dadfailed ? {dadfailed: true} : {}), ...(a.tentative ? {tentative: true} : {})})));
   }
 
   async ipBatch(lines: readonly string[]): Promise<RunResult> {
     const errors: string[] = [];
     lines.forEach((line, i) => {
-      const m = /^address (add|del) (\d+\.\d+\.\d+\.\d+)\/(\d+) dev (\S+)(?: label (\S+))?$/.exec(line.trim());
+      const m = /^address (add|del) ([0-9.]+|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)\/(\d+) dev (\S+)(?: label (\S+))?$/.exec(line.trim());
       const list = m ? this.addrs.get(m[4]) : undefined;
       if (!m || !list) {
         errors.push(m ? `Cannot find device "${m[4]}"` : `Error: cannot read "${line}"`, `Command failed -:${i + 1}`);
         return;
       }
       const [, op, ip, prefix, iface, label] = m;
+      const v6 = ip.includes(':');
       const at = list.findIndex((a) => a.ip === ip && a.prefix === Number(prefix));
       if (op === 'add') {
-        if (at >= 0) errors.push('Error: ipv4: Address already assigned.', `Command failed -:${i + 1}`);
-        else list.push({ip, prefix: Number(prefix), label: label ?? iface});
+        if (at >= 0) errors.push(v6 ? 'Error: ipv6: address already assigned.' : 'Error: ipv4: Address already assigned.', `Command failed -:${i + 1}`);
+        else if (v6) this.addV6(iface, list, {ip, prefix: Number(prefix), tentative: true});
+        else {
+          const firstV6 = list.findIndex((a) => a.ip.includes(':'));
+          list.splice(firstV6 < 0 ? list.length : firstV6, 0, {ip, prefix: Number(prefix), label: label ?? iface});
+        }
       } else if (at < 0) {
-        errors.push('Error: ipv4: Address not found.', `Command failed -:${i + 1}`);
+        errors.push(v6 ? 'Error: ipv6: address not found.' : 'Error: ipv4: Address not found.', `Command failed -:${i + 1}`);
       } else {
         list.splice(at, 1);
       }
     });
     return {exitCode: errors.length ? 1 : 0, stdout: '', stderr: errors.map((e) => `${e}\n`).join(''), timedOut: false};
+  }
+
+  /** An IPv6 address, newest first after the IPv4 ones; its duplicate address detection ends SIM_DAD_MS later. */
+  private addV6(iface: string, list: SimAddress[], a: SimAddress): void {
+    const first = list.findIndex((x) => x.ip.includes(':'));
+    list.splice(first < 0 ? list.length : first, 0, a);
+    setTimeout(() => {
+      if (!list.includes(a)) return;
+      a.tentative = undefined;
+      if (iface === this.iface && this.segment.answering(a.ip, this.name).length) {
+        a.tentative = true;
+        a.dadfailed = true;
+      }
+    }, SIM_DAD_MS).unref();
   }
 
   async linkState(iface: string): Promise<string> {
