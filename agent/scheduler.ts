@@ -359,29 +359,48 @@ export class Scheduler extends Component {
     const stillFailing = new Set<string>();
     // Each pool's resourceVersion as this round last wrote it, so that its allocations build on each other.
     const versions = new Map<string, string | undefined>();
+    // What fails for each Service, said once (an Event when it changes): a LoadBalancer may fail for two addresses.
+    const failures = new Map<string, string[]>();
+    for (const a of p.allocate) if (a.kind === 'failed') failures.set(a.service.key, [...(failures.get(a.service.key) ?? []), a.reason]);
+    for (const [key, reasons] of failures) {
+      stillFailing.add(key);
+      const reason = reasons.join('; ');
+      if (this.failing.get(key) === reason) continue;
+      this.failing.set(key, reason);
+      this.log.warn(`no address for Service ${key}: ${reason}`);
+      await this.event(key, 'AllocationFailed', `no address from the IpClaimPools: ${reason}`, at, 'Warning');
+    }
     for (const a of p.allocate) {
-      if (a.kind === 'failed') {
-        stillFailing.add(a.service.key);
-        if (this.failing.get(a.service.key) !== a.reason) {
-          this.failing.set(a.service.key, a.reason);
-          this.log.warn(`no address for Service ${a.service.key}: ${a.reason}`);
-          await this.event(a.service.key, 'AllocationFailed', `no address from the IpClaimPools: ${a.reason}`, at, 'Warning');
-        }
-        continue;
-      }
+      if (a.kind === 'failed') continue;
+      // A shared address is the pool's already: the Service's status says it below.
+      if (a.kind === 'share') continue;
       if (!(await this.record(a, versions))) return;
       this.recent.set(a.ip, {at: now, service: a.service.key});
-      if (a.kind === 'record') continue;
+      if (a.kind !== 'external-ip') continue;
       const svc = this.serviceList().find((s) => `${s.metadata?.namespace}/${s.metadata?.name}` === a.service.key);
       const path = `/api/v1/namespaces/${encodeURIComponent(a.service.namespace)}/services/${encodeURIComponent(a.service.name)}`;
-      const r = a.kind === 'external-ip'
-        ? await this.api.request('PATCH', path, {metadata: {resourceVersion: svc?.metadata?.resourceVersion}, spec: {externalIPs: [...a.service.externalIPs, a.ip]}}, {contentType: 'application/merge-patch+json'})
-        : await this.api.request('PATCH', `${path}/status`, {status: {loadBalancer: {ingress: [{ip: a.ip, ipMode: 'VIP'}]}}}, {contentType: 'application/merge-patch+json'});
+      const r = await this.api.request('PATCH', path, {metadata: {resourceVersion: svc?.metadata?.resourceVersion}, spec: {externalIPs: [...a.service.externalIPs, a.ip]}}, {contentType: 'application/merge-patch+json'});
       if (r.status === 200) {
-        this.failing.delete(a.service.key);
-        this.log.info(0, `Service ${a.service.key}: ${a.ip} from IpClaimPool ${a.pool} (${a.kind === 'external-ip' ? 'spec.externalIPs' : 'status.loadBalancer.ingress'})`);
+        if (!stillFailing.has(a.service.key)) this.failing.delete(a.service.key);
+        this.log.info(0, `Service ${a.service.key}: ${a.ip} from IpClaimPool ${a.pool} (spec.externalIPs)`);
         await this.event(a.service.key, 'AddressAllocated', `${a.ip} from IpClaimPool ${a.pool}`, at);
       } else if (r.status !== 409 && r.status !== 404) this.log.warn(`giving ${a.ip} to Service ${a.service.key}: ${r.status} ${r.body?.message ?? ''}`);
+    }
+    // Each LoadBalancer's addresses in one write of its status, in the order of its families.
+    for (const {service, ips} of p.ingress) {
+      const path = `/api/v1/namespaces/${encodeURIComponent(service.namespace)}/services/${encodeURIComponent(service.name)}/status`;
+      const r = await this.api.request('PATCH', path, {status: {loadBalancer: {ingress: ips.map((ip) => ({ip, ipMode: 'VIP'}))}}}, {contentType: 'application/merge-patch+json'});
+      if (r.status !== 200) {
+        if (r.status !== 404) this.log.warn(`giving ${ips.join(' ')} to Service ${service.key}: ${r.status} ${r.body?.message ?? ''}`);
+        continue;
+      }
+      if (!stillFailing.has(service.key)) this.failing.delete(service.key);
+      this.log.info(0, `Service ${service.key}: ${ips.join(' ')} (status.loadBalancer.ingress)`);
+      for (const a of p.allocate) {
+        if (a.service.key !== service.key) continue;
+        if (a.kind === 'ingress') await this.event(service.key, 'AddressAllocated', `${a.ip} from IpClaimPool ${a.pool}`, at);
+        else if (a.kind === 'share') await this.event(service.key, 'AddressShared', `${a.ip} (IpClaimPool ${a.pool}) shared with Service ${a.with}`, at);
+      }
     }
     for (const key of [...this.failing.keys()]) if (!stillFailing.has(key)) this.failing.delete(key);
     for (const s of p.clearIngress) {

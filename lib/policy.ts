@@ -29,9 +29,13 @@ export type Rule =
   /** Claims mode: an address of an IpClaimPool that does not serve the Service's namespace. */
   | 'pool-namespace'
   /** Claims mode: an address another namespace's Service holds. */
-  | 'taken';
+  | 'taken'
+  /** Claims mode: an address a Service of the namespace holds with a port this one has too. */
+  | 'port-clash'
+  /** Claims mode: a LoadBalancer's address another LoadBalancer holds without their sharing key. */
+  | 'not-shared';
 
-export const RULES: readonly Rule[] = ['not-an-ip', 'unspecified', 'loopback', 'link-local', 'multicast', 'broadcast', 'service-cidr', 'cluster-cidr', 'node-address', 'apiserver', 'namespace', 'not-allowed', 'pool-namespace', 'taken'];
+export const RULES: readonly Rule[] = ['not-an-ip', 'unspecified', 'loopback', 'link-local', 'multicast', 'broadcast', 'service-cidr', 'cluster-cidr', 'node-address', 'apiserver', 'namespace', 'not-allowed', 'pool-namespace', 'taken', 'port-clash', 'not-shared'];
 
 /** One entry of a Service that is refused, with the rule and why. */
 export interface Refused {

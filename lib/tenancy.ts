@@ -13,14 +13,16 @@
  *    this order: a Service its IpClaim records (`status.services`, written by
  *    the scheduler only), the Service the scheduler gave it to moments ago,
  *    the oldest Service asking. Services of one namespace may share an
- *    address: they belong to one tenant.
+ *    address (they belong to one tenant), but not a port on it
+ *    (`port-clash`), and two LoadBalancers only with one sharing key
+ *    (`not-shared`, lib/pools.ts's sharingRefusal).
  * Each Service is read on its own: one that cannot be read is refused whole,
  * and the others go on.
  */
 import type * as k8s from '@kubernetes/client-node';
 import type {AddressPolicy, Refused} from './policy.js';
 import {canonicalIp} from './ipnet.js';
-import {type PoolView, type ServiceView, poolHolding, serviceView} from './pools.js';
+import {type PoolView, type ServiceView, poolHolding, serviceView, sharingRefusal} from './pools.js';
 
 export interface TenancyInput {
   policy: AddressPolicy;
@@ -108,16 +110,19 @@ export function admit(services: readonly k8s.V1Service[], input: TenancyInput): 
       (input.holders.get(ip) ?? []).find((k) => keys.has(k)) ??
       [input.recent?.get(ip)].find((k): k is string => k !== undefined && keys.has(k)) ??
       list[0].view.key;
-    const namespace = holder.split('/')[0];
-    for (const a of list) {
-      if (a.view.namespace === namespace) {
-        const users = wanted.get(a.cidr) ?? [];
-        if (!users.includes(a.view.key)) users.push(a.view.key);
-        wanted.set(a.cidr, users);
+    // The holder first, then the others as they came: each may share with those admitted before it.
+    const admitted: Ask[] = [];
+    for (const a of [...list.filter((x) => x.view.key === holder), ...list.filter((x) => x.view.key !== holder)]) {
+      const refusal = admitted.filter((b) => b.view.key !== a.view.key).map((b) => sharingRefusal(b.view, a.view)).find((r) => r !== undefined);
+      if (refusal) {
+        invalid.push({service: a.view.key, uid: a.uid, value: a.value, rule: refusal.rule, reason: `${ip} is ${refusal.reason}`});
+        a.view.refused.add(a.ip);
         continue;
       }
-      invalid.push({service: a.view.key, uid: a.uid, value: a.value, rule: 'taken', reason: `${ip} is held by Service ${holder}, of another namespace`});
-      a.view.refused.add(a.ip);
+      admitted.push(a);
+      const users = wanted.get(a.cidr) ?? [];
+      if (!users.includes(a.view.key)) users.push(a.view.key);
+      wanted.set(a.cidr, users);
     }
   }
   // The holder first: claims record the Services in this order.

@@ -154,3 +154,33 @@ test('a Service that stops asking: its claim is deleted and its address comes do
   // What stays is served (the leader may spread the two anew).
   await until('the two others up on the nodes their claims name', () => placed([EXTERNAL[0], EXTERNAL[1]]) && balanced());
 });
+
+test('LoadBalancers of both families and shared addresses: RequireDualStack gets one address a family, both up; two with one sharing key share one, a third with a port in common is told why not', async () => {
+  const api = cluster.api.client();
+  await api.call('POST', '/apis/ipcontroller.ext/v1/ipclaimpools', {apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: {name: 'lb6'}, spec: {cidr: 'fd00:1::/64', ranges: [['fd00:1::10', 'fd00:1::1f']]}});
+  const lb = (name: string, spec: Json, annotations: Record<string, string> = {}) => api.call('POST', SERVICES, {apiVersion: 'v1', kind: 'Service', metadata: {name, namespace: 'default', annotations}, spec: {type: 'LoadBalancer', ...spec}});
+  await lb('both', {ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6', 'IPv4'], ports: [{port: 80}]});
+  const service = (name: string) => cluster.api.objects('/api/v1/services').find((s) => s.metadata.name === name);
+  const ingress = (name: string) => (service(name)?.status?.loadBalancer?.ingress ?? []).map((i: {ip: string}) => i.ip);
+  await until('both of its addresses given, the IPv6 one first', () => ingress('both').length === 2);
+  const [six, four] = ingress('both');
+  expect(six).toBe('fd00:1::10');
+  expect(four).toMatch(/^10\.1\.0\.1[34]\d$/);
+  // Each on one node, where its claim says (an IPv6 address claimed with --mask-v6's /128).
+  await until('both up on the nodes their claims name', () => [six, four].every((ip) => {
+    const c = cluster.api.objects(CLAIMS).find((x) => x.spec.cidr.split('/')[0] === ip);
+    return c && holders([ip]).get(ip)!.join() === c.spec.nodeName;
+  }));
+  // Sharing: front on 80 with the key, tls on 443 asking for front's address with MetalLB's annotations.
+  await lb('front', {ports: [{port: 80}]}, {'extip.io/allow-shared-ip': 'front'});
+  await until('front has its address', () => ingress('front').length === 1);
+  const [shared] = ingress('front');
+  await lb('tls', {ports: [{port: 443}]}, {'metallb.io/allow-shared-ip': 'front', 'metallb.io/loadBalancerIPs': shared});
+  await lb('clash', {ports: [{port: 80}]}, {'extip.io/allow-shared-ip': 'front', 'kube-vip.io/loadbalancerIPs': shared});
+  await until('tls shares front\'s address', () => ingress('tls').join() === shared);
+  await until('the claim records both', () => JSON.stringify(claim(shared)?.status?.services) === JSON.stringify(['default/front', 'default/tls']));
+  await until('clash told why not', () => events().some((e) => e.startsWith(`AllocationFailed: no address from the IpClaimPools: the address asked for, ${shared}, is taken: held by Service default/front, which has port TCP/80 too`)));
+  expect(ingress('clash')).toEqual([]);
+  expect(events()).toContain(`AddressShared: ${shared} (IpClaimPool lb) shared with Service default/front`);
+  expect(cluster.api.objects(CLAIMS).filter((c) => c.spec.cidr === `${shared}/32`)).toHaveLength(1);
+});

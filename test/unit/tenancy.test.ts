@@ -104,3 +104,23 @@ test('a Service that cannot be read is refused whole, and the others are admitte
   expect(refusals(a)).toEqual(['team-b/broken (the Service): not-an-ip']);
   expect([...a.wanted.keys()]).toEqual(['10.210.1.200/24']);
 });
+
+test('one namespace shares an address, but not a port on it, and two LoadBalancers only with one sharing key', () => {
+  const open: PoolView[] = [{name: 'open', cidr: '10.210.1.192/26', ranges: [['10.210.1.230', '10.210.1.239']], allocated: {}}];
+  const first = service('team-a', 'first', {externalIPs: ['10.210.1.230'], ports: [{port: 80}]});
+  const clash = service('team-a', 'clash', {externalIPs: ['10.210.1.230'], ports: [{port: 8080}, {port: 80}]});
+  const udp = service('team-a', 'udp', {externalIPs: ['10.210.1.230'], ports: [{port: 80, protocol: 'UDP'}]});
+  const run2 = (services: k8s.V1Service[], holders: Array<[string, string[]]> = []) =>
+    admit(services, {policy: policy(), pools: open, holders: new Map(holders), lbClass: 'extip.io/ipmanager', mask: 24, mask6: 128});
+  const a = run2([first, clash, udp]);
+  expect(refusals(a)).toEqual(['team-a/clash 10.210.1.230: port-clash']);
+  expect(a.invalid[0].reason).toBe('10.210.1.230 is held by Service team-a/first, which has port TCP/80 too');
+  expect([...a.wanted]).toEqual([['10.210.1.230/24', ['team-a/first', 'team-a/udp']]]);
+  // Two LoadBalancers with the address in their status: the second needs the first's sharing key.
+  const lb = (name: string, port: number, key?: string) => service('team-a', name, {type: 'LoadBalancer', ports: [{port}]}, {ingress: ['10.210.1.231'], annotations: key ? {'metallb.io/allow-shared-ip': key} : undefined});
+  const keyless = run2([lb('one', 80, 'k'), lb('two', 443)], [['10.210.1.231', ['team-a/one']]]);
+  expect(refusals(keyless)).toEqual(['team-a/two 10.210.1.231: not-shared']);
+  expect(refusals(run2([lb('one', 80, 'k'), lb('two', 443, 'k')], [['10.210.1.231', ['team-a/one']]]))).toEqual([]);
+  // The holder is who the claim records, not who is older.
+  expect(refusals(run2([lb('one', 80, 'k'), lb('two', 443)], [['10.210.1.231', ['team-a/two']]]))).toEqual(['team-a/one 10.210.1.231: not-shared']);
+});
