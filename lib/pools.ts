@@ -116,6 +116,8 @@ export interface ServiceView {
   key: string;
   namespace: string;
   name: string;
+  /** When it was created (ISO 8601): the older Service is served first. */
+  created?: string;
   auto: boolean;
   /** A LoadBalancer extip serves. */
   lb: boolean;
@@ -155,10 +157,13 @@ export function serviceView(s: Json, lbClass: string): ServiceView {
   const first: Family = listed[0] ?? 4;
   const sharing = SHARING_ANNOTATIONS.map((a) => annotations[a]).find((v) => typeof v === 'string' && v.trim() !== '') as string | undefined;
   const ports = (Array.isArray(s.spec?.ports) ? s.spec.ports : []).map((p: {protocol?: string; port?: number}) => `${p.protocol ?? 'TCP'}/${p.port}`);
+  const t = s.metadata?.creationTimestamp as unknown;
+  const created = t instanceof Date ? t.toISOString() : typeof t === 'string' ? t : undefined;
   return {
     key: `${s.metadata?.namespace}/${s.metadata?.name}`,
     namespace: s.metadata?.namespace,
     name: s.metadata?.name,
+    ...(created ? {created} : {}),
     auto: annotations[AUTO_ANNOTATION] === 'auto',
     lb,
     requested,
@@ -285,7 +290,8 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
     }
     return {with: users[0].key};
   };
-  const sorted = [...services].sort((a, b) => a.key.localeCompare(b.key));
+  // The oldest first (by name among those of one age): a Service made later cannot take what an older one asks for.
+  const sorted = [...services].sort((a, b) => (a.created ?? '').localeCompare(b.created ?? '') || a.key.localeCompare(b.key));
   for (const s of sorted) {
     if (s.lb) {
       const current = own(s, s.ingress).filter(inPool);

@@ -182,3 +182,9 @@ test('shared addresses: LoadBalancers of one namespace with one sharing key and 
   expect([...planPools([{...asks, ingress: ['192.0.2.10']}], pools).release]).toEqual([]);
   expect([...planPools([], pools).release]).toEqual([['pool-a', ['192.0.2.10']]]);
 });
+
+test('the older Service is served first: one made later does not take the address an older one asks for', () => {
+  const older = svc('zz-older', {lb: true, requested: ['192.0.2.10'], created: '2026-01-01T00:00:00Z'});
+  const newer = svc('aa-newer', {lb: true, requested: ['192.0.2.10'], created: '2026-01-02T00:00:00Z'});
+  expect(given(planPools([newer, older], [pool()]))).toEqual(['zz-older ingress 192.0.2.10', 'aa-newer failed: the address asked for, 192.0.2.10, is taken: held by LoadBalancer default/zz-older; two LoadBalancers share an address only with one sharing key (the annotation extip.io/allow-shared-ip with one value on both)']);
+});

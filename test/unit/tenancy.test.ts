@@ -36,8 +36,9 @@ test('a zone-qualified address is refused, never thrown: the other Services go o
   const a = run([bad, good]);
   const plan = planPools(a.views, pools);
   expect(plan.allocate.map((x) => (x.kind === 'failed' ? `${x.service.key} failed: ${x.reason}` : `${x.service.key} ${x.ip}`))).toEqual([
-    'team-a/web 10.210.1.101',
+    // The older first.
     'team-b/bad failed: the address asked for, "fe80::1%eth0", is an address with a zone (%...), which names one host\'s interface',
+    'team-a/web 10.210.1.101',
   ]);
   // Also in spec.externalIPs and in status: refused with the rule, not a crash.
   const inStatus = run([service('team-b', 's', {type: 'LoadBalancer', externalIPs: ['fe80::1%eth0']}, {ingress: ['fe80::2%lo']})]);
