@@ -348,6 +348,24 @@ test('an address another host on the segment answers for stays down, with a conf
   expect((await lab.kubectl(['delete', 'service', 'clash', '-n', 'default'])).exitCode).toBe(0);
 });
 
+/** A Service of the default namespace as the API server has it. */
+async function get(name: string): Promise<any> {
+  return JSON.parse((await lab.kubectl(['get', 'service', name, '-n', 'default', '-o', 'json'])).stdout);
+}
+
+/** A Service's status.loadBalancer.ingress addresses. */
+async function ingress(name: string): Promise<string[]> {
+  return ((await get(name)).status?.loadBalancer?.ingress ?? []).map((i: {ip: string}) => i.ip);
+}
+
+/** The nodes whose eth0 has the address. */
+async function upOn(ip: string): Promise<string[]> {
+  return (await Promise.all(lab.hosts.map(async (h) => {
+    const r = await lab.exec(h.name, 'ip', ['-j', 'address', 'show', 'dev', 'eth0']);
+    return JSON.parse(r.stdout)[0].addr_info.some((a: {local: string}) => a.local === ip) ? [h.name] : [];
+  }))).flat();
+}
+
 test('pools: external-ip: auto and LoadBalancers get addresses that come up on a node; another class is left alone; an exhausted pool is an Event; a deleted Service gives its address back', async () => {
   const pooled = ['10.210.1.200', '10.210.1.201', '10.210.1.202'];
   const service = (name: string, spec: Record<string, unknown>, annotations: Record<string, string> = {}) =>
@@ -367,16 +385,10 @@ test('pools: external-ip: auto and LoadBalancers get addresses that come up on a
 
   async function pooledServices(): Promise<void> {
     for (const d of docs) expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(d))).exitCode).toBe(0);
-    const get = async (name: string) => JSON.parse((await lab.kubectl(['get', 'service', name, '-n', 'default', '-o', 'json'])).stdout);
-    const ingress = async (name: string) => ((await get(name)).status?.loadBalancer?.ingress ?? []).map((i: {ip: string}) => i.ip) as string[];
     await waitFor('addresses for auto, lb and lb-asks', async () => (await get('auto')).spec.externalIPs?.length === 1 && (await ingress('lb')).length === 1 && (await ingress('lb-asks')).length === 1, 30000);
     const given = {auto: (await get('auto')).spec.externalIPs[0], lb: (await ingress('lb'))[0], asks: (await ingress('lb-asks'))[0]};
     expect(given.asks).toBe('10.210.1.202');
     expect([given.auto, given.lb].sort()).toEqual(['10.210.1.200', '10.210.1.201']);
-    const upOn = async (ip: string) => (await Promise.all(lab.hosts.map(async (h) => {
-      const r = await lab.exec(h.name, 'ip', ['-j', 'address', 'show', 'dev', 'eth0']);
-      return JSON.parse(r.stdout)[0].addr_info.some((a: {local: string}) => a.local === ip) ? [h.name] : [];
-    }))).flat();
     await waitFor('each given address up on exactly one node', async () => (await Promise.all(pooled.map(upOn))).every((n) => n.length === 1), 30000);
     const allocated = async () => Object.keys(JSON.parse((await lab.kubectl(['get', 'ipclaimpool', 'lab', '-o', 'json'])).stdout).spec.allocated ?? {}).sort();
     expect(await allocated()).toEqual(pooled);
@@ -394,6 +406,43 @@ test('pools: external-ip: auto and LoadBalancers get addresses that come up on a
     await waitFor('lb-late\'s address up on one node', async () => (await upOn(given.lb)).length === 1, 30000);
     for (const name of ['auto', 'lb-asks', 'lb-other', 'lb-late']) await lab.kubectl(['delete', 'service', name, '-n', 'default']);
     await waitFor('every pooled address released and down', async () => (await allocated()).length === 0 && (await Promise.all(pooled.map(upOn))).every((n) => n.length === 0), 30000);
+  }
+});
+
+test('Services written for MetalLB or kube-vip keep their addresses; two with one sharing key and other ports share one, a third with a port in common is told why not', async () => {
+  const lb = (name: string, port: number, annotations: Record<string, string>) =>
+    ({apiVersion: 'v1', kind: 'Service', metadata: {name, namespace: 'default', annotations}, spec: {type: 'LoadBalancer', ports: [{name: `p${port}`, port}]}});
+  const names = ['mlb', 'mlb-tls', 'kv', 'clash'];
+  try {
+    for (const d of [
+      lb('mlb', 80, {'metallb.io/loadBalancerIPs': '10.210.1.201', 'metallb.io/allow-shared-ip': 'front'}),
+      lb('mlb-tls', 443, {'metallb.universe.tf/loadBalancerIPs': '10.210.1.201', 'metallb.universe.tf/allow-shared-ip': 'front'}),
+      lb('kv', 80, {'kube-vip.io/loadbalancerIPs': '10.210.1.202'}),
+    ]) expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(d))).exitCode).toBe(0);
+    await waitFor('each given the address it names', async () => (await ingress('mlb')).join() === '10.210.1.201' && (await ingress('mlb-tls')).join() === '10.210.1.201' && (await ingress('kv')).join() === '10.210.1.202', 30000);
+    await waitFor('each address up on exactly one node', async () => (await upOn('10.210.1.201')).length === 1 && (await upOn('10.210.1.202')).length === 1, 30000);
+    // One claim for the shared address, naming both Services, the older first.
+    await waitFor('the claim records both Services', async () => {
+      const r = await lab.kubectl(['get', 'ipclaim', '10-210-1-201-32', '-o', 'jsonpath={.status.services}']);
+      return r.stdout === JSON.stringify(['default/mlb', 'default/mlb-tls']);
+    }, 15000);
+    expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(lb('clash', 80, {'extip.io/load-balancer-ips': '10.210.1.201', 'extip.io/allow-shared-ip': 'front'})))).exitCode).toBe(0);
+    await waitFor('an AllocationFailed Event on clash', async () => {
+      const r = await lab.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=clash,reason=AllocationFailed', '-o', 'jsonpath={.items[*].message}']);
+      return r.stdout.includes('the address asked for, 10.210.1.201, is taken: held by Service default/mlb, which has port TCP/80 too');
+    }, 30000);
+    expect(await ingress('clash')).toEqual([]);
+    // The first to go leaves the address to the other; the last takes it down and back to the pool.
+    expect((await lab.kubectl(['delete', 'service', 'mlb', '-n', 'default'])).exitCode).toBe(0);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await upOn('10.210.1.201')).toHaveLength(1);
+    expect((await lab.kubectl(['delete', 'service', 'mlb-tls', 'clash', 'kv', '-n', 'default'])).exitCode).toBe(0);
+    await waitFor('the addresses down and back in the pool', async () => {
+      const allocated = JSON.parse((await lab.kubectl(['get', 'ipclaimpool', 'lab', '-o', 'json'])).stdout).spec.allocated ?? {};
+      return Object.keys(allocated).length === 0 && (await upOn('10.210.1.201')).length === 0 && (await upOn('10.210.1.202')).length === 0;
+    }, 30000);
+  } finally {
+    await lab.kubectl(['delete', 'service', '-n', 'default', '--ignore-not-found', ...names]);
   }
 });
 
