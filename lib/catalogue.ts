@@ -456,7 +456,7 @@ export const catalogue: readonly Variable[] = [
     rule: labelKey,
     summary: 'The loadBalancerClass extip serves (claims mode).',
     description:
-      'Services of type LoadBalancer with this spec.loadBalancerClass, or with none, get an address from the pools in status.loadBalancer.ingress: the one they ask for (spec.loadBalancerIP or the annotation extip.io/load-balancer-ip) when a pool holds it and it is free, else the first free one. Give LoadBalancers of another implementation (MetalLB, say) its own class.',
+      'Services of type LoadBalancer with this spec.loadBalancerClass, or with none, get addresses from the pools in status.loadBalancer.ingress: those they name (the annotation extip.io/load-balancer-ips, MetalLB\'s metallb.io/loadBalancerIPs, kube-vip\'s kube-vip.io/loadbalancerIPs, or spec.loadBalancerIP) when a pool holds them and they are free, else the first free one of each family they ask for (ipFamilyPolicy). Give LoadBalancers of another implementation (MetalLB, say) its own class.',
     example: 'extip.io/ipmanager',
     since: '0.2.0',
   },
