@@ -67,4 +67,41 @@ test('npm run lab refuses a bad --nodes, saying what it takes', async () => {
   const racks = await execa(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '3', '--racks', '4'], {reject: false});
   expect(racks.exitCode).toBe(2);
   expect(racks.stderr).toContain('--racks takes a whole number from 1 to 3');
+  const dual = await execa(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '3', '--racks', '2', '--dual-stack'], {reject: false});
+  expect(dual.exitCode).toBe(2);
+  expect(dual.stderr).toContain('--dual-stack takes one rack: leave --racks out');
 });
+
+test('--dual-stack: every host has its IPv6 address too, --info says where, and the client reaches a node over IPv6', async () => {
+  const dir = await tempDir();
+  try {
+    const infoFile = join(dir.path, 'lab.json');
+    const child = spawn(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '2', '--dual-stack', '--info', infoFile], {stdio: ['ignore', 'pipe', 'pipe']});
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 120_000;
+      while (!out.includes('The lab is up') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+      expect(out).toContain('The lab is up');
+      const info = JSON.parse(await readFile(infoFile, 'utf8'));
+      expect(info.nodes.map((n: {name: string; ip6: string}) => [n.name, n.ip6])).toEqual([['node1', 'fd10:210:1::b'], ['node2', 'fd10:210:1::c']]);
+      expect(info.router.ip6).toBe('fd10:210:1::1');
+      expect(info.client).toMatchObject({ip: '10.99.0.2', ip6: 'fd10:99::2'});
+      expect(info.dualStack).toEqual({segment: 'fd10:210:1::/64', serviceCidr: 'fd00:10:96::/112'});
+      expect(out).toContain('fd10:210:1::b');
+      // The client reaches node2 through the ToR over IPv6; the API server takes a dual-stack Service.
+      expect((await execa('ip', ['netns', 'exec', info.client.namespace, 'ping', '-6', '-c', '1', '-W', '2', 'fd10:210:1::c'], {reject: false})).exitCode).toBe(0);
+      const svc = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'both', namespace: 'default'}, spec: {ipFamilyPolicy: 'RequireDualStack', ports: [{port: 80}]}};
+      const applied = await execa(info.kubectl, ['--kubeconfig', info.kubeconfig, 'apply', '-o', 'json', '-f', '-'], {input: JSON.stringify(svc), reject: false});
+      expect(applied.exitCode).toBe(0);
+      expect(JSON.parse(applied.stdout).spec.ipFamilies).toEqual(['IPv4', 'IPv6']);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  } finally {
+    await dir.cleanup();
+  }
+}, 180_000);

@@ -52,7 +52,12 @@ export const NODE_GRACE_SECONDS = 10;
 export interface ControlPlaneOptions {
   /** Kubernetes version to build or take from the cache (default: EXTIP_KUBE_VERSION, else test/controlplane/VERSION). */
   version?: string;
+  /** Service CIDRs of both families (IPv4 first), so that the API server takes dual-stack Services. */
+  dualStack?: boolean;
 }
+
+/** The Service CIDRs: IPv4 alone, or with IPv6 for a dual-stack lab. */
+export const SERVICE_CIDRS = {v4: '10.96.0.0/12', v6: 'fd00:10:96::/112'};
 
 export interface ControlPlane {
   /** The directory with kube-apiserver, kube-controller-manager, kube-scheduler and kubectl. */
@@ -327,7 +332,7 @@ export async function startControlPlane(dir: string, options: ControlPlaneOption
     '--authorization-mode=Node,RBAC',
     '--enable-admission-plugins=NodeRestriction',
     `--admission-control-config-file=${admission}`,
-    '--service-cluster-ip-range=10.96.0.0/12',
+    `--service-cluster-ip-range=${options.dualStack ? `${SERVICE_CIDRS.v4},${SERVICE_CIDRS.v6}` : SERVICE_CIDRS.v4}`,
     `--audit-policy-file=${auditPolicy}`,
     `--audit-log-path=${auditLog}`,
     '--audit-log-format=json',

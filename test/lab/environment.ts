@@ -10,19 +10,23 @@
 import {startRouters} from './bgp.js';
 import {startCalicoNode} from './calico.js';
 import {type LabEtcd, startEtcd} from './etcd.js';
-import {Lab, type LabClient, type LabRouter} from './lab.js';
+import {SERVICE_CIDRS} from './controlplane.js';
+import {Lab, type LabClient, type LabRouter, segment6} from './lab.js';
 
 export interface LabInfo {
   kubeconfig: string;
   kubectl: string;
   inventories: {kubespray: string; kargo: string};
-  nodes: Array<{name: string; namespace: string; ip: string; rack: number}>;
+  /** ip6: in a dual-stack lab, the IPv6 address of each node, router and the client. */
+  nodes: Array<{name: string; namespace: string; ip: string; ip6?: string; rack: number}>;
   /** The first rack's ToR, as a one-rack lab has had it. */
-  router: {namespace: string; ip: string};
-  routers: Array<{name: string; namespace: string; ip: string; role: LabRouter['role']; rack?: number}>;
+  router: {namespace: string; ip: string; ip6?: string};
+  routers: Array<{name: string; namespace: string; ip: string; ip6?: string; role: LabRouter['role']; rack?: number}>;
   etcd: {endpoint: string};
   /** With the client option: where to run traffic from, and the router it sits behind. */
-  client?: {namespace: string; ip: string; behind: string};
+  client?: {namespace: string; ip: string; ip6?: string; behind: string};
+  /** A dual-stack lab's IPv6 segment and Service CIDR. */
+  dualStack?: {segment: string; serviceCidr: string};
 }
 
 export interface EnvironmentOptions {
@@ -32,6 +36,8 @@ export interface EnvironmentOptions {
   racks?: number;
   /** A client host too (10.99.0.2), behind the core when there is one, else behind the ToR. */
   client?: boolean;
+  /** IPv6 beside IPv4 on the segment, the client and the API server's Service CIDRs (one rack). */
+  dualStack?: boolean;
 }
 
 export interface LabEnvironment {
@@ -44,7 +50,7 @@ export interface LabEnvironment {
 export async function startEnvironment(nodes: number, progress: (line: string) => void = () => {}, options: EnvironmentOptions = {}): Promise<LabEnvironment> {
   progress(`starting the control plane and ${nodes} node${nodes === 1 ? '' : 's'}`);
   const racks = options.racks ?? 1;
-  const lab = await Lab.start({nodes, racks});
+  const lab = await Lab.start({nodes, racks, dualStack: options.dualStack});
   const routers = racks > 1 ? `the ToRs' and the core's BGP` : "the router's BGP";
   try {
     const etcd = await startEtcd(lab);
@@ -61,11 +67,12 @@ export async function startEnvironment(nodes: number, progress: (line: string) =
       kubeconfig: lab.api.kubeconfig,
       kubectl: lab.kubectlPath,
       inventories: {kubespray: lab.kubesprayInventory, kargo: lab.kargoInventory},
-      nodes: lab.hosts.map((h) => ({name: h.name, namespace: h.ns, ip: h.ip, rack: h.rack})),
-      router: {namespace: lab.router.ns, ip: lab.router.ip},
-      routers: lab.routers.map((r) => ({name: r.name, namespace: r.ns, ip: r.ip, role: r.role, ...(r.rack ? {rack: r.rack} : {})})),
+      nodes: lab.hosts.map((h) => ({name: h.name, namespace: h.ns, ip: h.ip, ...(h.ip6 ? {ip6: h.ip6} : {}), rack: h.rack})),
+      router: {namespace: lab.router.ns, ip: lab.router.ip, ...(lab.routers[0].ip6 ? {ip6: lab.routers[0].ip6} : {})},
+      routers: lab.routers.map((r) => ({name: r.name, namespace: r.ns, ip: r.ip, ...(r.ip6 ? {ip6: r.ip6} : {}), role: r.role, ...(r.rack ? {rack: r.rack} : {})})),
       etcd: {endpoint: etcd.endpoint},
-      ...(client ? {client: {namespace: client.ns, ip: client.ip, behind: (lab.core ?? lab.routers[0]).name}} : {}),
+      ...(client ? {client: {namespace: client.ns, ip: client.ip, ...(client.ip6 ? {ip6: client.ip6} : {}), behind: (lab.core ?? lab.routers[0]).name}} : {}),
+      ...(lab.dualStack ? {dualStack: {segment: `${segment6(1)}/64`, serviceCidr: SERVICE_CIDRS.v6}} : {}),
     };
     return {lab, etcd, info, client};
   } catch (err) {

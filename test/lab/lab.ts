@@ -36,6 +36,8 @@ export interface LabHost {
   ns: string;
   /** Address on the lab segment (eth0). */
   ip: string;
+  /** Its IPv6 address on the segment, in a dual-stack lab. */
+  ip6?: string;
   /** The host's own root for files extip writes (its "/"). */
   root: string;
   /** The rack the host sits in, from 1: its segment and top-of-rack router. */
@@ -49,6 +51,8 @@ export interface LabRouter {
   ns: string;
   /** A ToR's address on its rack's segment (the nodes' gateway and BGP peer); the core's on its link to rack 1. */
   ip: string;
+  /** A ToR's IPv6 address on its segment, in a dual-stack lab. */
+  ip6?: string;
   role: 'tor' | 'core';
   /** The rack a ToR serves (absent for the core). */
   rack?: number;
@@ -75,7 +79,17 @@ export interface LabOptions {
   controlPlane?: number;
   /** Directories of OCI layouts (as dist/image holds) whose images the nodes have besides extip's. */
   imageDirs?: string[];
+  /**
+   * IPv6 beside IPv4 (one rack only): the segment fd10:210:1::/64 (the ToR
+   * ::1, node i ::(11+i)), routed by the ToR, the client's fd10:99::2 behind
+   * it, and an API server with Service CIDRs of both families
+   * (dual-stack Services).
+   */
+  dualStack?: boolean;
 }
+
+/** The IPv6 segment of rack r in a dual-stack lab. */
+export const segment6 = (rack: number) => `fd10:210:${rack}::`;
 
 /** What tests reach as `lab.api`: the control plane's kubeconfigs and CA. */
 export interface LabApi {
@@ -99,6 +113,8 @@ export function rackOf(i: number, nodes: number, racks: number): number {
 export interface LabClient {
   ns: string;
   ip: string;
+  /** In a dual-stack lab. */
+  ip6?: string;
   /** Opens `count` TCP connections one after another; counts the answers. */
   connectMany(ip: string, port: number, count: number): Promise<{byAnswer: Record<string, number>; failures: number}>;
 }
@@ -119,13 +135,14 @@ export class Lab {
   private extraNamespaces: string[] = [];
   private up = false;
 
-  private constructor(dir: string, nodes: number, readonly racks: number, readonly controlPlaneCount: number, readonly privilegedNamespaces: string[], private imageDirs: string[] = []) {
+  private constructor(dir: string, nodes: number, readonly racks: number, readonly controlPlaneCount: number, readonly privilegedNamespaces: string[], private imageDirs: string[] = [], readonly dualStack = false) {
     this.id = `${process.pid}-${++labCount}${randomBytes(2).toString('hex')}`;
     this.dir = dir;
     this.routers = Array.from({length: racks}, (_, i) => ({
       name: `tor${i + 1}`,
       ns: `${NS_PREFIX}-${this.id}-tor${i + 1}`,
       ip: `10.210.${i + 1}.1`,
+      ...(dualStack ? {ip6: `${segment6(i + 1)}1`} : {}),
       role: 'tor' as const,
       rack: i + 1,
       ...(racks > 1 ? {uplink: {ip: `192.168.192.${4 * i + 2}`, coreIp: `192.168.192.${4 * i + 1}`}} : {}),
@@ -135,7 +152,7 @@ export class Lab {
     this.hosts = Array.from({length: nodes}, (_, i) => {
       const name = `node${i + 1}`;
       const rack = rackOf(i, nodes, racks);
-      return {name, ns: `${NS_PREFIX}-${this.id}-${name}`, ip: `10.210.${rack}.${11 + i}`, root: join(dir, 'hosts', name), rack};
+      return {name, ns: `${NS_PREFIX}-${this.id}-${name}`, ip: `10.210.${rack}.${11 + i}`, ...(dualStack ? {ip6: `${segment6(rack)}${(11 + i).toString(16)}`} : {}), root: join(dir, 'hosts', name), rack};
     });
   }
 
@@ -146,9 +163,10 @@ export class Lab {
     if (nodes < 1 || nodes > 200) throw new Error('a lab has 1 to 200 nodes');
     const racks = options.racks ?? 1;
     if (!Number.isInteger(racks) || racks < 1 || racks > Math.min(nodes, 60)) throw new Error(`a lab of ${nodes} nodes has 1 to ${Math.min(nodes, 60)} racks`);
+    if (options.dualStack && racks > 1) throw new Error('a dual-stack lab has one rack');
     const dir = await mkdtemp(join(tmpdir(), 'extip-lab-'));
     trackDir(dir);
-    const lab = new Lab(dir, nodes, racks, options.controlPlane ?? 1, options.privilegedNamespaces ?? ['default'], options.imageDirs);
+    const lab = new Lab(dir, nodes, racks, options.controlPlane ?? 1, options.privilegedNamespaces ?? ['default'], options.imageDirs, options.dualStack);
     try {
       await lab.bringUp();
     } catch (err) {
@@ -211,8 +229,9 @@ export class Lab {
       this.hosts.forEach((h, i) => {
         if (h.rack === tor.rack) cmds.push(`link add v${i + 1} type veth peer name eth0 netns ${h.ns}`, `link set v${i + 1} master br0`, `link set v${i + 1} up`);
       });
+      if (tor.ip6) cmds.push(`address add ${tor.ip6}/64 dev br0 nodad`);
       await execa('ip', ['-n', tor.ns, '-batch', '-'], {input: cmds.join('\n') + '\n'});
-      await execa('ip', ['netns', 'exec', tor.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      await execa('ip', ['netns', 'exec', tor.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', ...(tor.ip6 ? ['net.ipv6.conf.all.forwarding=1'] : [])]);
     }
     const core = this.core;
     if (core) {
@@ -236,7 +255,8 @@ export class Lab {
     await Promise.all(
       this.hosts.map((h) =>
         execa('ip', ['-n', h.ns, '-batch', '-'], {
-          input: ['link set lo up', `address add ${h.ip}/24 dev eth0`, 'link set eth0 up', `route add default via ${this.torOf(h).ip}`].join('\n') + '\n',
+          input: ['link set lo up', `address add ${h.ip}/24 dev eth0`, ...(h.ip6 ? [`address add ${h.ip6}/64 dev eth0 nodad`] : []), 'link set eth0 up', `route add default via ${this.torOf(h).ip}`,
+            ...(h.ip6 ? [`route add ::/0 via ${this.torOf(h).ip6}`] : [])].join('\n') + '\n',
         }),
       ),
     );
@@ -246,7 +266,7 @@ export class Lab {
 
   /** The real control plane, a kubelet per node registering itself, and the way in from every host. */
   private async bringUpControlPlane(): Promise<void> {
-    const cp = await startControlPlane(join(this.dir, 'controlplane'));
+    const cp = await startControlPlane(join(this.dir, 'controlplane'), {dualStack: this.dualStack});
     this.k8s = cp;
     this.api = {pki: cp.pki, kubeconfig: cp.kubeconfig, hostKubeconfig: cp.hostKubeconfig};
     const admin = await readFile(cp.hostKubeconfig, 'utf8');
@@ -475,7 +495,9 @@ export class Lab {
    */
   serveName(host: string, port = 80): Daemon {
     const name = this.host(host).name;
-    return this.startIn(name, process.execPath, ['-e', `require('net').createServer((s) => { s.on('error', () => {}); s.end('${name}\\n'); }).listen(${port}, '0.0.0.0')`]);
+    // In a dual-stack lab on '::', which takes IPv4 connections too (as IPv4-mapped): every address of either family.
+    const any = this.dualStack ? '::' : '0.0.0.0';
+    return this.startIn(name, process.execPath, ['-e', `require('net').createServer((s) => { s.on('error', () => {}); s.end('${name}\\n'); }).listen(${port}, '${any}')`]);
   }
 
   /**
@@ -490,10 +512,12 @@ export class Lab {
     this.extraNamespaces.push(ns);
     await execa('ip', ['netns', 'add', ns]);
     const gateway = this.core ?? this.routers[0];
+    const v6 = this.dualStack;
     await execa('ip', ['-n', gateway.ns, '-batch', '-'], {
-      input: [`link add vc type veth peer name eth0 netns ${ns}`, 'address add 10.99.0.1/24 dev vc', 'link set vc up'].join('\n') + '\n',
+      input: [`link add vc type veth peer name eth0 netns ${ns}`, 'address add 10.99.0.1/24 dev vc', ...(v6 ? ['address add fd10:99::1/64 dev vc nodad'] : []), 'link set vc up'].join('\n') + '\n',
     });
-    await execa('ip', ['-n', ns, '-batch', '-'], {input: ['link set lo up', 'address add 10.99.0.2/24 dev eth0', 'link set eth0 up', 'route add default via 10.99.0.1'].join('\n') + '\n'});
+    await execa('ip', ['-n', ns, '-batch', '-'], {input: ['link set lo up', 'address add 10.99.0.2/24 dev eth0', ...(v6 ? ['address add fd10:99::2/64 dev eth0 nodad'] : []), 'link set eth0 up', 'route add default via 10.99.0.1',
+      ...(v6 ? ['route add ::/0 via fd10:99::1'] : [])].join('\n') + '\n'});
     for (const [i, r] of this.routers.entries()) {
       // Each router hashes the 5-tuple afresh with a seed of its own (policy 3, the fields
       // below), as real routers do: policy 1 reuses the hash the packet already carries, so a
@@ -504,6 +528,7 @@ export class Lab {
     return {
       ns,
       ip: '10.99.0.2',
+      ...(v6 ? {ip6: 'fd10:99::2'} : {}),
       connectMany: async (ip: string, port: number, count: number) => {
         const script = `const net = require('net'); const out = {byAnswer: {}, failures: 0};
           (async () => { for (let i = 0; i < ${count}; i++) { await new Promise((resolve) => {

@@ -9,7 +9,7 @@ import {writeFile} from 'node:fs/promises';
 import {parseArgs} from 'node:util';
 import {type LabInfo, startEnvironment} from './environment.js';
 
-const usage = `Usage: npm run lab -- [--nodes N] [--racks R] [--calico v2|none] [--info FILE]
+const usage = `Usage: npm run lab -- [--nodes N] [--racks R] [--calico v2|none] [--dual-stack] [--info FILE]
 
 Brings up a lab cluster in network namespaces: a real Kubernetes control plane
 (built from its Go module by the setup), a kubelet per node that runs pods as
@@ -31,11 +31,16 @@ Options:
                with the router; none: no calico/node, the router (BFD on,
                AS 64512) peers with extip's own speaker
                (extip_bgp_speaker: extip)
+  --dual-stack IPv6 beside IPv4 (one rack): the segment fd10:210:1::/64 (the
+               ToR ::1, node i ::(11+i), hexadecimal), the client fd10:99::2,
+               and an API server with the Service CIDRs 10.96.0.0/12 and
+               fd00:10:96::/112, which takes dual-stack Services
   --info FILE  also write what it prints as JSON: kubeconfig, inventories
                (kubespray, kargo), nodes (name, namespace, ip, rack), routers
                (name, namespace, ip, role tor|core, rack), router (the first
                ToR: namespace, ip), etcd (endpoint), client (namespace, ip,
-               behind)
+               behind); with --dual-stack, ip6 of each and dualStack
+               (segment, serviceCidr)
   -h, --help   show this help
 Needs root (network namespaces).`;
 
@@ -46,7 +51,7 @@ function fail(message: string): never {
 
 let options;
 try {
-  options = parseArgs({options: {nodes: {type: 'string', default: '3'}, racks: {type: 'string', default: '1'}, calico: {type: 'string', default: 'v2'}, info: {type: 'string'}, help: {type: 'boolean', short: 'h'}}, strict: true}).values;
+  options = parseArgs({options: {nodes: {type: 'string', default: '3'}, racks: {type: 'string', default: '1'}, calico: {type: 'string', default: 'v2'}, 'dual-stack': {type: 'boolean'}, info: {type: 'string'}, help: {type: 'boolean', short: 'h'}}, strict: true}).values;
 } catch (err) {
   fail((err as Error).message);
 }
@@ -60,6 +65,8 @@ const racks = Number(options.racks);
 if (!/^\d+$/.test(String(options.racks)) || racks < 1 || racks > Math.min(nodes, 60)) fail(`--racks takes a whole number from 1 to ${Math.min(nodes, 60)} (the number of nodes, at most 60), not ${options.racks}`);
 const calico = options.calico as string;
 if (calico !== 'v2' && calico !== 'none') fail(`--calico takes v2 or none, not ${calico}`);
+const dualStack = Boolean(options['dual-stack']);
+if (dualStack && racks > 1) fail('--dual-stack takes one rack: leave --racks out');
 if (process.getuid?.() !== 0) fail('the lab needs root: network namespaces and addresses on their interfaces');
 
 function describe(info: LabInfo, seconds: number): string {
@@ -70,9 +77,9 @@ function describe(info: LabInfo, seconds: number): string {
     `  kubectl      ${info.kubectl} --kubeconfig ${info.kubeconfig} get nodes`,
     `  inventories  ${info.inventories.kubespray}  (kubespray groups)`,
     `               ${info.inventories.kargo}  (Kargo groups)`,
-    ...info.nodes.map((n) => `  ${n.name.padEnd(width)}  ${n.ip}  rack ${n.rack}  (ip netns exec ${n.namespace} ...)`),
+    ...info.nodes.map((n) => `  ${n.name.padEnd(width)}  ${n.ip}${n.ip6 ? `  ${n.ip6}` : ''}  rack ${n.rack}  (ip netns exec ${n.namespace} ...)`),
     ...info.routers.map((r) => `  ${r.name.padEnd(width)}  ${r.ip}  ${r.role === 'core' ? 'core, AS 64600' : `ToR of rack ${r.rack}, AS 64512`}  (ip netns exec ${r.namespace} ip route)`),
-    ...(info.client ? [`  client       ${info.client.ip}  behind ${info.client.behind}  (ip netns exec ${info.client.namespace} curl http://10.0.0.7/)`] : []),
+    ...(info.client ? [`  client       ${info.client.ip}${info.client.ip6 ? `  ${info.client.ip6}` : ''}  behind ${info.client.behind}  (ip netns exec ${info.client.namespace} curl http://10.0.0.7/)`] : []),
     `  etcd         ${info.etcd.endpoint}  (Calico v2's datastore, TLS)`,
     '',
     // From the project's root, with the Ansible the lab runs (its virtualenv is not on the shell's PATH).
@@ -83,7 +90,7 @@ function describe(info: LabInfo, seconds: number): string {
 }
 
 const started = Date.now();
-const env = await startEnvironment(nodes, (line) => process.stderr.write(`lab: ${line}\n`), {calico, racks, client: true}).catch((err) => {
+const env = await startEnvironment(nodes, (line) => process.stderr.write(`lab: ${line}\n`), {calico, racks, client: true, dualStack}).catch((err) => {
   process.stderr.write(`lab: could not bring the lab up: ${(err as Error).message}\n`);
   process.exit(1);
 });
