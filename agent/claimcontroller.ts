@@ -39,7 +39,8 @@ import type {ApiClient, Json} from './api.js';
 import {isIPv4} from 'node:net';
 import {type HostAddress, Ownership, interfaceSubnets, operstate} from './addresses.js';
 import {canonicalIp} from '../lib/ipnet.js';
-import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, claimName, fenceAfterMs} from './claims.js';
+import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, UPNP_PORTS, claimName, fenceAfterMs} from './claims.js';
+import {type UpnpGatewayClient, type UpnpWant, UpnpKeeper, parsePorts} from './upnpkeeper.js';
 import {type FenceEffect, type FenceEvent, type FenceState, type HolderSeen, CONFLICT_RETRY_MS, TAKEOVER_HEARD_MS, beating, duty, fenceStep, seeMoves, serves, startFence, takeovers, wouldTakeOver} from './holding.js';
 import {PEER_ANNOTATION} from './peers.js';
 import {type ClaimWorld, type Clock, type Host, type PeerGroup, realWorld} from './world.js';
@@ -136,6 +137,10 @@ export class ClaimController extends Component {
 
   private readonly clock: Clock;
   private readonly host: Host;
+  /** The UPnP mappings of the claims held here that ask for them; made at the first such claim. */
+  private upnp?: UpnpKeeper;
+  /** The gateway's side of UPnP (the real one unless a test gives another). */
+  upnpClient?: UpnpGatewayClient;
 
   /**
    * hostname: the node this controller serves (its IpNode's name). world:
@@ -539,6 +544,8 @@ export class ClaimController extends Component {
       if (!serves(this.fence) || this.stopped) return;
       await this.owned.adopt(p.adopt, p.release);
       const remove = [...p.remove, ...refused];
+      // The mappings of an address no claim wants any more go first, from the address while it is up.
+      if (this.upnp && remove.length) await this.upnp.letGo(remove, (cidr) => this.claims.list().some((c) => claimCidr(c) === cidr && !c.metadata.deletionTimestamp));
       const result = await this.owned.apply(add, remove, read);
       if (!add.length && !remove.length && !p.adopt.length && !p.release.length) await this.owned.save();
       for (const line of result.failed) this.log.warn(`ip: ${line}`);
@@ -547,6 +554,7 @@ export class ClaimController extends Component {
       const up = add.filter((cidr) => this.owned.owns(cidr));
       this.announce(up);
       await this.markUp(up, desired.wanted);
+      this.keepMappings(read, desired.wanted);
       if (up.some((cidr) => !isIPv4(cidr.split('/')[0])) && this.onLink) this.clock.after(DAD6_CHECK_MS, () => this.schedule());
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length - (p.add.length - up.length);
@@ -556,6 +564,34 @@ export class ClaimController extends Component {
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
       if (serves(this.fence)) this.served = true;
     });
+  }
+
+  /**
+   * Hands the UPnP keeper the mappings wanted of the addresses up here: each
+   * claim held here whose Services asked for them (UPNP_PORTS). Its status
+   * (`status.upnp`) records what the gateway gave, or its error, which the
+   * scheduler turns into an Event on the Services.
+   */
+  private keepMappings(read: readonly HostAddress[], wanted: ReadonlyMap<string, string[]>): void {
+    const up = new Set(read.filter((a) => a.iface === this.flags.iface && !a.tentative && !a.dadfailed).map((a) => `${a.ip}/${a.prefix}`));
+    const wants: UpnpWant[] = [];
+    for (const [cidr, by] of wanted) {
+      const name = by[0]?.replace(/^IpClaim /, '');
+      const c = name ? this.claims.get(name) : undefined;
+      const ports = parsePorts(c?.metadata.annotations?.[UPNP_PORTS]);
+      if (!c || !up.has(cidr) || !this.owned.owns(cidr)) continue;
+      if (ports.length || this.upnp) wants.push({claim: name!, cidr, ports, description: `extip ${(c.status?.services ?? []).join(' ') || name}`});
+    }
+    if (!this.upnp && !wants.some((w) => w.ports.length)) return;
+    const own = read.find((a) => a.iface === this.flags.iface && isIPv4(a.ip) && !this.owned.owns(`${a.ip}/${a.prefix}`));
+    if (!own) return;
+    this.upnp ??= new UpnpKeeper({
+      node: this.node, nodeAddress: own.ip, log: this.log, clock: this.clock, client: this.upnpClient,
+      report: (claim, report) => void this.api.request('PATCH', `${CLAIMS}/${claim}`, {status: {upnp: report}}, {contentType: 'application/merge-patch+json'})
+        .then((r) => r.status !== 200 && r.status !== 404 && this.warnOnce(`cannot record UPnP mappings on IpClaim ${claim} (${r.status} ${r.body?.message ?? ''})`))
+        .catch(() => undefined),
+    });
+    this.upnp.keep(wants.filter((w) => isIPv4(w.cidr.split('/')[0])));
   }
 
   /** The interface's link is down (its operstate): no heartbeat, nothing served, the IpNode deleted. */
@@ -715,6 +751,8 @@ export class ClaimController extends Component {
       this.peers?.stop();
       return;
     }
+    // The gateway's mappings first, from the addresses while they are up; a node that takes the claims maps them again.
+    await this.upnp?.removeAll();
     const removed = await this.withdraw();
     if (removed.length) this.log.info(0, `withdrew ${removed.join(' ')}`);
     // The addresses are down: the standbys may take them now.

@@ -38,6 +38,7 @@ export const HELD_BY = 'extip.io/held-by';
 export const STANDBYS = 'extip.io/standbys';
 /** The standby that took the claim over (its own name), written when the API answers; the scheduler then assigns it there. */
 export const TAKEN_BY = 'extip.io/taken-by';
+export {UPNP_ANNOTATION, UPNP_PORTS} from '../lib/pools.js';
 /**
  * On an IpNode, written with each heartbeat: the other nodes its controller's
  * membership holds alive (comma-separated). A node cut off from the API alone

@@ -54,6 +54,9 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --lb-class=extip.io/ipmanager (scheduler: LoadBalancer Services of this
          loadBalancerClass, or of none, get an address from the IpClaimPools;
          so do Services annotated external-ip: auto)
+       --upnp (scheduler: the ports of Services annotated extip.io/upnp: "true"
+         are mapped on the segment's UPnP Internet gateway by the node that
+         holds their address; without it, by none)
        --allowed-cidrs=CIDR[,CIDR...] (bring up only Service addresses inside
          these ranges; others get an ExternalIPRefused Event on their Service.
          Without it any address is taken, but never an unspecified, loopback,

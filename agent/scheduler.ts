@@ -18,7 +18,7 @@
 import {readFileSync} from 'node:fs';
 import type * as k8s from '@kubernetes/client-node';
 import type {ApiClient} from './api.js';
-import {CLAIMS, type ClaimView, allocationValue, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, HEARS, STANDBYS, TAKEN_BY, decide, givenBack, handoffs, parseNodeList, standbysFor, takenOver, vouched} from './claims.js';
+import {CLAIMS, type ClaimView, allocationValue, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, HEARS, STANDBYS, TAKEN_BY, UPNP_ANNOTATION, UPNP_PORTS, decide, givenBack, handoffs, parseNodeList, standbysFor, takenOver, vouched} from './claims.js';
 import {type Allocation, type PoolView, type ServiceView, planPools, poolFrom} from '../lib/pools.js';
 import {admit, claimHolders} from '../lib/tenancy.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
@@ -54,6 +54,8 @@ export class Scheduler extends Component {
   private pools!: ListWatch;
   /** Addresses this process allocated, when and to which Service: kept from release until their Service update is seen (10 s at most). */
   private readonly recent = new Map<string, {at: number; service: string}>();
+  /** Each claim's UPnP report last told its Services (an Event when it changes). */
+  private readonly upnpSaid = new Map<string, string>();
   /** The last allocation failure said for each Service (an Event is written when it changes). */
   private readonly failing = new Map<string, string>();
   private elector?: LeaderElector;
@@ -291,6 +293,7 @@ export class Scheduler extends Component {
       for (const name of this.asking.keys()) if (!asked.has(name)) this.asking.delete(name);
       await this.recordHolders(claims, d.remove, desired.wanted);
       await this.recordStandbys(live, d.remove);
+      await this.recordUpnp(desired.wanted, d.remove, at);
       for (const name of d.remove) {
         const r = await this.api.request('DELETE', `${CLAIMS}/${name}`);
         if (r.status === 200 || r.status === 202) this.log.info(1, `claim ${name}: no Service wants it; deleted`);
@@ -451,6 +454,47 @@ export class Scheduler extends Component {
       const r = await this.api.request('PATCH', `${CLAIMS}/${c.metadata.name}`, {metadata: {annotations: {[STANDBYS]: want || null}}}, {contentType: 'application/merge-patch+json'});
       if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot record the standbys of IpClaim ${c.metadata.name} (${r.status} ${r.body?.message ?? ''})`);
     })));
+  }
+
+  /**
+   * Writes on each claim the ports its holder maps on the UPnP gateway
+   * (UPNP_PORTS): the TCP and UDP ports of the Services using its address
+   * that ask for it, with `--upnp`; none without. And tells those Services,
+   * by an Event, what their holder's last report (`status.upnp`) says, when
+   * it changes: the mappings made, or the gateway's error.
+   */
+  private async recordUpnp(wanted: ReadonlyMap<string, string[]>, removed: readonly string[], at: string): Promise<void> {
+    const gone = new Set(removed);
+    const services = new Map(this.serviceList().map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s]));
+    for (const c of this.claims.list()) {
+      const name = String(c.metadata.name);
+      if (gone.has(name) || c.metadata.deletionTimestamp) continue;
+      const users = wanted.get(String(c.spec?.cidr ?? '')) ?? [];
+      const ports = new Set<string>();
+      if (this.flags.upnp) {
+        for (const key of users) {
+          const svc = services.get(key);
+          if (svc?.metadata?.annotations?.[UPNP_ANNOTATION] !== 'true') continue;
+          for (const p of svc.spec?.ports ?? []) if ((p.protocol ?? 'TCP') !== 'SCTP') ports.add(`${p.protocol ?? 'TCP'}/${p.port}`);
+        }
+      }
+      const want = [...ports].sort().join(',');
+      if ((c.metadata.annotations?.[UPNP_PORTS] ?? '') !== want) {
+        const r = await this.api.request('PATCH', `${CLAIMS}/${name}`, {metadata: {annotations: {[UPNP_PORTS]: want || null}}}, {contentType: 'application/merge-patch+json'});
+        if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot record the UPnP ports of IpClaim ${name} (${r.status} ${r.body?.message ?? ''})`);
+      }
+      const report = c.status?.upnp;
+      if (!report || !want) continue;
+      const said = JSON.stringify([report.node, report.external, report.mapped, report.error]);
+      if (this.upnpSaid.get(name) === said) continue;
+      this.upnpSaid.set(name, said);
+      const ip = String(c.spec?.cidr ?? '').split('/')[0];
+      for (const key of users) {
+        if (report.error) await this.event(key, 'UPnPMappingFailed', `the UPnP gateway${report.gateway ? ` ${report.gateway}` : ''} refused or did not answer ${report.node}: ${report.error}`, at, 'Warning');
+        else if (report.mapped?.length) await this.event(key, 'UPnPMapped', `${(report.mapped as string[]).map((m) => `${report.external ?? '?'}:${m.split('/')[1]} ${m.split('/')[0]}`).join(', ')} -> ${ip} (by ${report.node})`, at);
+      }
+    }
+    for (const name of [...this.upnpSaid.keys()]) if (!this.claims.get(name)) this.upnpSaid.delete(name);
   }
 
   /** Records an allocation in its pool; false when the pool changed meanwhile (the round ends). */

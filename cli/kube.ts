@@ -57,6 +57,8 @@ export interface ClaimStatus {
   upOn?: string | null;
   /** The Services that hold the address, the holder first. */
   services?: string[];
+  /** The holder's UPnP mappings (agent/upnpkeeper.ts's report). */
+  upnp?: {node: string; gateway?: string; external?: string; mapped?: string[]; error?: string; at?: string};
 }
 
 export interface ClusterState {
@@ -65,7 +67,7 @@ export interface ClusterState {
   workloads: Array<k8s.V1DaemonSet | k8s.V1Deployment>;
   pods: k8s.V1Pod[];
   services: k8s.V1Service[];
-  claims: Array<{metadata: {name: string}; spec?: {cidr?: string; nodeName?: string}; status?: ClaimStatus}>;
+  claims: Array<{metadata: {name: string; annotations?: Record<string, string>}; spec?: {cidr?: string; nodeName?: string}; status?: ClaimStatus}>;
   pools: Array<{metadata: {name: string}; spec?: {cidr?: string; ranges?: string[][]; allocated?: Record<string, string>; namespaces?: string[]}}>;
   leases: k8s.V1Lease[];
   /** The claims-mode CRDs the API server does not serve (their names). */

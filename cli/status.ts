@@ -8,7 +8,7 @@ import {wantedAddresses} from './services.js';
 import {type AgentFlags, parseAgentFlags} from '../lib/agent-flags.js';
 import {type AddressPolicy, type Refused, nodeAddresses, policyFrom} from '../lib/policy.js';
 import {canonicalIp} from '../lib/ipnet.js';
-import {poolFrom, serviceView} from '../lib/pools.js';
+import {UPNP_PORTS, poolFrom, serviceView} from '../lib/pools.js';
 import {admit, claimHolders} from '../lib/tenancy.js';
 import type {ClaimStatus, ClusterState} from './kube.js';
 
@@ -29,6 +29,8 @@ export interface IpStatus {
   since?: string;
   /** Claims mode: the last move, and for how long the address had no holder (previous node last heard from, to up on the new one). */
   lastMove?: {from: string; to: string; at: string; reason: string; withoutHolderMs?: number};
+  /** Claims mode with extip_upnp: the ports the holder mapped on the UPnP gateway (`1.2.3.1:80 TCP`), by whom, or the gateway's error. */
+  upnp?: {gateway?: string; mapped: string[]; node: string; error?: string};
 }
 
 export interface StatusReport {
@@ -271,6 +273,7 @@ export function assess(state: ClusterState): StatusReport {
     for (const r of refused) problems.push(`external IP ${ip} of ${r.service} is refused: ${r.reason}`);
     let heldBy: string[];
     let history: Pick<IpStatus, 'since' | 'lastMove'> = {};
+    let upnp: IpStatus['upnp'];
     if (mode === 'all') heldBy = holders;
     else {
       const claims = state.claims.filter((c) => (c.spec?.cidr ?? '').split('/')[0] === ip);
@@ -282,9 +285,14 @@ export function assess(state: ClusterState): StatusReport {
       heldBy = heldBy.filter((n) => holders.includes(n));
       const claim = claims.find((c) => c.spec?.nodeName && c.status?.node === c.spec.nodeName);
       if (claim) history = claimHistory(claim.status!);
+      const u = claims.find((c) => c.metadata.annotations?.[UPNP_PORTS])?.status?.upnp;
+      if (u) {
+        upnp = {...(u.gateway ? {gateway: u.gateway} : {}), mapped: (u.mapped ?? []).map((m: string) => `${u.external ?? '?'}:${m.split('/')[1]} ${m.split('/')[0]}`), node: u.node, ...(u.error ? {error: u.error} : {})};
+        if (u.error) problems.push(`external IP ${ip}: the UPnP gateway's mappings failed on ${u.node}: ${u.error}`);
+      }
     }
     if (!heldBy.length) problems.push(`external IP ${ip} (${services.join(', ')}) is not held by any controller`);
-    return {ip, services, heldBy, ...history};
+    return {ip, services, heldBy, ...history, ...(upnp ? {upnp} : {})};
   });
 
   // LoadBalancers extip serves that have no address: why, from the scheduler's last AllocationFailed Event.
@@ -365,6 +373,8 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
     out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY', 'FOR', 'LAST MOVE'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.refused ? '(refused)' : i.heldBy.join(',') || '(nobody)', i.since ? age(i.since, now) : '-', move(i.lastMove)])]));
   } else if (r.ips.length) out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.refused ? '(refused)' : i.heldBy.join(',') || '(nobody)'])]));
   else out.push('No Service has external IPs or LoadBalancer ingress.');
+  const mapped = r.ips.filter((i) => i.upnp);
+  if (mapped.length) out.push('', ...table([['EXTERNAL IP', 'UPNP MAPPINGS', 'BY'], ...mapped.map((i) => [i.ip, i.upnp!.error ? `(failed: ${i.upnp!.error})` : i.upnp!.mapped.join(', ') || '(none yet)', i.upnp!.node])]));
   if (r.pools.length) out.push('', ...table([['POOL', 'CIDR', 'ALLOCATED'], ...r.pools.map((p) => [p.name, p.cidr, String(p.allocated)])]));
   out.push('', r.problems.length ? `${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}:` : 'No problems found.');
   for (const p of r.problems) out.push(`  - ${p}`);

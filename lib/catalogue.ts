@@ -460,6 +460,17 @@ export const catalogue: readonly Variable[] = [
     example: 'extip.io/ipmanager',
     since: '0.2.0',
   },
+  {
+    name: 'extip_upnp',
+    section: 'pools',
+    default: false,
+    rule: bool,
+    summary: 'Map the ports of Services annotated extip.io/upnp: "true" on the segment\'s UPnP Internet gateway (claims mode).',
+    description:
+      'The node holding such a Service\'s address asks the gateway (found by SSDP on extip_iface) to forward each of the Service\'s TCP and UDP ports from the gateway\'s external address to the Service\'s address, with a one-hour lease it renews; the node that takes the address over renews the same mappings, and they are removed when the Service goes, drops the annotation or a port. This opens the Services to the Internet: off unless set here, whatever the Services ask. IPv4 only.',
+    example: true,
+    since: '0.4.0',
+  },
   // --- cluster access --------------------------------------------------------
   {
     name: 'extip_kubectl',

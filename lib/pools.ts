@@ -35,6 +35,15 @@ export const LB_IPS_ANNOTATION = 'extip.io/load-balancer-ips';
  * (deprecated, one address) last.
  */
 export const LB_IPS_ANNOTATIONS = [LB_IPS_ANNOTATION, LB_IP_ANNOTATION, 'metallb.io/loadBalancerIPs', 'metallb.universe.tf/loadBalancerIPs', 'kube-vip.io/loadbalancerIPs'];
+/** On a Service: "true" asks for its ports to be mapped on the segment's UPnP Internet gateway (claims mode, `--upnp`). */
+export const UPNP_ANNOTATION = 'extip.io/upnp';
+/**
+ * On an IpClaim: the ports its holder maps on the UPnP gateway
+ * (`TCP/80,UDP/53`), written by the scheduler from the Services using the
+ * address that ask for it; the holder records what it got in the claim's
+ * `status.upnp`.
+ */
+export const UPNP_PORTS = 'extip.io/upnp-ports';
 /** A LoadBalancer's sharing key: extip's own, then MetalLB's (both spellings). */
 export const SHARING_ANNOTATIONS = ['extip.io/allow-shared-ip', 'metallb.io/allow-shared-ip', 'metallb.universe.tf/allow-shared-ip'];
 
