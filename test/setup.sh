@@ -26,6 +26,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v runc >/dev/null || need+=(runc)
 # The claims lab's lossy segment: a random share of each node's packets dropped (the kernel has no netem).
 command -v iptables >/dev/null || need+=(iptables)
+# The UPnP lab's Internet gateway: miniupnpd on iptables-legacy (the iptables package has both).
+command -v miniupnpd >/dev/null || need+=(miniupnpd-iptables)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test/setup.sh: missing ${need[*]}; run as root (or install them with apt-get) and try again" >&2

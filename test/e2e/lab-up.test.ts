@@ -72,11 +72,11 @@ test('npm run lab refuses a bad --nodes, saying what it takes', async () => {
   expect(dual.stderr).toContain('--dual-stack takes one rack: leave --racks out');
 });
 
-test('--dual-stack: every host has its IPv6 address too, --info says where, and the client reaches a node over IPv6', async () => {
+test('--dual-stack and --upnp: every host has its IPv6 address too, the ToR is a UPnP gateway, --info says where, and the client reaches a node over IPv6', async () => {
   const dir = await tempDir();
   try {
     const infoFile = join(dir.path, 'lab.json');
-    const child = spawn(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '2', '--dual-stack', '--info', infoFile], {stdio: ['ignore', 'pipe', 'pipe']});
+    const child = spawn(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '2', '--dual-stack', '--upnp', '--info', infoFile], {stdio: ['ignore', 'pipe', 'pipe']});
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -91,6 +91,10 @@ test('--dual-stack: every host has its IPv6 address too, --info says where, and 
       expect(info.client).toMatchObject({ip: '10.99.0.2', ip6: 'fd10:99::2'});
       expect(info.dualStack).toEqual({segment: 'fd10:210:1::/64', serviceCidr: 'fd00:10:96::/112'});
       expect(out).toContain('fd10:210:1::b');
+      expect(info.upnp).toMatchObject({gateway: 'http://10.210.1.1:5000/rootDesc.xml', external: '1.2.3.1', internet: {ip: '1.2.3.2'}});
+      // The gateway describes itself to the segment as an Internet gateway device.
+      const description = await execa('ip', ['netns', 'exec', info.nodes[0].namespace, 'curl', '-sf', info.upnp.gateway], {reject: false});
+      expect(description.stdout).toMatch(/urn:schemas-upnp-org:device:InternetGatewayDevice:[12]/);
       // The client reaches node2 through the ToR over IPv6; the API server takes a dual-stack Service.
       expect((await execa('ip', ['netns', 'exec', info.client.namespace, 'ping', '-6', '-c', '1', '-W', '2', 'fd10:210:1::c'], {reject: false})).exitCode).toBe(0);
       const svc = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'both', namespace: 'default'}, spec: {ipFamilyPolicy: 'RequireDualStack', ports: [{port: 80}]}};

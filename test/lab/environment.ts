@@ -27,6 +27,8 @@ export interface LabInfo {
   client?: {namespace: string; ip: string; ip6?: string; behind: string};
   /** A dual-stack lab's IPv6 segment and Service CIDR. */
   dualStack?: {segment: string; serviceCidr: string};
+  /** With the upnp option: the gateway's description URL, its external address, and the host behind it. */
+  upnp?: {gateway: string; external: string; internet: {namespace: string; ip: string}};
 }
 
 export interface EnvironmentOptions {
@@ -38,6 +40,8 @@ export interface EnvironmentOptions {
   client?: boolean;
   /** IPv6 beside IPv4 on the segment, the client and the API server's Service CIDRs (one rack). */
   dualStack?: boolean;
+  /** A UPnP Internet gateway on the first ToR (miniupnpd), with a host on its external side. */
+  upnp?: boolean;
 }
 
 export interface LabEnvironment {
@@ -63,6 +67,7 @@ export async function startEnvironment(nodes: number, progress: (line: string) =
       await Promise.all(lab.hosts.map((h) => startCalicoNode(lab, etcd, h.name)));
     }
     const client = options.client ? await lab.addClient() : undefined;
+    const upnp = options.upnp ? await lab.addUpnpGateway() : undefined;
     const info: LabInfo = {
       kubeconfig: lab.api.kubeconfig,
       kubectl: lab.kubectlPath,
@@ -73,6 +78,7 @@ export async function startEnvironment(nodes: number, progress: (line: string) =
       etcd: {endpoint: etcd.endpoint},
       ...(client ? {client: {namespace: client.ns, ip: client.ip, ...(client.ip6 ? {ip6: client.ip6} : {}), behind: (lab.core ?? lab.routers[0]).name}} : {}),
       ...(lab.dualStack ? {dualStack: {segment: `${segment6(1)}/64`, serviceCidr: SERVICE_CIDRS.v6}} : {}),
+      ...(upnp ? {upnp: {gateway: upnp.location, external: upnp.external, internet: {namespace: upnp.internet.ns, ip: upnp.internet.ip}}} : {}),
     };
     return {lab, etcd, info, client};
   } catch (err) {

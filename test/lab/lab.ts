@@ -91,6 +91,28 @@ export interface LabOptions {
 /** The IPv6 segment of rack r in a dual-stack lab. */
 export const segment6 = (rack: number) => `fd10:210:${rack}::`;
 
+/**
+ * The lab's Internet side, for UPnP: the first ToR's link `wan` to a host
+ * on 1.2.3.0/24. The addresses look public because miniupnpd forwards from
+ * no reserved or private external address; the namespace reaches nothing
+ * beyond the lab.
+ */
+export const INTERNET = {gateway: '1.2.3.1', host: '1.2.3.2', prefix: 24};
+
+/** The UPnP Internet gateway on the first ToR (addUpnpGateway). */
+export interface LabUpnp {
+  /** Where its description is (SSDP's LOCATION). */
+  location: string;
+  /** Its external address. */
+  external: string;
+  /** The host on the Internet side: where to reach a mapped port from. */
+  internet: {ns: string; ip: string};
+  /** The ports it forwards now, from its table of mappings: `TCP 80 -> 10.210.1.200:80`. */
+  mappings(): Promise<string[]>;
+  /** Opens a TCP connection from the Internet host to the external address's port; what came back, or why not. */
+  connect(port: number): Promise<string>;
+}
+
 /** What tests reach as `lab.api`: the control plane's kubeconfigs and CA. */
 export interface LabApi {
   pki: ControlPlane['pki'];
@@ -498,6 +520,65 @@ export class Lab {
     // In a dual-stack lab on '::', which takes IPv4 connections too (as IPv4-mapped): every address of either family.
     const any = this.dualStack ? '::' : '0.0.0.0';
     return this.startIn(name, process.execPath, ['-e', `require('net').createServer((s) => { s.on('error', () => {}); s.end('${name}\\n'); }).listen(${port}, '${any}')`]);
+  }
+
+  /**
+   * A UPnP Internet Gateway Device on the first ToR, as a home router has
+   * one: miniupnpd (Debian's, on iptables-legacy) listening on the segment,
+   * forwarding from its external link `wan` (1.2.3.1, to a host 1.2.3.2) to
+   * the segment, in secure mode (a host maps ports only to itself), every
+   * port allowed but those in `deny` (a refusal to provoke). Stopped with
+   * the lab.
+   */
+  async addUpnpGateway(options: {deny?: number[]} = {}): Promise<LabUpnp> {
+    const tor = this.routers[0];
+    const ns = `${NS_PREFIX}-${this.id}-inet`;
+    trackNamespace(ns);
+    this.extraNamespaces.push(ns);
+    await execa('ip', ['netns', 'add', ns]);
+    await execa('ip', ['-n', tor.ns, '-batch', '-'], {
+      input: [`link add wan type veth peer name eth0 netns ${ns}`, `address add ${INTERNET.gateway}/${INTERNET.prefix} dev wan`, 'link set wan up'].join('\n') + '\n',
+    });
+    await execa('ip', ['-n', ns, '-batch', '-'], {input: ['link set lo up', `address add ${INTERNET.host}/${INTERNET.prefix} dev eth0`, 'link set eth0 up', `route add default via ${INTERNET.gateway}`].join('\n') + '\n'});
+    // The chains miniupnpd writes its rules into (its init script's, for the one external interface).
+    const chains = [
+      ['-t', 'nat', '-N', 'MINIUPNPD'], ['-t', 'nat', '-I', 'PREROUTING', '-i', 'wan', '-j', 'MINIUPNPD'],
+      ['-t', 'nat', '-N', 'MINIUPNPD-POSTROUTING'], ['-t', 'nat', '-I', 'POSTROUTING', '-o', 'wan', '-j', 'MINIUPNPD-POSTROUTING'],
+      ['-t', 'mangle', '-N', 'MINIUPNPD'], ['-t', 'mangle', '-I', 'PREROUTING', '-i', 'wan', '-j', 'MINIUPNPD'],
+      ['-t', 'filter', '-N', 'MINIUPNPD'], ['-t', 'filter', '-I', 'FORWARD', '-i', 'wan', '!', '-o', 'wan', '-j', 'MINIUPNPD'],
+    ];
+    for (const c of chains) await execa('ip', ['netns', 'exec', tor.ns, 'iptables-legacy', ...c]);
+    const dir = join(this.dir, 'upnp');
+    await mkdir(dir, {recursive: true});
+    const conf = join(dir, 'miniupnpd.conf');
+    const port = 5000;
+    await writeFile(conf, [
+      'ext_ifname=wan', 'listening_ip=br0', `http_port=${port}`, 'enable_natpmp=no', 'enable_upnp=yes', 'secure_mode=yes', 'system_uptime=yes',
+      `uuid=3e8a4d52-0b6a-4c1b-9a4e-${randomBytes(6).toString('hex')}`, `lease_file=${join(dir, 'leases')}`,
+      ...(options.deny ?? []).map((p) => `deny ${p} ${SEGMENT}.0/24 0-65535`),
+      `allow 1-65535 ${SEGMENT}.0/24 1-65535`, 'deny 0-65535 0.0.0.0/0 0-65535', '',
+    ].join('\n'));
+    const daemon = startDaemon('ip', ['netns', 'exec', tor.ns, 'miniupnpd', '-f', conf, '-d', '-P', join(dir, 'miniupnpd.pid')]);
+    this.daemons.push(daemon);
+    const location = `http://${tor.ip}:${port}/rootDesc.xml`;
+    await waitFor('miniupnpd to serve its description', async () => (await execa('ip', ['netns', 'exec', tor.ns, 'curl', '-sf', '-o', '/dev/null', location], {reject: false})).exitCode === 0, 15000);
+    return {
+      location,
+      external: INTERNET.gateway,
+      internet: {ns, ip: INTERNET.host},
+      // miniupnpd's own table, its lease file (`TCP:80:10.210.1.200:80:expiry:description` a line): iptables-legacy
+      // cannot print the DNAT target's revision that miniupnpd writes.
+      mappings: async () => {
+        const text = await readFile(join(dir, 'leases'), 'utf8').catch(() => '');
+        return text.split('\n').map((l) => /^(TCP|UDP):(\d+):([^:]+):(\d+):/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m))
+          .map((m) => `${m[1]} ${m[2]} -> ${m[3]}:${m[4]}`).sort();
+      },
+      connect: async (p: number) => {
+        const script = `const s = require('net').connect({host: '${INTERNET.gateway}', port: ${p}, timeout: 2000}); let d = '';
+          s.on('data', (x) => (d += x)); s.on('end', () => console.log(d.trim())); s.on('error', (e) => console.log('error: ' + e.code)); s.on('timeout', () => { console.log('error: timeout'); s.destroy(); });`;
+        return (await execa('ip', ['netns', 'exec', ns, process.execPath, '-e', script], {reject: false})).stdout.trim();
+      },
+    };
   }
 
   /**
