@@ -587,7 +587,8 @@ export class ClaimController extends Component {
     if (!own) return;
     this.upnp ??= new UpnpKeeper({
       node: this.node, nodeAddress: own.ip, log: this.log, clock: this.clock, client: this.upnpClient,
-      report: (claim, report) => void this.api.request('PATCH', `${CLAIMS}/${claim}`, {status: {upnp: report}}, {contentType: 'application/merge-patch+json'})
+      // What the report leaves out is cleared: a merge patch would keep an error the gateway no longer gives.
+      report: (claim, report) => void this.api.request('PATCH', `${CLAIMS}/${claim}`, {status: {upnp: {gateway: null, external: null, error: null, ...report}}}, {contentType: 'application/merge-patch+json'})
         .then((r) => r.status !== 200 && r.status !== 404 && this.warnOnce(`cannot record UPnP mappings on IpClaim ${claim} (${r.status} ${r.body?.message ?? ''})`))
         .catch(() => undefined),
     });
