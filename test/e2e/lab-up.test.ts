@@ -4,7 +4,7 @@
  * on SIGTERM removes every namespace, process and directory.
  */
 import {expect, test} from '@jest/globals';
-import {spawn} from 'node:child_process';
+import {type ChildProcess, spawn} from 'node:child_process';
 import {existsSync} from 'node:fs';
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
@@ -12,19 +12,24 @@ import {execa} from 'execa';
 import {repoRoot} from '../helpers/root.js';
 import {tempDir} from '../helpers/ansible.js';
 
+/** `npm run lab` with these arguments and --info, until it says it is up: its output so far, its --info, and its exit. */
+async function labUp(dir: string, args: string[]): Promise<{child: ChildProcess; out: () => string; info: any; exited: Promise<number | null>}> {
+  const infoFile = join(dir, 'lab.json');
+  const child = spawn(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), ...args, '--info', infoFile], {stdio: ['ignore', 'pipe', 'pipe']});
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 120_000;
+  while (!out.includes('The lab is up') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+  expect(out).toContain('The lab is up');
+  return {child, out: () => out, info: JSON.parse(await readFile(infoFile, 'utf8')), exited};
+}
+
 test('the lab comes up with --nodes, --racks and --info, and goes without a trace on SIGTERM', async () => {
   const dir = await tempDir();
   try {
-    const infoFile = join(dir.path, 'lab.json');
-    const child = spawn(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '3', '--racks', '2', '--info', infoFile], {stdio: ['ignore', 'pipe', 'pipe']});
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 120_000;
-    while (!out.includes('The lab is up') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
-    expect(out).toContain('The lab is up');
-    const info = JSON.parse(await readFile(infoFile, 'utf8'));
+    const {child, out: output, info, exited} = await labUp(dir.path, ['--nodes', '3', '--racks', '2']);
     // Nodes spread over the racks in order: node1 and node2 in rack 1, node3 in rack 2.
     expect(info.nodes.map((n: {name: string; ip: string; rack: number}) => [n.name, n.ip, n.rack])).toEqual([['node1', '10.210.1.11', 1], ['node2', '10.210.1.12', 1], ['node3', '10.210.2.13', 2]]);
     expect(Object.keys(info.inventories).sort()).toEqual(['kargo', 'kubespray']);
@@ -49,7 +54,7 @@ test('the lab comes up with --nodes, --racks and --info, and goes without a trac
     child.kill('SIGTERM');
     await exited;
     // The lab stopped in order (pods, then daemons), not only by the interrupted run's clean-up.
-    expect(out).toContain('lab: stopped in');
+    expect(output()).toContain('lab: stopped in');
     const namespaces = (await execa('ip', ['netns', 'list'])).stdout;
     for (const n of [...info.nodes, ...info.routers, info.client]) expect(namespaces).not.toContain(n.namespace);
     expect(existsSync(labDir)).toBe(false);
@@ -75,22 +80,13 @@ test('npm run lab refuses a bad --nodes, saying what it takes', async () => {
 test('--dual-stack and --upnp: every host has its IPv6 address too, the ToR is a UPnP gateway, --info says where, and the client reaches a node over IPv6', async () => {
   const dir = await tempDir();
   try {
-    const infoFile = join(dir.path, 'lab.json');
-    const child = spawn(process.execPath, [join(repoRoot, 'dist/test/lab/up.js'), '--nodes', '2', '--dual-stack', '--upnp', '--info', infoFile], {stdio: ['ignore', 'pipe', 'pipe']});
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const {child, out, info, exited} = await labUp(dir.path, ['--nodes', '2', '--dual-stack', '--upnp']);
     try {
-      const deadline = Date.now() + 120_000;
-      while (!out.includes('The lab is up') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
-      expect(out).toContain('The lab is up');
-      const info = JSON.parse(await readFile(infoFile, 'utf8'));
       expect(info.nodes.map((n: {name: string; ip6: string}) => [n.name, n.ip6])).toEqual([['node1', 'fd10:210:1::b'], ['node2', 'fd10:210:1::c']]);
       expect(info.router.ip6).toBe('fd10:210:1::1');
       expect(info.client).toMatchObject({ip: '10.99.0.2', ip6: 'fd10:99::2'});
       expect(info.dualStack).toEqual({segment: 'fd10:210:1::/64', serviceCidr: 'fd00:10:96::/112'});
-      expect(out).toContain('fd10:210:1::b');
+      expect(out()).toContain('fd10:210:1::b');
       expect(info.upnp).toMatchObject({gateway: 'http://10.210.1.1:5000/rootDesc.xml', external: '1.2.3.1', internet: {ip: '1.2.3.2'}});
       // The gateway describes itself to the segment as an Internet gateway device.
       const description = await execa('ip', ['netns', 'exec', info.nodes[0].namespace, 'curl', '-sf', info.upnp.gateway], {reject: false});
