@@ -10,7 +10,9 @@
  * mode takes a removal only from the mapped address itself.
  *
  * The work runs beside the controller's passes, one round at a time, so that
- * a gateway that does not answer never holds up an address. What each claim
+ * a gateway that does not answer never holds up an address; a port the
+ * gateway refuses, or a search no gateway answers, is tried again after a
+ * second, then twice as long each time, up to five minutes. What each claim
  * got (the gateway's external address and ports, or the gateway's error) is
  * reported for the claim's status.
  */
@@ -20,6 +22,9 @@ import {describe} from './log.js';
 import type {Clock} from './world.js';
 
 export const LEASE_SECONDS = 3600;
+/** A refused port, or a gateway not found, is asked again after this, doubling each time up to RETRY_MAX_MS. */
+export const RETRY_FIRST_MS = 1000;
+export const RETRY_MAX_MS = 300_000;
 /** How long a removal before an address goes may take. */
 const LET_GO_MS = 2000;
 
@@ -80,6 +85,8 @@ export class UpnpKeeper {
   private running = false;
   private again = false;
   private readonly reported = new Map<string, string>();
+  /** Ports the gateway refused (`cidr TCP/80`), and the gateway search when none answered: when to ask again, and the wait after that. */
+  private readonly retry = new Map<string, {at: number; waitMs: number}>();
 
   constructor(private readonly options: {
     node: string;
@@ -129,10 +136,23 @@ export class UpnpKeeper {
     }
   }
 
+  /** The next try of `what` waits twice as long as the last (from RETRY_FIRST_MS, at most RETRY_MAX_MS). */
+  private backOff(what: string, now: number): void {
+    const waitMs = Math.min(RETRY_MAX_MS, (this.retry.get(what)?.waitMs ?? RETRY_FIRST_MS / 2) * 2);
+    this.retry.set(what, {at: now + waitMs, waitMs});
+  }
+
   private async findGateway(): Promise<Gateway> {
     if (this.gateway) return this.gateway;
+    const now = this.options.clock.now();
+    const search = this.retry.get('search');
+    if (search && now < search.at) throw new UpnpError(`no UPnP Internet gateway answered an SSDP search from ${this.options.nodeAddress} (searching again in ${Math.ceil((search.at - now) / 1000)} s)`);
     const location = await this.client.discover(this.options.nodeAddress);
-    if (!location) throw new UpnpError(`no UPnP Internet gateway answered an SSDP search from ${this.options.nodeAddress}`);
+    if (!location) {
+      this.backOff('search', now);
+      throw new UpnpError(`no UPnP Internet gateway answered an SSDP search from ${this.options.nodeAddress}`);
+    }
+    this.retry.delete('search');
     this.gateway = await this.client.describe(location, this.options.nodeAddress);
     this.options.log.info(0, `UPnP gateway ${this.gateway.location} (${this.gateway.serviceType.split(':').slice(-2).join(':')})`);
     return this.gateway;
@@ -146,6 +166,8 @@ export class UpnpKeeper {
       const wanted = new Set(want.ports.map(key));
       const due = want.ports.filter((p) => {
         const at = have.get(key(p));
+        const refused = this.retry.get(`${want.cidr} ${key(p)}`);
+        if (refused && now < refused.at) return false;
         return at === undefined || now - at >= this.renewEveryMs;
       });
       const gone = [...have.keys()].filter((k) => !wanted.has(k));
@@ -161,8 +183,10 @@ export class UpnpKeeper {
             await this.client.add(gateway, ip, p, want.description, LEASE_SECONDS);
             if (!have.has(key(p))) this.options.log.info(0, `UPnP: ${external || 'the gateway'}:${p.port} ${p.protocol} -> ${ip}:${p.port} (IpClaim ${want.claim})`);
             have.set(key(p), now);
+            this.retry.delete(`${want.cidr} ${key(p)}`);
           } catch (err) {
             errors.push(`${key(p)}: ${describe(err)}`);
+            this.backOff(`${want.cidr} ${key(p)}`, now);
           }
         }
         for (const k of gone) {

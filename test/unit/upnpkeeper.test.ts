@@ -6,7 +6,7 @@
  */
 import {expect, test} from '@jest/globals';
 import type {Gateway} from '../../agent/upnp.js';
-import {LEASE_SECONDS, type UpnpGatewayClient, UpnpKeeper, type UpnpReport, parsePorts} from '../../agent/upnpkeeper.js';
+import {LEASE_SECONDS, RETRY_FIRST_MS, RETRY_MAX_MS, type UpnpGatewayClient, UpnpKeeper, type UpnpReport, parsePorts} from '../../agent/upnpkeeper.js';
 import type {Logger} from '../../agent/log.js';
 import {SimClock} from '../helpers/simnet.js';
 
@@ -87,7 +87,7 @@ test('an address going from here: its mappings removed when no claim wants it, l
   expect(w.calls).toEqual(['remove TCP/80 from 10.0.0.9']);
 });
 
-test('no gateway answers: reported, and searched for again at the next round', async () => {
+test('no gateway answers: reported, and searched for again a second later', async () => {
   const w = world();
   let answers = false;
   const client = (w.keeper as unknown as {options: {client: UpnpGatewayClient}}).options.client;
@@ -97,6 +97,11 @@ test('no gateway answers: reported, and searched for again at the next round', a
   await settle();
   expect(w.reports.at(-1)![1]).toMatchObject({mapped: [], error: 'no UPnP Internet gateway answered an SSDP search from 10.0.0.11'});
   answers = true;
+  // Not searched again until a second has gone.
+  w.keeper.keep([{claim: 'c', cidr: '10.0.0.7/32', ports: [{protocol: 'TCP', port: 80}], description: 'd'}]);
+  await settle();
+  expect(w.reports.at(-1)![1]).toMatchObject({mapped: []});
+  w.clock.advance(RETRY_FIRST_MS);
   w.keeper.keep([{claim: 'c', cidr: '10.0.0.7/32', ports: [{protocol: 'TCP', port: 80}], description: 'd'}]);
   await settle();
   expect(w.reports.at(-1)![1]).toMatchObject({mapped: ['TCP/80']});
@@ -114,4 +119,25 @@ test('an address that went another way (a fence, a lost link) and came back is m
   await settle();
   expect(w.calls).toEqual(['add TCP/80 -> 10.0.0.7 for 3600 s (d)']);
   expect(w.reports).toHaveLength(2);
+});
+
+test('a refused port is asked again after a second, then after twice as long each time, up to five minutes', async () => {
+  const w = world(new Set([22]));
+  const want = {claim: 'c', cidr: '10.0.0.7/32', ports: [{protocol: 'TCP' as const, port: 22}], description: 'd'};
+  const tries: number[] = [];
+  const start = w.clock.now();
+  const turns = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+  // A pass every 500 ms for 20 simulated minutes.
+  for (let t = 0; t < 20 * 60_000; t += 500) {
+    const before = w.calls.length;
+    w.keeper.keep([want]);
+    await turns();
+    if (w.calls.length > before) tries.push(w.clock.now() - start);
+    w.clock.advance(500);
+  }
+  const gaps = tries.slice(1).map((t, i) => t - tries[i]);
+  expect(gaps.slice(0, 5)).toEqual([RETRY_FIRST_MS, 2 * RETRY_FIRST_MS, 4 * RETRY_FIRST_MS, 8 * RETRY_FIRST_MS, 16 * RETRY_FIRST_MS]);
+  expect(Math.max(...gaps)).toBe(RETRY_MAX_MS);
 });
