@@ -40,7 +40,7 @@ import {isIPv4} from 'node:net';
 import {type HostAddress, Ownership, interfaceSubnets, operstate} from './addresses.js';
 import {canonicalIp} from '../lib/ipnet.js';
 import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKEN_BY, UPNP_PORTS, claimName, fenceAfterMs} from './claims.js';
-import {type UpnpGatewayClient, type UpnpWant, UpnpKeeper, parsePorts} from './upnpkeeper.js';
+import {type UpnpWant, UpnpKeeper, parsePorts} from './upnpkeeper.js';
 import {type FenceEffect, type FenceEvent, type FenceState, type HolderSeen, CONFLICT_RETRY_MS, TAKEOVER_HEARD_MS, beating, duty, fenceStep, seeMoves, serves, startFence, takeovers, wouldTakeOver} from './holding.js';
 import {PEER_ANNOTATION} from './peers.js';
 import {type ClaimWorld, type Clock, type Host, type PeerGroup, realWorld} from './world.js';
@@ -139,8 +139,6 @@ export class ClaimController extends Component {
   private readonly host: Host;
   /** The UPnP mappings of the claims held here that ask for them; made at the first such claim. */
   private upnp?: UpnpKeeper;
-  /** The gateway's side of UPnP (the real one unless a test gives another). */
-  upnpClient?: UpnpGatewayClient;
 
   /**
    * hostname: the node this controller serves (its IpNode's name). world:
@@ -586,7 +584,7 @@ export class ClaimController extends Component {
     const own = read.find((a) => a.iface === this.flags.iface && isIPv4(a.ip) && !this.owned.owns(`${a.ip}/${a.prefix}`));
     if (!own) return;
     this.upnp ??= new UpnpKeeper({
-      node: this.node, nodeAddress: own.ip, log: this.log, clock: this.clock, client: this.upnpClient,
+      node: this.node, nodeAddress: own.ip, log: this.log, clock: this.clock, client: this.world.upnp,
       // What the report leaves out is cleared: a merge patch would keep an error the gateway no longer gives.
       report: (claim, report) => void this.api.request('PATCH', `${CLAIMS}/${claim}`, {status: {upnp: {gateway: null, external: null, error: null, ...report}}}, {contentType: 'application/merge-patch+json'})
         .then((r) => r.status !== 200 && r.status !== 404 && this.warnOnce(`cannot record UPnP mappings on IpClaim ${claim} (${r.status} ${r.body?.message ?? ''})`))

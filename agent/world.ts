@@ -1,7 +1,8 @@
 /**
  * What a claim controller needs of the world besides the API server, as
  * parameters: the host (its addresses, `ip`, its interfaces' links, ARP
- * probes and announcements), the membership of its peers, and a clock. The
+ * probes and announcements), the membership of its peers, a clock, and the
+ * segment's UPnP gateway. The
  * agent runs on `realWorld`; the tests give it a simulated segment of hosts
  * (test/helpers/simhost.ts) and an in-memory API server
  * (test/helpers/fakeapi.ts), so that the controller itself runs without root
@@ -12,6 +13,7 @@ import {type Probe, announceIPv4, ndiscNotify, probeIPv4} from './announce.js';
 import type {RunResult} from '../lib/run.js';
 import type {MemberState} from '../lib/membership.js';
 import {Peers, type PeersOptions} from './peers.js';
+import {type UpnpGatewayClient, realGatewayClient} from './upnpkeeper.js';
 
 /** Time, and timers that a test can run faster or slower. A cancel function is returned for each timer. */
 export interface Clock {
@@ -82,10 +84,13 @@ export interface ClaimWorld {
   host: Host;
   /** Makes the membership the controller joins (`--peer-port`). */
   peers(options: PeersOptions): PeerGroup;
+  /** The segment's UPnP Internet gateway, as the holders of claims with UPnP ports speak to it. */
+  upnp: UpnpGatewayClient;
 }
 
 export const realWorld: ClaimWorld = {
   clock: systemClock,
   host: realHost,
   peers: (options) => new Peers(options),
+  upnp: realGatewayClient,
 };

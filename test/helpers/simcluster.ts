@@ -19,7 +19,7 @@ import {ClaimController} from '../../agent/claimcontroller.js';
 import type {Logger} from '../../agent/log.js';
 import {Metrics} from '../../agent/metrics.js';
 import {Scheduler} from '../../agent/scheduler.js';
-import {realWorld, systemClock} from '../../agent/world.js';
+import {type ClaimWorld, realWorld, systemClock} from '../../agent/world.js';
 import {parseAgentFlags} from '../../lib/agent-flags.js';
 import {FakeApi} from './fakeapi.js';
 import {type SimHost, SimSegment} from './simhost.js';
@@ -80,6 +80,8 @@ export class CuttableClient extends ApiClient {
 export interface SimNode {
   name: string;
   host: SimHost;
+  /** What of its world the test stood in for, besides the host and the clock. */
+  world: Partial<ClaimWorld>;
   controller: ClaimController;
   flags: string[];
   lines: string[];
@@ -108,25 +110,29 @@ export class SimCluster {
     return new SimCluster(api, dir, keysFile);
   }
 
-  /** A host on the segment with a claim controller: heartbeat 500 ms, --monitor 1.5 s, its membership on a free port. */
-  async addNode(name: string, address: string): Promise<SimNode> {
+  /**
+   * A host on the segment with a claim controller: heartbeat 500 ms,
+   * --monitor 1.5 s, its membership on a free port; `world` stands in for
+   * more of its world (the UPnP gateway).
+   */
+  async addNode(name: string, address: string, world: Partial<ClaimWorld> = {}): Promise<SimNode> {
     const host = this.segment.add(name, 'eth0', address);
     const flags = [`--hostname=${name}`, '--iface=eth0', '--hb=500ms', '--monitor=1500ms', '--dad-wait=100ms', `--state-dir=${join(this.dir, name)}`,
       `--peer-port=${await freePort()}`, '--peer-address=127.0.0.1', `--peer-keys=${this.keysFile}`];
     const lines: string[] = [];
-    const node: SimNode = {name, host, flags, lines, controller: await this.controller(name, host, flags, lines)};
+    const node: SimNode = {name, host, flags, lines, world, controller: await this.controller(name, host, flags, lines, world)};
     this.nodes.set(name, node);
     return node;
   }
 
   /** The node's controller anew, as its DaemonSet restarts it (the same state directory). */
   async restart(node: SimNode): Promise<void> {
-    node.controller = await this.controller(node.name, node.host, node.flags, node.lines);
+    node.controller = await this.controller(node.name, node.host, node.flags, node.lines, node.world);
   }
 
-  private async controller(name: string, host: SimHost, flags: string[], lines: string[]): Promise<ClaimController> {
+  private async controller(name: string, host: SimHost, flags: string[], lines: string[], world: Partial<ClaimWorld>): Promise<ClaimController> {
     const f = parseAgentFlags(flags);
-    const c = new ClaimController(this.api.client(), f, new Ownership(f.stateDir, f.iface, f.owner, host), logger(lines), new Metrics(), name, {...realWorld, clock: systemClock, host});
+    const c = new ClaimController(this.api.client(), f, new Ownership(f.stateDir, f.iface, f.owner, host), logger(lines), new Metrics(), name, {...realWorld, clock: systemClock, host, ...world});
     await c.start();
     return c;
   }

@@ -19,7 +19,7 @@ import {Ownership} from '../../agent/addresses.js';
 import {CLAIMS, NODES, NODE_LABEL, STANDBYS, TAKEN_BY, claimName, standbysFor} from '../../agent/claims.js';
 import {ClaimController} from '../../agent/claimcontroller.js';
 import {Metrics} from '../../agent/metrics.js';
-import {type PeerGroup, systemClock} from '../../agent/world.js';
+import {type PeerGroup, realWorld, systemClock} from '../../agent/world.js';
 import {parseAgentFlags} from '../../lib/agent-flags.js';
 import {FakeApi} from '../helpers/fakeapi.js';
 import {SimCluster, logger, sleep} from '../helpers/simcluster.js';
@@ -180,7 +180,7 @@ test('the members are read from the IpNodes in pages: of 1,200 nodes every one i
     const host = new SimSegment().add('n0', 'eth0', '10.1.0.1');
     const f = parseAgentFlags(['--hostname=n0', '--iface=eth0', `--state-dir=${dir}`, '--peer-port=7946', '--peer-address=127.0.0.1', `--peer-keys=${join(dir, 'none.json')}`]);
     const lines: string[] = [];
-    const c = new ClaimController(client, f, new Ownership(f.stateDir, f.iface, f.owner, host), logger(lines), new Metrics(), 'n0', {clock: systemClock, host, peers: () => group});
+    const c = new ClaimController(client, f, new Ownership(f.stateDir, f.iface, f.owner, host), logger(lines), new Metrics(), 'n0', {...realWorld, clock: systemClock, host, peers: () => group});
     await c.start();
     try {
       for (let i = 0; i < 400 && told.length === 0; i++) await sleep(20);

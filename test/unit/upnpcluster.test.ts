@@ -31,10 +31,7 @@ beforeEach(async () => {
   asked = [];
   refuse = new Set([22]);
   cluster = await SimCluster.start();
-  for (const [i, name] of ['node1', 'node2'].entries()) {
-    const n = await cluster.addNode(name, `10.1.0.${i + 1}`);
-    n.controller.upnpClient = gateway;
-  }
+  for (const [i, name] of ['node1', 'node2'].entries()) await cluster.addNode(name, `10.1.0.${i + 1}`, {upnp: gateway});
   await cluster.api.client().call('POST', '/apis/ipcontroller.ext/v1/ipclaimpools', {apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: {name: 'lb'}, spec: {cidr: '10.1.0.128/28'}});
   await cluster.addScheduler('scheduler', ['--upnp']);
 });
