@@ -19,7 +19,7 @@
  * An allocation no Service uses any more is released, except one made
  * moments ago whose Service update may not have been seen yet.
  */
-import {type Family, canonicalIp, formatIp, isCidr, parseCidr, parseIp} from './ipnet.js';
+import {type Family, canonicalIp, formatIp, ipFamily, isCidr, parseCidr, parseIp} from './ipnet.js';
 
 type Json = Record<string, any>;
 
@@ -268,7 +268,7 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
   };
   const byName = new Map(pools.map((p) => [p.name, p]));
   const serves = (p: PoolView, s: ServiceView) => !p.namespaces || p.namespaces.includes(s.namespace);
-  const ofFamily = (ip: string, family?: Family) => family === undefined || (family === 4 ? !ip.includes(':') : ip.includes(':'));
+  const ofFamily = (ip: string, family?: Family) => family === undefined || ipFamily(ip) === family;
   const firstFree = (s: ServiceView, family?: Family): {pool: string; ip: string} | undefined => {
     // The address this Service holds (or was given moments ago), if no Service uses it now.
     for (const ip of heldBy.get(s.key) ?? []) {
@@ -300,6 +300,15 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
     return {with: users[0].key};
   };
   // The oldest first (by name among those of one age): a Service made later cannot take what an older one asks for.
+  /** An address of this family that a LoadBalancer of `s`'s namespace has in its status and may share with it, and with whom. */
+  const siblingAddress = (s: ServiceView, family: Family): {ip: string; with: string} | undefined => {
+    for (const [ip, users] of usedBy) {
+      if (!inPool(ip) || !ofFamily(ip, family) || !users.some((u) => u.lb && u.key !== s.key && own(u, u.ingress).includes(ip))) continue;
+      const share = sharing(ip, s);
+      if ('with' in share) return {ip, with: share.with};
+    }
+    return undefined;
+  };
   const sorted = [...services].sort((a, b) => (a.created ?? '').localeCompare(b.created ?? '') || a.key.localeCompare(b.key));
   for (const s of sorted) {
     if (s.lb) {
@@ -349,11 +358,11 @@ export function planPools(services: readonly ServiceView[], pools: readonly Pool
             continue;
           }
           // A LoadBalancer of its namespace with its sharing key and other ports: its address.
-          const sibling = s.sharing ? [...usedBy].find(([ip, users]) => inPool(ip) && ofFamily(ip, family) && users.some((u) => u.lb && u.key !== s.key && own(u, u.ingress).includes(ip)) && 'with' in sharing(ip, s)) : undefined;
+          const sibling = s.sharing ? siblingAddress(s, family) : undefined;
           if (sibling) {
-            want.push(sibling[0]);
-            plan.allocate.push({kind: 'share', service: s, pool: owner.get(sibling[0])!, ip: sibling[0], with: (sharing(sibling[0], s) as {with: string}).with});
-            use(sibling[0], s);
+            want.push(sibling.ip);
+            plan.allocate.push({kind: 'share', service: s, pool: owner.get(sibling.ip)!, ip: sibling.ip, with: sibling.with});
+            use(sibling.ip, s);
             continue;
           }
           const free = firstFree(s, family);
