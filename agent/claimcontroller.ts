@@ -590,7 +590,7 @@ export class ClaimController extends Component {
         .then((r) => r.status !== 200 && r.status !== 404 && this.warnOnce(`cannot record UPnP mappings on IpClaim ${claim} (${r.status} ${r.body?.message ?? ''})`))
         .catch(() => undefined),
     });
-    this.upnp.keep(wants.filter((w) => isIPv4(w.cidr.split('/')[0])));
+    this.upnp.keep(wants.filter((w) => isIPv4(w.cidr.split('/')[0])), new Set([...up].filter((cidr) => this.owned.owns(cidr))));
   }
 
   /** The interface's link is down (its operstate): no heartbeat, nothing served, the IpNode deleted. */

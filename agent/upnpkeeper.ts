@@ -103,13 +103,17 @@ export class UpnpKeeper {
     return this.options.client ?? realGatewayClient;
   }
 
-  /** The mappings wanted now, of the addresses up here; a round runs after this (one at a time). */
-  keep(wants: UpnpWant[]): void {
+  /**
+   * The mappings wanted now, of the addresses up here (`up`, by default
+   * those the wants name); a round runs after this (one at a time).
+   */
+  keep(wants: UpnpWant[], up: ReadonlySet<string> = new Set(wants.map((w) => w.cidr))): void {
     this.wants = wants;
     // An address no longer up here went another way (a fence, a lost link): what was mapped from it is
-    // forgotten, so that it is mapped anew, and reported anew, if it comes back.
-    const here = new Set(wants.map((w) => w.cidr));
-    for (const cidr of [...this.mapped.keys()]) if (!here.has(cidr)) this.mapped.delete(cidr);
+    // forgotten, so that it is mapped anew, and reported anew, if it comes back. One still up that no
+    // want names (its claim deleted while a pass ran) keeps its record: letGo removes its mappings
+    // when the address goes.
+    for (const cidr of [...this.mapped.keys()]) if (!up.has(cidr)) this.mapped.delete(cidr);
     const claims = new Set(wants.map((w) => w.claim));
     for (const claim of [...this.reported.keys()]) if (!claims.has(claim)) this.reported.delete(claim);
     if (this.running) {

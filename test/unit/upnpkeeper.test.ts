@@ -87,6 +87,19 @@ test('an address going from here: its mappings removed when no claim wants it, l
   expect(w.calls).toEqual(['remove TCP/80 from 10.0.0.9']);
 });
 
+test('a claim gone from the wants while its address is still up keeps its record: the mappings are removed when the address goes', async () => {
+  const w = world();
+  const want = {claim: 'c', cidr: '10.0.0.7/32', ports: [{protocol: 'TCP' as const, port: 80}], description: 'd'};
+  w.keeper.keep([want]);
+  await settle();
+  // A pass that read the claims before the Service was deleted, and the wants after: no want, the address still up.
+  w.keeper.keep([], new Set(['10.0.0.7/32']));
+  await settle();
+  w.calls.length = 0;
+  await w.keeper.letGo(['10.0.0.7/32'], () => false);
+  expect(w.calls).toEqual(['remove TCP/80 from 10.0.0.7']);
+});
+
 test('no gateway answers: reported, and searched for again a second later', async () => {
   const w = world();
   let answers = false;
