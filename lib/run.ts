@@ -93,8 +93,8 @@ export interface Spawned {
   done: Promise<{exitCode: number | undefined; signal: string | undefined}>;
 }
 
-/** Starts a long-running program; its output goes to `onOutput` as it comes. */
-export function spawnProgram(command: string, args: readonly string[], options: RunOptions & {onOutput?: (chunk: string) => void}): Spawned {
+/** Starts a long-running program; its output goes to `onOutput` as it comes (its stderr to `onStderr` when given). */
+export function spawnProgram(command: string, args: readonly string[], options: RunOptions & {onOutput?: (chunk: string) => void; onStderr?: (chunk: string) => void}): Spawned {
   // In its own process group: a Ctrl-C in the terminal reaches only us, and we
   // pass it on once (a second SIGINT would make Ansible abort harder).
   const child = spawn(command, [...args], {
@@ -106,7 +106,8 @@ export function spawnProgram(command: string, args: readonly string[], options: 
   // Detached, it would outlive us: stopped when we exit.
   const stop = () => child.kill('SIGTERM');
   process.once('exit', stop);
-  for (const stream of [child.stdout, child.stderr]) stream?.on('data', (d: Buffer) => options.onOutput?.(d.toString()));
+  child.stdout?.on('data', (d: Buffer) => options.onOutput?.(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (options.onStderr ?? options.onOutput)?.(d.toString()));
   const done = new Promise<{exitCode: number | undefined; signal: string | undefined}>((resolve, reject) => {
     child.once('error', (e: NodeJS.ErrnoException) => {
       process.removeListener('exit', stop);

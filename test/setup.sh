@@ -28,6 +28,10 @@ command -v runc >/dev/null || need+=(runc)
 command -v iptables >/dev/null || need+=(iptables)
 # The UPnP lab's Internet gateway: miniupnpd on iptables-legacy (the iptables package has both).
 command -v miniupnpd >/dev/null || need+=(miniupnpd-iptables)
+# DHCP-leased LoadBalancer addresses: busybox's udhcpc takes the leases (as in the agent's image),
+# dnsmasq is the lab's DHCP server.
+command -v udhcpc >/dev/null || need+=(udhcpc)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test/setup.sh: missing ${need[*]}; run as root (or install them with apt-get) and try again" >&2
