@@ -2,8 +2,8 @@
  * `npm run image`: the ipmanager image, built without a container engine from
  * what image/inputs.json pins: Node's official binary from its npm package,
  * the few files the agent needs from Debian's packages (the C and C++
- * runtimes, iproute2's ip, iputils' arping, BIRD 2's daemon and their
- * libraries), and the
+ * runtimes, iproute2's ip, iputils' arping, BIRD 2's daemon, busybox as
+ * udhcpc and their libraries), and the
  * built agent with the npm packages it imports. The same inputs give the same
  * bytes, so the same digest. Writes, under --out (default dist/image):
  *   ipmanager-<version>-oci/      the OCI image layout
@@ -22,6 +22,7 @@ import {parseArgs} from 'node:util';
 import {execa} from 'execa';
 import {type BuiltImage, type TarEntry, imageLayout, layoutArchive} from './oci.js';
 import {IDLE_CONFIG} from '../lib/bgp.js';
+import {DHCP_EVENT_PROGRAM, eventProgramText} from '../agent/dhcp.js';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const inputsFile = join(root, 'image/inputs.json');
@@ -309,6 +310,12 @@ export async function buildImage(out: string): Promise<ImageResult> {
   await addElf(fs, join(unpacked.get('bird2')!, 'usr/sbin/bird'), 'usr/bin/bird', libraryDirs, owner, used);
   used.add('bird2');
   fs.file('etc/extip/bird-idle.conf', Buffer.from(IDLE_CONFIG), 0o644);
+  // busybox's DHCP client, for LoadBalancer addresses leased from the segment's DHCP server (agent/dhcp.ts),
+  // under that one name: busybox runs the applet its name says, and no shell name is in the image. The
+  // program udhcpc runs at each DHCP event is extip's own.
+  await addElf(fs, join(unpacked.get('busybox')!, 'bin/busybox'), 'usr/bin/udhcpc', libraryDirs, owner, used);
+  used.add('busybox');
+  fs.file(DHCP_EVENT_PROGRAM.slice(1), Buffer.from(eventProgramText('/usr/local/bin/node')), 0o755);
   // iproute2 reads its tables (rt_tables and the like) from here.
   if (existsSync(join(unpacked.get('iproute2')!, 'usr/share/iproute2'))) await addTree(fs, join(unpacked.get('iproute2')!, 'usr/share/iproute2'), 'usr/share/iproute2', () => true);
 

