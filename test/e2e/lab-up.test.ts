@@ -9,6 +9,7 @@ import {existsSync} from 'node:fs';
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {execa} from 'execa';
+import {eventProgram, parseEventLine} from '../../agent/dhcp.js';
 import {repoRoot} from '../helpers/root.js';
 import {tempDir} from '../helpers/ansible.js';
 
@@ -77,10 +78,10 @@ test('npm run lab refuses a bad --nodes, saying what it takes', async () => {
   expect(dual.stderr).toContain('--dual-stack takes one rack: leave --racks out');
 });
 
-test('--dual-stack and --upnp: every host has its IPv6 address too, the ToR is a UPnP gateway, --info says where, and the client reaches a node over IPv6', async () => {
+test('--dual-stack, --upnp and --dhcp: every host has its IPv6 address too, the ToR is a UPnP gateway and a DHCP server, --info says where, and the client reaches a node over IPv6', async () => {
   const dir = await tempDir();
   try {
-    const {child, out, info, exited} = await labUp(dir.path, ['--nodes', '2', '--dual-stack', '--upnp']);
+    const {child, out, info, exited} = await labUp(dir.path, ['--nodes', '2', '--dual-stack', '--upnp', '--dhcp']);
     try {
       expect(info.nodes.map((n: {name: string; ip6: string}) => [n.name, n.ip6])).toEqual([['node1', 'fd10:210:1::b'], ['node2', 'fd10:210:1::c']]);
       expect(info.router.ip6).toBe('fd10:210:1::1');
@@ -91,6 +92,16 @@ test('--dual-stack and --upnp: every host has its IPv6 address too, the ToR is a
       // The gateway describes itself to the segment as an Internet gateway device.
       const description = await execa('ip', ['netns', 'exec', info.nodes[0].namespace, 'curl', '-sf', info.upnp.gateway], {reject: false});
       expect(description.stdout).toMatch(/urn:schemas-upnp-org:device:InternetGatewayDevice:[12]/);
+      // The ToR leases from its range to a client on a node (udhcpc on a macvlan, once, as the agent's image has it).
+      expect(info.dhcp).toEqual({server: '10.210.1.1', range: '10.210.1.60-10.210.1.79'});
+      expect(out()).toContain('leases 10.210.1.60-10.210.1.79');
+      const node = info.nodes[0].namespace;
+      await execa('ip', ['-n', node, 'link', 'add', 'link', 'eth0', 'name', 'dhcptest', 'address', '02:00:00:00:00:01', 'type', 'macvlan', 'mode', 'bridge']);
+      await execa('ip', ['-n', node, 'link', 'set', 'dhcptest', 'up']);
+      const leased = await execa('ip', ['netns', 'exec', node, 'udhcpc', '-f', '-q', '-n', '-B', '-t', '3', '-T', '1', '-i', 'dhcptest', '-s', await eventProgram()], {reject: false});
+      await execa('ip', ['-n', node, 'link', 'del', 'dhcptest'], {reject: false});
+      const bound = leased.stdout.split('\n').map(parseEventLine).find((e) => e?.event === 'bound');
+      expect(bound?.ip).toMatch(/^10\.210\.1\.(6\d|7\d)$/);
       // The client reaches node2 through the ToR over IPv6; the API server takes a dual-stack Service.
       expect((await execa('ip', ['netns', 'exec', info.client.namespace, 'ping', '-6', '-c', '1', '-W', '2', 'fd10:210:1::c'], {reject: false})).exitCode).toBe(0);
       const svc = {apiVersion: 'v1', kind: 'Service', metadata: {name: 'both', namespace: 'default'}, spec: {ipFamilyPolicy: 'RequireDualStack', ports: [{port: 80}]}};

@@ -29,6 +29,8 @@ export interface LabInfo {
   dualStack?: {segment: string; serviceCidr: string};
   /** With the upnp option: the gateway's description URL, its external address, and the host behind it. */
   upnp?: {gateway: string; external: string; internet: {namespace: string; ip: string}};
+  /** With the dhcp option: the DHCP server's address and the range it leases. */
+  dhcp?: {server: string; range: string};
 }
 
 export interface EnvironmentOptions {
@@ -42,6 +44,8 @@ export interface EnvironmentOptions {
   dualStack?: boolean;
   /** A UPnP Internet gateway on the first ToR (miniupnpd), with a host on its external side. */
   upnp?: boolean;
+  /** A DHCP server (dnsmasq) on the first ToR, leasing part of the first segment. */
+  dhcp?: boolean;
 }
 
 export interface LabEnvironment {
@@ -68,6 +72,7 @@ export async function startEnvironment(nodes: number, progress: (line: string) =
     }
     const client = options.client ? await lab.addClient() : undefined;
     const upnp = options.upnp ? await lab.addUpnpGateway() : undefined;
+    const dhcp = options.dhcp ? await lab.addDhcpServer() : undefined;
     const info: LabInfo = {
       kubeconfig: lab.api.kubeconfig,
       kubectl: lab.kubectlPath,
@@ -79,6 +84,7 @@ export async function startEnvironment(nodes: number, progress: (line: string) =
       ...(client ? {client: {namespace: client.ns, ip: client.ip, ...(client.ip6 ? {ip6: client.ip6} : {}), behind: (lab.core ?? lab.routers[0]).name}} : {}),
       ...(lab.dualStack ? {dualStack: {segment: `${segment6(1)}/64`, serviceCidr: SERVICE_CIDRS.v6}} : {}),
       ...(upnp ? {upnp: {gateway: upnp.location, external: upnp.external, internet: {namespace: upnp.internet.ns, ip: upnp.internet.ip}}} : {}),
+      ...(dhcp ? {dhcp: {server: dhcp.server, range: `${dhcp.range.first}-${dhcp.range.last}`}} : {}),
     };
     return {lab, etcd, info, client};
   } catch (err) {

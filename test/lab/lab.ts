@@ -22,6 +22,7 @@ import {execa} from 'execa';
 import YAML from 'yaml';
 import {waitFor} from './bgp.js';
 import {type ApiProxy, type ControlPlane, NODE_HEARTBEAT_SECONDS, startControlPlane} from './controlplane.js';
+import {type DhcpServer, startDhcpServer} from './dhcp.js';
 import {loadImages} from './images.js';
 import {repoRoot} from './tools.js';
 import {NodeKubelet} from './nodekubelet.js';
@@ -99,6 +100,9 @@ export const segment6 = (rack: number) => `fd10:210:${rack}::`;
  */
 export const INTERNET = {gateway: '1.2.3.1', host: '1.2.3.2', prefix: 24};
 
+/** The last octets of what the lab's DHCP server leases on the first segment (addDhcpServer). */
+export const DHCP_RANGE = {first: 60, last: 79};
+
 /** The UPnP Internet gateway on the first ToR (addUpnpGateway). */
 export interface LabUpnp {
   /** Where its description is (SSDP's LOCATION). */
@@ -154,6 +158,7 @@ export class Lab {
   k8s!: ControlPlane;
   nodeKubelets: NodeKubelet[] = [];
   private daemons: Daemon[] = [];
+  private dhcp?: DhcpServer;
   private extraNamespaces: string[] = [];
   private up = false;
 
@@ -582,6 +587,19 @@ export class Lab {
   }
 
   /**
+   * A DHCP server on the first rack's segment, as a small office's router
+   * has one: dnsmasq on the ToR's bridge, leasing DHCP_RANGE (for
+   * LoadBalancer addresses leased from the network, extip_lb_dhcp). Stopped
+   * with the lab.
+   */
+  async addDhcpServer(): Promise<DhcpServer> {
+    const tor = this.routers[0];
+    const server = await startDhcpServer({ns: tor.ns, iface: 'br0', server: tor.ip, first: `${SEGMENT}.${DHCP_RANGE.first}`, last: `${SEGMENT}.${DHCP_RANGE.last}`, prefix: 24, dir: join(this.dir, 'dhcp')});
+    this.dhcp = server;
+    return server;
+  }
+
+  /**
    * A client host for traffic to the external IPs, on its own segment
    * (10.99.0.0/24) behind the core when the lab has one, else behind the
    * first ToR. The routers hash multipath routes on L4, so separate
@@ -626,7 +644,7 @@ export class Lab {
   async stop(): Promise<void> {
     this.up = false;
     await Promise.all(this.nodeKubelets.map((k) => k.stop().catch(() => {})));
-    await Promise.all(this.daemons.map((d) => d.stop()));
+    await Promise.all([...this.daemons.map((d) => d.stop()), this.dhcp?.stop()]);
     this.daemons = [];
     await this.k8s?.stop().catch(() => {});
     for (const ns of [...this.routers.map((r) => r.ns), ...this.hosts.map((h) => h.ns), ...this.extraNamespaces]) {

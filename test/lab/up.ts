@@ -9,7 +9,7 @@ import {writeFile} from 'node:fs/promises';
 import {parseArgs} from 'node:util';
 import {type LabInfo, startEnvironment} from './environment.js';
 
-const usage = `Usage: npm run lab -- [--nodes N] [--racks R] [--calico v2|none] [--dual-stack] [--upnp] [--info FILE]
+const usage = `Usage: npm run lab -- [--nodes N] [--racks R] [--calico v2|none] [--dual-stack] [--upnp] [--dhcp] [--info FILE]
 
 Brings up a lab cluster in network namespaces: a real Kubernetes control plane
 (built from its Go module by the setup), a kubelet per node that runs pods as
@@ -38,13 +38,16 @@ Options:
   --upnp       a UPnP Internet gateway on the (first) ToR: miniupnpd in secure
                mode, its external side 1.2.3.1 with a host 1.2.3.2 behind it
                (for extip_upnp)
+  --dhcp       a DHCP server on the (first) ToR: dnsmasq leasing 10.210.1.60 to
+               10.210.1.79 of the segment (for extip_lb_dhcp)
   --info FILE  also write what it prints as JSON: kubeconfig, inventories
                (kubespray, kargo), nodes (name, namespace, ip, rack), routers
                (name, namespace, ip, role tor|core, rack), router (the first
                ToR: namespace, ip), etcd (endpoint), client (namespace, ip,
                behind); with --dual-stack, ip6 of each and dualStack
                (segment, serviceCidr); with --upnp, upnp (gateway, external,
-               internet: namespace, ip)
+               internet: namespace, ip); with --dhcp, dhcp (server,
+               range: "first-last")
   -h, --help   show this help
 Needs root (network namespaces).`;
 
@@ -55,7 +58,7 @@ function fail(message: string): never {
 
 let options;
 try {
-  options = parseArgs({options: {nodes: {type: 'string', default: '3'}, racks: {type: 'string', default: '1'}, calico: {type: 'string', default: 'v2'}, 'dual-stack': {type: 'boolean'}, upnp: {type: 'boolean'}, info: {type: 'string'}, help: {type: 'boolean', short: 'h'}}, strict: true}).values;
+  options = parseArgs({options: {nodes: {type: 'string', default: '3'}, racks: {type: 'string', default: '1'}, calico: {type: 'string', default: 'v2'}, 'dual-stack': {type: 'boolean'}, upnp: {type: 'boolean'}, dhcp: {type: 'boolean'}, info: {type: 'string'}, help: {type: 'boolean', short: 'h'}}, strict: true}).values;
 } catch (err) {
   fail((err as Error).message);
 }
@@ -86,6 +89,7 @@ function describe(info: LabInfo, seconds: number): string {
     ...(info.client ? [`  client       ${info.client.ip}${info.client.ip6 ? `  ${info.client.ip6}` : ''}  behind ${info.client.behind}  (ip netns exec ${info.client.namespace} curl http://10.0.0.7/)`] : []),
     `  etcd         ${info.etcd.endpoint}  (Calico v2's datastore, TLS)`,
     ...(info.upnp ? [`  upnp         ${info.upnp.gateway}  external ${info.upnp.external}  (ip netns exec ${info.upnp.internet.namespace} curl http://${info.upnp.external}/)`] : []),
+    ...(info.dhcp ? [`  dhcp         ${info.dhcp.server}  leases ${info.dhcp.range}  (dnsmasq on ${info.router.namespace})`] : []),
     '',
     // From the project's root, with the Ansible the lab runs (its virtualenv is not on the shell's PATH).
     `Try: PATH="$(bash test/ansible/venv.sh newest):$PATH" ./bin/run.js install -i ${info.inventories.kubespray} -e @inventory-examples/ecmp/${calico === 'none' ? 'extip_bgp_speaker' : 'extip_ecmp'}.yaml`,
@@ -95,7 +99,7 @@ function describe(info: LabInfo, seconds: number): string {
 }
 
 const started = Date.now();
-const env = await startEnvironment(nodes, (line) => process.stderr.write(`lab: ${line}\n`), {calico, racks, client: true, dualStack, upnp: Boolean(options.upnp)}).catch((err) => {
+const env = await startEnvironment(nodes, (line) => process.stderr.write(`lab: ${line}\n`), {calico, racks, client: true, dualStack, upnp: Boolean(options.upnp), dhcp: Boolean(options.dhcp)}).catch((err) => {
   process.stderr.write(`lab: could not bring the lab up: ${(err as Error).message}\n`);
   process.exit(1);
 });
