@@ -43,7 +43,9 @@ import {CLAIMS, HEARS, HELD_BY, NODES, NODE_LABEL, RELEASED_BY, RELEASE_TO, TAKE
 import {type UpnpWant, UpnpKeeper, parsePorts} from './upnpkeeper.js';
 import {type FenceEffect, type FenceEvent, type FenceState, type HolderSeen, CONFLICT_RETRY_MS, TAKEOVER_HEARD_MS, beating, duty, fenceStep, seeMoves, serves, startFence, takeovers, wouldTakeOver} from './holding.js';
 import {PEER_ANNOTATION} from './peers.js';
-import {type ClaimWorld, type Clock, type Host, type PeerGroup, realWorld} from './world.js';
+import {type ClaimWorld, type Clock, type Host, type LeaseTaker, type PeerGroup, realWorld} from './world.js';
+import type {Lease} from './dhcp.js';
+import {dhcpService, isDhcpKey} from '../lib/pools.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {ListWatch} from './listwatch.js';
 import {type Logger, describe} from './log.js';
@@ -139,6 +141,8 @@ export class ClaimController extends Component {
   private readonly host: Host;
   /** The UPnP mappings of the claims held here that ask for them; made at the first such claim. */
   private upnp?: UpnpKeeper;
+  /** The DHCP leases taken here, by claim key (`dhcp:namespace/name`): the claim, and whether its lease was refused. */
+  private readonly leases = new Map<string, {claim: string; taker: LeaseTaker; refused?: string}>();
 
   /**
    * hostname: the node this controller serves (its IpNode's name). world:
@@ -383,8 +387,9 @@ export class ClaimController extends Component {
    * The claims' addresses to have up, and the claims the scheduler asked this
    * node to let go of (their addresses come down, then it confirms).
    */
-  private desired(): Desired & {releasing: Array<{name: string; cidr: string; done: boolean}>} {
+  private desired(): Desired & {releasing: Array<{name: string; cidr: string; done: boolean}>; leases: Map<string, string>} {
     const wanted = new Map<string, string[]>();
+    const leases = new Map<string, string>();
     const invalid: Desired['invalid'] = [];
     const releasing: Array<{name: string; cidr: string; done: boolean}> = [];
     const takes = this.takeovers();
@@ -392,6 +397,13 @@ export class ClaimController extends Component {
       const annotations = c.metadata.annotations ?? {};
       const what = duty({name: c.metadata.name, holder: String(c.spec?.nodeName ?? ''), deleting: Boolean(c.metadata.deletionTimestamp), takenBy: annotations[TAKEN_BY], releaseTo: annotations[RELEASE_TO]}, this.node, takes);
       if (what === 'none') continue;
+      // A DHCP claim: its lease is taken here (keepLeases), on a link of its own, not an address of the interface.
+      const key = String(c.spec?.cidr ?? '');
+      if (isDhcpKey(key)) {
+        if (what === 'release') releasing.push({name: c.metadata.name, cidr: key, done: annotations[RELEASED_BY] === this.node});
+        else leases.set(key, c.metadata.name);
+        continue;
+      }
       const cidr = claimCidr(c);
       if (!cidr) {
         invalid.push({service: `IpClaim ${c.metadata.name}`, value: String(c.spec?.cidr), rule: 'not-an-ip', reason: 'not an address with a prefix length'});
@@ -407,14 +419,14 @@ export class ClaimController extends Component {
       if (what === 'release') releasing.push({name: c.metadata.name, cidr, done: annotations[RELEASED_BY] === this.node});
       else wanted.set(cidr, [`IpClaim ${c.metadata.name}`]);
     }
-    return {wanted, invalid, releasing};
+    return {wanted, invalid, releasing, leases};
   }
 
   /** The claims this node serves in place of a holder the group found dead (agent/holding.ts's takeovers). */
   private takeovers(): Set<string> {
     if (!this.peers) return new Set();
     const peers = this.peers;
-    const listed = this.claims.list().map((c) => ({name: String(c.metadata.name), holder: String(c.spec?.nodeName ?? ''), cidr: claimCidr(c)}));
+    const listed = this.claims.list().map((c) => ({name: String(c.metadata.name), holder: String(c.spec?.nodeName ?? ''), cidr: claimCidr(c) ?? (isDhcpKey(String(c.spec?.cidr ?? '')) ? String(c.spec.cidr) : undefined)}));
     this.holders = seeMoves(this.holders, listed, this.clock.now());
     const claims = listed.map((c) => ({...c, movedAt: this.holders.get(c.name)?.at}));
     const t = takeovers(this.taken, claims, {
@@ -422,7 +434,7 @@ export class ClaimController extends Component {
       members: peers.view().map((m) => m.name),
       state: (n) => peers.state(n),
       hearing: !peers.isolated(TAKEOVER_HEARD_MS) || beating(this.fence, {now: this.clock.now(), fenceMs: this.fenceMs}),
-      upHere: (cidr) => this.owned.owns(cidr),
+      upHere: (cidr) => this.owned.owns(cidr) || this.leases.has(cidr),
       deadSince: (n) => peers.since(n),
     });
     this.taken = t.taken;
@@ -557,11 +569,88 @@ export class ClaimController extends Component {
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length - (p.add.length - up.length);
       this.metrics.conflicts = this.conflicts.size;
+      if (serves(this.fence) && !this.stopped) await this.keepLeases(desired.leases);
       if (serves(this.fence) && !this.stopped) await this.confirmReleases(desired.releasing);
       this.metrics.desired = desired.wanted.size;
       this.metrics.applied = desired.wanted.size - p.conflicts.length;
       if (serves(this.fence)) this.served = true;
     });
+  }
+
+  /**
+   * Takes here the DHCP leases of the claims this node serves, and lets go
+   * of the others: a lease whose claim is gone (the Service went, or stopped
+   * asking) is released to the server; one whose claim went to another node
+   * is left for it, which takes it over with the same MAC. A new holder
+   * brings the claim's last address up at once and asks for it again.
+   */
+  private async keepLeases(wanted: ReadonlyMap<string, string>): Promise<void> {
+    for (const [key, held] of [...this.leases]) {
+      if (wanted.get(key) === held.claim) continue;
+      this.leases.delete(key);
+      const claim = this.claims.get(held.claim);
+      // A release waits on the server (up to a few seconds): it runs beside the passes, since nobody waits for it.
+      if (!claim || claim.metadata.deletionTimestamp) void held.taker.release().catch((err: Error) => this.log.warn(`releasing the lease on ${held.taker.link}: ${describe(err)}`));
+      else await held.taker.stop();
+    }
+    for (const [key, name] of wanted) {
+      if (this.leases.has(key)) continue;
+      const claim = this.claims.get(name);
+      const last = claim?.status?.lease?.ip as string | undefined;
+      const service = dhcpService(key);
+      const requested = last && !this.leaseRefusal(last, service) ? last : undefined;
+      const taker = this.world.dhcp({
+        service, lower: this.flags.iface, requested, log: this.log, clock: this.clock,
+        onChange: (lease, error) => void this.leaseChanged(key, name, lease, error),
+      });
+      this.leases.set(key, {claim: name, taker});
+      try {
+        await taker.start();
+      } catch (err) {
+        void this.recordLease(name, {leaseError: `cannot take the lease on ${this.node}: ${describe(err)}`});
+        continue;
+      }
+      this.log.info(0, `taking the DHCP lease of ${service} (IpClaim ${name}) on ${taker.link}, MAC ${taker.mac}${requested ? `; ${requested} up meanwhile` : ''}`);
+      if (requested) await this.markUp([key], new Map([[key, [`IpClaim ${name}`]]]));
+    }
+  }
+
+  /** Why the address policy refuses a leased address for the Service, or undefined. */
+  private leaseRefusal(ip: string, service: string): string | undefined {
+    return this.policy.check(ip, service.split('/')[0], 32)?.reason;
+  }
+
+  /** What the lease taker says: a lease recorded on the claim (the scheduler gives it to the Service), or why none. */
+  private async leaseChanged(key: string, name: string, lease: Lease | undefined, error?: string): Promise<void> {
+    const held = this.leases.get(key);
+    if (!held || held.claim !== name || held.refused) return;
+    if (!lease) {
+      if (error) await this.recordLease(name, {leaseError: error});
+      return;
+    }
+    const no = this.leaseRefusal(lease.ip, dhcpService(key));
+    if (no) {
+      // The server gave what the policy does not allow here (an address of the cluster's, a node's): given back.
+      held.refused = `the DHCP server leased ${lease.ip}, which the address policy refuses: ${no}; the lease is released and not asked for again until the claim moves or this controller restarts`;
+      this.log.warn(`DHCP for ${dhcpService(key)}: ${held.refused}`);
+      await held.taker.release();
+      await this.recordLease(name, {lease: null, leaseError: held.refused});
+      return;
+    }
+    await this.recordLease(name, {lease: {ip: lease.ip, server: lease.server ?? null, seconds: lease.seconds, at: new Date(lease.at).toISOString(), mac: held.taker.mac, link: held.taker.link}, leaseError: null});
+    await this.markUp([key], new Map([[key, [`IpClaim ${name}`]]]));
+  }
+
+  private async recordLease(name: string, status: Json): Promise<void> {
+    const r = await this.api.request('PATCH', `${CLAIMS}/${name}`, {status}, {contentType: 'application/merge-patch+json'}).catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
+    if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot record the DHCP lease on IpClaim ${name} (${r.status} ${r.body?.message ?? ''})`);
+  }
+
+  /** Stops every lease taken here without releasing it; the links stay with `keepLinks`. */
+  private async stopLeases(keepLinks: boolean): Promise<void> {
+    const all = [...this.leases.values()];
+    this.leases.clear();
+    await Promise.all(all.map((l) => l.taker.stop({keepLink: keepLinks}).catch((err: Error) => this.log.warn(`stopping the lease on ${l.taker.link}: ${describe(err)}`))));
   }
 
   /**
@@ -727,7 +816,9 @@ export class ClaimController extends Component {
   }
 
   /** Takes down this owner's addresses (those no other live owner wants) and empties its record; returns what came down. */
-  private async withdraw(): Promise<string[]> {
+  private async withdraw(keepLinks = false): Promise<string[]> {
+    // The leases are not released: the node that takes their claims takes them over, with the same MAC.
+    await this.stopLeases(keepLinks);
     const {removed, failed} = await this.owned.withdraw();
     for (const line of failed) this.log.warn(`ip: ${line}`);
     await this.owned.adopt([], this.owned.addresses);
@@ -747,6 +838,8 @@ export class ClaimController extends Component {
     this.claims?.stop();
     await this.passes.idle(5);
     if (!withdraw) {
+      // The addresses stay up: so do the leases' links, with their addresses, until a controller takes them again.
+      await this.stopLeases(true);
       this.peers?.stop();
       return;
     }

@@ -4,7 +4,9 @@
  * cluster-scoped IpNode, IpClaim, IpClaimPool), claim names, node liveness
  * from heartbeats, and where each address goes.
  */
+import {createHash} from 'node:crypto';
 import {isIPv4} from 'node:net';
+import {dhcpService, isDhcpKey} from '../lib/pools.js';
 
 export const GROUP_PATH = '/apis/ipcontroller.ext/v1';
 export const CLAIMS = `${GROUP_PATH}/ipclaims`;
@@ -48,8 +50,18 @@ export const HEARS = 'extip.io/hears';
 /** How many standbys each claim names. */
 export const STANDBY_COUNT = 2;
 
-/** Upstream's claim name: the address and prefix with "." ":" "/" turned into "-" (10.0.0.7/24 -> 10-0-0-7-24). */
+/**
+ * Upstream's claim name: the address and prefix with "." ":" "/" turned
+ * into "-" (10.0.0.7/24 -> 10-0-0-7-24). A DHCP claim's: `dhcp-`, a digest
+ * of the Service (namespace-name alone could be two Services'), then the
+ * namespace and name for the eye.
+ */
 export function claimName(cidr: string): string {
+  if (isDhcpKey(cidr)) {
+    const service = dhcpService(cidr);
+    const digest = createHash('sha256').update(service).digest('hex').slice(0, 8);
+    return `dhcp-${digest}-${service.replace(/[^a-z0-9-]+/g, '-')}`.slice(0, 253).replace(/-+$/, '');
+  }
   const name = cidr.replace(/[.:/]/g, '-');
   // An IPv6 address starting with "::" would give a name starting with "-", which Kubernetes refuses.
   return name.startsWith('-') ? `0${name}` : name;

@@ -57,6 +57,11 @@ Flags: --iface=eth0 --mask=32 (IPv4 prefix) --mask-v6=128 (IPv6 prefix)
        --upnp (scheduler: the ports of Services annotated extip.io/upnp: "true"
          are mapped on the segment's UPnP Internet gateway by the node that
          holds their address; without it, by none)
+       --lb-dhcp (scheduler: a LoadBalancer asking for 0.0.0.0, in
+         spec.loadBalancerIP or an address annotation, gets its address
+         leased from the segment's DHCP server by the node that holds its
+         claim, on a macvlan with a MAC derived from the Service; without
+         it, such a Service is refused with an Event)
        --allowed-cidrs=CIDR[,CIDR...] (bring up only Service addresses inside
          these ranges; others get an ExternalIPRefused Event on their Service.
          Without it any address is taken, but never an unspecified, loopback,

@@ -19,7 +19,7 @@ import {readFileSync} from 'node:fs';
 import type * as k8s from '@kubernetes/client-node';
 import type {ApiClient} from './api.js';
 import {CLAIMS, type ClaimView, allocationValue, HELD_BY, Liveness, type Move, NODES, NODE_LABEL, POOLS, RELEASED_BY, RELEASE_TO, HEARS, STANDBYS, TAKEN_BY, UPNP_ANNOTATION, UPNP_PORTS, decide, givenBack, handoffs, parseNodeList, standbysFor, takenOver, vouched} from './claims.js';
-import {type Allocation, type PoolView, type ServiceView, planPools, poolFrom} from '../lib/pools.js';
+import {type Allocation, type PoolView, type ServiceView, isDhcpKey, planPools, poolFrom} from '../lib/pools.js';
 import {admit, claimHolders} from '../lib/tenancy.js';
 import type {AgentFlags} from '../lib/agent-flags.js';
 import {LeaderElector} from './leader.js';
@@ -56,6 +56,8 @@ export class Scheduler extends Component {
   private readonly recent = new Map<string, {at: number; service: string}>();
   /** Each claim's UPnP report last told its Services (an Event when it changes). */
   private readonly upnpSaid = new Map<string, string>();
+  /** Each DHCP claim's lease (address, holder, error) last told its Service. */
+  private readonly leaseSaid = new Map<string, string>();
   /** The last allocation failure said for each Service (an Event is written when it changes). */
   private readonly failing = new Map<string, string>();
   private elector?: LeaderElector;
@@ -217,10 +219,12 @@ export class Scheduler extends Component {
         holders,
         recent: new Map([...this.recent].map(([ip, r]) => [ip, r.service])),
         lbClass: this.flags.lbClass,
+        dhcp: this.flags.lbDhcp,
         mask: this.flags.mask,
         mask6: this.flags.mask6,
       });
-      await this.allocate(now, admitted.views, pools, holders);
+      // A LoadBalancer leased from DHCP has no pool address: its claim's holder writes what the server gave.
+      await this.allocate(now, admitted.views.filter((v) => !v.dhcp), pools, holders);
       const desired = {wanted: admitted.wanted};
       this.refusals.report(admitted.invalid);
       const claims: ClaimView[] = this.claims.list().map((c) => ({
@@ -276,7 +280,8 @@ export class Scheduler extends Component {
         });
         if (r.status === 201) {
           this.log.info(1, `claim ${c.name}: ${c.cidr} on ${c.node}`);
-          for (const service of desired.wanted.get(c.cidr) ?? []) await this.event(service, 'AddressAssigned', `${c.cidr} on ${c.node}`, at);
+          const what = isDhcpKey(c.cidr) ? `a lease from the segment's DHCP server, taken by ${c.node}` : `${c.cidr} on ${c.node}`;
+          for (const service of desired.wanted.get(c.cidr) ?? []) await this.event(service, 'AddressAssigned', what, at);
         }
         else if (r.status !== 409) this.log.warn(`creating claim ${c.name} for ${c.cidr}: ${r.status} ${r.body?.message ?? ''}`);
       })));
@@ -294,6 +299,7 @@ export class Scheduler extends Component {
       await this.recordHolders(claims, d.remove, desired.wanted);
       await this.recordStandbys(live, d.remove);
       await this.recordUpnp(desired.wanted, d.remove, at);
+      await this.recordLeases(desired.wanted, d.remove, at);
       for (const name of d.remove) {
         const r = await this.api.request('DELETE', `${CLAIMS}/${name}`);
         if (r.status === 200 || r.status === 202) this.log.info(1, `claim ${name}: no Service wants it; deleted`);
@@ -495,6 +501,45 @@ export class Scheduler extends Component {
       }
     }
     for (const name of [...this.upnpSaid.keys()]) if (!this.claims.get(name)) this.upnpSaid.delete(name);
+  }
+
+  /**
+   * Gives each DHCP-leased LoadBalancer the address its claim's holder
+   * leased (`status.lease`, written by the holder) as its ingress, and
+   * tells the Service by an Event when the lease is got or moves, and when
+   * the holder finds no server or the lease is refused (`status.leaseError`).
+   */
+  private async recordLeases(wanted: ReadonlyMap<string, string[]>, removed: readonly string[], at: string): Promise<void> {
+    const gone = new Set(removed);
+    const services = new Map(this.serviceList().map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s]));
+    const seen = new Set<string>();
+    for (const c of this.claims.list()) {
+      const name = String(c.metadata.name);
+      const key = String(c.spec?.cidr ?? '');
+      if (!isDhcpKey(key) || gone.has(name) || c.metadata.deletionTimestamp) continue;
+      seen.add(name);
+      const lease = c.status?.lease as {ip?: string; server?: string; mac?: string} | undefined;
+      const error = c.status?.leaseError as string | undefined;
+      for (const service of wanted.get(key) ?? []) {
+        const svc = services.get(service);
+        if (!svc) continue;
+        const ingress = (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter(Boolean);
+        if (lease?.ip && (ingress.length !== 1 || ingress[0] !== lease.ip)) {
+          const path = `/api/v1/namespaces/${encodeURIComponent(svc.metadata!.namespace!)}/services/${encodeURIComponent(svc.metadata!.name!)}/status`;
+          const r = await this.api.request('PATCH', path, {status: {loadBalancer: {ingress: [{ip: lease.ip, ipMode: 'VIP'}]}}}, {contentType: 'application/merge-patch+json'});
+          if (r.status === 200) this.log.info(0, `Service ${service}: ${lease.ip} leased from ${lease.server ?? 'the DHCP server'} (status.loadBalancer.ingress)`);
+          else if (r.status !== 404) this.log.warn(`giving ${lease.ip} to Service ${service}: ${r.status} ${r.body?.message ?? ''}`);
+        }
+      }
+      const said = JSON.stringify([lease?.ip, c.status?.upOn, error]);
+      if (this.leaseSaid.get(name) === said) continue;
+      this.leaseSaid.set(name, said);
+      for (const service of wanted.get(key) ?? []) {
+        if (error) await this.event(service, 'LeaseFailed', `${c.status?.upOn ?? c.spec?.nodeName}: ${error}`, at, 'Warning');
+        else if (lease?.ip) await this.event(service, 'AddressLeased', `${lease.ip} leased from ${lease.server ?? 'the DHCP server'} by ${c.status?.upOn ?? c.spec?.nodeName} (MAC ${lease.mac ?? '?'})`, at);
+      }
+    }
+    for (const name of [...this.leaseSaid.keys()]) if (!seen.has(name)) this.leaseSaid.delete(name);
   }
 
   /** Records an allocation in its pool; false when the pool changed meanwhile (the round ends). */

@@ -1,8 +1,8 @@
 /**
  * What a claim controller needs of the world besides the API server, as
  * parameters: the host (its addresses, `ip`, its interfaces' links, ARP
- * probes and announcements), the membership of its peers, a clock, and the
- * segment's UPnP gateway. The
+ * probes and announcements), the membership of its peers, a clock, the
+ * segment's UPnP gateway and its DHCP server. The
  * agent runs on `realWorld`; the tests give it a simulated segment of hosts
  * (test/helpers/simhost.ts) and an in-memory API server
  * (test/helpers/fakeapi.ts), so that the controller itself runs without root
@@ -14,6 +14,7 @@ import type {RunResult} from '../lib/run.js';
 import type {MemberState} from '../lib/membership.js';
 import {Peers, type PeersOptions} from './peers.js';
 import {type UpnpGatewayClient, realGatewayClient} from './upnpkeeper.js';
+import {DhcpLease, type DhcpLeaseOptions} from './dhcp.js';
 
 /** Time, and timers that a test can run faster or slower. A cancel function is returned for each timer. */
 export interface Clock {
@@ -86,6 +87,17 @@ export interface ClaimWorld {
   peers(options: PeersOptions): PeerGroup;
   /** The segment's UPnP Internet gateway, as the holders of claims with UPnP ports speak to it. */
   upnp: UpnpGatewayClient;
+  /** Takes a Service's DHCP lease on this node (agent/dhcp.ts's DhcpLease). */
+  dhcp(options: DhcpLeaseOptions): LeaseTaker;
+}
+
+/** One Service's DHCP lease on this node, as the claim controller drives it (agent/dhcp.ts's DhcpLease). */
+export interface LeaseTaker {
+  readonly mac: string;
+  readonly link: string;
+  start(): Promise<void>;
+  release(): Promise<void>;
+  stop(options?: {keepLink?: boolean}): Promise<void>;
 }
 
 export const realWorld: ClaimWorld = {
@@ -93,4 +105,5 @@ export const realWorld: ClaimWorld = {
   host: realHost,
   peers: (options) => new Peers(options),
   upnp: realGatewayClient,
+  dhcp: (options) => new DhcpLease(options),
 };

@@ -43,6 +43,8 @@ export interface AgentFlags {
   lbClass: string;
   /** Scheduler: map the ports of Services annotated extip.io/upnp on the segment's UPnP Internet gateway. */
   upnp: boolean;
+  /** Scheduler: LoadBalancers asking for 0.0.0.0 get their address leased from the segment's DHCP server (`--lb-dhcp`). */
+  lbDhcp: boolean;
   /** claimcontroller: gratuitous ARPs sent after bringing an IPv4 address up (`--announce`; 0: none). */
   announce: number;
   /** Where external IPs may come from (`--allowed-cidrs`); undefined: anywhere but the ranges never allowed. */
@@ -68,7 +70,7 @@ export interface AgentFlags {
   peerKeys: string;
 }
 
-const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit', 'upnp']);
+const BOOLEAN = new Set(['logtostderr', 'alsologtostderr', 'leader-elect', 'keep-on-exit', 'upnp', 'lb-dhcp']);
 const VALUED = new Set(['iface', 'mask', 'kubeconfig', 'resync', 'hostname', 'v', 'hb', 'monitor', 'nodefilter', 'health-port', 'health-address', 'state-dir', 'mask-v6', 'owner', 'leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period', 'leader-elect-resource-lock', 'leader-elect-resource-name', 'leader-elect-resource-namespace', 'dad-wait', 'announce', 'lb-class', 'allowed-cidrs', 'service-cidr', 'cluster-cidr', 'allowed-namespaces', 'bgp-speaker', 'bgp-socket', 'bgp-router-id', 'bgp-withdraw-wait', 'peer-port', 'peer-address', 'peer-keys', 'stderrthreshold', 'log_dir', 'vmodule']);
 
 export class FlagError extends Error {}
@@ -206,6 +208,7 @@ export function parseAgentFlags(args: string[]): AgentFlags {
     announce,
     lbClass,
     upnp: truthy('upnp'),
+    lbDhcp: truthy('lb-dhcp'),
     allowedCidrs,
     serviceCidrs: cidrs('service-cidr'),
     clusterCidrs: cidrs('cluster-cidr'),

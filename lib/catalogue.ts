@@ -471,6 +471,17 @@ export const catalogue: readonly Variable[] = [
     example: true,
     since: '0.4.0',
   },
+  {
+    name: 'extip_lb_dhcp',
+    section: 'pools',
+    default: false,
+    rule: bool,
+    summary: 'Lease the address of a LoadBalancer that asks for 0.0.0.0 from the segment\'s DHCP server (claims mode).',
+    description:
+      'A LoadBalancer with spec.loadBalancerIP: 0.0.0.0 (kube-vip\'s convention), or 0.0.0.0 in an address annotation, gets a claim of its own; the node holding it makes a macvlan on extip_iface with a MAC derived from the Service\'s namespace and name, takes a lease on it with busybox\'s udhcpc (in the agent\'s image), renews it, and the scheduler writes the address to status.loadBalancer.ingress. The server hands the same MAC the same address, so a failover, a restart or a reboot of the server keeps it; the next holder brings the last address up at once and asks for it again. The lease is released when the Service goes or stops asking. The address policy (extip_external_cidrs and the ranges never allowed) applies to what the server leases. IPv4 only: :: is refused with an Event. Without this, 0.0.0.0 is refused with an Event.',
+    example: true,
+    since: '0.4.0',
+  },
   // --- cluster access --------------------------------------------------------
   {
     name: 'extip_kubectl',

@@ -134,6 +134,12 @@ export interface ServiceView {
   requested: string[];
   /** Where `requested` was read from, for messages: "the annotation metallb.io/loadBalancerIPs". */
   requestedFrom?: string;
+  /**
+   * A LoadBalancer whose address is to be leased from the segment's DHCP
+   * server: it asks for 0.0.0.0 (kube-vip's convention), or `::` for an
+   * IPv6 lease (`6`, which extip does not offer).
+   */
+  dhcp?: 4 | 6;
   /** The families a LoadBalancer asks for, in the order of `spec.ipFamilies`. */
   families: Family[];
   dualStack: DualStack;
@@ -150,6 +156,16 @@ export interface ServiceView {
    */
   refused?: ReadonlySet<string>;
 }
+
+/**
+ * What a claim of a DHCP-leased LoadBalancer has for its address
+ * (`spec.cidr`), and the scheduler's and controllers' key for it: the
+ * Service, since the address is the server's to give (`dhcp:namespace/name`).
+ */
+export const DHCP_KEY_PREFIX = 'dhcp:';
+export const dhcpKey = (service: string) => `${DHCP_KEY_PREFIX}${service}`;
+export const isDhcpKey = (cidr: string) => cidr.startsWith(DHCP_KEY_PREFIX);
+export const dhcpService = (key: string) => key.slice(DHCP_KEY_PREFIX.length);
 
 /** What each Service asks of extip; `lbClass` is extip's loadBalancerClass. */
 export function serviceView(s: Json, lbClass: string): ServiceView {
@@ -168,6 +184,7 @@ export function serviceView(s: Json, lbClass: string): ServiceView {
   const ports = (Array.isArray(s.spec?.ports) ? s.spec.ports : []).map((p: {protocol?: string; port?: number}) => `${p.protocol ?? 'TCP'}/${p.port}`);
   const t = s.metadata?.creationTimestamp as unknown;
   const created = t instanceof Date ? t.toISOString() : typeof t === 'string' ? t : undefined;
+  const dhcp = !lb ? undefined : requested.includes('0.0.0.0') ? 4 : requested.includes('::') ? 6 : undefined;
   return {
     key: `${s.metadata?.namespace}/${s.metadata?.name}`,
     namespace: s.metadata?.namespace,
@@ -176,6 +193,7 @@ export function serviceView(s: Json, lbClass: string): ServiceView {
     auto: annotations[AUTO_ANNOTATION] === 'auto',
     lb,
     requested,
+    ...(dhcp ? {dhcp} : {}),
     ...(from ? {requestedFrom: `the annotation ${from}`} : requested.length ? {requestedFrom: 'spec.loadBalancerIP'} : {}),
     families: dualStack === 'single' ? [first] : [first, first === 4 ? 6 : 4],
     dualStack,

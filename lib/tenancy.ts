@@ -22,7 +22,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type {AddressPolicy, Refused} from './policy.js';
 import {canonicalIp} from './ipnet.js';
-import {type PoolView, type ServiceView, poolHolding, serviceView, sharingRefusal} from './pools.js';
+import {type PoolView, type ServiceView, dhcpKey, poolHolding, serviceView, sharingRefusal} from './pools.js';
 
 export interface TenancyInput {
   policy: AddressPolicy;
@@ -34,12 +34,14 @@ export interface TenancyInput {
   lbClass: string;
   mask: number;
   mask6: number;
+  /** LoadBalancers asking for 0.0.0.0 get a lease from the segment's DHCP server (--lb-dhcp). */
+  dhcp?: boolean;
 }
 
 export interface Admitted {
   /** Each Service extip reads, with `refused` set to the addresses it may not have. */
   views: ServiceView[];
-  /** "ip/prefix" -> the Services admitted to it, in the order they hold it. */
+  /** "ip/prefix" -> the Services admitted to it, in the order they hold it; a DHCP lease's key (agent/claims.ts's dhcpKey) -> its Service. */
   wanted: Map<string, string[]>;
   invalid: Refused[];
 }
@@ -57,6 +59,7 @@ export function admit(services: readonly k8s.V1Service[], input: TenancyInput): 
   const invalid: Refused[] = [];
   const views: ServiceView[] = [];
   const asks: Ask[] = [];
+  const dhcpWanted = new Map<string, string[]>();
   const ordered = [...services].sort((a, b) => created(a).localeCompare(created(b)) || key(a).localeCompare(key(b)));
   for (const s of ordered) {
     const service = key(s);
@@ -71,7 +74,16 @@ export function admit(services: readonly k8s.V1Service[], input: TenancyInput): 
     const refused = new Set<string>();
     const held: ServiceView & {refused: Set<string>} = {...view, refused};
     views.push(held);
-    const entries = [...view.externalIPs, ...(view.lb ? view.ingress : [])];
+    // A LoadBalancer leased from DHCP: its ingress is the lease, the holder's to check; it wants its lease.
+    if (view.dhcp) {
+      const asked = view.dhcp === 4 ? '0.0.0.0' : '::';
+      if (view.dhcp === 6) {
+        invalid.push({service, uid, value: asked, rule: 'unspecified', reason: `${asked} (${view.requestedFrom}) asks for an IPv6 lease from a DHCP server, which extip does not take: its DHCP client, busybox's udhcpc, has no DHCPv6; name an address or ask a pool instead`});
+      } else if (!input.dhcp) {
+        invalid.push({service, uid, value: asked, rule: 'unspecified', reason: `${asked} (${view.requestedFrom}) asks for a lease from the segment's DHCP server, which extip takes only with extip_lb_dhcp: true (the scheduler's --lb-dhcp)`});
+      } else dhcpWanted.set(dhcpKey(service), [service]);
+    }
+    const entries = [...view.externalIPs, ...(view.lb && !view.dhcp ? view.ingress : [])];
     for (const value of new Set(entries)) {
       const c = canonicalIp(value);
       const no = (rule: Refused['rule'], reason: string) => {
@@ -132,6 +144,7 @@ export function admit(services: readonly k8s.V1Service[], input: TenancyInput): 
     users.sort((a, b) => rank(recorded, a) - rank(recorded, b));
     wanted.set(cidr, users);
   }
+  for (const [k, users] of dhcpWanted) wanted.set(k, users);
   return {views, wanted, invalid};
 }
 
