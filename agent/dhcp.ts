@@ -221,7 +221,7 @@ export class DhcpLease {
     const child = spawnProgram(this.options.program ?? 'udhcpc', args, {
       installHint: 'install udhcpc (busybox)',
       onOutput: (chunk) => this.output(chunk),
-      onStderr: (chunk) => (this.stderr = [...this.stderr, ...chunk.split('\n').filter(Boolean)].slice(-5)),
+      onStderr: (chunk) => this.said(chunk),
     });
     this.child = child;
     child.done.then(({exitCode, signal}) => {
@@ -237,6 +237,20 @@ export class DhcpLease {
       this.child = undefined;
       if (!this.stopped) this.retry(describe(err));
     });
+  }
+
+  /**
+   * udhcpc's own lines: kept for the message when it ends, shown with -v=1,
+   * and a failure of a socket call (`bind(UDP): Permission denied`: a
+   * renewal or a release that could not be sent) as a warning.
+   */
+  private said(chunk: string): void {
+    const lines = chunk.split('\n').map((l) => l.trim()).filter(Boolean);
+    this.stderr = [...this.stderr, ...lines].slice(-5);
+    for (const line of lines) {
+      if (/\w+\([A-Za-z]*\): /.test(line) || /denied|not permitted|cannot|can't/i.test(line)) this.options.log.warn(`DHCP for ${this.options.service}: ${line}`);
+      else this.options.log.info(1, `DHCP for ${this.options.service}: ${line}`);
+    }
   }
 
   /** The next try waits twice as long as the last (from RETRY_FIRST_MS, at most RETRY_MAX_MS). */
