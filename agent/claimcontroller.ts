@@ -590,8 +590,13 @@ export class ClaimController extends Component {
       this.leases.delete(key);
       const claim = this.claims.get(held.claim);
       // A release waits on the server (up to a few seconds): it runs beside the passes, since nobody waits for it.
-      if (!claim || claim.metadata.deletionTimestamp) void held.taker.release().catch((err: Error) => this.log.warn(`releasing the lease on ${held.taker.link}: ${describe(err)}`));
-      else await held.taker.stop();
+      if (!claim || claim.metadata.deletionTimestamp) {
+        this.log.info(0, `IpClaim ${held.claim} ${claim ? 'is being deleted' : 'is gone'}: releasing the DHCP lease of ${dhcpService(key)}`);
+        void held.taker.release().catch((err: Error) => this.log.warn(`releasing the lease on ${held.taker.link}: ${describe(err)}`));
+      } else {
+        this.log.info(0, `IpClaim ${held.claim} is ${claim.spec?.nodeName}'s now (taken by ${claim.metadata.annotations?.[TAKEN_BY] ?? 'none'}${wanted.has(key) ? `, wanted as ${wanted.get(key)}` : ''}): leaving the DHCP lease of ${dhcpService(key)} to it`);
+        await held.taker.stop();
+      }
     }
     for (const [key, name] of wanted) {
       if (this.leases.has(key)) continue;
@@ -644,6 +649,13 @@ export class ClaimController extends Component {
   private async recordLease(name: string, status: Json): Promise<void> {
     const r = await this.api.request('PATCH', `${CLAIMS}/${name}`, {status}, {contentType: 'application/merge-patch+json'}).catch((err: Error) => ({status: 0, body: {message: err.message} as Json}));
     if (r.status !== 200 && r.status !== 404) this.warnOnce(`cannot record the DHCP lease on IpClaim ${name} (${r.status} ${r.body?.message ?? ''})`);
+  }
+
+  /** Releases every lease taken here (each takes its link down after). */
+  private async releaseLeases(): Promise<void> {
+    const all = [...this.leases.values()];
+    this.leases.clear();
+    await Promise.all(all.map((l) => l.taker.release().catch((err: Error) => this.log.warn(`releasing the lease on ${l.taker.link}: ${describe(err)}`))));
   }
 
   /** Stops every lease taken here without releasing it; the links stay with `keepLinks`. */
@@ -845,6 +857,10 @@ export class ClaimController extends Component {
     }
     // The gateway's mappings first, from the addresses while they are up; a node that takes the claims maps them again.
     await this.upnp?.removeAll();
+    // The DHCP leases are given back, as the mappings are: the node that takes a claim asks its server for the
+    // same address with the same MAC. (A fence does not: its node may be cut off, and the next holder takes the
+    // lease over as it is.)
+    await this.releaseLeases();
     const removed = await this.withdraw();
     if (removed.length) this.log.info(0, `withdrew ${removed.join(' ')}`);
     // The addresses are down: the standbys may take them now.
