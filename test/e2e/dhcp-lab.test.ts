@@ -8,10 +8,11 @@
  * goes and the lease is released; uninstall leaves no macvlan and no lease.
  */
 import {expect, test} from '@jest/globals';
-import {leaseMac} from '../../agent/dhcp.js';
+import {leaseLink, leaseMac} from '../../agent/dhcp.js';
 import {waitFor} from '../lab/bgp.js';
 import type {DhcpServer} from '../lab/dhcp.js';
-import {DHCP_RANGE, type LabClient, SEGMENT} from '../lab/lab.js';
+import {DHCP_RANGE, type Lab, type LabClient, SEGMENT} from '../lab/lab.js';
+import {type Snapshot, diffSnapshots, takeSnapshot} from '../lab/snapshot.js';
 import {explain, runRole} from '../helpers/role.js';
 import {useLab} from '../helpers/lab.js';
 
@@ -25,12 +26,16 @@ const vars = {
 
 let server: DhcpServer;
 let client: LabClient;
+let before: Snapshot;
+/** The lab's state, with the DHCP server's lease table. */
+const snapshot = (of: Lab) => takeSnapshot(of, {extra: async () => ({'DHCP leases': (await server.leases()).map((l) => `${l.mac} ${l.ip} ${l.hostname}`)})});
 const lab = useLab({nodes: 2}, async (started) => {
-  const run = await runRole(started, {vars});
-  if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
   server = await started.addDhcpServer();
   client = await started.addClient();
   for (const h of started.hosts) started.serveName(h.name, 80);
+  before = await snapshot(started);
+  const run = await runRole(started, {vars});
+  if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
 });
 
 const leased = (name: string, annotations: Record<string, string> = {}) =>
@@ -125,13 +130,16 @@ test('the Service goes: the lease is released and the macvlan goes', async () =>
   await until('no macvlan left', async () => (await leaseLinks()).length === 0 && (await holderOf(ip)) === undefined);
 });
 
-test('uninstall leaves no macvlan and no lease', async () => {
+test('uninstall, the Service still asking, leaves no macvlan and no lease: the lab as it was before the install', async () => {
   expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(leased('db')))).exitCode).toBe(0);
   await until('db has its address', async () => (await ingress('db')) !== undefined);
-  expect(await leaseLinks()).toHaveLength(1);
+  expect((await leaseLinks()).some((l) => l.endsWith(`:${leaseLink('default/db')}`))).toBe(true);
   const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: {extip_namespace: 'extip'}});
   expect(removal.exitCode).toBe(0);
   expect(await leaseLinks()).toEqual([]);
   expect(await server.leases()).toEqual([]);
-  await lab.kubectl(['delete', 'service', 'db', '-n', 'default', '--ignore-not-found']);
+  await lab.kubectl(['delete', 'service', 'db', 'web', '-n', 'default', '--ignore-not-found']);
+  await waitFor('the state before install', async () => diffSnapshots(before, await snapshot(lab)).length === 0, 30000).catch(async () => {
+    expect(diffSnapshots(before, await snapshot(lab))).toEqual([]);
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * A lab's state, for comparing before and after: every API object (minus the
- * fields that change on their own), each host's addresses and routes, the
- * files under the hosts' directories, and etcd's keys.
+ * fields that change on their own), each host's addresses, routes and
+ * macvlans, the files under the hosts' directories, etcd's keys, and what
+ * else a test reads (a DHCP server's leases).
  */
 import {createHash} from 'node:crypto';
 import {readFile, readdir} from 'node:fs/promises';
@@ -18,6 +19,10 @@ export interface Snapshot {
   addresses: Record<string, string[]>;
   /** "<host>" -> sorted route strings. */
   routes: Record<string, string[]>;
+  /** "<host>" -> its macvlans' names, sorted (a DHCP lease's link is one). */
+  macvlans: Record<string, string[]>;
+  /** What the test's `extra` read: name -> sorted lines. */
+  extra: Record<string, string[]>;
   /** "<host>/<path>" -> sha256 of the content. */
   files: Record<string, string>;
   /** etcd key -> value. */
@@ -43,12 +48,15 @@ function stripVolatile(o: JsonObject): Json {
 export interface SnapshotOptions {
   /** Reads etcd's keys with this function (the lab's etcd), if given. */
   etcdKeys?: () => Promise<Record<string, string>>;
+  /** More state to compare, read by the test: name -> lines (a DHCP server's lease table). */
+  extra?: () => Promise<Record<string, string[]>>;
 }
 
 export async function takeSnapshot(lab: Lab, options: SnapshotOptions = {}): Promise<Snapshot> {
   const objects = await realObjects(lab);
   const addresses: Record<string, string[]> = {};
   const routes: Record<string, string[]> = {};
+  const macvlans: Record<string, string[]> = {};
   for (const host of [...lab.routers.map((r) => r.name), ...lab.hosts.map((h) => h.name)]) {
     const a = JSON.parse((await lab.exec(host, 'ip', ['-j', 'address', 'show'])).stdout) as Array<{ifname: string; addr_info: Array<{local: string; prefixlen: number; label?: string}>}>;
     addresses[host] = a.flatMap((l) => l.addr_info.map((i) => `${l.ifname} ${i.local}/${i.prefixlen}${i.label && i.label !== l.ifname ? ` label ${i.label}` : ''}`)).sort();
@@ -57,6 +65,7 @@ export async function takeSnapshot(lab: Lab, options: SnapshotOptions = {}): Pro
       .filter((x) => x.table !== 'local' || !String(x.dst).startsWith('fe80'))
       .map((x) => [x.type ?? 'unicast', x.dst, x.gateway ? `via ${x.gateway}` : '', x.dev ? `dev ${x.dev}` : '', x.table ? `table ${x.table}` : '', Array.isArray(x.nexthops) ? `nexthops ${(x.nexthops as JsonObject[]).map((n) => n.gateway).join(',')}` : '', x.protocol ? `proto ${x.protocol}` : ''].filter(Boolean).join(' '))
       .sort();
+    macvlans[host] = (JSON.parse((await lab.exec(host, 'ip', ['-j', 'link', 'show', 'type', 'macvlan'])).stdout || '[]') as Array<{ifname: string}>).map((l) => l.ifname).sort();
   }
   const files: Record<string, string> = {};
   for (const h of lab.hosts) {
@@ -76,7 +85,8 @@ export async function takeSnapshot(lab: Lab, options: SnapshotOptions = {}): Pro
     }
   }
   const etcd = options.etcdKeys ? await options.etcdKeys() : {};
-  return {objects, addresses, routes, files, etcd};
+  const extra = Object.fromEntries(Object.entries(options.extra ? await options.extra() : {}).map(([k, v]) => [k, [...v].sort()]));
+  return {objects, addresses, routes, macvlans, files, etcd, extra};
 }
 
 /**
@@ -134,6 +144,8 @@ export function diffSnapshots(before: Snapshot, after: Snapshot): string[] {
   };
   compareMaps('addresses of', before.addresses, after.addresses, listDiff);
   compareMaps('routes of', before.routes, after.routes, listDiff);
+  compareMaps('macvlans of', before.macvlans, after.macvlans, listDiff);
+  compareMaps('', before.extra, after.extra, listDiff);
   compareMaps('file', before.files, after.files, (x, y) => (x === y ? [] : ['content changed']));
   compareMaps('etcd key', before.etcd, after.etcd, (x, y) => (x === y ? [] : [`${JSON.stringify(x)} -> ${JSON.stringify(y)}`]));
   return lines;
