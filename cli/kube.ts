@@ -59,6 +59,9 @@ export interface ClaimStatus {
   services?: string[];
   /** The holder's UPnP mappings (agent/upnpkeeper.ts's report). */
   upnp?: {node: string; gateway?: string; external?: string; mapped?: string[]; error?: string; at?: string};
+  /** A DHCP claim's lease, as its holder records it (agent/claimcontroller.ts), and why there is none. */
+  lease?: {ip: string; server?: string | null; seconds?: number; at?: string; mac?: string; link?: string} | null;
+  leaseError?: string | null;
 }
 
 export interface ClusterState {

@@ -8,7 +8,7 @@ import {wantedAddresses} from './services.js';
 import {type AgentFlags, parseAgentFlags} from '../lib/agent-flags.js';
 import {type AddressPolicy, type Refused, nodeAddresses, policyFrom} from '../lib/policy.js';
 import {canonicalIp} from '../lib/ipnet.js';
-import {UPNP_PORTS, poolFrom, serviceView} from '../lib/pools.js';
+import {UPNP_PORTS, isDhcpKey, poolFrom, serviceView} from '../lib/pools.js';
 import {admit, claimHolders} from '../lib/tenancy.js';
 import type {ClaimStatus, ClusterState} from './kube.js';
 
@@ -31,6 +31,8 @@ export interface IpStatus {
   lastMove?: {from: string; to: string; at: string; reason: string; withoutHolderMs?: number};
   /** Claims mode with extip_upnp: the ports the holder mapped on the UPnP gateway (`1.2.3.1:80 TCP`), by whom, or the gateway's error. */
   upnp?: {gateway?: string; mapped: string[]; node: string; error?: string};
+  /** Claims mode with extip_lb_dhcp: the DHCP lease the address is (the server, the Service's MAC, when it was last renewed). */
+  lease?: {server?: string; mac: string; renewed: string};
 }
 
 export interface StatusReport {
@@ -109,7 +111,7 @@ function refusals(state: ClusterState, deployed: NonNullable<ReturnType<typeof d
   if (claimsMode) {
     const pools = state.pools.map(poolFrom);
     policy.setSubnets('pools', pools.map((p) => p.cidr));
-    invalid = admit(state.services, {policy, pools, holders: claimHolders(state.claims), lbClass: flags.lbClass, mask: flags.mask, mask6: flags.mask6}).invalid;
+    invalid = admit(state.services, {policy, pools, holders: claimHolders(state.claims), lbClass: flags.lbClass, mask: flags.mask, mask6: flags.mask6, dhcp: flags.lbDhcp}).invalid;
   } else {
     invalid = [];
     for (const s of state.services) {
@@ -276,7 +278,8 @@ export function assess(state: ClusterState): StatusReport {
     let upnp: IpStatus['upnp'];
     if (mode === 'all') heldBy = holders;
     else {
-      const claims = state.claims.filter((c) => (c.spec?.cidr ?? '').split('/')[0] === ip);
+      // A DHCP-leased LoadBalancer's claim is keyed on the Service; its address is the lease's.
+      const claims = state.claims.filter((c) => (isDhcpKey(c.spec?.cidr ?? '') ? c.status?.lease?.ip : (c.spec?.cidr ?? '').split('/')[0]) === ip);
       heldBy = claims.map((c) => c.spec?.nodeName ?? '').filter(Boolean);
       for (const c of claims) {
         const node = c.spec?.nodeName;
@@ -292,7 +295,9 @@ export function assess(state: ClusterState): StatusReport {
       }
     }
     if (!heldBy.length) problems.push(`external IP ${ip} (${services.join(', ')}) is not held by any controller`);
-    return {ip, services, heldBy, ...history, ...(upnp ? {upnp} : {})};
+    const leased = state.claims.find((c) => isDhcpKey(c.spec?.cidr ?? '') && c.status?.lease?.ip === ip)?.status?.lease;
+    const lease = leased ? {server: leased.server ?? undefined, mac: leased.mac ?? '', renewed: leased.at ?? ''} : undefined;
+    return {ip, services, heldBy, ...history, ...(upnp ? {upnp} : {}), ...(lease ? {lease} : {})};
   });
 
   // LoadBalancers extip serves that have no address: why, from the scheduler's last AllocationFailed Event.
@@ -300,7 +305,7 @@ export function assess(state: ClusterState): StatusReport {
     for (const s of state.services) {
       const v = serviceView(s, deployed.flags.lbClass);
       if (!v.lb || v.ingress.length) continue;
-      const why = latestEvent(state.events ?? [], v.key, 'AllocationFailed');
+      const why = v.dhcp && deployed.flags.lbDhcp ? latestEvent(state.events ?? [], v.key, 'LeaseFailed') : latestEvent(state.events ?? [], v.key, 'AllocationFailed');
       problems.push(`LoadBalancer ${v.key} has no address${why ? `: ${why}` : ' yet'}`);
     }
   }
@@ -374,6 +379,8 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
   } else if (r.ips.length) out.push(...table([['EXTERNAL IP', 'SERVICES', 'HELD BY'], ...r.ips.map((i) => [i.ip, i.services.join(','), i.refused ? '(refused)' : i.heldBy.join(',') || '(nobody)'])]));
   else out.push('No Service has external IPs or LoadBalancer ingress.');
   const mapped = r.ips.filter((i) => i.upnp);
+  const leases = r.ips.filter((i) => i.lease);
+  if (leases.length) out.push('', ...table([['EXTERNAL IP', 'DHCP SERVER', 'MAC', 'RENEWED'], ...leases.map((i) => [i.ip, i.lease!.server ?? '?', i.lease!.mac, i.lease!.renewed ? `${age(i.lease!.renewed, now)} ago` : '-'])]));
   if (mapped.length) out.push('', ...table([['EXTERNAL IP', 'UPNP MAPPINGS', 'BY'], ...mapped.map((i) => [i.ip, i.upnp!.error ? `(failed: ${i.upnp!.error})` : i.upnp!.mapped.join(', ') || '(none yet)', i.upnp!.node])]));
   if (r.pools.length) out.push('', ...table([['POOL', 'CIDR', 'ALLOCATED'], ...r.pools.map((p) => [p.name, p.cidr, String(p.allocated)])]));
   out.push('', r.problems.length ? `${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}:` : 'No problems found.');

@@ -165,3 +165,23 @@ test('extip\'s BGP speaker: a session whose newest Event says down is a problem,
   expect(text).toContain('Route reflector: 10.210.1.100 for node1, node2, held by node2');
   expect(text).toContain('Route reflector: 10.210.2.100 for node3, held by (nobody)');
 });
+
+test('a DHCP-leased LoadBalancer: held by its claim\'s node, with its server, MAC and renewal; one without a lease says the holder\'s reason', () => {
+  const state = cluster({node: 'node1'});
+  const sched = state.workloads.find((w) => w.kind === 'Deployment')!;
+  sched.spec!.template.spec!.containers[0].args!.push('--lb-dhcp');
+  state.services.push(
+    {metadata: {name: 'shop', namespace: 'default'}, spec: {type: 'LoadBalancer', loadBalancerIP: '0.0.0.0'}, status: {loadBalancer: {ingress: [{ip: '10.0.0.65'}]}}} as never,
+    {metadata: {name: 'db', namespace: 'default'}, spec: {type: 'LoadBalancer', loadBalancerIP: '0.0.0.0'}} as never,
+  );
+  state.claims.push(
+    {metadata: {name: 'dhcp-1a2b3c4d-default-shop'}, spec: {cidr: 'dhcp:default/shop', nodeName: 'node2'},
+      status: {node: 'node2', lease: {ip: '10.0.0.65', server: '10.0.0.1', seconds: 120, at: '2026-11-23T11:59:30Z', mac: '02:aa:bb:cc:dd:ee', link: 'exd0123456789ab'}}},
+    {metadata: {name: 'dhcp-5e6f7a8b-default-db'}, spec: {cidr: 'dhcp:default/db', nodeName: 'node1'}, status: {node: 'node1', leaseError: 'no DHCP server answered'}},
+  );
+  state.events = [{metadata: {name: 'e1'}, reason: 'LeaseFailed', message: 'node1: no DHCP server answered 3 DISCOVERs', involvedObject: {kind: 'Service', namespace: 'default', name: 'db'}, lastTimestamp: new Date('2026-11-23T11:59:00Z')}];
+  const r = assess(state);
+  expect(r.problems).toEqual(['LoadBalancer default/db has no address: node1: no DHCP server answered 3 DISCOVERs']);
+  expect(r.ips.find((i) => i.ip === '10.0.0.65')).toMatchObject({services: ['default/shop'], heldBy: ['node2'], lease: {server: '10.0.0.1', mac: '02:aa:bb:cc:dd:ee', renewed: '2026-11-23T11:59:30Z'}});
+  expect(formatStatus(r, now)).toMatch(/EXTERNAL IP\s+DHCP SERVER\s+MAC\s+RENEWED\n10\.0\.0\.65\s+10\.0\.0\.1\s+02:aa:bb:cc:dd:ee\s+30s ago/);
+});
