@@ -94,8 +94,8 @@ test('without --lb-dhcp, 0.0.0.0 is refused with an Event that says what to set;
   await start([]);
   await lb('web', {loadBalancerIP: '0.0.0.0'});
   await lb('six', {}, {'extip.io/load-balancer-ips': '::'});
-  await cluster.until('both refused', () => events().some((e) => e.includes('0.0.0.0 (spec.loadBalancerIP) asks for a lease from the segment\'s DHCP server, which extip takes only with extip_lb_dhcp: true'))
-    && events().some((e) => e.includes(':: (the annotation extip.io/load-balancer-ips) asks for an IPv6 lease')));
+  await cluster.until('both refused', () => events().some((e) => e.startsWith('ExternalIPRefused: ') && e.includes('0.0.0.0 (spec.loadBalancerIP) asks for a lease from the segment\'s DHCP server, which extip takes only with extip_lb_dhcp: true'))
+    && events().some((e) => e.startsWith('ExternalIPRefused: ') && e.includes(':: (the annotation extip.io/load-balancer-ips) asks for an IPv6 lease')));
   await sleep(500);
   expect(cluster.api.objects(CLAIMS)).toEqual([]);
   expect(server.said).toEqual([]);
