@@ -18,9 +18,9 @@ let cluster: SimCluster;
 let server: SimDhcpServer;
 const NAMES = ['node1', 'node2'];
 
-async function start(schedulerFlags: string[]): Promise<void> {
+async function start(schedulerFlags: string[], dhcp = new SimDhcpServer()): Promise<void> {
   cluster = await SimCluster.start();
-  server = new SimDhcpServer();
+  server = dhcp;
   for (const [i, name] of NAMES.entries()) await cluster.addNode(name, `10.1.0.${i + 1}`, {dhcp: server.taker(name)});
   await cluster.addScheduler('scheduler', schedulerFlags);
 }
@@ -99,4 +99,16 @@ test('without --lb-dhcp, 0.0.0.0 is refused with an Event that says what to set;
   await sleep(500);
   expect(cluster.api.objects(CLAIMS)).toEqual([]);
   expect(server.said).toEqual([]);
+});
+
+test('an address the policy refuses (the segment\'s broadcast address): released, a LeaseFailed Event that says why, no ingress', async () => {
+  await start(['--lb-dhcp'], new SimDhcpServer('10.1.0.254', {prefix: '10.1.0.', first: 255, last: 255}));
+  await lb('odd', {loadBalancerIP: '0.0.0.0'});
+  await cluster.until('a LeaseFailed Event', () => events().some((e) => /^LeaseFailed: node\d: the DHCP server leased 10\.1\.0\.255, which the address policy refuses: .*broadcast.*; the lease is released/.test(e)));
+  await cluster.until('the lease released', () => server.said.some((s) => / release 10\.1\.0\.255 /.test(s)) && server.table.size === 0);
+  expect(service('odd')!.status?.loadBalancer?.ingress ?? []).toEqual([]);
+  expect(claim()!.status.lease ?? null).toBeNull();
+  await sleep(1500);
+  // Not asked for again while the claim stays where it is.
+  expect(server.said.filter((s) => / lease /.test(s))).toHaveLength(1);
 });
