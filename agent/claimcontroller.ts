@@ -594,7 +594,7 @@ export class ClaimController extends Component {
         this.log.info(0, `IpClaim ${held.claim} ${claim ? 'is being deleted' : 'is gone'}: releasing the DHCP lease of ${dhcpService(key)}`);
         void held.taker.release().catch((err: Error) => this.log.warn(`releasing the lease on ${held.taker.link}: ${describe(err)}`));
       } else {
-        this.log.info(0, `IpClaim ${held.claim} is ${claim.spec?.nodeName}'s now (taken by ${claim.metadata.annotations?.[TAKEN_BY] ?? 'none'}${wanted.has(key) ? `, wanted as ${wanted.get(key)}` : ''}): leaving the DHCP lease of ${dhcpService(key)} to it`);
+        this.log.info(0, `IpClaim ${held.claim} went to ${claim.metadata.annotations?.[TAKEN_BY] ?? claim.spec?.nodeName}: leaving the DHCP lease of ${dhcpService(key)} to it`);
         await held.taker.stop();
       }
     }
@@ -612,6 +612,9 @@ export class ClaimController extends Component {
       try {
         await taker.start();
       } catch (err) {
+        // Tried again at the next pass (the interface may be back by then).
+        this.leases.delete(key);
+        await taker.stop().catch(() => undefined);
         void this.recordLease(name, {leaseError: `cannot take the lease on ${this.node}: ${describe(err)}`});
         continue;
       }
@@ -828,9 +831,9 @@ export class ClaimController extends Component {
   }
 
   /** Takes down this owner's addresses (those no other live owner wants) and empties its record; returns what came down. */
-  private async withdraw(keepLinks = false): Promise<string[]> {
+  private async withdraw(): Promise<string[]> {
     // The leases are not released: the node that takes their claims takes them over, with the same MAC.
-    await this.stopLeases(keepLinks);
+    await this.stopLeases(false);
     const {removed, failed} = await this.owned.withdraw();
     for (const line of failed) this.log.warn(`ip: ${line}`);
     await this.owned.adopt([], this.owned.addresses);
