@@ -7,11 +7,13 @@
  * host on the Internet side reaches it; the mapping follows a failover (the
  * new holder renews it); it goes with the annotation, the Service, and
  * uninstall; a port the gateway refuses is an Event; `extip status` shows
- * each mapping.
+ * each mapping. The uninstall is a snapshot test: the lab, the gateway's
+ * table with it, as before the install.
  */
 import {expect, test} from '@jest/globals';
 import {waitFor} from '../lab/bgp.js';
-import type {LabUpnp} from '../lab/lab.js';
+import type {Lab, LabUpnp} from '../lab/lab.js';
+import {type Snapshot, diffSnapshots, takeSnapshot} from '../lab/snapshot.js';
 import {explain, runRole} from '../helpers/role.js';
 import {extip} from '../helpers/cli.js';
 import {useLab} from '../helpers/lab.js';
@@ -29,11 +31,15 @@ const vars = {
 };
 
 let gateway: LabUpnp;
+let before: Snapshot;
+/** The lab's state, with the gateway's table of mappings. */
+const snapshot = (of: Lab) => takeSnapshot(of, {extra: async () => ({'UPnP mappings': await gateway.mappings()})});
 const lab = useLab({nodes: 2}, async (started) => {
-  const run = await runRole(started, {vars});
-  if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
   gateway = await started.addUpnpGateway({deny: [REFUSED_PORT]});
   for (const h of started.hosts) for (const port of [80, REFUSED_PORT]) started.serveName(h.name, port);
+  before = await snapshot(started);
+  const run = await runRole(started, {vars});
+  if (run.exitCode !== 0) throw new Error(explain(run).slice(0, 3000));
 });
 
 const loadBalancer = (name: string, port: number, annotations: Record<string, string>) =>
@@ -100,7 +106,9 @@ test('the mapping follows a failover: the node that takes the address renews it,
     expect(await gateway.mappings()).toEqual([`TCP 80 -> ${ip}:80`]);
     await until('the Internet side reaches the new holder', async () => (await gateway.connect(80)) === after, 15000);
   } finally {
+    // Up again, with the default route the link took with it.
     await lab.exec(before, 'ip', ['link', 'set', 'eth0', 'up']);
+    await lab.exec(before, 'ip', ['route', 'replace', 'default', 'via', lab.router.ip]);
   }
 });
 
@@ -125,7 +133,7 @@ test('a port the gateway refuses is an Event; the mapping goes with the annotati
   }
 });
 
-test('uninstall leaves no port mapping on the gateway', async () => {
+test('uninstall, the Service still asking, leaves no port mapping on the gateway: the lab as it was before the install', async () => {
   expect((await lab.kubectl(['apply', '-f', '-'], JSON.stringify(loadBalancer('web', 80, {'extip.io/upnp': 'true'})))).exitCode).toBe(0);
   await until('mapped', async () => (await gateway.mappings()).length === 1, 30000);
   const removal = await runRole(lab, {playbook: 'externalip-uninstall.yml', vars: {extip_namespace: 'extip'}});
@@ -133,4 +141,7 @@ test('uninstall leaves no port mapping on the gateway', async () => {
   expect(await gateway.mappings()).toEqual([]);
   for (const ip of POOLED) expect(await holderOf(ip)).toBeUndefined();
   await lab.kubectl(['delete', 'service', 'web', '-n', 'default', '--ignore-not-found']);
+  await waitFor('the state before install', async () => diffSnapshots(before, await snapshot(lab)).length === 0, 30000).catch(async () => {
+    expect(diffSnapshots(before, await snapshot(lab))).toEqual([]);
+  });
 });
