@@ -93,6 +93,10 @@ export interface Spawned {
   done: Promise<{exitCode: number | undefined; signal: string | undefined}>;
 }
 
+/** The long-running programs started and not ended: stopped when this process exits. */
+const running = new Set<ChildProcess>();
+let exitHooked = false;
+
 /** Starts a long-running program; its output goes to `onOutput` as it comes (its stderr to `onStderr` when given). */
 export function spawnProgram(command: string, args: readonly string[], options: RunOptions & {onOutput?: (chunk: string) => void; onStderr?: (chunk: string) => void}): Spawned {
   // In its own process group: a Ctrl-C in the terminal reaches only us, and we
@@ -103,18 +107,24 @@ export function spawnProgram(command: string, args: readonly string[], options: 
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
-  // Detached, it would outlive us: stopped when we exit.
-  const stop = () => child.kill('SIGTERM');
-  process.once('exit', stop);
+  // Detached, it would outlive us: stopped when we exit (one hook for all of them: the agent runs a
+  // DHCP client per lease, more than an EventEmitter's ten listeners).
+  running.add(child);
+  if (!exitHooked) {
+    exitHooked = true;
+    process.once('exit', () => {
+      for (const c of running) c.kill('SIGTERM');
+    });
+  }
   child.stdout?.on('data', (d: Buffer) => options.onOutput?.(d.toString()));
   child.stderr?.on('data', (d: Buffer) => (options.onStderr ?? options.onOutput)?.(d.toString()));
   const done = new Promise<{exitCode: number | undefined; signal: string | undefined}>((resolve, reject) => {
     child.once('error', (e: NodeJS.ErrnoException) => {
-      process.removeListener('exit', stop);
+      running.delete(child);
       reject(startError(command, args, e, options.installHint));
     });
     child.once('close', (code, signal) => {
-      process.removeListener('exit', stop);
+      running.delete(child);
       resolve({exitCode: code ?? undefined, signal: signal ?? undefined});
     });
   });
