@@ -62,7 +62,18 @@ process.stdout.write(${JSON.stringify(EVENT_PREFIX)} + JSON.stringify({event: pr
  * The event program to give udhcpc: the image's, else (an agent run from a
  * checkout) one written beside the system's temporary files for this Node.
  */
-export async function eventProgram(): Promise<string> {
+export function eventProgram(): Promise<string> {
+  // Found (or written) once: every lease's udhcpc, and each of its retries, runs the same one.
+  eventProgramPath ??= findEventProgram().catch((err: Error) => {
+    eventProgramPath = undefined;
+    throw err;
+  });
+  return eventProgramPath;
+}
+
+let eventProgramPath: Promise<string> | undefined;
+
+async function findEventProgram(): Promise<string> {
   if (existsSync(DHCP_EVENT_PROGRAM)) return DHCP_EVENT_PROGRAM;
   const text = eventProgramText(process.execPath);
   const path = join(tmpdir(), `extip-dhcp-event-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`);

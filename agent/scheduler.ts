@@ -298,8 +298,10 @@ export class Scheduler extends Component {
       for (const name of this.asking.keys()) if (!asked.has(name)) this.asking.delete(name);
       await this.recordHolders(claims, d.remove, desired.wanted);
       await this.recordStandbys(live, d.remove);
-      await this.recordUpnp(desired.wanted, d.remove, at);
-      await this.recordLeases(desired.wanted, d.remove, at);
+      // The Services by key, read once for both.
+      const byKey = new Map(this.serviceList().map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s]));
+      await this.recordUpnp(desired.wanted, d.remove, at, byKey);
+      await this.recordLeases(desired.wanted, d.remove, at, byKey);
       for (const name of d.remove) {
         const r = await this.api.request('DELETE', `${CLAIMS}/${name}`);
         if (r.status === 200 || r.status === 202) this.log.info(1, `claim ${name}: no Service wants it; deleted`);
@@ -469,9 +471,8 @@ export class Scheduler extends Component {
    * by an Event, what their holder's last report (`status.upnp`) says, when
    * it changes: the mappings made, or the gateway's error.
    */
-  private async recordUpnp(wanted: ReadonlyMap<string, string[]>, removed: readonly string[], at: string): Promise<void> {
+  private async recordUpnp(wanted: ReadonlyMap<string, string[]>, removed: readonly string[], at: string, services: ReadonlyMap<string, k8s.V1Service>): Promise<void> {
     const gone = new Set(removed);
-    const services = new Map(this.serviceList().map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s]));
     for (const c of this.claims.list()) {
       const name = String(c.metadata.name);
       if (gone.has(name) || c.metadata.deletionTimestamp) continue;
@@ -509,9 +510,8 @@ export class Scheduler extends Component {
    * tells the Service by an Event when the lease is got or moves, and when
    * the holder finds no server or the lease is refused (`status.leaseError`).
    */
-  private async recordLeases(wanted: ReadonlyMap<string, string[]>, removed: readonly string[], at: string): Promise<void> {
+  private async recordLeases(wanted: ReadonlyMap<string, string[]>, removed: readonly string[], at: string, services: ReadonlyMap<string, k8s.V1Service>): Promise<void> {
     const gone = new Set(removed);
-    const services = new Map(this.serviceList().map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s]));
     const seen = new Set<string>();
     for (const c of this.claims.list()) {
       const name = String(c.metadata.name);
